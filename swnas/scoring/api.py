@@ -1,0 +1,138 @@
+"""The public scoring API: ``score``, ``score_many`` and the criterion registry behind them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from swnas.errors import InputError
+from swnas.scoring._arrays import check_problem
+from swnas.scoring.backends import get_impl, resolve_backend
+
+__all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "score", "score_many"]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Feature importances of one problem.
+
+    Attributes
+    ----------
+    features : numpy.ndarray
+        float64 per-feature scores, length p.
+    stage : float
+        The stage score: the mean of ``features`` (the paper's aggregation).
+    criterion : str
+    backend : str
+        The backend that computed it (``auto`` resolved).
+    params : dict
+        The criterion parameters used, defaults filled in.
+    """
+
+    features: np.ndarray
+    stage: float
+    criterion: str
+    backend: str
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A feature-importance criterion.
+
+    ``check(params, n_samples, n_features, n_classes)`` returns the full parameter dict (defaults
+    filled in) or raises :class:`InputError`; ``min_samples`` is the fewest rows it accepts.
+    """
+
+    name: str
+    check: Callable[[dict, int, int, int], dict]
+    min_samples: Callable[[dict], int] = lambda params: 2
+    description: str = ""
+
+
+_CRITERIA: dict[str, Criterion] = {}
+
+
+def register_criterion(c: Criterion) -> Criterion:
+    _CRITERIA[c.name] = c
+    return c
+
+
+def criteria() -> list[str]:
+    """Names of the known criteria."""
+    return sorted(_CRITERIA)
+
+
+def _criterion(name: Any) -> Criterion:
+    if not isinstance(name, str) or name not in _CRITERIA:
+        raise InputError(f"criterion: unknown criterion {name!r}; choose one of {', '.join(criteria())}")
+    return _CRITERIA[name]
+
+
+def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y"):
+    min_n = crit.min_samples(params)
+    X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
+    full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
+    return X, info, codes, n_classes, full
+
+
+def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> ScoreResult:
+    """Score every feature of ``X`` for predicting the class labels ``y``.
+
+    Parameters
+    ----------
+    X : array (N, p)
+        NumPy array, torch tensor (CPU or CUDA) or CuPy array, float32 or float64. Never copied on
+        the compiled backends; GPU data stays on the GPU with ``backend="auto"``.
+    y : array (N,)
+        Integer class labels (any values; at least two distinct).
+    criterion : {"pls", "inffs", "ilfs"}
+    backend : {"auto", "numpy", "numba", "cpp", "cuda", "cupy"}
+        ``numpy`` is the float64 reference; ``auto`` picks the fastest available for where X lives.
+    **params
+        Criterion parameters, e.g. ``n_components=2, scale=True`` for PLS-VIP.
+
+    Returns
+    -------
+    ScoreResult
+    """
+    crit = _criterion(criterion)
+    X, info, codes, n_classes, full = _prepare(X, y, crit, params)
+    b = resolve_backend(backend, crit.name, info.device)
+    feats = np.asarray(get_impl(crit.name, b)(X, codes, n_classes, **full), dtype=np.float64)
+    return ScoreResult(features=feats, stage=float(feats.mean()), criterion=crit.name, backend=b, params=full)
+
+
+def score_many(
+    problems: Sequence[tuple[Any, Any]], criterion: str = "pls", backend: str = "auto", **params
+) -> list[ScoreResult]:
+    """Score many ``(X, y)`` problems (e.g. every stage of A and of T) in one call.
+
+    The ``cpp`` and ``cuda`` backends run the whole batch in one compiled call (OpenMP across
+    problems on the CPU, grouped kernels on the GPU); other backends loop.
+    """
+    crit = _criterion(criterion)
+    if not isinstance(problems, (list, tuple)) or len(problems) == 0:
+        raise InputError("problems: expected a non-empty list of (X, y) pairs")
+    prepared = []
+    devices = set()
+    for i, pr in enumerate(problems):
+        if not isinstance(pr, (list, tuple)) or len(pr) != 2:
+            raise InputError(f"problems[{i}]: expected an (X, y) pair")
+        X, info, codes, n_classes, full = _prepare(pr[0], pr[1], crit, params, f"problems[{i}].X", f"problems[{i}].y")
+        prepared.append((X, codes, n_classes))
+        devices.add(info.device)
+    device = "cuda" if devices == {"cuda"} else "cpu"
+    b = resolve_backend(backend, crit.name, device)
+    batched = get_impl(crit.name, b, batched=True)
+    if batched is not None:
+        outs = batched(prepared, **full)
+    else:
+        impl = get_impl(crit.name, b)
+        outs = [impl(X, codes, n_classes, **full) for X, codes, n_classes in prepared]
+    results = []
+    for f in outs:
+        f = np.asarray(f, dtype=np.float64)
+        results.append(ScoreResult(features=f, stage=float(f.mean()), criterion=crit.name, backend=b, params=full))
+    return results
