@@ -16,7 +16,14 @@ from swnas.scoring._arrays import check_finite_stats, to_numpy
 from swnas.scoring.api import Criterion, register_criterion
 from swnas.scoring.backends import register
 
-__all__ = ["pls_vip_reference", "kernel_pls_vip", "onehot_stats", "vip_from_components"]
+__all__ = [
+    "pls_vip_reference",
+    "kernel_pls_vip",
+    "onehot_stats",
+    "standardised_cross",
+    "constant_columns",
+    "vip_from_components",
+]
 
 
 def _check(params: dict, n: int, p: int, n_classes: int) -> dict:
@@ -68,17 +75,26 @@ def standardised_cross(
     of squared deviations from the column mean.
     """
     mu = colsum / n
+    constant = constant_columns(colsum, colsq_centred, n)
     if scale:
         sd = np.sqrt(np.maximum(colsq_centred, 0.0) / (n - 1.0))
-        sd[sd == 0] = 1.0
+        sd[(sd == 0) | constant] = 1.0
     else:
         sd = np.ones_like(mu)
     ymean, ystd = onehot_stats(counts, n)
     # X_s'Y_s[:, c] = D^-1 (X'y_c - colsum * ymean_c) / ystd_c   (Y_s is centred, so mu drops out)
     xy = class_sums.T - np.outer(colsum, ymean)
+    xy[constant] = 0.0
     if scale:
         xy = xy / ystd[None, :] / sd[:, None]
     return mu, sd, xy
+
+
+def constant_columns(colsum: np.ndarray, colsq_centred: np.ndarray, n: int) -> np.ndarray:
+    """Mask of zero-variance columns (legal, as in scikit-learn; they score exactly 0)."""
+    mu = colsum / n
+    # a spread below 1e-12 of the mean is rounding in the mean itself, not information
+    return colsq_centred <= n * (1e-12 * np.abs(mu)) ** 2
 
 
 def vip_from_components(W: np.ndarray, ss: np.ndarray) -> np.ndarray:
@@ -97,6 +113,7 @@ def kernel_pls_vip(
     xy: np.ndarray,
     n_components: int,
     project: Callable[[np.ndarray], tuple[np.ndarray, float]],
+    constant: np.ndarray | None = None,
 ) -> np.ndarray:
     """Improved kernel PLS on the standardised cross-product ``xy`` = X_s'Y_s, returning VIP.
 
@@ -108,6 +125,8 @@ def kernel_pls_vip(
         ``project(r) -> (X_s'X_s r, r'X_s'X_s r)``: one product with the standardised data's Gram
         operator. The batch form computes it with two passes over X (t = X_s r, then X_s't); the
         Gram form multiplies by the accumulated X'X.
+    constant : (p,) bool, optional
+        Zero-variance columns: their loadings are set to exactly 0 (rounding would leave ~1e-17).
     """
     p, c = xy.shape
     s = xy.copy()
@@ -131,6 +150,8 @@ def kernel_pls_vip(
         if not tt > 0.0:
             break
         pa = g / tt
+        if constant is not None:
+            pa[constant] = 0.0
         q = (xy.T @ r) / tt  # y-loadings: Y_s't / t't; r'(deflated X'Y) equals r'X'Y
         s -= np.outer(pa, q) * tt
         W[:, a], R[:, a], P[:, a] = w, r, pa
@@ -142,9 +163,10 @@ def pls_vip_reference(X, codes: np.ndarray, n_classes: int, n_components: int = 
     """Float64 NumPy reference of PLS-VIP (two passes over X per component, X never copied beyond float64)."""
     X = np.asarray(to_numpy(X), dtype=np.float64)
     n, p = X.shape
-    colsum = X.sum(axis=0)
-    mu = colsum / n
-    sq = np.einsum("ij,ij->j", X - mu, X - mu) if n * p <= 50_000_000 else _sq_chunked(X, mu)
+    with np.errstate(invalid="ignore", over="ignore"):
+        colsum = X.sum(axis=0)
+        mu = colsum / n
+        sq = _sq_chunked(X, mu)
     check_finite_stats(colsum, sq)
     onehot = np.zeros((n, n_classes))
     onehot[np.arange(n), codes] = 1.0
@@ -158,7 +180,7 @@ def pls_vip_reference(X, codes: np.ndarray, n_classes: int, n_components: int = 
         g = (X.T @ t - mu * t.sum()) / sd
         return g, float(t @ t)
 
-    return kernel_pls_vip(xy, n_components, project)
+    return kernel_pls_vip(xy, n_components, project, constant_columns(colsum, sq, n))
 
 
 def _sq_chunked(X: np.ndarray, mu: np.ndarray, rows: int = 8192) -> np.ndarray:

@@ -1,0 +1,266 @@
+"""Streaming (Gram-form) scoring: sum statistics chunk by chunk, never store the feature matrix.
+
+PLS-VIP needs only X'X, X'Y, the column sums and N (DESIGN 3.1), and inf-FS with Pearson
+correlation needs only X'X and the column sums, so both can be fed batch by batch — straight from
+a forward pass, on the device that ran it — and merged across processes with one all-reduce.
+
+Numerics: every chunk is shifted by a fixed reference row (the first chunk's column means) before
+its products are taken, and the products are accumulated in float64. ``X'X - N mu mu'`` computed
+naively in float32 cancels catastrophically for post-ReLU activations or pixels; shifted sums do not.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from swnas.errors import InputError
+from swnas.scoring._arrays import array_info, check_finite_stats, encode_labels
+from swnas.scoring.api import ScoreResult, _criterion
+
+__all__ = ["StreamingScorer", "supports_streaming"]
+
+
+def supports_streaming(criterion: str, **params: Any) -> bool:
+    """Whether ``criterion`` (with ``params``) can be computed from streamed statistics."""
+    if criterion == "pls":
+        return True
+    if criterion == "inffs":
+        return params.get("corr", "spearman") == "pearson"
+    return False
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _as_torch(X: Any, name: str):
+    """Zero-copy torch view of a NumPy / torch / CuPy matrix."""
+    torch = _torch()
+    info = array_info(X, name)
+    if info.kind == "numpy":
+        t = torch.from_numpy(np.ascontiguousarray(X))
+    elif info.kind == "torch":
+        t = X.detach()
+    else:  # cupy: DLPack keeps it on the GPU
+        t = torch.from_dlpack(X)
+    if t.ndim != 2:
+        raise InputError(f"{name}: expected a 2-D chunk (rows x features), got shape {tuple(t.shape)}")
+    if not (t.is_floating_point()):
+        t = t.to(torch.float64)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return t
+
+
+class StreamingScorer:
+    """Accumulate scoring statistics over chunks of rows; score without storing X.
+
+    Parameters
+    ----------
+    criterion : {"pls", "inffs"}
+        ``inffs`` needs ``corr="pearson"``.
+    n_classes : int
+        Labels must be integers in ``0 .. n_classes-1``.
+    backend : str
+        Kept for API symmetry; the statistics live on the device of the chunks (torch does the
+        GEMM there) and the final small solve runs in float64 NumPy.
+    **params
+        Criterion parameters (``n_components``, ``scale`` for PLS; ``alpha``, ``factor`` for inf-FS).
+
+    Examples
+    --------
+    >>> acc = StreamingScorer("pls", n_classes=10)                 # doctest: +SKIP
+    >>> for xb, yb in batches: acc.update(xb, yb)                  # doctest: +SKIP
+    >>> acc.result().stage                                          # doctest: +SKIP
+    """
+
+    def __init__(self, criterion: str = "pls", n_classes: int = 2, backend: str = "auto", **params: Any):
+        crit = _criterion(criterion)
+        if not supports_streaming(crit.name, **params):
+            raise InputError(
+                f"criterion: {criterion!r} with {params or 'default parameters'} needs the whole feature "
+                "matrix; stream only 'pls' or 'inffs' with corr='pearson'"
+            )
+        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+            raise InputError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
+        self.criterion = crit.name
+        self.n_classes = int(n_classes)
+        self.backend = backend
+        self.params = dict(params)
+        self._crit = crit
+        self.n = 0
+        self.shift = None  # (p,) float64 torch tensor on the statistics' device
+        self.s1 = None  # sum of (x - shift)
+        self.s2 = None  # sum of (x - shift)(x - shift)'
+        self.cs = None  # (C, p) per-class sums of (x - shift)
+        self.counts = None  # (C,) float64
+
+    # ------------------------------------------------------------------ updates
+    @property
+    def n_features(self) -> int | None:
+        return None if self.shift is None else int(self.shift.shape[0])
+
+    def _init_state(self, p: int, device, shift):
+        torch = _torch()
+        f64 = torch.float64
+        self.shift = shift.to(device=device, dtype=f64)
+        self.s1 = torch.zeros(p, dtype=f64, device=device)
+        self.s2 = torch.zeros((p, p), dtype=f64, device=device)
+        self.cs = torch.zeros((self.n_classes, p), dtype=f64, device=device)
+        self.counts = torch.zeros(self.n_classes, dtype=f64, device=device)
+
+    def update(self, X: Any, y: Any) -> "StreamingScorer":
+        """Add a chunk of rows ``X`` (b x p) with labels ``y`` (b,)."""
+        torch = _torch()
+        t = _as_torch(X, "X")
+        b, p = t.shape
+        if b == 0:
+            return self
+        if self.shift is not None and p != self.shift.shape[0]:
+            raise InputError(f"X: chunk has {p} features, earlier chunks had {self.shift.shape[0]}")
+        yt = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y.detach()
+        if yt.ndim != 1 or yt.shape[0] != b:
+            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got shape {tuple(yt.shape)}")
+        if yt.is_floating_point() or yt.dtype == torch.bool:
+            raise InputError(f"y: labels must be integers, got {yt.dtype}")
+        yt = yt.to(device=t.device, dtype=torch.long)
+        lo, hi = int(yt.min()), int(yt.max())
+        if lo < 0 or hi >= self.n_classes:
+            raise InputError(f"y: labels must lie in 0..{self.n_classes - 1}, got values in {lo}..{hi}")
+        if self.shift is None:
+            self._init_state(p, t.device, t.mean(dim=0, dtype=torch.float64))
+        elif t.device != self.shift.device:
+            raise InputError(f"X: chunk is on {t.device}, the statistics are on {self.shift.device}")
+        z = t - self.shift.to(t.dtype)
+        self.s1 += z.sum(dim=0, dtype=torch.float64)
+        self.s2 += (z.T @ z).to(torch.float64)
+        self.cs.index_add_(0, yt, z.to(torch.float64))
+        self.counts += torch.bincount(yt, minlength=self.n_classes).to(torch.float64)
+        self.n += b
+        return self
+
+    def _state_at(self, shift):
+        """(s1, s2, cs) re-expressed relative to ``shift``."""
+        d = self.shift - shift
+        n = float(self.n)
+        s1 = self.s1 + n * d
+        s2 = self.s2 + self.s1[:, None] * d[None, :] + d[:, None] * self.s1[None, :] + n * d[:, None] * d[None, :]
+        cs = self.cs + self.counts[:, None] * d[None, :]
+        return s1, s2, cs
+
+    def merge(self, other: "StreamingScorer") -> "StreamingScorer":
+        """Add ``other``'s statistics into this accumulator (the shifts may differ)."""
+        if not isinstance(other, StreamingScorer):
+            raise InputError(f"other: expected a StreamingScorer, got {type(other).__name__}")
+        if (other.criterion, other.n_classes) != (self.criterion, self.n_classes):
+            raise InputError("other: accumulators of different criteria or class counts cannot be merged")
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            self._init_state(other.shift.shape[0], other.shift.device, other.shift)
+        if other.shift.shape != self.shift.shape:
+            raise InputError(f"other: has {other.shift.shape[0]} features, this has {self.shift.shape[0]}")
+        s1, s2, cs = other._state_at(self.shift.to(other.shift.device))
+        dev = self.shift.device
+        self.s1 += s1.to(dev)
+        self.s2 += s2.to(dev)
+        self.cs += cs.to(dev)
+        self.counts += other.counts.to(dev)
+        self.n += other.n
+        return self
+
+    def all_reduce(self, group=None) -> "StreamingScorer":
+        """Sum the statistics of every process of ``torch.distributed`` (in place).
+
+        A tiny all-reduce agrees on a common shift (the global column mean); then the whole state
+        travels in one all-reduce of a single packed float64 buffer. Every rank must call this, and
+        must have seen at least one chunk or know ``n_features`` from a peer (ranks with no rows
+        contribute zeros).
+        """
+        torch = _torch()
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        if self.shift is None:
+            raise InputError("all_reduce: this process saw no rows; give every rank a shard")
+        dev = self.shift.device
+        head = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev), self.s1 + self.n * self.shift])
+        dist.all_reduce(head, group=group)
+        n_all = float(head[0])
+        common = head[1:] / n_all
+        s1, s2, cs = self._state_at(common)
+        packed = torch.cat([s1, s2.reshape(-1), cs.reshape(-1), self.counts])
+        dist.all_reduce(packed, group=group)
+        p, c = s1.shape[0], self.n_classes
+        self.shift = common
+        self.s1 = packed[:p].clone()
+        self.s2 = packed[p:p + p * p].reshape(p, p).clone()
+        self.cs = packed[p + p * p:p + p * p + c * p].reshape(c, p).clone()
+        self.counts = packed[p + p * p + c * p:].clone()
+        self.n = int(round(n_all))
+        return self
+
+    # ------------------------------------------------------------------ results
+    def statistics(self) -> dict[str, np.ndarray]:
+        """Host float64 copies: ``n, mean, scatter`` (centred X'X), ``class_sums_centred``, ``counts``."""
+        if self.n == 0:
+            raise InputError("X: no rows were given to the accumulator")
+        s1 = self.s1.cpu().numpy()
+        s2 = self.s2.cpu().numpy()
+        n = float(self.n)
+        scatter = s2 - np.outer(s1, s1) / n
+        mean = self.shift.cpu().numpy() + s1 / n
+        counts = self.counts.cpu().numpy()
+        cs = self.cs.cpu().numpy() - np.outer(counts, s1 / n)  # per-class sums of (x - mean)
+        check_finite_stats(s1, np.diag(s2))
+        return {"n": self.n, "mean": mean, "scatter": scatter, "class_sums_centred": cs, "counts": counts}
+
+    def result(self) -> ScoreResult:
+        """Score the accumulated rows; equals ``score(X_all, y_all, ...)`` up to rounding."""
+        st = self.statistics()
+        n, p = st["n"], st["mean"].shape[0]
+        present = st["counts"] > 0
+        if present.sum() < 2:
+            raise InputError(f"y: needs at least 2 classes to score features, found {int(present.sum())}")
+        params = self._crit.check(dict(self.params), n, p, int(present.sum()))
+        if n < self._crit.min_samples(params):
+            raise InputError(f"X: has {n} samples; this criterion needs at least {self._crit.min_samples(params)}")
+        if self.criterion == "pls":
+            feats = _pls_from_stats(st, present, **params)
+        else:
+            from swnas.scoring.inffs import inffs_from_stats
+
+            scatter = st["scatter"]
+            var = np.maximum(np.diag(scatter), 0.0)
+            std = np.sqrt(var / (n - 1.0))
+            denom = np.sqrt(np.outer(var, var))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = scatter / denom
+            rest = {k: v for k, v in params.items() if k != "corr"}
+            feats = np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
+        return ScoreResult(features=feats, stage=float(feats.mean()), criterion=self.criterion,
+                           backend="streaming", params=params)
+
+
+def _pls_from_stats(st: dict, present: np.ndarray, n_components: int, scale: bool) -> np.ndarray:
+    from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
+
+    n = st["n"]
+    scatter = st["scatter"]
+    colsq = np.diag(scatter).copy()
+    zeros = np.zeros(scatter.shape[0])
+    # centred sums: the column sums are 0 and the class sums are already relative to the mean
+    _, sd, xy = standardised_cross(zeros, colsq, st["class_sums_centred"][present], st["counts"][present], n, scale)
+    constant = constant_columns(st["mean"] * n, colsq, n)
+    xy[constant] = 0.0
+
+    def project(r):
+        v = r / sd
+        mv = scatter @ v
+        return mv / sd, float(v @ mv)
+
+    return kernel_pls_vip(xy, n_components, project, constant)

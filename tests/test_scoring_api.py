@@ -1,0 +1,107 @@
+"""The public scoring API: backend resolution, input handling and clear errors (DESIGN 4, 7)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import planted
+from swnas.errors import BackendUnavailableError, InputError
+from swnas.scoring import BACKENDS, available_backends, backend_status, criteria, score, score_many
+
+
+def test_available_backends_and_reasons():
+    avail = available_backends()
+    assert "numpy" in avail
+    assert set(avail) <= set(BACKENDS)
+    for b in BACKENDS:
+        ok, why = backend_status(b)
+        assert ok == (b in avail)
+        assert (why == "") == ok
+    assert "pls" in criteria()
+
+
+def test_unavailable_backend_says_why():
+    for b in BACKENDS:
+        ok, why = backend_status(b)
+        if not ok:
+            X, y = planted(50, 5, 2)
+            with pytest.raises(BackendUnavailableError, match=b):
+                score(X, y, backend=b)
+
+
+def test_auto_picks_an_available_cpu_backend():
+    X, y = planted(80, 6, 3)
+    res = score(X, y)
+    assert res.backend in available_backends() and res.backend not in ("cuda", "cupy")
+
+
+def test_torch_and_list_inputs_agree_with_numpy():
+    X, y = planted(120, 8, 3, seed=1)
+    ref = score(X, y, backend="numpy").features
+    np.testing.assert_allclose(score(torch.from_numpy(X), torch.from_numpy(y), backend="numpy").features, ref)
+    np.testing.assert_allclose(score(X.tolist(), y.tolist(), backend="numpy").features, ref)
+    # integer features are promoted, not rejected
+    Xi = np.round(X * 10).astype(np.int32)
+    np.testing.assert_allclose(score(Xi, y, backend="numpy").features,
+                               score(Xi.astype(np.float64), y, backend="numpy").features)
+
+
+def test_score_many_equals_score():
+    probs = [planted(100 + 10 * i, 5 + i, 2 + i, seed=i) for i in range(3)]
+    many = score_many(probs, backend="numpy", n_components=2)
+    for (X, y), r in zip(probs, many):
+        np.testing.assert_allclose(r.features, score(X, y, backend="numpy").features, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "X, y, kwargs, match",
+    [
+        (np.zeros((10, 3)), np.arange(9) % 2, {}, "9 labels but X has 10 samples"),
+        (np.zeros(10), np.arange(10) % 2, {}, "2-D matrix"),
+        (np.zeros((10, 0)), np.arange(10) % 2, {}, "no features"),
+        (np.zeros((10, 3), dtype=complex), np.arange(10) % 2, {}, "not a real number type"),
+        (np.array([["a", "b"], ["c", "d"]]), np.array([0, 1]), {}, "not a real number type"),
+        (np.ones((10, 3)), np.zeros(10, dtype=int), {}, "at least 2 classes"),
+        (np.ones((10, 3)), np.linspace(0, 1, 10), {}, "integers"),
+        (np.ones((10, 3)), np.array(list("ababababab")), {}, "integers"),
+        (np.ones((3, 5)), np.array([0, 1, 0]), {"n_components": 3}, "has 3 samples; this criterion needs at least 4"),
+        (np.ones((30, 2)), np.arange(30) % 2, {"n_components": 3}, "at least 3 features"),
+        (np.ones((30, 4)), np.arange(30) % 2, {"n_components": 0}, "positive integer"),
+        (np.ones((30, 4)), np.arange(30) % 2, {"n_components": 1.5}, "positive integer"),
+        (np.ones((30, 4)), np.arange(30) % 2, {"scale": "yes"}, "scale"),
+        (np.ones((30, 4)), np.arange(30) % 2, {"n_comp": 2}, "unknown parameter"),
+        ("X.npy", np.arange(3), {}, "expected a NumPy array"),
+    ],
+)
+def test_bad_input_is_a_clear_error(X, y, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        score(X, y, backend="numpy", **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_inf_named(bad):
+    X, y = planted(40, 6, 2)
+    X[7, 4] = bad
+    with pytest.raises(InputError, match=r"NaN or Inf.*columns 4"):
+        score(X, y, backend="numpy")
+
+
+def test_unknown_names():
+    X, y = planted(40, 6, 2)
+    with pytest.raises(InputError, match="unknown criterion 'vip'"):
+        score(X, y, criterion="vip")
+    with pytest.raises(InputError, match="unknown backend 'gpu'"):
+        score(X, y, backend="gpu")
+    with pytest.raises(InputError, match="non-empty list"):
+        score_many([])
+    with pytest.raises(InputError, match=r"problems\[1\]"):
+        score_many([(X, y), (X, y[:-1])], backend="numpy")
+
+
+def test_input_not_modified():
+    X, y = planted(60, 7, 3)
+    X0, y0 = X.copy(), y.copy()
+    score(X, y, backend="numpy")
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
