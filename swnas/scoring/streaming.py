@@ -136,8 +136,11 @@ class StreamingScorer:
             raise InputError(f"X: chunk is on {t.device}, the statistics are on {self.shift.device}")
         z = t - self.shift.to(t.dtype)
         self.s1 += z.sum(dim=0, dtype=torch.float64)
-        self.s2 += (z.T @ z).to(torch.float64)
-        self.cs.index_add_(0, yt, z.to(torch.float64))
+        self.s2 += torch.mm(z.T, z).to(torch.float64)  # the GEMM: float32 products of shifted rows
+        # per-class sums of this chunk in the chunk's dtype (few rows each), then into float64
+        cs = torch.zeros((self.n_classes, p), dtype=z.dtype, device=z.device)
+        cs.index_add_(0, yt, z)
+        self.cs += cs.to(torch.float64)
         self.counts += torch.bincount(yt, minlength=self.n_classes).to(torch.float64)
         self.n += b
         return self
