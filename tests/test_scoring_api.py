@@ -105,3 +105,10 @@ def test_input_not_modified():
     score(X, y, backend="numpy")
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, y0)
+
+
+def test_compiled_core_is_installed():
+    # `pip install .` always builds swnas._core; if this fails, the tests are importing a source
+    # tree without the extension (run `pytest` from the repo root, not `python -m pytest`).
+    ok, why = backend_status("cpp")
+    assert ok, why
