@@ -1,0 +1,58 @@
+"""Network architectures: the spec (:class:`ArchSpec`), the builder and checkpoint I/O.
+
+>>> from swnas.models import ArchSpec, build
+>>> net = build(ArchSpec(module="basic", stages=[9, 9, 9]))   # ResNet-56
+>>> len(net.stages), len(net.stages[0])
+(3, 9)
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from swnas.errors import InputError
+from swnas.models.spec import MODULE_TYPES, ArchSpec
+
+__all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "stage_output_modules"]
+
+
+def build(spec: ArchSpec) -> nn.Module:
+    """Build the network that ``spec`` describes (freshly initialised, in training mode).
+
+    Returns
+    -------
+    torch.nn.Module
+        With ``.spec`` (the spec) and ``.stages`` (``nn.ModuleList``, one ``nn.Sequential`` of
+        modules per stage).
+    """
+    if not isinstance(spec, ArchSpec):
+        raise InputError(f"spec: expected an ArchSpec, got {type(spec).__name__}")
+    if spec.module == "basic":
+        from swnas.models.resnet import ResNetCifar
+
+        return ResNetCifar(spec)
+    if spec.module == "bottleneck":
+        from swnas.models.resnet import ResNetBottleneck
+
+        return ResNetBottleneck(spec)
+    from swnas.models.nasnet import NASNetCifar
+
+    return NASNetCifar(spec)
+
+
+def stage_output_modules(model: nn.Module) -> list[nn.Module]:
+    """The module whose forward output is each stage's scored output.
+
+    Residual blocks: their ``preact`` identity (the residual sum before the final ReLU); NASNet:
+    the stage's last cell (its concatenated output).
+    """
+    stages = getattr(model, "stages", None)
+    if not isinstance(stages, nn.ModuleList) or len(stages) == 0:
+        raise InputError("model: expected a network built by swnas.models.build (it has no .stages)")
+    out = []
+    for stage in stages:
+        last = stage[-1]
+        out.append(getattr(last, "preact", last))
+    return out
+
+
+from swnas.models.io import load, save_model  # noqa: E402

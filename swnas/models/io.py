@@ -1,0 +1,74 @@
+"""Checkpoint I/O: the spec and the state dict together in one file, loadable with weights_only=True."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from swnas.errors import InputError
+from swnas.models.spec import ArchSpec
+
+__all__ = ["save_model", "load", "read_checkpoint", "FORMAT"]
+
+FORMAT = "swnas-model-v1"
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``{"format", "spec" (JSON text), "state_dict", "extra"}`` atomically to ``path``.
+
+    ``extra`` must hold only plain types (numbers, strings, lists, dicts, tensors) so that the
+    file still loads with ``weights_only=True``.
+    """
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ArchSpec):
+        raise InputError("model: has no ArchSpec .spec; build it with swnas.models.build")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "spec": spec.to_json(), "state_dict": state, "extra": dict(extra or {})}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and check a :func:`save_model` file (``weights_only=True``); errors name the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"path: checkpoint {str(p)!r} does not exist or is not a file")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or holding pickled objects
+        raise InputError(f"path: cannot read checkpoint {str(p)!r} ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(f"path: {str(p)!r} is not a swnas model checkpoint (format {FORMAT!r} expected)")
+    if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("spec"), str):
+        raise InputError(f"path: checkpoint {str(p)!r} lacks its spec or state_dict")
+    try:
+        payload["spec"] = ArchSpec.from_json(payload["spec"])
+    except InputError as e:
+        raise InputError(f"path: checkpoint {str(p)!r} holds an invalid spec ({e})") from None
+    return payload
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the network saved by :func:`save_model` and load its weights (eval mode)."""
+    from swnas.models import build
+
+    payload = read_checkpoint(path)
+    model = build(payload["spec"])
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise InputError(f"path: checkpoint {str(path)!r} does not match its spec ({e})") from None
+    return model.to(map_location).eval()

@@ -1,0 +1,206 @@
+"""The architecture spec: a small, JSON-serialisable description from which a network is built."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+from swnas.errors import InputError
+
+__all__ = ["ArchSpec", "MODULE_TYPES", "SHORTCUTS", "STEM_KINDS"]
+
+MODULE_TYPES = ("basic", "bottleneck", "nasnet")
+SHORTCUTS = ("projection", "projection_bn", "zeros")
+STEM_KINDS = ("cifar", "imagenet")
+
+# Per-module defaults of the per-stage widths (stage i gets base * 2**i).
+_BASE_WIDTH = {"basic": 16, "bottleneck": 64, "nasnet": 16}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+@dataclass
+class ArchSpec:
+    """A network of S stages of residual blocks or NASNet cells.
+
+    Every field but ``module`` and ``stages`` defaults to CIFAR-10 (32x32 RGB, 10 classes).
+
+    Parameters
+    ----------
+    module : {"basic", "bottleneck", "nasnet"}
+        ``basic``: the CIFAR ResNet v1 block of the original code (conv-BN-ReLU-conv-BN, add,
+        ReLU). ``bottleneck``: the ImageNet ResNet-50 block (torchvision-compatible state dict).
+        ``nasnet``: NASNet-A normal cells, reduction cells between stages.
+    stages : list of int
+        Modules per stage, m_i >= 1. ``[9, 9, 9]`` with ``basic`` is ResNet-56.
+    widths : list of int or None
+        Per-stage widths (``basic``: block channels, default 16, 32, 64, ...; ``bottleneck``:
+        bottleneck planes, the block outputs 4x, default 64, 128, 256, 512; ``nasnet``: cell
+        channels C per node, default 16, 32, 64). ``None`` takes the default.
+    stem : int or None
+        Stem output channels (``basic``: widths[0]; ``bottleneck``: 64; ``nasnet``: 3 * widths[0]).
+    num_classes, input_size, in_channels : int
+        Classifier outputs, square input side in pixels, input channels.
+    shortcut : {"projection", "projection_bn", "zeros"}
+        ``basic`` only: the shortcut of the stride-2 block opening stages 2..S. ``projection`` is
+        the original code's 1x1 stride-2 convolution with bias and no BN; ``projection_bn`` adds BN
+        (no bias); ``zeros`` is option A (subsample, zero-pad the new channels, no parameters).
+    stem_kind : {"cifar", "imagenet"} or None
+        ``cifar``: 3x3 stride-1 convolution; ``imagenet``: 7x7 stride-2 convolution + 3x3 stride-2
+        max pool. ``None``: ``imagenet`` for ``bottleneck``, ``cifar`` otherwise.
+    drop_path : float
+        ``nasnet`` only: drop-path probability during training (0 disables it).
+
+    Examples
+    --------
+    >>> ArchSpec(stages=[9, 9, 9]).depth
+    56
+    >>> ArchSpec.from_json(ArchSpec(stages=[2, 3, 4]).to_json()).stages
+    [2, 3, 4]
+    """
+
+    module: str = "basic"
+    stages: list[int] = field(default_factory=lambda: [9, 9, 9])
+    widths: list[int] | None = None
+    stem: int | None = None
+    num_classes: int = 10
+    input_size: int = 32
+    in_channels: int = 3
+    shortcut: str = "projection"
+    stem_kind: str | None = None
+    drop_path: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.module, str) or self.module not in MODULE_TYPES:
+            raise InputError(f"module: unknown module type {self.module!r}; choose one of {', '.join(MODULE_TYPES)}")
+        if isinstance(self.stages, tuple):
+            self.stages = list(self.stages)
+        if not isinstance(self.stages, list) or len(self.stages) == 0:
+            raise InputError(f"stages: expected a non-empty list of module counts, got {self.stages!r}")
+        self.stages = [int(s) if isinstance(s, np.integer) else s for s in self.stages]
+        for i, s in enumerate(self.stages):
+            if not _is_int(s) or s < 1:
+                raise InputError(f"stages[{i}]: every stage needs at least one module, got {s!r}")
+        if self.widths is not None:
+            if isinstance(self.widths, tuple):
+                self.widths = list(self.widths)
+            if not isinstance(self.widths, list) or len(self.widths) != len(self.stages):
+                raise InputError(
+                    f"widths: expected {len(self.stages)} per-stage widths (one per stage), got {self.widths!r}"
+                )
+            for i, w in enumerate(self.widths):
+                if not _is_int(w) or w < 1:
+                    raise InputError(f"widths[{i}]: must be a positive integer, got {w!r}")
+        if self.stem is not None and (not _is_int(self.stem) or self.stem < 1):
+            raise InputError(f"stem: must be a positive integer or None, got {self.stem!r}")
+        for name in ("num_classes", "input_size", "in_channels"):
+            v = getattr(self, name)
+            if not _is_int(v) or v < 1:
+                raise InputError(f"{name}: must be a positive integer, got {v!r}")
+        if self.num_classes < 2:
+            raise InputError(f"num_classes: needs at least 2 classes, got {self.num_classes}")
+        if self.shortcut not in SHORTCUTS:
+            raise InputError(f"shortcut: unknown shortcut {self.shortcut!r}; choose one of {', '.join(SHORTCUTS)}")
+        if self.stem_kind is not None and self.stem_kind not in STEM_KINDS:
+            raise InputError(f"stem_kind: unknown stem {self.stem_kind!r}; choose one of {', '.join(STEM_KINDS)} or None")
+        if isinstance(self.drop_path, bool) or not isinstance(self.drop_path, (int, float)) or not 0.0 <= self.drop_path < 1.0:
+            raise InputError(f"drop_path: must be a probability in [0, 1), got {self.drop_path!r}")
+        self.drop_path = float(self.drop_path)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def num_stages(self) -> int:
+        """S, the number of stages."""
+        return len(self.stages)
+
+    @property
+    def stage_widths(self) -> list[int]:
+        """The per-stage widths with the module's defaults filled in."""
+        if self.widths is not None:
+            return list(self.widths)
+        base = _BASE_WIDTH[self.module]
+        return [base * 2**i for i in range(len(self.stages))]
+
+    @property
+    def stem_width(self) -> int:
+        """Stem output channels with the module's default filled in."""
+        if self.stem is not None:
+            return self.stem
+        if self.module == "bottleneck":
+            return 64
+        if self.module == "nasnet":
+            return 3 * self.stage_widths[0]
+        return self.stage_widths[0]
+
+    @property
+    def resolved_stem_kind(self) -> str:
+        """``stem_kind`` with the module's default filled in."""
+        if self.stem_kind is not None:
+            return self.stem_kind
+        return "imagenet" if self.module == "bottleneck" else "cifar"
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers on the longest path, as ResNet names count them.
+
+        ``basic``: 2 per block + stem + classifier (``[9, 9, 9]`` -> 56); ``bottleneck``: 3 per
+        block + 2 (``[3, 4, 6, 3]`` -> 50); ``nasnet``: the number of cells (normal + reduction).
+        """
+        total = sum(self.stages)
+        if self.module == "basic":
+            return 2 * total + 2
+        if self.module == "bottleneck":
+            return 3 * total + 2
+        return total + len(self.stages) - 1
+
+    @property
+    def name(self) -> str:
+        """A short readable name, e.g. ``basic[9-9-9]``."""
+        return f"{self.module}[{'-'.join(map(str, self.stages))}]"
+
+    # ------------------------------------------------------------------ variants
+    def with_stages(self, stages: list[int]) -> "ArchSpec":
+        """The same spec with other per-stage counts (same number of stages if widths are set)."""
+        return replace(self, stages=list(stages))
+
+    def deepened(self, delta: int) -> "ArchSpec":
+        """Every stage deepened by ``delta`` modules (the search's temporary network T)."""
+        if not _is_int(delta) or delta < 0:
+            raise InputError(f"delta: must be a non-negative integer, got {delta!r}")
+        return self.with_stages([s + delta for s in self.stages])
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of JSON types (lists copied)."""
+        d = asdict(self)
+        d["stages"] = list(self.stages)
+        d["widths"] = None if self.widths is None else list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        if not isinstance(d, dict):
+            raise InputError(f"spec: expected a dict, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"spec: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        """Inverse of :meth:`to_json`."""
+        try:
+            d = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as e:
+            raise InputError(f"spec: not valid JSON ({e})") from None
+        return cls.from_dict(d)
