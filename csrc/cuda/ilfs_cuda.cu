@@ -1,0 +1,143 @@
+// CUDA kernels of il-FS (DESIGN 3.3): class means and the token counts n(t, f); EM runs on the host.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "swnas/cuda_check.h"
+#include "swnas/ilfs_cuda.h"
+#include "swnas/ilfs_math.h"
+
+namespace swnas {
+namespace cuda {
+namespace {
+
+constexpr int kRows = 512;  // rows per block of the class-sum and token kernels
+
+// sums[c*p + j] += x[i, j] over a chunk of rows (thread per column; atomics into global memory)
+template <typename T>
+__global__ void class_sums(const T* __restrict__ X, const int32_t* __restrict__ y, int64_t n, int64_t p,
+                           double* sums) {
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (j >= p) return;
+  const int64_t i0 = int64_t(blockIdx.y) * kRows, i1 = min(n, i0 + kRows);
+  // runs of equal labels are summed in a register before one atomic
+  int cur = -1;
+  double acc = 0.0;
+  for (int64_t i = i0; i < i1; ++i) {
+    const int c = y[i];
+    if (c != cur) {
+      if (cur >= 0) atomicAdd(&sums[int64_t(cur) * p + j], acc);
+      cur = c;
+      acc = 0.0;
+    }
+    acc += double(X[i * p + j]);
+  }
+  if (cur >= 0) atomicAdd(&sums[int64_t(cur) * p + j], acc);
+}
+
+__global__ void class_means(double* sums, const double* counts, int nc, int64_t p, int* bad) {
+  const int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (k >= int64_t(nc) * p) return;
+  const double m = sums[k] / fmax(counts[k / p], 1.0);
+  sums[k] = m;
+  if (!isfinite(m)) atomicOr(bad, 1);
+}
+
+// token counts: thread per column, a chunk of rows per block; shared histogram when TT is small
+template <typename T, bool kShared>
+__global__ void token_counts(const T* __restrict__ X, const int32_t* __restrict__ y, int64_t n, int64_t p,
+                             const double* __restrict__ mu, int nc, int tt, unsigned long long* counts) {
+  extern __shared__ unsigned int hist[];  // tt x blockDim.x
+  const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (kShared)
+    for (int t = 0; t < tt; ++t) hist[t * blockDim.x + threadIdx.x] = 0u;
+  if (j < p) {
+    const int64_t i0 = int64_t(blockIdx.y) * kRows, i1 = min(n, i0 + kRows);
+    for (int64_t i = i0; i < i1; ++i) {
+      const double x = double(X[i * p + j]);
+      const int ys = y[i];
+      double inv_sum = 0.0, own = 0.0, iv;
+      int nz = 0;
+      bool own_zero = false, z;
+      for (int c = 0; c < nc; ++c) {
+        const double d = (x - mu[int64_t(c) * p + j]) * (x - mu[int64_t(c) * p + j]);
+        ilfs::add_distance(d, inv_sum, nz, iv, z);
+        if (c == ys) { own = iv; own_zero = z; }
+      }
+      const int t = ilfs::token_of(ilfs::relevance_pi(own, own_zero, inv_sum, nz), tt);
+      if (kShared) hist[t * blockDim.x + threadIdx.x]++;
+      else atomicAdd(&counts[int64_t(t) * p + j], 1ull);
+    }
+    if (kShared)
+      for (int t = 0; t < tt; ++t) {
+        const unsigned int h = hist[t * blockDim.x + threadIdx.x];
+        if (h) atomicAdd(&counts[int64_t(t) * p + j], (unsigned long long)h);
+      }
+  }
+}
+
+template <typename T>
+bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int tt, std::vector<int64_t>& out,
+                 cudaStream_t st) {
+  std::vector<int32_t> hy(n);
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(hy.data(), y, sizeof(int32_t) * n, cudaMemcpyDeviceToHost, st));
+  SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
+  std::vector<double> hc(nc, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    if (hy[i] < 0 || hy[i] >= nc) throw std::invalid_argument("y: labels must lie in 0..n_classes-1");
+    hc[hy[i]] += 1.0;
+  }
+  double *sums = nullptr, *cnt = nullptr;
+  unsigned long long* dcounts = nullptr;
+  int* bad = nullptr;
+  SWNAS_CUDA_CHECK(cudaMalloc(&sums, sizeof(double) * size_t(nc) * p));
+  SWNAS_CUDA_CHECK(cudaMalloc(&cnt, sizeof(double) * nc));
+  SWNAS_CUDA_CHECK(cudaMalloc(&dcounts, sizeof(unsigned long long) * size_t(tt) * p));
+  SWNAS_CUDA_CHECK(cudaMalloc(&bad, sizeof(int)));
+  SWNAS_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(double) * size_t(nc) * p, st));
+  SWNAS_CUDA_CHECK(cudaMemsetAsync(dcounts, 0, sizeof(unsigned long long) * size_t(tt) * p, st));
+  SWNAS_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int), st));
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(cnt, hc.data(), sizeof(double) * nc, cudaMemcpyHostToDevice, st));
+  const int threads = 128;
+  const dim3 grid(unsigned((p + threads - 1) / threads), unsigned((n + kRows - 1) / kRows));
+  if (grid.y > 65535) throw std::invalid_argument("X: too many rows for the CUDA il-FS kernel");
+  class_sums<T><<<grid, threads, 0, st>>>(X, y, n, p, sums);
+  SWNAS_CUDA_CHECK(cudaGetLastError());
+  const int64_t ncp = int64_t(nc) * p;
+  class_means<<<unsigned((ncp + 255) / 256), 256, 0, st>>>(sums, cnt, nc, p, bad);
+  SWNAS_CUDA_CHECK(cudaGetLastError());
+  int hbad = 0;
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(&hbad, bad, sizeof(int), cudaMemcpyDeviceToHost, st));
+  SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
+  if (!hbad) {
+    const size_t shmem = sizeof(unsigned int) * size_t(tt) * threads;
+    if (shmem <= 32 * 1024)
+      token_counts<T, true><<<grid, threads, shmem, st>>>(X, y, n, p, sums, nc, tt, dcounts);
+    else
+      token_counts<T, false><<<grid, threads, 0, st>>>(X, y, n, p, sums, nc, tt, dcounts);
+    SWNAS_CUDA_CHECK(cudaGetLastError());
+    std::vector<unsigned long long> hcounts(size_t(tt) * p);
+    SWNAS_CUDA_CHECK(cudaMemcpyAsync(hcounts.data(), dcounts, sizeof(unsigned long long) * hcounts.size(),
+                                     cudaMemcpyDeviceToHost, st));
+    SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
+    out.assign(hcounts.begin(), hcounts.end());
+  }
+  cudaFree(sums); cudaFree(cnt); cudaFree(dcounts); cudaFree(bad);
+  return !hbad;
+}
+
+}  // namespace
+
+bool ilfs_token_counts(const void* X, int dtype, int64_t n, int64_t p, const int32_t* y, int nc, int tt,
+                       std::vector<int64_t>& counts, uintptr_t stream) {
+  cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
+  if (dtype == 0) return counts_impl<float>(static_cast<const float*>(X), n, p, y, nc, tt, counts, st);
+  if (dtype == 1) return counts_impl<double>(static_cast<const double*>(X), n, p, y, nc, tt, counts, st);
+  throw std::invalid_argument("X: dtype must be float32 or float64");
+}
+
+}  // namespace cuda
+}  // namespace swnas

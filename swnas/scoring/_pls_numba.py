@@ -1,0 +1,114 @@
+"""PLS-VIP on the ``numba`` backend: the passes over X as parallel ``@njit`` functions.
+
+Same scheme as the C++ core (:mod:`swnas.scoring._pls_native`): one statistics pass shifted by the
+first row and accumulated in float64, then per component one fused pass (``t = X v - c`` and
+``X't`` over the same rows); the kernel-PLS algebra is the shared NumPy code. Rows are split into a
+fixed number of groups summed in order, so results do not depend on the thread count.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from swnas.scoring.backends import register
+
+__all__ = ["pls_vip_numba", "pls_stats_numba", "pls_project_numba"]
+
+_MAX_GROUPS = 16
+_ACC_BUDGET = 64 << 20  # bytes of per-group accumulators at most
+
+
+def _n_groups(n: int, acc_bytes: int) -> int:
+    k = min(_MAX_GROUPS, max(1, n // 64))
+    return max(1, min(k, _ACC_BUDGET // max(acc_bytes, 1)))
+
+
+_kernels: dict[str, Any] = {}
+
+
+def _compiled() -> dict[str, Any]:
+    """Compile (or load from numba's cache) the two kernels on first use."""
+    if _kernels:
+        return _kernels
+    import numba
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def stats_groups(X, codes, n_classes, n_groups):  # pragma: no cover - compiled
+        n, p = X.shape
+        x0 = np.empty(p)
+        for j in range(p):
+            x0[j] = X[0, j]
+        cls = np.zeros((n_groups, n_classes, p))
+        s2 = np.zeros((n_groups, p))
+        counts = np.zeros((n_groups, n_classes))
+        for g in prange(n_groups):
+            r0 = n * g // n_groups
+            r1 = n * (g + 1) // n_groups
+            for i in range(r0, r1):
+                c = codes[i]
+                counts[g, c] += 1.0
+                for j in range(p):
+                    d = np.float64(X[i, j]) - x0[j]
+                    cls[g, c, j] += d
+                    s2[g, j] += d * d
+        return x0, cls, s2, counts
+
+    @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+    def project_groups(X, v, c, n_groups):  # pragma: no cover - compiled
+        n, p = X.shape
+        g = np.zeros((n_groups, p))
+        tsum = np.zeros(n_groups)
+        tt = np.zeros(n_groups)
+        for k in prange(n_groups):
+            r0 = n * k // n_groups
+            r1 = n * (k + 1) // n_groups
+            for i in range(r0, r1):
+                a = 0.0
+                for j in range(p):
+                    a += np.float64(X[i, j]) * v[j]
+                t = a - c
+                tsum[k] += t
+                tt[k] += t * t
+                for j in range(p):
+                    g[k, j] += t * np.float64(X[i, j])
+        return g, tsum, tt
+
+    _kernels.update(stats=stats_groups, project=project_groups, version=numba.__version__)
+    return _kernels
+
+
+def pls_stats_numba(X: np.ndarray, codes: np.ndarray, n_classes: int):
+    """``(colsum, centred sum of squares, class_sums (C, p), counts)`` in one parallel pass."""
+    n, p = X.shape
+    k = _n_groups(n, (n_classes + 1) * p * 8)
+    x0, cls, s2, counts = _compiled()["stats"](X, codes, np.int64(n_classes), np.int64(k))
+    cls_sh = cls.sum(axis=0)
+    s2 = s2.sum(axis=0)
+    counts = counts.sum(axis=0)
+    s1 = cls_sh.sum(axis=0)
+    colsum = s1 + n * x0
+    with np.errstate(invalid="ignore", over="ignore"):
+        sq = s2 - s1 * (s1 / n)
+    sq = np.where(np.isfinite(sq), np.maximum(sq, 0.0), sq)
+    class_sums = cls_sh + counts[:, None] * x0[None, :]
+    return colsum, sq, class_sums, counts
+
+
+def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float):
+    """With ``t = X v - c``: ``(X't, sum(t), t't)`` in one fused parallel pass."""
+    n, p = X.shape
+    g, tsum, tt = _compiled()["project"](X, v, float(c), np.int64(_n_groups(n, p * 8)))
+    return g.sum(axis=0), float(tsum.sum()), float(tt.sum())
+
+
+@register("pls", "numba")
+def pls_vip_numba(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2, scale: bool = True) -> np.ndarray:
+    """PLS-VIP with numba-compiled passes (float32 or float64 X, read in place when C-contiguous)."""
+    from swnas.scoring._pls_native import PlsAlgebra, host_matrix
+
+    A = host_matrix(X)
+    codes = np.ascontiguousarray(codes, dtype=np.int32)
+    alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
+    return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c))

@@ -1,0 +1,303 @@
+"""PLS-VIP backends (cpp, numba, cuda, cupy) against the float64 NumPy reference.
+
+Tolerances: VIP within 1e-9 (absolute) of ``pls_vip_reference`` for float64 X and 1e-4 for float32
+X (the reference runs on the same float32 values cast to float64). GPU backends skip cleanly with
+the reason when ``backend_status`` says they cannot run here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from swnas.errors import BackendUnavailableError, InputError
+from swnas.scoring import backend_status, score, score_many
+from swnas.scoring._pls_native import host_matrix, pls_vip_cpp_many, run_lockstep
+from swnas.scoring.backends import core
+from swnas.scoring.pls import pls_vip_reference
+
+GPU_BACKENDS = ("cuda", "cupy")
+TOL = {np.float32: 1e-4, np.float64: 1e-9}
+
+
+def _param(name: str):
+    return pytest.param(name, id=name, marks=[pytest.mark.gpu] if name in GPU_BACKENDS else [])
+
+
+@pytest.fixture(params=[_param(b) for b in ("cpp", "numba", "cuda", "cupy")])
+def backend(request) -> str:
+    ok, why = backend_status(request.param)
+    if not ok:
+        pytest.skip(f"backend {request.param!r} is not available here: {why}")
+    return request.param
+
+
+@pytest.fixture(params=[_param(b) for b in ("cpp", "cuda")])
+def batched_backend(request) -> str:
+    ok, why = backend_status(request.param)
+    if not ok:
+        pytest.skip(f"backend {request.param!r} is not available here: {why}")
+    return request.param
+
+
+def make_problem(n: int, p: int, n_classes: int, *, dtype=np.float64, seed: int = 0, mean: float = 0.0,
+                 noise: float = 1.0, constant_cols: tuple[int, ...] = ()):
+    """Gaussian features, three of them shifted by the class, optional constant columns."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % n_classes
+    rng.shuffle(y)
+    X = mean + noise * rng.standard_normal((n, p))
+    for k, j in enumerate(range(min(3, p))):
+        X[:, j] += noise * (k + 1) * (y == (k % n_classes))
+    for j in constant_cols:
+        X[:, j] = mean + 0.5
+    return X.astype(dtype), y
+
+
+def reference(X, y, n_components: int) -> np.ndarray:
+    classes, codes = np.unique(y, return_inverse=True)
+    return pls_vip_reference(np.asarray(X, dtype=np.float64), codes.astype(np.int32), len(classes), n_components)
+
+
+CASES = [
+    # (n, p, classes, components, constant columns)
+    (120, 8, 2, 2, ()),
+    (200, 40, 5, 3, (7,)),
+    (40, 150, 3, 2, (0, 149)),  # p > N
+    (333, 21, 10, 1, ()),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("n,p,n_classes,a,const", CASES, ids=[f"{c[0]}x{c[1]}c{c[2]}a{c[3]}" for c in CASES])
+def test_matches_reference(backend, dtype, n, p, n_classes, a, const):
+    X, y = make_problem(n, p, n_classes, dtype=dtype, seed=n + p, constant_cols=const)
+    res = score(X, y, criterion="pls", backend=backend, n_components=a)
+    ref = reference(X, y, a)
+    assert res.backend == backend
+    np.testing.assert_allclose(res.features, ref, rtol=0, atol=TOL[dtype])
+    assert abs(float(np.sum(res.features ** 2)) - p) < 1e-6 * p  # sum_j VIP_j^2 = p
+    for j in const:
+        assert res.features[j] == pytest.approx(0.0, abs=TOL[dtype])
+
+
+def test_large_mean_float32_does_not_cancel(backend):
+    # pixel-like columns: mean 1000, spread 0.05, a class signal in the first three columns.
+    X, y = make_problem(2000, 24, 4, dtype=np.float32, seed=3, mean=1000.0, noise=0.05)
+    ref = reference(X, y, 2)
+    res = score(X, y, backend=backend)
+    np.testing.assert_allclose(res.features, ref, rtol=0, atol=1e-4)
+    # the signal columns must stand out, as they do in the reference
+    assert res.features[:3].min() > 2.0 * np.median(res.features[3:])
+
+
+def test_matches_scikit_learn_pls(backend):
+    from sklearn.cross_decomposition import PLSRegression
+
+    X, y = make_problem(150, 12, 3, seed=11)
+    pls = PLSRegression(n_components=2, scale=True, tol=1e-14, max_iter=5000).fit(X, np.eye(3)[y])
+    W, T, Q = pls.x_weights_, pls.x_scores_, pls.y_loadings_
+    ss = (T * T).sum(axis=0) * (Q * Q).sum(axis=0)
+    vip = np.sqrt(X.shape[1] * ((W / np.linalg.norm(W, axis=0)) ** 2) @ ss / ss.sum())
+    np.testing.assert_allclose(score(X, y, backend=backend).features, vip, rtol=0, atol=1e-6)
+
+
+def test_non_contiguous_input(backend):
+    X, y = make_problem(90, 30, 3, seed=5)
+    ref = reference(X[:, ::2], y, 2)
+    np.testing.assert_allclose(score(X[:, ::2], y, backend=backend).features, ref, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(score(np.asfortranarray(X), y, backend=backend).features, reference(X, y, 2),
+                               atol=1e-9, rtol=0)
+
+
+def test_torch_cpu_tensor_is_read_in_place(backend):
+    torch = pytest.importorskip("torch")
+    X, y = make_problem(100, 16, 4, dtype=np.float32, seed=9)
+    t = torch.from_numpy(X.copy())
+    np.testing.assert_allclose(score(t, torch.from_numpy(y), backend=backend).features, reference(X, y, 2),
+                               atol=1e-4, rtol=0)
+    assert np.shares_memory(host_matrix(t), t.numpy())  # the CPU backends see the tensor's own memory
+    assert np.shares_memory(host_matrix(X), X)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_nan_inf_raise_input_error(backend, bad):
+    X, y = make_problem(50, 6, 2, dtype=np.float32, seed=1)
+    X[7, 4] = bad
+    with pytest.raises(InputError, match=r"X: contains NaN or Inf values \(in columns 4\)"):
+        score(X, y, backend=backend)
+
+
+def test_nan_in_batch_names_the_problem(batched_backend):
+    X, y = make_problem(50, 6, 2, seed=1)
+    Xb = X.copy()
+    Xb[0, 2] = np.nan  # the shift row itself
+    with pytest.raises(InputError, match=r"problems\[1\]\.X: contains NaN"):
+        score_many([(X, y), (Xb, y)], backend=batched_backend)
+
+
+def test_batched_equals_single(batched_backend):
+    problems = [
+        make_problem(300, 64, 10, dtype=np.float32, seed=1),
+        make_problem(120, 20, 3, dtype=np.float64, seed=2),
+        make_problem(40, 90, 4, dtype=np.float32, seed=3, mean=1000.0, noise=0.1),
+    ]
+    # a problem whose features are all constant: X'Y = 0, kernel PLS stops before any pass
+    problems.append((np.full((30, 5), 2.5), np.arange(30) % 2))
+    many = score_many(problems, backend=batched_backend, n_components=3)
+    assert [r.backend for r in many] == [batched_backend] * 4
+    for (X, y), r in zip(problems, many):
+        single = score(X, y, backend=batched_backend, n_components=3).features
+        if batched_backend == "cpp":
+            np.testing.assert_array_equal(r.features, single)  # same grouping, same order: bit for bit
+        else:
+            np.testing.assert_allclose(r.features, single, atol=1e-12, rtol=0)
+        np.testing.assert_allclose(r.features, reference(X, y, 3), atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(many[3].features, np.zeros(5))
+
+
+def test_cpp_batched_parallel_modes_agree():
+    problems = []
+    for seed, (n, p) in enumerate([(500, 48), (260, 16), (700, 8)]):
+        X, y = make_problem(n, p, 5, dtype=np.float32, seed=seed)
+        problems.append((X, (y % 5).astype(np.int32), 5))
+    by_rows = pls_vip_cpp_many(problems, n_components=2, scale=True, parallel="rows")
+    by_problems = pls_vip_cpp_many(problems, n_components=2, scale=True, parallel="problems")
+    for a, b in zip(by_rows, by_problems):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="parallel"):
+        pls_vip_cpp_many(problems, parallel="threads")
+
+
+def test_cpp_stats_pass_against_numpy():
+    X, y = make_problem(1001, 37, 6, dtype=np.float32, seed=4, mean=1000.0, noise=0.01)
+    colsum, sq, class_sums, counts = core().pls_stats(X, y.astype(np.int32), 6)
+    Xd = X.astype(np.float64)
+    np.testing.assert_allclose(colsum, Xd.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(sq, ((Xd - Xd.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(class_sums, np.eye(6)[y].T @ Xd, rtol=1e-13)
+    np.testing.assert_array_equal(counts, np.bincount(y, minlength=6))
+    # the naive float32 formula loses the spread to cancellation; the shifted pass does not
+    naive = (X * X).sum(axis=0, dtype=np.float32) - X.sum(axis=0, dtype=np.float32) ** 2 / X.shape[0]
+    assert np.max(np.abs(naive - sq) / sq) > 0.1
+
+
+def test_cpp_project_pass_against_numpy():
+    X, _ = make_problem(257, 19, 2, dtype=np.float32, seed=6)
+    v = np.random.default_rng(0).standard_normal(19)
+    g, tsum, tt = core().pls_project(X, v, 0.25)
+    t = X.astype(np.float64) @ v - 0.25
+    np.testing.assert_allclose(g, X.T.astype(np.float64) @ t, rtol=1e-12, atol=1e-12)
+    assert tsum == pytest.approx(t.sum(), rel=1e-12, abs=1e-12)
+    assert tt == pytest.approx(t @ t, rel=1e-12)
+
+
+def test_cpp_passes_reject_bad_arguments():
+    X = np.ones((10, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        core().pls_stats(np.asfortranarray(np.ones((10, 4), np.float32)), np.zeros(10, np.int32), 2)
+    with pytest.raises(ValueError, match="codes must lie in"):
+        core().pls_stats(X, np.full(10, 2, np.int32), 2)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        core().pls_project(np.ones((10, 4), np.int64), np.ones(4), 0.0)
+    with pytest.raises(ValueError, match="one entry per column"):
+        core().pls_project(X, np.ones(3), 0.0)
+
+
+def test_lockstep_batches_calls_and_lets_tasks_stop_early():
+    calls: list[list[int]] = []
+
+    def project_many(batch):
+        calls.append(sorted(batch))
+        return {i: args[0] * 10 for i, args in batch.items()}
+
+    def task(rounds):
+        def run(project):
+            return [project(r) for r in range(rounds)]
+        return run
+
+    out = run_lockstep([task(3), task(1), task(0), task(2)], project_many)
+    assert out == [[0, 10, 20], [0], [], [0, 10]]
+    assert calls == [[0, 1, 3], [0, 3], [0]]  # one batched call per round, finished tasks drop out
+
+
+def test_lockstep_propagates_errors():
+    def project_many(batch):
+        raise RuntimeError("pass failed")
+
+    with pytest.raises(RuntimeError, match="pass failed"):
+        run_lockstep([lambda project: project(1), lambda project: 5], project_many)
+
+
+def test_unavailable_gpu_backend_says_why():
+    for name in GPU_BACKENDS:
+        ok, why = backend_status(name)
+        if ok:
+            continue
+        X, y = make_problem(20, 3, 2)
+        with pytest.raises(BackendUnavailableError, match=name):
+            score(X, y, backend=name)
+        assert why
+
+
+@pytest.mark.gpu
+def test_cuda_reads_torch_and_cupy_device_data_in_place():
+    ok, why = backend_status("cuda")
+    if not ok:
+        pytest.skip(f"backend 'cuda' is not available here: {why}")
+    torch = pytest.importorskip("torch")
+    from swnas.scoring._pls_native import cuda_matrix
+    from swnas.scoring.backends import cuda_module
+
+    X, y = make_problem(3000, 130, 7, dtype=np.float32, seed=8, mean=500.0, noise=0.5)
+    ref = reference(X, y, 2)
+    Xt = torch.from_numpy(X).cuda()
+    np.testing.assert_allclose(score(Xt, y, backend="cuda").features, ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(score(Xt, y, backend="auto").features, ref, atol=1e-4, rtol=0)
+    M = cuda_matrix(cuda_module(), Xt)
+    assert M.shape == (3000, 130) and not M.is_double
+    # a strided view is made contiguous once on the GPU
+    np.testing.assert_allclose(score(Xt[:, ::2], y, backend="cuda").features, reference(X[:, ::2], y, 2),
+                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(score(Xt.double(), y, backend="cuda").features, ref, atol=1e-4, rtol=0)
+    try:
+        import cupy
+    except Exception:  # noqa: BLE001 - cupy is optional
+        return
+    np.testing.assert_allclose(score(cupy.asarray(X), y, backend="cuda").features, ref, atol=1e-4, rtol=0)
+
+
+class _FakeCudaModule:
+    """Stands in for swnas._cuda with the CPU passes, to exercise the cuda glue without a GPU."""
+
+    class Matrix:
+        def __init__(self, A):
+            self.A, self.shape = A, A.shape
+
+        def stats(self, codes, n_classes):
+            return core().pls_stats(self.A, codes, n_classes)
+
+        def project(self, v, c):
+            return core().pls_project(self.A, v, c)
+
+    def pls_matrix_from_host(self, A, device=0):
+        assert A.flags.c_contiguous and device == 0
+        return self.Matrix(A)
+
+    def pls_stats_many(self, ms, codes, n_classes):
+        return [m.stats(c, k) for m, c, k in zip(ms, codes, n_classes)]
+
+    def pls_project_many(self, ms, vs, cs):
+        return [m.project(v, c) for m, v, c in zip(ms, vs, cs)]
+
+
+def test_cuda_glue_with_cpu_passes(monkeypatch):
+    import swnas.scoring._pls_native as native
+
+    monkeypatch.setattr(native, "cuda_module", lambda: _FakeCudaModule())
+    problems = [make_problem(150, 12, 3, dtype=np.float32, seed=1), make_problem(80, 30, 4, seed=2)]
+    coded = [(X, np.unique(y, return_inverse=True)[1].astype(np.int32), len(np.unique(y))) for X, y in problems]
+    single = [native.pls_vip_cuda(X, c, k, n_components=2) for X, c, k in coded]
+    many = native.pls_vip_cuda_many(coded, n_components=2)
+    for (X, y), s, m in zip(problems, single, many):
+        np.testing.assert_allclose(s, reference(X, y, 2), atol=1e-9, rtol=0)
+        np.testing.assert_array_equal(s, m)
