@@ -20,7 +20,7 @@ import numpy as np
 
 from swnas.scoring._arrays import array_info, check_finite_stats, to_numpy
 from swnas.scoring.backends import core, cuda_module, register
-from swnas.scoring.pls import kernel_pls_vip, standardised_cross
+from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
 
 __all__ = ["PlsAlgebra", "run_lockstep", "pls_vip_cpp", "pls_vip_cpp_many", "pls_vip_cuda", "pls_vip_cuda_many",
            "host_matrix"]
@@ -44,6 +44,7 @@ class PlsAlgebra:
     mu: np.ndarray
     sd: np.ndarray
     xy: np.ndarray
+    constant: np.ndarray | None = None
 
     @classmethod
     def from_stats(cls, stats: Sequence[np.ndarray], n: int, scale: bool, name: str = "X") -> "PlsAlgebra":
@@ -51,7 +52,7 @@ class PlsAlgebra:
         colsum, sq, class_sums, counts = (np.asarray(s, dtype=np.float64) for s in stats)
         check_finite_stats(colsum, sq, name)
         mu, sd, xy = standardised_cross(colsum, sq, class_sums, counts, n, scale)
-        return cls(mu, sd, xy)
+        return cls(mu, sd, xy, constant_columns(colsum, sq, n))
 
     def vip(self, n_components: int, project_raw: ProjectRaw) -> np.ndarray:
         """VIP by kernel PLS; the Gram product of the standardised X comes from ``project_raw``."""
@@ -62,7 +63,7 @@ class PlsAlgebra:
             g_raw, tsum, tt = project_raw(np.ascontiguousarray(v), float(mu @ v))
             return (np.asarray(g_raw) - mu * tsum) / sd, float(tt)
 
-        return kernel_pls_vip(self.xy, n_components, project)
+        return kernel_pls_vip(self.xy, n_components, project, self.constant)
 
 
 class _Failure:
