@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from swnas.errors import InputError

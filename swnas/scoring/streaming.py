@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import array_info, check_finite_stats, encode_labels
+from swnas.scoring._arrays import array_info, check_finite_stats
 from swnas.scoring.api import ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming"]

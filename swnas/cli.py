@@ -1,0 +1,395 @@
+"""The ``swnas`` command line: search, report, train, export, ensemble, score, backends.
+
+Every subcommand validates its input; a bad flag exits with code 2 (argparse), and a bad value or
+path prints ``swnas <command>: error: ...`` on stderr and exits with code 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from swnas.errors import InputError, SwnasError
+
+__all__ = ["main", "build_parser"]
+
+S = argparse.SUPPRESS
+
+
+# ------------------------------------------------------------------------------- argument helpers
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _stage_list(text: str) -> list[int]:
+    try:
+        vals = [int(t) for t in text.replace(" ", "").split(",") if t != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated module counts such as 9,9,9, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive module counts such as 9,9,9, got {text!r}")
+    return vals
+
+
+def _param(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a name, got {text!r}")
+    low = raw.strip().lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    if low in ("none", "null"):
+        return key, None
+    try:
+        val = ast.literal_eval(raw.strip())
+        if isinstance(val, (int, float, str)):
+            return key, val
+    except (ValueError, SyntaxError):
+        pass
+    return key, raw.strip()
+
+
+def _params_dict(pairs) -> dict:
+    return dict(pairs or [])
+
+
+def _echo(quiet: bool):
+    if quiet:
+        return None
+    return lambda s: print(s, flush=True)
+
+
+# ------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="swnas",
+        description="Stage-Wise Neural Architecture Search (Jordao et al., ICPR 2020).",
+    )
+    from swnas import __version__
+
+    p.add_argument("--version", action="version", version=f"swnas {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    # search -------------------------------------------------------------------------------
+    s = sub.add_parser(
+        "search",
+        help="run Algorithm 1 (2n+1 networks for n iterations)",
+        description="Run the stage-wise search. Unset options take the paper's defaults; with --resume "
+        "they come from the stored run, and giving a different value is an error.",
+        argument_default=S,
+    )
+    s.add_argument("--criterion", choices=["pls", "inffs", "ilfs"], help="stage importance (default pls, 2 components)")
+    s.add_argument("--iterations", type=_nonneg_int, help="iterations n (default 5)")
+    s.add_argument("--stages", type=_positive_int, help="number of stages S (default 3; 4 for bottleneck)")
+    s.add_argument("--m0", type=_positive_int, help="initial modules per stage (default 6)")
+    s.add_argument("--delta", type=_positive_int, help="modules added per step (default 2; 1 for nasnet)")
+    s.add_argument("--module", choices=["basic", "bottleneck", "nasnet"], help="module type (default basic)")
+    s.add_argument("--reduce", help="stage-feature reduction (default avgpool8, the paper's)")
+    s.add_argument("--recipe", help="training recipe (default paper)")
+    s.add_argument("--epochs", type=_positive_int, help="training epochs per network (default: the recipe's)")
+    s.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="training batch size")
+    s.add_argument("--lr", type=_positive_float, help="learning rate")
+    s.add_argument("--transfer", metavar="DONOR.pt", help="start every network from a trained donor's weights")
+    s.add_argument("--finetune-epochs", dest="finetune_epochs", type=_positive_int, help="epochs after transfer")
+    s.add_argument("--seed", type=_nonneg_int, help="seed (network j uses seed + j; default 0)")
+    s.add_argument("--dataset", help="digits, cifar10, imagefolder or imagenet32 (default cifar10)")
+    s.add_argument("--data", metavar="PATH", help="dataset file or directory")
+    s.add_argument("--subset", type=_positive_int, help="use this many training images (balanced)")
+    s.add_argument("--out", metavar="DIR", help="state directory (default runs/search)")
+    s.add_argument("--device", help="auto, cpu, cuda or cuda:K (default auto)")
+    s.add_argument("--backend", help="scorer backend (default auto)")
+    s.add_argument("--param", dest="score_params", type=_param, action="append", metavar="KEY=VALUE",
+                   help="criterion parameter, e.g. n_components=2 (repeatable)")
+    s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
+    s.add_argument("--keep-going", dest="keep_going", action="store_true", help="do not stop when no stage grows")
+    s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
+    s.add_argument("--quiet", action="store_true", help="print only the result")
+
+    # report -------------------------------------------------------------------------------
+    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/)")
+    r.add_argument("dir", metavar="DIR")
+    r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--quiet", action="store_true")
+
+    # ensemble -----------------------------------------------------------------------------
+    e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
+    e.add_argument("dir", metavar="DIR")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+
+    # train --------------------------------------------------------------------------------
+    t = sub.add_parser("train", help="train one architecture from scratch (a found one, or a uniform baseline)")
+    t.add_argument("--spec", metavar="SPEC.json", help="architecture JSON (e.g. DIR/specs/04-A2.json)")
+    t.add_argument("--module", choices=["basic", "bottleneck", "nasnet"], help="with --stages: a uniform network")
+    t.add_argument("--stages", type=_stage_list, help="modules per stage, e.g. 7,7,7 (ResNet-44)")
+    t.add_argument("--dataset", default="digits")
+    t.add_argument("--data", metavar="PATH")
+    t.add_argument("--subset", type=_positive_int)
+    t.add_argument("--recipe", default="paper")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    t.add_argument("--lr", type=_positive_float)
+    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--name", help="label in reports (default: from the architecture)")
+    t.add_argument("--out", metavar="DIR", required=True, help="where model.pt and train.json go")
+    t.add_argument("--quiet", action="store_true")
+
+    # export -------------------------------------------------------------------------------
+    x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
+    x.add_argument("dir", metavar="DIR")
+    x.add_argument("--candidate", type=_nonneg_int, default=None,
+                   help="candidate number K (0 = initial A; default: the last)")
+    x.add_argument("--to", metavar="PATH", required=True)
+    x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
+    x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
+
+    # score --------------------------------------------------------------------------------
+    c = sub.add_parser("score", help="score a saved feature matrix")
+    c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
+    c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
+    c.add_argument("--criterion", default="pls", choices=["pls", "inffs", "ilfs"])
+    c.add_argument("--backend", default="auto")
+    c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
+    c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
+    c.add_argument("--json", action="store_true")
+
+    # backends -----------------------------------------------------------------------------
+    sub.add_parser("backends", help="scorer backends available here, and why the others are not")
+    return p
+
+
+# ------------------------------------------------------------------------------------- commands
+_SEARCH_OPTS = (
+    "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
+    "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
+    "score_params",
+)
+
+
+def cmd_search(ns: argparse.Namespace) -> int:
+    from swnas.search import SearchConfig, resume_config, run_search
+
+    given = {k: getattr(ns, k) for k in _SEARCH_OPTS if hasattr(ns, k)}
+    if "score_params" in given:
+        given["score_params"] = _params_dict(given["score_params"])
+    quiet = getattr(ns, "quiet", False)
+    resume = getattr(ns, "resume", None)
+    if resume is not None:
+        out = Path(resume)
+        if hasattr(ns, "out") and Path(ns.out).resolve() != out.resolve():
+            raise InputError(f"--out {ns.out}: differs from --resume {resume}; the resumed run lives in {resume}")
+        if "keep_going" in given and given["keep_going"] is False:
+            given.pop("keep_going")
+        cfg = resume_config(out, given)
+    else:
+        out = Path(getattr(ns, "out", "runs/search"))
+        cfg = SearchConfig(**given)
+    res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
+    from swnas import distributed as dist
+
+    if not dist.is_main():
+        return 0
+    final = res.networks[res.final]
+    best = res.networks[res.best]
+
+    def show(net):
+        m = net["metrics"]
+        acc = f"{100 * m['top1']:.2f}%" if isinstance(m.get("top1"), (int, float)) else "n/a"
+        return f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, top-1 {acc})"
+
+    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates")
+    print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
+    if res.best != res.final:
+        print(f"most accurate candidate:     {show(best)}  spec: {out / best['spec']}")
+    if not getattr(ns, "no_report", False):
+        from swnas.report import write_report
+
+        rep = write_report(out, ensemble=True, device=cfg.device, echo=_echo(quiet))
+        print(f"report: {rep.table_md} (also {rep.table_csv.name}, {rep.depth_png.name}, {rep.accuracy_png.name})")
+    return 0
+
+
+def cmd_report(ns: argparse.Namespace) -> int:
+    from swnas.report import write_report
+
+    rep = write_report(ns.dir, ensemble=not ns.no_ensemble, device=ns.device, echo=_echo(ns.quiet))
+    print(rep.markdown)
+    print(f"report written to {rep.directory}: {rep.table_md.name}, {rep.table_csv.name}, "
+          f"{rep.depth_png.name}, {rep.accuracy_png.name}")
+    return 0
+
+
+def cmd_ensemble(ns: argparse.Namespace) -> int:
+    from swnas.ensemble import ensemble_search
+
+    r = ensemble_search(ns.dir, device=ns.device)
+    if ns.json:
+        print(json.dumps(r.to_dict(), indent=2))
+    else:
+        print(f"ensemble of {len(r.members)} candidates on {r.n_test} test images: "
+              f"top-1 {100 * r.top1:.2f}%, top-5 {100 * r.top5:.2f}% "
+              f"(best single {100 * max(r.member_top1):.2f}%)")
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from swnas.search import train_architecture
+
+    if ns.spec is None and ns.stages is None:
+        raise InputError("train: give --spec SPEC.json or --stages (with --module) to describe the architecture")
+    if ns.spec is not None and ns.stages is not None:
+        raise InputError("train: give either --spec or --stages, not both")
+    res = train_architecture(
+        spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
+        subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
+        device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet,
+    )
+    m = res["metrics"]
+    print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
+          f"{m['macs']} MACs; saved {Path(ns.out) / 'model.pt'}")
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    from swnas.report import export_candidate
+
+    paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0
+
+
+def _load_array(path: str, what: str, keys: Sequence[str]):
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what}: no such file: {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                names = list(z.files)
+                for k in keys:
+                    if k in names:
+                        return z[k]
+                if len(names) == 1:
+                    return z[names[0]]
+                raise InputError(f"{what}: {path} holds arrays {names}; expected one of {list(keys)} or a single array")
+        if suffix in (".txt", ".csv") and what == "LABELS":
+            return np.loadtxt(p, dtype=np.int64, delimiter="," if suffix == ".csv" else None, ndmin=1)
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt or unreadable file
+        raise InputError(f"{what}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    allowed = ".npy, .npz" + (", .txt" if what == "LABELS" else "")
+    raise InputError(f"{what}: unsupported file type {suffix or '(none)'} for {path}; use {allowed}")
+
+
+def cmd_score(ns: argparse.Namespace) -> int:
+    import numpy as np
+
+    from swnas.scoring import score
+
+    X = _load_array(ns.features, "FEATURES", ("X", "features", "x"))
+    y = _load_array(ns.labels, "LABELS", ("y", "labels", "Y"))
+    if X.ndim == 1:
+        raise InputError(f"FEATURES: expected a 2-D matrix (samples x features), got shape {X.shape}")
+    if X.ndim > 2:
+        X = X.reshape(X.shape[0], -1)
+    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and 1 in np.asarray(y).shape else y
+    res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
+    order = np.argsort(-res.features, kind="stable")[: ns.top]
+    if ns.json:
+        print(json.dumps({
+            "criterion": res.criterion, "backend": res.backend, "params": res.params, "stage": res.stage,
+            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+            "top": [{"feature": int(i), "score": float(res.features[i])} for i in order],
+            "features": [float(v) for v in res.features],
+        }, indent=2, default=str))
+        return 0
+    print(f"criterion {res.criterion} (backend {res.backend}, params {res.params}) on {X.shape[0]} samples x "
+          f"{X.shape[1]} features")
+    print(f"stage score: {res.stage:.6g}")
+    if len(order):
+        print(f"top {len(order)} features:")
+        for rank, i in enumerate(order, 1):
+            print(f"  {rank:3d}. feature {int(i):6d}  {res.features[i]:.6g}")
+    return 0
+
+
+def cmd_backends(ns: argparse.Namespace) -> int:
+    from swnas.scoring import BACKENDS, available_backends, backend_status
+
+    avail = available_backends()
+    print("available: " + ", ".join(avail))
+    for b in BACKENDS:
+        ok, why = backend_status(b)
+        print(f"  {b:6s} {'yes' if ok else 'no '}  {'' if ok else why}".rstrip())
+    return 0
+
+
+_COMMANDS = {
+    "search": cmd_search,
+    "report": cmd_report,
+    "ensemble": cmd_ensemble,
+    "train": cmd_train,
+    "export": cmd_export,
+    "score": cmd_score,
+    "backends": cmd_backends,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status."""
+    parser = build_parser()
+    ns = parser.parse_args(list(argv) if argv is not None else None)  # argparse exits 2 on bad flags
+    try:
+        return _COMMANDS[ns.command](ns)
+    except SwnasError as exc:
+        print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = ""
+        if ns.command == "search":
+            d = getattr(ns, "resume", None) or getattr(ns, "out", "runs/search")
+            hint = f"; continue with `swnas search --resume {d}`"
+        print(f"swnas {ns.command}: interrupted{hint}", file=sys.stderr)
+        return 130

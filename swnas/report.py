@@ -1,0 +1,314 @@
+"""Outputs of a search: the Table-III-like table, the depth and accuracy charts, and model export.
+
+``write_report(OUT)`` reads ``OUT/search.json`` (and ``OUT/baselines/*/train.json`` written by
+``swnas train --out OUT/baselines/NAME``, and ``OUT/ensemble.json``) and writes into ``OUT/report/``:
+
+- ``table.md`` / ``table.csv``: depth, params, MACs, memory, CPU latency, carbon, top-1/top-5 of
+  every candidate, of the baselines and of the candidates' ensemble;
+- ``stage_depths.png``: modules per stage of A over the iterations (the paper's Fig. 4);
+- ``accuracy_vs_macs.png``: top-1 accuracy against MACs, candidates and baselines.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from swnas.errors import InputError
+from swnas.state import atomic_save, atomic_write_text, read_json
+
+__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMNS"]
+
+COLUMNS = (
+    "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
+    "latency_ms", "carbon_kg", "top1", "top5",
+)
+
+
+@dataclass
+class Report:
+    """Paths and content of a written report."""
+
+    directory: Path
+    table_md: Path
+    table_csv: Path
+    depth_png: Path
+    accuracy_png: Path
+    markdown: str
+    rows: list = field(default_factory=list)
+    ensemble: dict | None = None
+
+
+def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
+    return {
+        "name": name, "kind": kind, "iteration": iteration, "stages": list(stages) if stages is not None else None,
+        "depth": depth if depth is not None else m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
+        "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
+        "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"),
+    }
+
+
+def _baselines(out: Path) -> list[dict]:
+    rows = []
+    base = out / "baselines"
+    if not base.is_dir():
+        return rows
+    for f in sorted(base.glob("*/train.json")):
+        d = read_json(f, what="baseline")
+        if not isinstance(d, dict) or "metrics" not in d:
+            raise InputError(f"baseline: {f} is not a `swnas train` result (no metrics)")
+        rows.append(_row_from_metrics(d.get("name", f.parent.name), "baseline", None, d.get("stages"),
+                                      d.get("depth"), d["metrics"]))
+    return rows
+
+
+def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict | None = None) -> list[dict]:
+    """Table rows: the candidates (in order), then the baselines, then the ensemble if given."""
+    from swnas.search import load_state
+
+    out = Path(out_dir)
+    state = state if state is not None else load_state(out)
+    nets = state["networks"]
+    rows = []
+    for j, i in enumerate(state["candidates"]):
+        n = nets[i]
+        rows.append(_row_from_metrics(f"C{j} (A{n['iteration']})", "candidate", n["iteration"], n["stages"],
+                                      n.get("depth"), n["metrics"]))
+    rows.extend(_baselines(out))
+    if ensemble is not None:
+        sel = [r for r in rows if r["kind"] == "candidate"]
+
+        def total(key):
+            vals = [r[key] for r in sel]
+            return sum(vals) if vals and all(isinstance(v, (int, float)) for v in vals) else None
+
+        rows.append({
+            "name": f"ensemble of {len(ensemble['members'])}", "kind": "ensemble", "iteration": None,
+            "stages": None, "depth": None, "params": total("params"), "macs": total("macs"),
+            "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
+            "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
+        })
+    return rows
+
+
+def _fmt(v: Any, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "count":
+        return f"{v / 1e6:.3f} M" if v >= 1e5 else f"{v / 1e3:.1f} k"
+    if kind == "bytes":
+        return f"{v / 2**20:.2f} MiB"
+    if kind == "pct":
+        return f"{100 * v:.2f}"
+    if kind == "ms":
+        return f"{v:.3f}"
+    if kind == "kg":
+        return f"{v:.3g}"
+    if kind == "stages":
+        return "-".join(str(s) for s in v)
+    return str(v)
+
+
+def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
+    cfg = state["config"]
+    head = ("Network", "Stages", "Depth", "Params", "MACs", "Memory", "CPU latency (ms)", "Carbon (kg CO2e)",
+            "Top-1 (%)", "Top-5 (%)")
+    lines = [
+        f"# Stage-wise search: {cfg.get('dataset')} / {cfg.get('module')} / {cfg.get('criterion')}",
+        "",
+        f"Status {state['status']}: {len(state['networks'])} networks trained, "
+        f"{len(state['candidates'])} candidates.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for r in rows:
+        cells = (
+            r["name"], _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
+            _fmt(r["macs"], "count"), _fmt(r["memory"], "bytes"), _fmt(r["latency_ms"], "ms"),
+            _fmt(r["carbon_kg"], "kg"), _fmt(r["top1"], "pct"), _fmt(r["top5"], "pct"),
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Decisions", ""]
+    for rec in state["iterations"]:
+        parts = [f"stage {c['stage']}: {c['score_A']:.6g} vs {c['score_T']:.6g} -> {'grow' if c['grow'] else 'keep'}"
+                 for c in rec["comparisons"]]
+        tail = " (no stage grew; stopped)" if rec.get("stopped_early") else (" (no stage grew)" if rec.get("no_growth") else "")
+        lines.append(f"- iteration {rec['iteration']}: {rec['stages_before']} -> {rec['stages_after']}; "
+                     + "; ".join(parts) + tail)
+    if ensemble_note:
+        lines += ["", ensemble_note]
+    lines += ["", "Ensemble MACs/params/latency are sums over its members; memory is in bytes of parameters "
+              "and buffers. Carbon: " + (state.get("carbon_method") or "see swnas.metrics.carbon") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow(["" if r[c] is None else ("-".join(map(str, r[c])) if c == "stages" else r[c]) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def _plots(state: dict, rows: list[dict], depth_png: Path, acc_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    nets = state["networks"]
+    cands = [nets[i] for i in state["candidates"]]
+    iters = [n["iteration"] for n in cands]
+    S = len(cands[0]["stages"]) if cands else 0
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in range(S):
+        ax.plot(iters, [n["stages"][s] for n in cands], marker="o", label=f"stage {s + 1}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("modules in the stage")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("Modules per stage of A over the iterations")
+    if iters:
+        ax.set_xticks(iters)
+    if S:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_save(lambda p: fig.savefig(p, format="png", dpi=120), depth_png)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, marker in (("candidate", "o"), ("baseline", "s")):
+        pts = [r for r in rows if r["kind"] == kind and isinstance(r["macs"], (int, float))
+               and isinstance(r["top1"], (int, float))]
+        if not pts:
+            continue
+        ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r["top1"] for r in pts], marker=marker, label=kind + "s")
+        for r in pts:
+            ax.annotate(r["name"].split(" ")[0] if kind == "candidate" else r["name"],
+                        (r["macs"] / 1e6, 100 * r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("MACs (millions)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title("Accuracy against cost")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    fig.tight_layout()
+    atomic_save(lambda p: fig.savefig(p, format="png", dpi=120), acc_png)
+    plt.close(fig)
+
+
+def write_report(
+    out_dir: str | Path,
+    *,
+    ensemble: bool = True,
+    device: str = "auto",
+    echo: Callable[[str], None] | None = None,
+) -> Report:
+    """Write ``OUT/report/`` (table.md, table.csv, stage_depths.png, accuracy_vs_macs.png).
+
+    With ``ensemble`` the candidates' ensemble is evaluated when every candidate checkpoint loads
+    (result cached in ``OUT/ensemble.json`` for the same members); when it cannot be evaluated the
+    table says why instead.
+    """
+    from swnas.ensemble import ENSEMBLE_FILE, ensemble_search
+    from swnas.search import load_state
+
+    out = Path(out_dir)
+    state = load_state(out)
+    if not state["candidates"]:
+        raise InputError(f"{out}: the search has no trained candidate yet; nothing to report")
+    ens, note = None, ""
+    if ensemble and len(state["candidates"]) > 1:
+        cached = out / ENSEMBLE_FILE
+        if cached.is_file():
+            d = read_json(cached, what="ensemble")
+            if isinstance(d, dict) and d.get("members") == state["candidates"]:
+                ens = d
+        if ens is None:
+            try:
+                if echo:
+                    echo(f"evaluating the ensemble of {len(state['candidates'])} candidates on the test set")
+                ens = ensemble_search(out, device=device).to_dict()
+            except Exception as exc:  # the table is still useful without it; say why it is missing
+                note = f"Ensemble not evaluated: {type(exc).__name__}: {exc}"
+                if echo:
+                    echo(note)
+    rows = collect_rows(out, state, ens)
+    rep_dir = out / "report"
+    md = _markdown(rows, state, note)
+    table_md = atomic_write_text(rep_dir / "table.md", md)
+    table_csv = atomic_write_text(rep_dir / "table.csv", _csv(rows))
+    depth_png, acc_png = rep_dir / "stage_depths.png", rep_dir / "accuracy_vs_macs.png"
+    _plots(state, rows, depth_png, acc_png)
+    return Report(directory=rep_dir, table_md=table_md, table_csv=table_csv, depth_png=depth_png,
+                  accuracy_png=acc_png, markdown=md, rows=rows, ensemble=ens)
+
+
+def export_candidate(
+    out_dir: str | Path,
+    candidate: int | None,
+    to: str | Path,
+    *,
+    torchscript: bool = False,
+    onnx: bool = False,
+) -> list[Path]:
+    """Write candidate ``candidate`` (0 = initial A; ``None`` = the last) of a search as one file.
+
+    ``to`` receives the spec and the weights (``swnas.models.load(to)`` rebuilds it). With
+    ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with
+    ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package).
+    """
+    from swnas.search import load_state
+
+    out = Path(out_dir)
+    state = load_state(out)
+    cands = state["candidates"]
+    if not cands:
+        raise InputError(f"{out}: the search has no trained candidate yet")
+    k = len(cands) - 1 if candidate is None else candidate
+    if not (isinstance(k, int) and 0 <= k < len(cands)):
+        raise InputError(f"--candidate: {candidate!r} is out of range; {out} has candidates 0..{len(cands) - 1}")
+    if onnx:
+        try:
+            import onnx as _onnx  # noqa: F401
+        except ImportError:
+            raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
+    net = state["networks"][cands[k]]
+    from swnas.models import load, save_model
+
+    model = load(out / net["checkpoint"])
+    to = Path(to)
+    written = [save_model(model, to, extra={"search": str(out.resolve()), "candidate": k,
+                                            "network": int(net["index"]), "metrics": _plain(net["metrics"])})]
+    if torchscript or onnx:
+        import torch
+
+        spec = model.spec
+        example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
+        model = model.eval()
+        if torchscript:
+            ts_path = to.with_suffix(".torchscript.pt")
+            import warnings
+
+            with torch.no_grad(), warnings.catch_warnings():
+                # TorchScript is deprecated upstream in favour of torch.export, but still loads everywhere
+                warnings.simplefilter("ignore", FutureWarning)
+                traced = torch.jit.trace(model, example)
+            written.append(atomic_save(lambda p: traced.save(p), ts_path))
+        if onnx:
+            onnx_path = to.with_suffix(".onnx")
+            written.append(atomic_save(
+                lambda p: torch.onnx.export(model, (example,), p, input_names=["images"], output_names=["logits"],
+                                            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}),
+                onnx_path))
+    return written
+
+
+def _plain(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
