@@ -4,7 +4,7 @@ Problem: N = 50,000 rows, p = 2,048 float32 features, 10 classes, A = 2 componen
 setting at CIFAR-10 size). Two data kinds:
 
 * ``cifar10``: the first 2,048 of the 3,072 pixel columns of the CIFAR-10 training images
-  (``/work/shared/data/cifar10.npz`` or ``$SWNAS_CIFAR10``; skipped when absent);
+  (``../shared/data/cifar10.npz`` beside the checkout, or ``$SWNAS_CIFAR10``; skipped when absent);
 * ``synthetic``: Gaussian noise with 16 planted class-dependent columns.
 
 Methods (same run, same data): swnas ``cpp``, ``numba`` and ``numpy`` (the float64 reference);
@@ -44,7 +44,7 @@ N_ROWS = int(os.environ.get("SWNAS_BENCH_ROWS", 50_000))  # smaller only for smo
 N_CLASSES = 10
 A = 2
 PASSES = 1 + 2 * A
-CIFAR_DEFAULT = Path("/work/shared/data/cifar10.npz")
+CIFAR_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10.npz"
 LARGE = os.environ.get("SWNAS_BENCH_LARGE", "") not in ("", "0")
 
 
