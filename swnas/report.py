@@ -165,8 +165,11 @@ def _plots(state: dict, rows: list[dict], depth_png: Path, acc_png: Path) -> Non
     iters = [n["iteration"] for n in cands]
     S = len(cands[0]["stages"]) if cands else 0
     fig, ax = plt.subplots(figsize=(6, 4))
+    # grouped bars (the paper's Fig. 4): stages that share a depth stay visible side by side
+    width = 0.8 / max(S, 1)
     for s in range(S):
-        ax.plot(iters, [n["stages"][s] for n in cands], marker="o", label=f"stage {s + 1}")
+        xs = [i + (s - (S - 1) / 2) * width for i in iters]
+        ax.bar(xs, [n["stages"][s] for n in cands], width=width, label=f"stage {s + 1}")
     ax.set_xlabel("iteration")
     ax.set_ylabel("modules in the stage")
     from matplotlib.ticker import MaxNLocator
