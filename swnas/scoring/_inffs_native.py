@@ -1,7 +1,8 @@
 """inf-FS on the compiled backends: ``cpp`` (swnas._core) and ``cuda`` (swnas._cuda + torch linalg).
 
 cpp: the C++ kernel ranks every column (parallel LSD radix sort, average ranks for ties) and
-returns the centred ranks in the input's precision plus the column std; the rank Gram matrix
+returns the centred ranks in the input's precision plus the column std (float32 spearman: transposed,
+p x n, one contiguous row per column, written straight from the sort); the rank Gram matrix
 Z'Z is one BLAS ``?syrk``/``?gemm`` through NumPy (OpenBLAS beats a hand-written kernel on this
 CPU; float32 ranks are exact up to 2^24 rows); the C++ kernel then builds A, finds lambda_max by
 Lanczos and solves (I - rA) x = 1 with a blocked Cholesky.
@@ -33,6 +34,11 @@ def rank_gram_cpp(X, corr: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
     """Gram matrix of the centred ranks (or centred values) of X, and the column std (float64)."""
     mod = core()
     Xn = np.ascontiguousarray(to_numpy(X))
+    if Xn.dtype == np.float32 and corr == "spearman" and Xn.ndim == 2 and Xn.shape[0] >= 2 and Xn.shape[1] >= 1:
+        # ranks come back transposed (p x n): each column's ranks are one contiguous row
+        Zt, std = mod.inffs_transform_t_f32(Xn)
+        _nonfinite(std)
+        return Zt @ Zt.T, std  # NumPy hands a self-product with its transpose to BLAS syrk
     fn = mod.inffs_transform_f32 if Xn.dtype == np.float32 else mod.inffs_transform_f64
     Z, std = fn(Xn, corr == "spearman")
     _nonfinite(std)
