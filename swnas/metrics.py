@@ -223,6 +223,11 @@ def cpu_latency_ms(model: nn.Module, input_size: int | None = None, in_channels:
     The model is copied to the CPU in eval mode; ``threads`` fixes torch's intra-op threads for
     the measurement (``torch.utils.benchmark.Timer(num_threads=...)``).
     """
+    import logging
+
+    # importing torch.utils.benchmark pulls in cpp_extension, which logs a warning on machines
+    # without a CUDA runtime; it concerns compiling extensions, not timing, so keep it off screen
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
     _check_model(model)
