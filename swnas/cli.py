@@ -230,12 +230,12 @@ def cmd_search(ns: argparse.Namespace) -> int:
     def show(net):
         m = net["metrics"]
         acc = f"{100 * m['top1']:.2f}%" if isinstance(m.get("top1"), (int, float)) else "n/a"
-        return f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, top-1 {acc})"
+        return f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, test top-1 {acc})"
 
     print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates")
     print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
     if res.best != res.final:
-        print(f"most accurate candidate:     {show(best)}  spec: {out / best['spec']}")
+        print(f"most accurate on the test set (report only; select on a validation split): {show(best)}  spec: {out / best['spec']}")
     if not getattr(ns, "no_report", False):
         from swnas.report import write_report
 
