@@ -390,6 +390,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwnasError as exc:
         print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # the trainer's divergence report (names the epoch)
+        lr = getattr(ns, "lr", None)
+        hint = f", e.g. --lr {lr / 10:g}" if isinstance(lr, float) else " with --lr"
+        print(f"swnas {ns.command}: error: training diverged: {exc}{hint}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, read-only file system, permissions: say which file, no traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = ""
         if ns.command == "search":

@@ -295,7 +295,10 @@ class _Run:
     start: int = 0
 
 
-def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset) -> tuple[int, bool]:
+def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset, rec: Recipe) -> tuple[int, bool]:
+    if rec.lr > float(np.finfo(np.float32).max):  # the optimizer steps in float32
+        raise InputError(f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
+                         "such as 0.1")
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -524,7 +527,7 @@ def train(
     D.init_from_env()
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     data = _check_dataset(data)
-    pad, flip = _check_args(model, seed, pad, flip, data)
+    pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
     if batches is None:
         source: BatchSource = InMemoryBatches(data.x_train, data.y_train, data.mean, data.std, run.plan, run.dev,
