@@ -2,7 +2,7 @@
 
 Which output: the last module of each stage — for residual blocks the residual sum *before* the
 block's final ReLU (the blocks' ``preact`` identity), for NASNet the last normal cell's output.
-This is what the original code scores (DESIGN 3.4). The forward pass runs in eval mode under
+This is what the original code scores (docs/scorers.md, section 5). The forward pass runs in eval mode under
 ``torch.no_grad`` on un-augmented images.
 
 Reductions (``reduce=``):
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from swnas.errors import InputError
+from swnas.pooling import avgpool_stats
 
 __all__ = [
     "REDUCTIONS",
@@ -42,13 +43,6 @@ __all__ = [
 ]
 
 REDUCTIONS = ("avgpool8", "gap", "gmp", "grid:K")
-
-# stage_scores reduces with torch ops on every device. The compiled CPU kernel
-# (csrc/cpu/features_cpu.cpp) pools no faster than torch's avg_pool2d on the 2-core development
-# CPU (25 vs 26 ms, 23 vs 16 ms, 18 vs 16 ms for 256-image batches of 32x32x16, 16x16x32, 8x8x64
-# maps), so it is not wired in; its fused column/class sums are ~2-6x faster than the torch
-# equivalent and are exposed through avgpool_stats for statistics-only consumers.
-
 
 @dataclass(frozen=True)
 class Reduction:
@@ -99,197 +93,6 @@ def reduce_map(fmap: torch.Tensor, reduce: str | Reduction = "avgpool8") -> torc
     else:
         out = F.adaptive_avg_pool2d(fmap, red.size)
     return out.flatten(1)
-
-
-# ------------------------------------------------------------------------ fused pooling + sums
-def _check_pool_input(x: Any, k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InputError(f"k: pooling size must be a positive integer, got {k!r}")
-    if getattr(x, "ndim", None) != 4:
-        raise InputError(f"x: expected an (N, C, H, W) float32 map, got shape {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[2] < k or x.shape[3] < k:
-        raise InputError(f"k: window {k} is larger than the {x.shape[2]}x{x.shape[3]} map")
-
-
-def _labels_host(labels: Any, n: int, n_classes: int) -> np.ndarray:
-    lab = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    if lab.ndim != 1 or lab.shape[0] != n:
-        raise InputError(f"labels: expected {n} labels, got shape {lab.shape}")
-    if not np.issubdtype(lab.dtype, np.integer):
-        raise InputError(f"labels: must be integers, got {lab.dtype}")
-    if lab.size and (lab.min() < 0 or lab.max() >= n_classes):
-        raise InputError(f"labels: must lie in 0..{n_classes - 1}")
-    return np.ascontiguousarray(lab, dtype=np.int32)
-
-
-def avgpool_stats(x: Any, k: int, labels: Any = None, n_classes: int | None = None, backend: str = "auto"):
-    """k x k average pooling (stride k, valid, flattened NCHW) fused with column statistics.
-
-    Parameters
-    ----------
-    x : torch.Tensor (CPU or CUDA), NumPy array or CuPy array, (N, C, H, W) float32
-    k : int
-    labels : array (N,) of ints in 0..n_classes-1, optional
-    n_classes : int, optional
-    backend : {"auto", "torch", "cpp", "cuda", "cupy"}
-        ``auto``: ``cuda`` for CUDA tensors when the CUDA module is built, ``cpp`` for host data.
-
-    Returns
-    -------
-    pooled : (N, p) float32, same library/device as x (NumPy for the ``cpp`` backend on NumPy)
-    colsum : (p,) float64 or None when no labels
-    clssum : (n_classes, p) float64 or None when no labels
-    """
-    _check_pool_input(x, k)
-    n = int(x.shape[0])
-    if labels is not None:
-        if not isinstance(n_classes, int) or n_classes < 1:
-            raise InputError(f"n_classes: must be a positive integer with labels, got {n_classes!r}")
-    is_torch = isinstance(x, torch.Tensor)
-    is_cuda = is_torch and x.is_cuda
-    is_cupy = type(x).__module__.startswith("cupy")
-    if backend == "auto":
-        backend = "cuda" if is_cuda and _cuda_module() is not None else ("cupy" if is_cupy else ("torch" if is_cuda else "cpp"))
-    if backend == "torch":
-        t = x if is_torch else torch.as_tensor(np.asarray(x))
-        pooled = F.avg_pool2d(t.float(), k, k).flatten(1)
-        if labels is None:
-            return pooled, None, None
-        lab = torch.as_tensor(_labels_host(labels, n, n_classes), device=pooled.device, dtype=torch.long)
-        p64 = pooled.double()
-        cls = torch.zeros(n_classes, pooled.shape[1], dtype=torch.float64, device=pooled.device)
-        cls.index_add_(0, lab, p64)
-        return pooled, p64.sum(0), cls
-    if backend == "cpp":
-        from swnas import _core
-
-        if is_cuda or is_cupy:
-            raise InputError("backend: 'cpp' needs host data; x is on a GPU")
-        arr = x.detach().contiguous().numpy() if is_torch else np.ascontiguousarray(x)
-        if arr.dtype != np.float32:
-            raise InputError(f"x: backend 'cpp' needs float32, got {arr.dtype}")
-        if labels is None:
-            pooled = _core.features_avgpool(arr, k)
-            return (torch.from_numpy(pooled) if is_torch else pooled), None, None
-        pooled, cs, ks = _core.features_avgpool_stats(arr, k, _labels_host(labels, n, n_classes), n_classes)
-        if is_torch:
-            return torch.from_numpy(pooled), torch.from_numpy(cs), torch.from_numpy(ks)
-        return pooled, cs, ks
-    if backend == "cuda":
-        return _avgpool_stats_cuda(x, k, labels, n_classes)
-    if backend == "cupy":
-        return _avgpool_stats_cupy(x, k, labels, n_classes)
-    raise InputError(f"backend: unknown pooling backend {backend!r}; use auto, torch, cpp, cuda or cupy")
-
-
-def _cuda_module():
-    try:
-        from swnas import _cuda  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
-        return _cuda if _cuda.device_count() > 0 else None
-    except Exception:  # pragma: no cover
-        return None
-
-
-def _avgpool_stats_cuda(x: Any, k: int, labels: Any, n_classes: int | None):
-    from swnas.errors import BackendUnavailableError
-
-    mod = _cuda_module()
-    if mod is None:
-        raise BackendUnavailableError("backend: 'cuda' pooling needs the built _cuda module and a visible GPU")
-    if not (isinstance(x, torch.Tensor) and x.is_cuda):
-        raise InputError("x: backend 'cuda' needs a CUDA torch tensor")
-    if x.dtype != torch.float32:
-        raise InputError(f"x: backend 'cuda' needs float32, got {x.dtype}")
-    x = x.contiguous()
-    n, c, h, w = (int(s) for s in x.shape)
-    p = c * (h // k) * (w // k)
-    out = torch.empty(n, p, dtype=torch.float32, device=x.device)
-    stream = torch.cuda.current_stream(x.device).cuda_stream
-    with torch.cuda.device(x.device):
-        if labels is None:
-            mod.features_avgpool(x.data_ptr(), out.data_ptr(), n, c, h, w, k, stream)
-            return out, None, None
-        lab = torch.as_tensor(_labels_host(labels, n, n_classes), device=x.device)
-        colsum = torch.zeros(p, dtype=torch.float64, device=x.device)
-        clssum = torch.zeros(n_classes, p, dtype=torch.float64, device=x.device)
-        mod.features_avgpool_stats(x.data_ptr(), lab.data_ptr(), out.data_ptr(), colsum.data_ptr(),
-                                   clssum.data_ptr(), n, c, h, w, k, n_classes, stream)
-    return out, colsum, clssum
-
-
-_CUPY_SOURCE = r"""
-extern "C" __global__ void swnas_pool(const float* x, float* out, long long n, long long c, long long h,
-                                      long long w, long long k, long long ho, long long wo) {
-  long long p = c * ho * wo;
-  long long total = n * p;
-  float inv = 1.0f / (float)(k * k);
-  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
-       e += (long long)gridDim.x * blockDim.x) {
-    long long i = e / p, f = e - i * p;
-    long long ch = f / (ho * wo), rem = f - ch * ho * wo;
-    long long oi = rem / wo, oj = rem - oi * wo;
-    const float* src = x + ((i * c + ch) * h + oi * k) * w + oj * k;
-    float s = 0.0f;
-    for (long long r = 0; r < k; ++r)
-      for (long long q = 0; q < k; ++q) s += src[r * w + q];
-    out[e] = s * inv;
-  }
-}
-extern "C" __global__ void swnas_sums(const float* feats, const int* labels, double* colsum, double* clssum,
-                                      long long n, long long p, long long rows) {
-  long long f = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (f >= p) return;
-  long long r0 = (long long)blockIdx.y * rows;
-  long long r1 = r0 + rows < n ? r0 + rows : n;
-  double acc = 0.0;
-  for (long long i = r0; i < r1; ++i) {
-    double v = (double)feats[i * p + f];
-    acc += v;
-    atomicAdd(clssum + (long long)labels[i] * p + f, v);
-  }
-  atomicAdd(colsum + f, acc);
-}
-"""
-_CUPY_KERNELS: dict[str, Any] = {}
-
-
-def _avgpool_stats_cupy(x: Any, k: int, labels: Any, n_classes: int | None):
-    """The CuPy (RawKernel) version of the fused pooling; CuPy is imported only here."""
-    from swnas.errors import BackendUnavailableError
-
-    try:
-        import cupy as cp  # type: ignore[import-not-found]
-    except ImportError:
-        raise BackendUnavailableError("backend: 'cupy' pooling needs CuPy (pip install cupy-cuda13x)") from None
-    if not _CUPY_KERNELS:
-        mod = cp.RawModule(code=_CUPY_SOURCE)
-        _CUPY_KERNELS["pool"] = mod.get_function("swnas_pool")
-        _CUPY_KERNELS["sums"] = mod.get_function("swnas_sums")
-    was_torch = isinstance(x, torch.Tensor)
-    xa = cp.from_dlpack(x.contiguous()) if was_torch else cp.ascontiguousarray(x)
-    if xa.dtype != cp.float32:
-        raise InputError(f"x: backend 'cupy' needs float32, got {xa.dtype}")
-    n, c, h, w = (int(s) for s in xa.shape)
-    ho, wo = h // k, w // k
-    p = c * ho * wo
-    out = cp.empty((n, p), dtype=cp.float32)
-    threads = 256
-    blocks = max(1, min((n * p + threads - 1) // threads, 65535 * 16))
-    _CUPY_KERNELS["pool"]((blocks,), (threads,), (xa, out, cp.int64(n), cp.int64(c), cp.int64(h), cp.int64(w),
-                                                   cp.int64(k), cp.int64(ho), cp.int64(wo)))
-    conv = (lambda a: torch.from_dlpack(a)) if was_torch else (lambda a: a)
-    if labels is None:
-        return conv(out), None, None
-    lab = cp.asarray(_labels_host(labels, n, n_classes))
-    colsum = cp.zeros(p, dtype=cp.float64)
-    clssum = cp.zeros((n_classes, p), dtype=cp.float64)
-    rows = 64
-    grid = ((p + threads - 1) // threads, (n + rows - 1) // rows)
-    _CUPY_KERNELS["sums"](grid, (threads,), (out, lab, colsum, clssum, cp.int64(n), cp.int64(p), cp.int64(rows)))
-    return conv(out), conv(colsum), conv(clssum)
 
 
 # ------------------------------------------------------------------------------ forward pass

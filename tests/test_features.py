@@ -250,3 +250,49 @@ def test_gpu_stage_scores_stream_on_device_and_match_cpu():
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a.features, b.features, rtol=1e-4, atol=1e-4)
     assert next(net.parameters()).device.type == "cpu"  # moved back
+
+
+def test_cupy_pooling_through_the_standin_matches_torch(cupy_standin):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3, 16, 16)).astype(np.float32)
+    labels = rng.integers(0, 4, 40)
+    pooled, cs, ks = avgpool_stats(x, 8, labels, 4, backend="cupy")
+    pt, cst, kst = avgpool_stats(torch.from_numpy(x), 8, torch.from_numpy(labels), 4, backend="torch")
+    np.testing.assert_allclose(np.asarray(pooled), pt.numpy(), rtol=1e-6, atol=1e-6)
+    p64 = np.asarray(pooled, dtype=np.float64)  # the sums are float64 sums of the pooled float32 values
+    np.testing.assert_allclose(np.asarray(cs), p64.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(ks), np.eye(4)[labels].T @ p64, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(ks), kst.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cupy_pooling_sums_keep_the_grid_legal_above_4m_rows(cupy_standin):
+    """ceil(n / 64) > 65535 above 4.19M rows: the sums are launched per slab of rows."""
+    from swnas.pooling import MAX_GRID_Y
+
+    n = 64 * MAX_GRID_Y + 1000
+    x = np.ones((n, 1, 1, 1), dtype=np.float32)
+    x[-1] = 3.0
+    labels = np.zeros(n, dtype=np.int64)
+    labels[-1] = 1
+    _, cs, ks = avgpool_stats(x, 1, labels, 2, backend="cupy")
+    assert float(cs[0]) == n + 2.0
+    assert ks[:, 0].tolist() == [n - 1.0, 3.0]
+    grids = [g for name, g, _ in cupy_standin.launches if name == "swnas_sums"]
+    assert len(grids) == 2 and max(g[1] for g in grids) <= MAX_GRID_Y
+
+
+def test_pooling_honours_swnas_disable_cuda(monkeypatch):
+    from swnas.errors import BackendUnavailableError
+    from swnas.pooling import pooling_backend
+    from swnas.scoring.backends import reset_probes
+
+    monkeypatch.setenv("SWNAS_DISABLE_CUDA", "1")
+    reset_probes()
+    try:
+        with pytest.raises(BackendUnavailableError, match="SWNAS_DISABLE_CUDA"):
+            pooling_backend(np.zeros((1, 1, 8, 8), np.float32), "cuda")
+        assert pooling_backend(np.zeros((1, 1, 8, 8), np.float32)) == "cpp"
+    finally:
+        monkeypatch.delenv("SWNAS_DISABLE_CUDA")
+        reset_probes()

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import planted
 from swnas.errors import InputError
 from swnas.scoring import backend_status, score, score_many
 from swnas.scoring.ilfs import ilfs_details, ilfs_from_relevance, plsa_relevance, token_counts
+
+from helpers import planted
 
 
 def _need(backend):
@@ -143,9 +144,28 @@ def test_gpu_backends_match_reference(backend, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gpu_token_counts_code_runs_with_numpy(dtype):
     """The cupy backend's device code, run with NumPy as the array module, gives the reference counts."""
-    from swnas.scoring._inffs_ilfs_cupy import ilfs_xp, token_counts_xp
+    from swnas.scoring._ilfs_cupy import ilfs_xp, token_counts_xp
 
     X, y = planted(500, 30, 4, seed=2, dtype=dtype)
     X[:, 3] = 1.0
     np.testing.assert_array_equal(token_counts_xp(np, X, y, 4, 5, budget=3000), token_counts(X, y, 4, 5))
     np.testing.assert_allclose(ilfs_xp(np, X, y, 4), score(X, y, "ilfs", backend="numpy").features, rtol=1e-12)
+
+
+def test_cupy_backend_through_the_standin(cupy_standin):
+    X, y = planted(400, 25, 5, seed=6)
+    X[:, 4] = 0.5
+    ref = score(X, y, "ilfs", backend="numpy").features
+    res = score(X, y, "ilfs", backend="cupy")
+    assert res.backend == "cupy"
+    np.testing.assert_allclose(res.features, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_cupy_chunks_are_sized_in_bytes_with_a_floor():
+    """p = 2048, C = 1000 used to give 8-row chunks (~160k Python iterations at 1.28M rows)."""
+    from swnas.scoring._ilfs_cupy import CHUNK_BYTES, MIN_CHUNK_ROWS, chunk_rows
+
+    assert chunk_rows(2048, 1000) >= MIN_CHUNK_ROWS >= 32
+    assert -(-1_280_000 // chunk_rows(2048, 1000)) <= 1_280_000 // 32
+    assert chunk_rows(64, 10) * 64 * 10 * 8 <= CHUNK_BYTES  # small problems: the byte budget rules
+    assert chunk_rows(64, 10) > 100_000

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from conftest import planted
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.scoring import available_backends, backend_status, score, score_many
 from swnas.scoring.inffs import average_ranks, inffs_from_stats
+
+from helpers import planted
 
 
 def brute_inffs(X, alpha=0.5, factor=0.9, corr="spearman"):
@@ -218,8 +219,9 @@ def test_gpu_algorithms_run_with_numpy_and_cpu_torch(dtype, tol):
     CPU here) agree with the reference, so a GPU run only adds the device kernels."""
     import torch
 
-    from swnas.scoring._inffs_ilfs_cupy import centred_ranks_xp, inffs_xp
-    from swnas.scoring._inffs_native import rank_gram_cpp, solve_torch
+    from swnas.scoring._inffs_cupy import centred_ranks_xp, inffs_xp
+    from swnas.scoring._inffs_cpp import rank_gram_cpp
+    from swnas.scoring._inffs_cuda import solve_torch
     from swnas.scoring.inffs import centred_ranks
 
     X, y = planted(400, 70, 3, seed=12, dtype=dtype)
@@ -232,3 +234,14 @@ def test_gpu_algorithms_run_with_numpy_and_cpu_torch(dtype, tol):
             G, sd = rank_gram_cpp(X, corr)
             got = solve_torch(torch.from_numpy(G.astype(np.float64)), torch.from_numpy(sd), 0.5, 0.9)
             assert rel_err(got, ref) < tol
+
+
+@pytest.mark.parametrize("corr", ["spearman", "pearson"])
+def test_cupy_backend_through_the_standin(cupy_standin, corr):
+    """The cupy module's own entry point (upload, device guard, device solve) against the reference."""
+    X, y = planted(300, 40, 3, seed=5)
+    X = with_quirks(X)
+    ref = score(X, y, "inffs", backend="numpy", corr=corr, alpha=0.3).features
+    res = score(X, y, "inffs", backend="cupy", corr=corr, alpha=0.3)
+    assert res.backend == "cupy"
+    assert rel_err(res.features, ref) < 1e-10

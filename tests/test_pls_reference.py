@@ -8,11 +8,12 @@ import pytest
 from sklearn.cross_decomposition import PLSRegression
 
 from swnas.scoring import score
-from conftest import planted
+
+from helpers import planted
 
 
 def sklearn_vip(X, y, n_components=2, scale=True):
-    """VIP from scikit-learn's NIPALS at a tight tolerance (DESIGN 3.1 parity target)."""
+    """VIP from scikit-learn's NIPALS at a tight tolerance (the parity target of docs/scorers.md, section 1)."""
     classes = np.unique(y)
     Y = (y[:, None] == classes[None, :]).astype(np.float64)
     m = PLSRegression(n_components=n_components, scale=scale, tol=1e-14, max_iter=5000).fit(X, Y)

@@ -1,13 +1,14 @@
-"""The public scoring API: backend resolution, input handling and clear errors (DESIGN 4, 7)."""
+"""The public scoring API: backend resolution, input handling and clear errors (docs/backends.md)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import planted
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.scoring import BACKENDS, available_backends, backend_status, criteria, score, score_many
+
+from helpers import planted
 
 
 def test_available_backends_and_reasons():
@@ -112,3 +113,66 @@ def test_compiled_core_is_installed():
     # tree without the extension (run `pytest` from the repo root, not `python -m pytest`).
     ok, why = backend_status("cpp")
     assert ok, why
+
+
+def test_auto_never_picks_the_reference_when_a_compiled_backend_works():
+    X, y = planted(80, 6, 3)
+    for crit in criteria():
+        res = score(X, y, crit)
+        if "cpp" in available_backends():
+            assert res.backend == "cpp"
+        assert res.backend != "numpy" or available_backends() == ["numpy"]
+
+
+def test_auto_order_is_the_documented_rule():
+    from swnas.scoring.backends import BACKEND_TABLE, auto_order
+
+    for crit in criteria():
+        assert auto_order(crit, "cpu") == ["cpp", "numba", "numpy"]
+        assert auto_order(crit, "cuda") == ["cuda", "cupy", "cpp", "numba", "numpy"]
+    assert BACKENDS == tuple(r.name for r in BACKEND_TABLE)
+
+
+def test_auto_falls_back_in_order_when_backends_are_missing(monkeypatch):
+    import swnas.scoring.backends as bk
+
+    down = {"cpp"}
+    monkeypatch.setattr(bk, "backend_status", lambda name: (name not in down, "down" if name in down else ""))
+    assert bk.resolve_backend("auto", "pls") == "numba"
+    down.add("numba")
+    assert bk.resolve_backend("auto", "pls") == "numpy"
+    down.clear()
+    assert bk.resolve_backend("auto", "pls", "cuda") == "cuda"
+
+
+def test_check_params_validates_without_data():
+    from swnas.scoring import check_params
+
+    assert check_params("pls") == {"n_components": 2, "scale": True}
+    assert check_params("inffs", corr="pearson")["corr"] == "pearson"
+    assert check_params("ilfs", TT=6)["TT"] == 6
+    with pytest.raises(InputError, match="criterion"):
+        check_params("vip")
+    with pytest.raises(InputError, match="n_components"):
+        check_params("pls", n_components=0)
+    with pytest.raises(InputError, match="alpha"):
+        check_params("inffs", alpha=2.0)
+    with pytest.raises(InputError, match="unknown parameter"):
+        check_params("ilfs", n_components=2)
+
+
+def test_check_backend_names_the_problem():
+    from swnas.scoring import check_backend
+
+    assert check_backend("auto", "pls") in available_backends()
+    assert check_backend("numpy", "ilfs") == "numpy"
+    with pytest.raises(InputError, match="backend"):
+        check_backend("fortran", "pls")
+    with pytest.raises(InputError, match="criterion"):
+        check_backend("auto", "nope")
+    with pytest.raises(InputError, match="device"):
+        check_backend("auto", "pls", "tpu")
+    for b in BACKENDS:
+        if not backend_status(b)[0]:
+            with pytest.raises(BackendUnavailableError, match=b):
+                check_backend(b, "pls")

@@ -88,7 +88,7 @@ def _kernels():
 
 
 def inffs_numba(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearman") -> np.ndarray:
-    from swnas.scoring._inffs_native import _nonfinite
+    from swnas.scoring.inffs import check_finite_std
     from swnas.scoring.inffs import inffs_from_affinity
 
     transform, affinity = _kernels()
@@ -96,7 +96,7 @@ def inffs_numba(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, co
     Z = np.empty(Xn.shape, dtype=np.float64)
     std = np.empty(Xn.shape[1])
     transform(Xn, corr == "spearman", Z, std)
-    _nonfinite(std)
+    check_finite_std(std)
     G = Z.T @ Z
     return inffs_from_affinity(affinity(G, std, float(alpha)), float(factor))
 

@@ -1,6 +1,6 @@
 """PLS-VIP on the ``numba`` backend: the passes over X as parallel ``@njit`` functions.
 
-Same scheme as the C++ core (:mod:`swnas.scoring._pls_native`): one statistics pass shifted by the
+Same scheme as the C++ core (:mod:`swnas.scoring._pls_cpp`, docs/scorers.md section 1): one statistics pass shifted by the
 first row and accumulated in float64, then per component one fused pass (``t = X v - c`` and
 ``X't`` over the same rows); the kernel-PLS algebra is the shared NumPy code. Rows are split into a
 fixed number of groups summed in order, so results do not depend on the thread count.
@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from swnas.scoring._host import host_codes, host_matrix
+from swnas.scoring._pls_algebra import PlsAlgebra, ShiftedSums
 from swnas.scoring.backends import register
 
 __all__ = ["pls_vip_numba", "pls_stats_numba", "pls_project_numba"]
@@ -85,15 +87,7 @@ def pls_stats_numba(X: np.ndarray, codes: np.ndarray, n_classes: int):
     k = _n_groups(n, (n_classes + 1) * p * 8)
     x0, cls, s2, counts = _compiled()["stats"](X, codes, np.int64(n_classes), np.int64(k))
     cls_sh = cls.sum(axis=0)
-    s2 = s2.sum(axis=0)
-    counts = counts.sum(axis=0)
-    s1 = cls_sh.sum(axis=0)
-    colsum = s1 + n * x0
-    with np.errstate(invalid="ignore", over="ignore"):
-        sq = s2 - s1 * (s1 / n)
-    sq = np.where(np.isfinite(sq), np.maximum(sq, 0.0), sq)
-    class_sums = cls_sh + counts[:, None] * x0[None, :]
-    return colsum, sq, class_sums, counts
+    return ShiftedSums(n, x0, cls_sh.sum(axis=0), s2.sum(axis=0), cls_sh, counts.sum(axis=0)).pls_stats()
 
 
 def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float):
@@ -106,9 +100,7 @@ def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float):
 @register("pls", "numba")
 def pls_vip_numba(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2, scale: bool = True) -> np.ndarray:
     """PLS-VIP with numba-compiled passes (float32 or float64 X, read in place when C-contiguous)."""
-    from swnas.scoring._pls_native import PlsAlgebra, host_matrix
-
     A = host_matrix(X)
-    codes = np.ascontiguousarray(codes, dtype=np.int32)
+    codes = host_codes(codes)
     alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
     return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c))

@@ -10,7 +10,7 @@ from swnas.errors import InputError
 from swnas.scoring._arrays import check_problem
 from swnas.scoring.backends import get_impl, resolve_backend
 
-__all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "score", "score_many"]
+__all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "check_params", "score", "score_many"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ class Criterion:
     """A feature-importance criterion.
 
     ``check(params, n_samples, n_features, n_classes)`` returns the full parameter dict (defaults
-    filled in) or raises :class:`InputError`; ``min_samples`` is the fewest rows it accepts.
+    filled in) or raises :class:`InputError`; the sizes may be ``None`` (not known yet: validation
+    before any data exists) and then only the parameters themselves are checked.
+    ``min_samples`` is the fewest rows it accepts.
     """
 
     name: str
@@ -62,6 +64,32 @@ def register_criterion(c: Criterion) -> Criterion:
 def criteria() -> list[str]:
     """Names of the known criteria."""
     return sorted(_CRITERIA)
+
+
+def check_params(criterion: str, **params: Any) -> dict:
+    """Validate a criterion's name and parameters before any data exists.
+
+    Parameters
+    ----------
+    criterion : str
+        One of :func:`criteria`.
+    **params
+        The criterion's parameters (e.g. ``n_components=2`` for ``pls``).
+
+    Returns
+    -------
+    dict
+        The full parameter dict, defaults filled in (what :class:`ScoreResult` will report).
+
+    Raises
+    ------
+    InputError
+        Unknown criterion, unknown parameter or a value out of range, naming the argument.
+        Checks that need the data's size (``n_components`` against the number of features) run
+        later, in :func:`score`.
+    """
+    crit = _criterion(criterion)
+    return crit.check(dict(params), None, None, None)
 
 
 def _criterion(name: Any) -> Criterion:

@@ -1,8 +1,14 @@
-"""Backend registry: which implementations exist, which work here, and which ``auto`` picks.
+"""The backend table: which implementations exist, which work here, and which ``auto`` picks.
+
+Everything about backends derives from one table, :data:`BACKEND_TABLE`, of
+:class:`BackendRecord` entries (name, device, probe). :data:`BACKENDS`,
+:func:`available_backends`, :func:`backend_status`, the ``auto`` order and the list of
+implementation modules imported by :mod:`swnas.scoring` all come from it. Adding a backend is
+one record here plus its modules ``_<criterion>_<backend>.py`` (see docs/backends.md).
 
 Every criterion registers one function per backend with :func:`register`. A backend is
-*available* when its runtime pieces import and (for GPU backends) a device is visible;
-otherwise :func:`backend_status` says why, and naming it raises
+*available* when its probe succeeds (its runtime pieces import and, for GPU backends, a device
+is visible); otherwise :func:`backend_status` says why, and naming it raises
 :class:`~swnas.errors.BackendUnavailableError` with that reason.
 """
 from __future__ import annotations
@@ -10,58 +16,45 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from swnas.errors import BackendUnavailableError, InputError
 
 __all__ = [
+    "BackendRecord",
+    "BACKEND_TABLE",
     "BACKENDS",
     "available_backends",
     "backend_status",
+    "check_backend",
+    "auto_order",
     "register",
     "get_impl",
     "resolve_backend",
     "core",
     "cuda_module",
+    "reset_probes",
 ]
 
-#: every backend name, in the order ``auto`` prefers them for host data
-BACKENDS: tuple[str, ...] = ("numpy", "numba", "cpp", "cuda", "cupy")
-_CPU_PREFERENCE = ("cpp", "numba", "numpy")
-_GPU_PREFERENCE = ("cuda", "cupy")
 
-# (criterion, backend, batched) -> implementation
-_IMPLS: dict[tuple[str, str, bool], Callable[..., Any]] = {}
-
-
-def register(criterion: str, backend: str, *, batched: bool = False):
-    """Decorator: register ``fn`` as ``criterion``'s implementation on ``backend``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}")
-
-    def deco(fn):
-        _IMPLS[(criterion, backend, batched)] = fn
-        return fn
-
-    return deco
-
-
-def get_impl(criterion: str, backend: str, *, batched: bool = False):
-    """The registered implementation, or ``None``."""
-    return _IMPLS.get((criterion, backend, batched))
-
-
+# ------------------------------------------------------------------------------------- probes
 @functools.lru_cache(maxsize=None)
-def core():
-    """The compiled CPU module ``swnas._core`` (raises if it was not built)."""
+def _core_status() -> tuple[Any, str]:
     try:
         from swnas import _core
     except ImportError as exc:  # pragma: no cover - only on broken installs
-        raise BackendUnavailableError(
-            f"backend 'cpp': the compiled module swnas._core is not built or failed to load ({exc}); "
-            "reinstall with `pip install .`"
-        ) from None
-    return _core
+        return None, (f"the compiled module swnas._core is not built or failed to load ({exc}); "
+                      "reinstall with `pip install .`")
+    return _core, ""
+
+
+def core():
+    """The compiled CPU module ``swnas._core`` (raises if it was not built)."""
+    mod, why = _core_status()
+    if mod is None:  # pragma: no cover - only on broken installs
+        raise BackendUnavailableError(f"backend 'cpp': {why}")
+    return mod
 
 
 @functools.lru_cache(maxsize=None)
@@ -94,9 +87,10 @@ def cuda_module():
 @functools.lru_cache(maxsize=None)
 def _cupy_status() -> tuple[bool, str]:
     try:
-        import cupy  # noqa: F401
+        import cupy
     except Exception as exc:  # ImportError, or CUDA library errors on import
-        return False, f"cupy is not installed or failed to import ({type(exc).__name__}: {exc}); pip install swnas[cuda]"
+        return False, (f"cupy is not installed or failed to import ({type(exc).__name__}: {exc}); "
+                       "pip install swnas[cuda]")
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
@@ -115,47 +109,144 @@ def _numba_status() -> tuple[bool, str]:
     return True, ""
 
 
+def _probe_numpy() -> tuple[bool, str]:
+    return True, ""
+
+
+def _probe_cpp() -> tuple[bool, str]:
+    mod, why = _core_status()
+    return mod is not None, why
+
+
+def _probe_cuda() -> tuple[bool, str]:
+    mod, why = _cuda_status()
+    return mod is not None, why
+
+
+def reset_probes() -> None:
+    """Forget the cached probe results (tests that install a stand-in module call this)."""
+    for f in (_core_status, _cuda_status, _cupy_status, _numba_status):
+        f.cache_clear()
+
+
+# -------------------------------------------------------------------------------------- table
+@dataclass(frozen=True)
+class BackendRecord:
+    """One backend.
+
+    Attributes
+    ----------
+    name : str
+        What users pass as ``backend=``; implementation modules are ``_<criterion>_<name>.py``.
+    device : {"cpu", "cuda"}
+        Where it computes. ``auto`` only considers GPU backends for data already on a GPU.
+    probe : callable
+        ``probe() -> (available, reason)``; the reason says why not ('' when available).
+    auto_rank : int or None
+        Position in ``auto``'s preference for its device (lower first); ``None``: never chosen by
+        ``auto`` (the reference).
+    """
+
+    name: str
+    device: str
+    probe: Callable[[], tuple[bool, str]]
+    auto_rank: int | None
+
+
+#: the single source of truth about backends (docs/backends.md explains each column)
+BACKEND_TABLE: tuple[BackendRecord, ...] = (
+    BackendRecord("numpy", "cpu", _probe_numpy, auto_rank=99),
+    BackendRecord("numba", "cpu", lambda: _numba_status(), auto_rank=1),
+    BackendRecord("cpp", "cpu", _probe_cpp, auto_rank=0),
+    BackendRecord("cuda", "cuda", _probe_cuda, auto_rank=0),
+    BackendRecord("cupy", "cuda", lambda: _cupy_status(), auto_rank=1),
+)
+
+#: every backend name, in table order
+BACKENDS: tuple[str, ...] = tuple(r.name for r in BACKEND_TABLE)
+_BY_NAME: dict[str, BackendRecord] = {r.name: r for r in BACKEND_TABLE}
+
+# (criterion, backend, batched) -> implementation
+_IMPLS: dict[tuple[str, str, bool], Callable[..., Any]] = {}
+
+
+def register(criterion: str, backend: str, *, batched: bool = False):
+    """Decorator: register ``fn`` as ``criterion``'s implementation on ``backend``."""
+    if backend not in _BY_NAME:
+        raise ValueError(f"unknown backend {backend!r}")
+
+    def deco(fn):
+        _IMPLS[(criterion, backend, batched)] = fn
+        return fn
+
+    return deco
+
+
+def get_impl(criterion: str, backend: str, *, batched: bool = False):
+    """The registered implementation, or ``None``."""
+    return _IMPLS.get((criterion, backend, batched))
+
+
+def _unknown(name: Any) -> InputError:
+    return InputError(f"backend: unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'")
+
+
 def backend_status(name: str) -> tuple[bool, str]:
     """``(available, reason)`` for one backend; reason is '' when available."""
-    if name == "numpy":
-        return True, ""
-    if name == "numba":
-        return _numba_status()
-    if name == "cpp":
-        try:
-            core()
-        except BackendUnavailableError as exc:
-            return False, str(exc)
-        return True, ""
-    if name == "cuda":
-        mod, why = _cuda_status()
-        return mod is not None, why
-    if name == "cupy":
-        return _cupy_status()
-    raise InputError(f"backend: unknown backend {name!r}; choose one of {', '.join(BACKENDS)} or 'auto'")
+    rec = _BY_NAME.get(name) if isinstance(name, str) else None
+    if rec is None:
+        raise _unknown(name)
+    return rec.probe()
 
 
 def available_backends() -> list[str]:
     """Backends that work on this machine, in :data:`BACKENDS` order."""
-    return [b for b in BACKENDS if backend_status(b)[0]]
+    return [r.name for r in BACKEND_TABLE if r.probe()[0]]
+
+
+# --------------------------------------------------------------------------------------- auto
+def auto_order(criterion: str, device: str = "cpu") -> list[str]:
+    """The backends ``auto`` tries, in order, for ``criterion`` on data living on ``device``.
+
+    GPU data: the GPU backends by ``auto_rank``, then the CPU ones (which copy the data to the
+    host). Host data: the CPU backends by ``auto_rank`` only (a GPU is never chosen for host data:
+    the upload usually costs more than the CPU computation). ``numpy``, the reference, comes last.
+    The order does not depend on the criterion or the problem's size: measured at stage-feature
+    sizes, ``cpp`` beats ``numba`` for every criterion (docs/backends.md, "The auto rule").
+    """
+    def ranked(dev: str) -> list[str]:
+        recs = [r for r in BACKEND_TABLE if r.device == dev and r.auto_rank is not None]
+        return [r.name for r in sorted(recs, key=lambda r: r.auto_rank)]
+
+    order = ranked("cpu")
+    return (ranked("cuda") + order) if device == "cuda" else order
+
+
+def check_backend(backend: str, criterion: str, device: str = "cpu") -> str:
+    """Validate ``backend`` for ``criterion`` without data; returns the backend that would run.
+
+    Raises :class:`~swnas.errors.InputError` for an unknown name or criterion and
+    :class:`~swnas.errors.BackendUnavailableError` (saying why) when it cannot run here.
+    """
+    from swnas.scoring.api import _criterion
+
+    crit = _criterion(criterion)
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return resolve_backend(backend, crit.name, device)
 
 
 def resolve_backend(backend: str, criterion: str, device: str = "cpu") -> str:
-    """Turn ``backend`` (a name or ``"auto"``) into an available backend implementing ``criterion``.
-
-    ``auto`` keeps GPU data on the GPU (``cuda``, then ``cupy``) and picks ``cpp``, then ``numba``,
-    then ``numpy`` for host data.
-    """
+    """Turn ``backend`` (a name or ``"auto"``) into an available backend implementing ``criterion``."""
     if not isinstance(backend, str):
         raise InputError(f"backend: expected a name, got {type(backend).__name__}")
     if backend == "auto":
-        order = (_GPU_PREFERENCE + _CPU_PREFERENCE) if device == "cuda" else _CPU_PREFERENCE
-        for b in order:
+        for b in auto_order(criterion, device):
             if get_impl(criterion, b) is not None and backend_status(b)[0]:
                 return b
         raise BackendUnavailableError(f"no backend implements criterion {criterion!r}")  # pragma: no cover
-    if backend not in BACKENDS:
-        raise InputError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)} or 'auto'")
+    if backend not in _BY_NAME:
+        raise _unknown(backend)
     ok, why = backend_status(backend)
     if not ok:
         raise BackendUnavailableError(f"backend {backend!r} is not available: {why}")

@@ -1,4 +1,4 @@
-"""il-FS: Infinite Latent Feature Selection (Roffo et al., ICCV 2017), multi-class, DESIGN 3.3.
+"""il-FS: Infinite Latent Feature Selection (Roffo et al., ICCV 2017), multi-class (docs/scorers.md, section 4).
 
 1. Per class c and feature f the class mean mu_cf; for sample s, ``d_sc = (x_sf - mu_cf)^2`` and
    ``pi_sf = (1/d_{s,y_s}) / sum_c (1/d_sc)`` (1/C is chance). Zero distances: when some class means

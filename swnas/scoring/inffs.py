@@ -1,4 +1,4 @@
-"""inf-FS: Infinite Feature Selection (Roffo et al., ICCV 2015), DESIGN section 3.2.
+"""inf-FS: Infinite Feature Selection (Roffo et al., ICCV 2015), docs/scorers.md, section 3.
 
 The affinity of features i and j mixes spread and (non-)redundancy::
 
@@ -39,6 +39,7 @@ __all__ = [
     "inffs_from_affinity",
     "inffs_from_stats",
     "inffs_reference",
+    "check_finite_std",
 ]
 
 #: the correlation measures inf-FS accepts
@@ -168,6 +169,15 @@ def inffs_from_stats(std, corr, alpha: float = 0.5, factor: float = 0.9) -> np.n
     if not np.all(np.isfinite(std)):
         raise InputError("std: contains NaN or Inf values")
     return inffs_from_affinity(affinity(std, corr, params["alpha"]), params["factor"])
+
+
+def check_finite_std(std: np.ndarray, name: str = "X") -> None:
+    """Raise :class:`InputError` naming the columns whose std came out NaN/Inf (NaN/Inf in X)."""
+    bad = ~np.isfinite(std)
+    if np.any(bad):
+        cols = np.flatnonzero(bad)
+        shown = ", ".join(map(str, cols[:8])) + (" ..." if cols.size > 8 else "")
+        raise InputError(f"{name}: contains NaN or Inf values (in columns {shown})")
 
 
 def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,36 +1,21 @@
-"""inf-FS and il-FS on the ``cupy`` backend: the same algorithms as the NumPy reference written
-against an array module ``xp`` (CuPy on the GPU; the tests run the identical code with NumPy).
+"""inf-FS on the ``cupy`` backend: the NumPy reference's algorithm (docs/scorers.md, section 3)
+written against an array module ``xp`` (CuPy on the GPU; the tests run the identical code with
+NumPy and with a NumPy stand-in for CuPy).
 
-inf-FS: columns are ranked in chunks (one batched ``argsort`` per chunk, ties averaged with a
+Columns are ranked in chunks (one batched ``argsort`` per chunk, ties averaged with a
 cumulative-sum group index), the rank Gram matrix is accumulated in float64 from row-chunk
 products in the input precision (cuBLAS), and ``eigvalsh`` + Cholesky + two triangular solves run
-on the device. il-FS: the token counts run on the device in row chunks; the tiny PLSA EM runs on
-the host (reference code).
+on the device.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from swnas.errors import InputError
+from swnas.scoring._cupy_util import as_cupy, cupy, on_device_of
 from swnas.scoring.backends import register
 
-__all__ = ["centred_ranks_xp", "rank_gram_xp", "solve_xp", "inffs_xp", "inffs_cupy", "ilfs_cupy"]
-
-
-def _cupy():
-    import cupy
-
-    return cupy
-
-
-def _as_cupy(X):
-    cp = _cupy()
-    if isinstance(X, cp.ndarray):
-        return X
-    if type(X).__module__.startswith("torch"):
-        t = X.detach()
-        return cp.from_dlpack(t.contiguous()) if t.is_cuda else cp.asarray(t.numpy())
-    return cp.asarray(X)
+__all__ = ["centred_ranks_xp", "rank_gram_xp", "solve_xp", "inffs_xp", "inffs_cupy"]
 
 
 def centred_ranks_xp(xp, X, chunk_elems: int = 1 << 25):
@@ -96,7 +81,7 @@ def _solve_triangular(xp, L, b, lower: bool, trans: bool):
         import scipy.linalg
 
         return scipy.linalg.solve_triangular(L, b, lower=lower, trans="T" if trans else "N")
-    from cupyx.scipy.linalg import solve_triangular
+    from cupyx.scipy.linalg import solve_triangular  # type: ignore[import-not-found]
 
     return solve_triangular(L, b, lower=lower, trans="T" if trans else "N")
 
@@ -135,68 +120,9 @@ def inffs_xp(xp, X, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearm
     return solve_xp(xp, G, std, alpha, factor)
 
 
+@register("inffs", "cupy")
 def inffs_cupy(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearman"):
-    cp = _cupy()
-    Xc = _as_cupy(X)
-    with cp.cuda.Device(Xc.device.id):
-        return inffs_xp(cp, Xc, alpha, factor, corr)
-
-
-def token_counts_xp(xp, X, codes, n_classes: int, TT: int, budget: int = 1 << 24):
-    """(TT, p) token counts on the device; the arithmetic of :func:`swnas.scoring.ilfs.token_counts`."""
-    n, p = X.shape
-    y = xp.asarray(codes, dtype=xp.int64)
-    cnt = xp.bincount(y, minlength=n_classes).astype(xp.float64)
-    sums = xp.zeros((n_classes, p))
-    rows = max(1, budget // max(1, p * n_classes))
-    for i in range(0, n, rows):
-        Xi = X[i:i + rows].astype(xp.float64)
-        oh = xp.zeros((Xi.shape[0], n_classes))
-        oh[xp.arange(Xi.shape[0]), y[i:i + rows]] = 1.0
-        sums += oh.T @ Xi
-    mu = sums / xp.maximum(cnt, 1.0)[:, None]
-    if not bool(xp.all(xp.isfinite(mu))):
-        raise InputError("X: contains NaN or Inf values")
-    counts = xp.zeros(TT * p, dtype=xp.int64)
-    big = np.finfo(np.float64).max
-    fidx = xp.arange(p)
-    for i in range(0, n, rows):
-        Xi = X[i:i + rows].astype(xp.float64)
-        ci = y[i:i + rows]
-        d = (Xi[:, None, :] - mu[None, :, :]) ** 2
-        if xp is np:
-            with np.errstate(divide="ignore", over="ignore"):
-                inv = 1.0 / d
-        else:
-            inv = 1.0 / d
-        zero = ~(inv <= big)
-        inv = xp.where(zero, 0.0, inv)
-        nzero = zero.sum(axis=1)
-        b = xp.arange(Xi.shape[0])
-        own_inv = inv[b, ci, :]
-        own_zero = zero[b, ci, :]
-        tot = inv.sum(axis=1)
-        pi = own_inv / xp.where(tot > 0, tot, 1.0)
-        pi = xp.where(nzero > 0, xp.where(own_zero, 1.0 / xp.maximum(nzero, 1), 0.0), pi)
-        t = xp.minimum(xp.floor(pi * TT), TT - 1).astype(xp.int64)
-        counts += xp.bincount((t * p + fidx[None, :]).ravel(), minlength=TT * p)
-    return counts.reshape(TT, p)
-
-
-def ilfs_xp(xp, X, codes, n_classes, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6):
-    from swnas.scoring.ilfs import ilfs_from_relevance, plsa_relevance
-
-    counts = _host(xp, token_counts_xp(xp, X, codes, n_classes, TT))
-    v, _, _ = plsa_relevance(counts, max_iter, tol)
-    return ilfs_from_relevance(v)[0]
-
-
-def ilfs_cupy(X, codes, n_classes, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6):
-    cp = _cupy()
-    Xc = _as_cupy(X)
-    with cp.cuda.Device(Xc.device.id):
-        return ilfs_xp(cp, Xc, codes, n_classes, TT, max_iter, tol)
-
-
-register("inffs", "cupy")(inffs_cupy)
-register("ilfs", "cupy")(ilfs_cupy)
+    """inf-FS with CuPy on the GPU that holds X (labels unused: inf-FS is unsupervised)."""
+    Xc = as_cupy(X)
+    with on_device_of(Xc):
+        return inffs_xp(cupy(), Xc, alpha, factor, corr)
