@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import check_problem
+from swnas.scoring._arrays import check_problem, fit_float64_range
 from swnas.scoring.backends import get_impl, resolve_backend
 
 __all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "score", "score_many"]
@@ -73,6 +73,8 @@ def _criterion(name: Any) -> Criterion:
 def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y"):
     min_n = crit.min_samples(params)
     X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
+    if crit.name in ("inffs", "ilfs"):  # they square raw values; one min/max pass is cheap beside them
+        X = fit_float64_range(X, info)
     full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
     return X, info, codes, n_classes, full
 
