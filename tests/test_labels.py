@@ -121,3 +121,15 @@ def test_fit_float64_range_copies_only_when_needed():
     Xn[0, 0] = np.nan  # left for the scorer to report, uncopied
     Xn *= 1e200
     assert fit_float64_range(Xn, array_info(Xn)) is Xn
+
+
+def test_unpickled_float_arrays_reach_the_compiled_core_without_copy():
+    import pickle
+
+    from swnas.scoring._arrays import as_float_matrix
+
+    X, y = planted(60, 5, 3, seed=3)
+    X2 = pickle.loads(pickle.dumps(X))  # equal dtype, distinct dtype object
+    view, _ = as_float_matrix(X2)
+    assert np.shares_memory(view, X2)
+    np.testing.assert_allclose(score(X2, y, backend="cpp").features, score(X, y, backend="cpp").features, atol=0)

@@ -103,6 +103,10 @@ def as_float_matrix(X: Any, name: str = "X") -> tuple[Any, ArrayInfo]:
     dt = info.dtype
     if dt.kind not in "fiu" or dt.kind == "b":
         raise InputError(f"{name}: dtype {dt} is not a real number type (use float32 or float64)")
+    if info.kind == "numpy" and dt in (np.float32, np.float64) and dt is not np.dtype(dt.type):
+        # an equal but distinct dtype object (unpickled or memory-mapped arrays): a zero-copy view
+        # with the canonical one, which the compiled core recognises by identity
+        X = X.view(dt.type)
     if dt not in (np.float32, np.float64):
         # integers and float16 are promoted once; float32/float64 are never copied
         target = np.float32 if dt.itemsize <= 2 and dt.kind == "f" else np.float64

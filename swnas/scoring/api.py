@@ -99,6 +99,10 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     -------
     ScoreResult
     """
+    if type(X).__module__.startswith("dask."):  # a Dask array: scored on its workers (swnas.scoring.dask)
+        from swnas.scoring.dask import score_dask
+
+        return score_dask(X, y, criterion, backend, **params)
     crit = _criterion(criterion)
     X, info, codes, n_classes, full = _prepare(X, y, crit, params)
     b = resolve_backend(backend, crit.name, info.device)
