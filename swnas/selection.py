@@ -74,8 +74,13 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
     def _validate_X(self, X: Any, y: Any, reset: bool) -> tuple[Any, Any]:
         """Return (X for the scorer, y); records n_features_in_ (and feature_names_in_ for frames)."""
         if _is_dask(X) or _native(X):
-            X, info = as_float_matrix(X, "X")
-            p = info.shape[1]
+            if _is_dask(X):
+                if X.ndim != 2:
+                    raise InputError(f"X: expected a 2-D matrix (samples x features), got shape {X.shape}")
+                p = int(X.shape[1])  # dtype and chunking are checked where the chunks are scored
+            else:
+                X, info = as_float_matrix(X, "X")
+                p = info.shape[1]
             if not reset and p != self.n_features_in_:
                 raise InputError(f"X: has {p} features, but {type(self).__name__} was fitted with "
                                  f"{self.n_features_in_}")
