@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # score --------------------------------------------------------------------------------
     c = sub.add_parser("score", help="score a saved feature matrix")
-    c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
-    c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
+    c.add_argument("features", metavar="FEATURES",
+                   help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)")
+    c.add_argument("labels", metavar="LABELS", help=".npy, .npz, .txt, .csv or .parquet (any label values)")
     c.add_argument("--criterion", default="pls", choices=criteria)
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
@@ -298,54 +299,23 @@ def cmd_export(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _load_array(path: str, what: str, keys: Sequence[str]):
-    import numpy as np
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{what}: no such file: {path}")
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(p, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                names = list(z.files)
-                for k in keys:
-                    if k in names:
-                        return z[k]
-                if len(names) == 1:
-                    return z[names[0]]
-                raise InputError(f"{what}: {path} holds arrays {names}; expected one of {list(keys)} or a single array")
-        if suffix in (".txt", ".csv") and what == "LABELS":
-            return np.loadtxt(p, dtype=np.int64, delimiter="," if suffix == ".csv" else None, ndmin=1)
-    except InputError:
-        raise
-    except Exception as exc:  # corrupt or unreadable file
-        raise InputError(f"{what}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    allowed = ".npy, .npz" + (", .txt" if what == "LABELS" else "")
-    raise InputError(f"{what}: unsupported file type {suffix or '(none)'} for {path}; use {allowed}")
-
-
 def cmd_score(ns: argparse.Namespace) -> int:
     import numpy as np
 
+    from swnas.feature_files import load_features, load_labels
     from swnas.scoring import score
 
-    X = _load_array(ns.features, "FEATURES", ("X", "features", "x"))
-    y = _load_array(ns.labels, "LABELS", ("y", "labels", "Y"))
-    if X.ndim == 1:
-        raise InputError(f"FEATURES: expected a 2-D matrix (samples x features), got shape {X.shape}")
-    if X.ndim > 2:
-        X = X.reshape(X.shape[0], -1)
-    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and 1 in np.asarray(y).shape else y
+    table = load_features(ns.features)
+    X = table.X
+    y = load_labels(ns.labels, n_samples=X.shape[0])
     res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
     order = np.argsort(-res.features, kind="stable")[: ns.top]
     if ns.json:
         print(json.dumps({
             "criterion": res.criterion, "backend": res.backend, "params": res.params, "stage": res.stage,
             "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
-            "top": [{"feature": int(i), "score": float(res.features[i])} for i in order],
+            "top": [{"feature": int(i), "name": table.name(int(i)), "score": float(res.features[i])}
+                    for i in order],
             "features": [float(v) for v in res.features],
         }, indent=2, default=str))
         return 0
@@ -355,7 +325,8 @@ def cmd_score(ns: argparse.Namespace) -> int:
     if len(order):
         print(f"top {len(order)} features:")
         for rank, i in enumerate(order, 1):
-            print(f"  {rank:3d}. feature {int(i):6d}  {res.features[i]:.6g}")
+            name = f"  {table.names[i]}" if table.names is not None else ""
+            print(f"  {rank:3d}. feature {int(i):6d}{name}  {res.features[i]:.6g}")
     return 0
 
 

@@ -47,7 +47,7 @@ def test_bad_flags_exit_2(argv, needle, capsys):
     (["score", "{tmp}/missing.npy", "{tmp}/y.npy"], "FEATURES: no such file"),
     (["score", "{tmp}/X.npy", "{tmp}/missing.txt"], "LABELS: no such file"),
     (["score", "{tmp}/corrupt.npy", "{tmp}/y.npy"], "FEATURES: cannot read"),
-    (["score", "{tmp}/X.csv", "{tmp}/y.npy"], "FEATURES: unsupported file type .csv"),
+    (["score", "{tmp}/X.xlsx", "{tmp}/y.npy"], "FEATURES: unsupported file type .xlsx"),
     (["score", "{tmp}/two.npz", "{tmp}/y.npy"], "holds arrays"),
     (["score", "{tmp}/X.npy", "{tmp}/y.npy", "--backend", "tpu"], "unknown backend 'tpu'"),
     (["score", "{tmp}/X.npy", "{tmp}/short.npy"], "y"),
@@ -66,7 +66,7 @@ def test_bad_values_and_paths_exit_2_without_traceback(argv, needle, tmp_path, c
     np.save(tmp_path / "y.npy", np.arange(30) % 3)
     np.save(tmp_path / "short.npy", np.arange(29) % 3)
     (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
-    (tmp_path / "X.csv").write_text("1,2\n")
+    (tmp_path / "X.xlsx").write_text("1,2\n")
     np.savez(tmp_path / "two.npz", a=np.zeros((3, 2)), b=np.zeros(3))
     code, out, err = run([a.format(tmp=tmp_path) for a in argv], capsys)
     assert code == 2, err

@@ -110,3 +110,116 @@ def test_all_reduce_across_two_gloo_processes():
     ref = score(X, y, backend="numpy").features
     for r in range(2):
         np.testing.assert_allclose(out[r].numpy(), ref, atol=1e-9)
+
+
+# ------------------------------------------------------------------ streaming inf-FS (Pearson)
+def _stream_inffs(X, chunk, **params):
+    acc = StreamingScorer("inffs", corr="pearson", **params)
+    y = np.arange(X.shape[0]) % 2  # inf-FS ignores the labels; two classes keep the checks content
+    for i in range(0, X.shape[0], chunk):
+        acc.update(X[i:i + chunk], y[i:i + chunk])
+    return acc.result()
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("factor", [0.5, 0.9])
+def test_stream_inffs_equals_in_memory_reference(alpha, factor):
+    # columns with very different spreads: the std term (not the variance) drives sigma
+    X, y = planted(700, 14, 3, seed=11, mean=30.0)
+    X[:, 4] = 2.5  # a constant column
+    ref = score(X, y, criterion="inffs", corr="pearson", backend="numpy", alpha=alpha, factor=factor).features
+    got = _stream_inffs(X, 128, alpha=alpha, factor=factor)
+    np.testing.assert_allclose(got.features, ref, atol=1e-9, rtol=0)
+    assert got.params["alpha"] == alpha and got.params["factor"] == factor
+
+
+def test_stream_inffs_uses_std_and_alpha():
+    """Guards against a streamed inf-FS that squares the std or drops the user's alpha."""
+    from swnas.scoring.inffs import inffs_from_stats
+
+    X, y = planted(600, 12, 3, seed=12)
+    n = X.shape[0]
+    Z = X - X.mean(axis=0)
+    var = (Z * Z).sum(axis=0) / (n - 1)
+    corr = np.corrcoef(X, rowvar=False)
+    got = _stream_inffs(X, 100, alpha=0.8).features
+    with_var = inffs_from_stats(var, corr, alpha=0.8)
+    np.testing.assert_allclose(got, inffs_from_stats(np.sqrt(var), corr, alpha=0.8), atol=1e-9)
+    assert np.max(np.abs(got - with_var) / np.abs(got)) > 0.01
+    default_alpha = _stream_inffs(X, 100).features
+    assert np.max(np.abs(got - default_alpha) / np.abs(got)) > 0.01
+
+
+def test_stream_inffs_float32_large_mean():
+    X, _ = planted(3000, 10, 3, seed=13, mean=500.0, dtype=np.float32)
+    ref = score(X.astype(np.float64), np.arange(3000) % 3, criterion="inffs", corr="pearson",
+                backend="numpy").features
+    np.testing.assert_allclose(_stream_inffs(X, 512).features, ref, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ labels, pickling, bad chunks
+def test_any_labels_grow_and_merge_by_value():
+    import pickle
+
+    X, y = planted(800, 9, 4, seed=14)
+    names = np.array(["ant", "bee", "cow", "dog"])
+    ref = score(X, y, backend="numpy").features
+    a = StreamingScorer("pls")
+    for i in range(0, 400, 80):
+        a.update(X[i:i + 80], names[y[i:i + 80]])
+    # b meets the classes in another order; a pickled copy travels and is merged by label value
+    b = StreamingScorer("pls")
+    order = np.argsort(-y[400:], kind="stable") + 400
+    for i in range(0, 400, 50):
+        b.update(X[order[i:i + 50]], names[y[order[i:i + 50]]])
+    assert b._classes.labels[0] == "dog" and b._classes.labels != a._classes.labels
+    merged = pickle.loads(pickle.dumps(a)).merge(pickle.loads(pickle.dumps(b)))
+    assert list(merged.classes) == list(names) and merged.n == 800
+    np.testing.assert_allclose(merged.result().features, ref, atol=1e-9)
+
+
+def test_fixed_classes_and_sparse_integer_labels():
+    X, y = planted(300, 6, 3, seed=15)
+    labels = np.array([-5, 10, 999])[y]
+    ref = score(X, labels, backend="numpy").features
+    acc = StreamingScorer("pls", classes=[999, -5, 10])
+    acc.update(X[:150], labels[:150]).update(torch.from_numpy(X[150:]), torch.from_numpy(labels[150:]))
+    np.testing.assert_allclose(acc.result().features, ref, atol=1e-9)
+    assert list(acc.classes) == [-5, 10, 999]
+    with pytest.raises(InputError, match="labels must lie in -5, 10, 999; got 7"):
+        acc.update(X[:2], np.array([7, 10]))
+
+
+def test_pickle_roundtrip_keeps_state_and_scores():
+    import pickle
+
+    X, y = planted(400, 7, 3, seed=16)
+    acc = _stream(X[:200], y[:200], 3, 50)
+    clone = pickle.loads(pickle.dumps(acc))
+    for sc in (acc, clone):
+        sc.update(X[200:], y[200:])
+    np.testing.assert_array_equal(clone.result().features, acc.result().features)
+    assert clone.criterion == "pls" and clone.n == 400
+
+
+@pytest.mark.parametrize("X, y, msg", [
+    (np.array([[1, "a"], [2, "b"]], dtype=object), np.array([0, 1]), "X: dtype object is not a real number type"),
+    (np.array([["1.0", "2.0"], ["3", "4"]]), np.array([0, 1]), "X: dtype <U3 is not a real number type"),
+    (np.zeros(3), np.array([0, 1, 0]), "X: expected a 2-D matrix"),
+    (np.zeros((2, 2)), np.array([0, "b"], dtype=object), "y: labels must all be integers or all be strings"),
+    (np.zeros((2, 2)), np.array([0.5, 1.0]), "y: labels must be class labels"),
+    (np.zeros((2, 2)), np.array([None, 1], dtype=object), "y: labels must not be missing"),
+    (np.zeros((2, 2)), np.array([1, 0, 1]), "y: expected 2 labels"),
+])
+def test_bad_chunks_are_clear_errors(X, y, msg):
+    with pytest.raises(InputError, match=msg):
+        StreamingScorer("pls").update(X, y)
+
+
+def test_labels_of_one_kind_across_chunks_and_all_reduce_needs_fixed_classes():
+    acc = StreamingScorer("pls")
+    acc.update(np.ones((2, 2)), np.array(["a", "b"]))
+    with pytest.raises(InputError, match="all be integers or all be strings across chunks"):
+        acc.update(np.ones((2, 2)), np.array([0, 1]))
+    with pytest.raises(InputError, match="n_classes or classes, not both"):
+        StreamingScorer("pls", n_classes=2, classes=["a", "b"])

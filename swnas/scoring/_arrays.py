@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import numbers
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,9 @@ __all__ = [
     "as_float_matrix",
     "encode_labels",
     "check_problem",
+    "check_finite_stats",
+    "class_labels",
+    "fit_float64_range",
 ]
 
 
@@ -99,6 +103,10 @@ def as_float_matrix(X: Any, name: str = "X") -> tuple[Any, ArrayInfo]:
     dt = info.dtype
     if dt.kind not in "fiu" or dt.kind == "b":
         raise InputError(f"{name}: dtype {dt} is not a real number type (use float32 or float64)")
+    if info.kind == "numpy" and dt in (np.float32, np.float64) and dt is not np.dtype(dt.type):
+        # an equal but distinct dtype object (unpickled or memory-mapped arrays): a zero-copy view
+        # with the canonical one, which the compiled core recognises by identity
+        X = X.view(dt.type)
     if dt not in (np.float32, np.float64):
         # integers and float16 are promoted once; float32/float64 are never copied
         target = np.float32 if dt.itemsize <= 2 and dt.kind == "f" else np.float64
@@ -112,36 +120,77 @@ def as_float_matrix(X: Any, name: str = "X") -> tuple[Any, ArrayInfo]:
     return X, info
 
 
+def _label_array(y: Any, name: str) -> np.ndarray:
+    """Host NumPy view of a label vector: NumPy, torch, CuPy, pandas, lists and tuples."""
+    if isinstance(y, np.ndarray) or _is_torch(y) or _is_cupy(y):
+        array_info(y, name)  # rejects unsupported torch dtypes with a clear message
+        return to_numpy(y)
+    try:
+        return np.asarray(y)
+    except (ValueError, TypeError) as exc:  # ragged or exotic containers
+        raise InputError(f"{name}: could not be read as a vector of class labels ({exc})") from None
+
+
+def _check_object_labels(arr: np.ndarray, name: str) -> None:
+    """Reject missing values and types that cannot be ordered in an object label array."""
+    for v in arr:
+        if v is None or (isinstance(v, (float, np.floating)) and v != v):
+            raise InputError(f"{name}: labels must not be missing (found {v!r})")
+    kinds = {type(v) for v in arr}
+    numeric = all(issubclass(k, (numbers.Integral, np.integer, bool, np.bool_)) for k in kinds)
+    strings = all(issubclass(k, (str, np.str_)) for k in kinds)
+    if not (numeric or strings):
+        names = ", ".join(sorted(k.__name__ for k in kinds))
+        raise InputError(f"{name}: labels must all be integers or all be strings, got a mix of {names}")
+
+
+def class_labels(y: Any, name: str = "y") -> np.ndarray:
+    """``y`` as a 1-D host array of class labels (integers, booleans or strings), checked.
+
+    Integral floats (``1.0``) are read as integers; other floats are refused (they look like a
+    regression target). Object arrays must hold only integers or only strings, none missing.
+    """
+    arr = _label_array(y, name)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise InputError(f"{name}: expected a 1-D vector of class labels, got shape {arr.shape}")
+    kind = arr.dtype.kind
+    if kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise InputError(f"{name}: labels must be class labels; got non-integral or non-finite floats "
+                             "(a regression target cannot be scored)")
+        return arr.astype(np.int64)
+    if kind == "O":
+        _check_object_labels(arr, name)
+        return arr
+    if kind not in "biuUS":
+        raise InputError(f"{name}: labels must be integers or strings, got dtype {arr.dtype}")
+    return arr
+
+
 def encode_labels(y: Any, n_samples: int, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Map labels to 0..C-1.
+    """Map arbitrary class labels (integers of any values, strings, booleans) to 0..C-1.
+
+    Like scikit-learn's ``LabelEncoder``: the classes are the distinct labels, sorted, and code c
+    stands for ``classes[c]``.
 
     Returns
     -------
     codes : int32 array of length N
     classes : the distinct original labels, sorted
     """
-    info = array_info(y, name)
-    arr = to_numpy(y) if not isinstance(y, (list, tuple)) else np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise InputError(f"{name}: expected a 1-D vector of class labels, got shape {info.shape}")
+    arr = class_labels(y, name)
     if arr.shape[0] != n_samples:
         raise InputError(
             f"{name}: has {arr.shape[0]} labels but X has {n_samples} samples; they must agree"
         )
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InputError(f"{name}: labels must be integers (got non-integral floats)")
-        arr = arr.astype(np.int64)
-    elif arr.dtype.kind not in "iub":
-        raise InputError(f"{name}: labels must be integers, got dtype {arr.dtype}")
     classes, codes = np.unique(arr, return_inverse=True)
     if classes.shape[0] < 2:
         raise InputError(
             f"{name}: needs at least 2 classes to score features, found {classes.shape[0]}"
         )
-    return codes.astype(np.int32, copy=False), classes
+    return codes.reshape(-1).astype(np.int32, copy=False), classes
 
 
 def check_problem(X: Any, y: Any, *, min_samples: int = 2, xname: str = "X", yname: str = "y"):
@@ -164,10 +213,84 @@ def check_problem(X: Any, y: Any, *, min_samples: int = 2, xname: str = "X", yna
     return X, info, codes, int(classes.shape[0])
 
 
-def check_finite_stats(colsum: np.ndarray, colsq: np.ndarray, name: str = "X") -> None:
-    """Raise if column statistics show a NaN or Inf in the data (free finiteness check)."""
+def _columns(cols: np.ndarray) -> str:
+    return ", ".join(map(str, cols[:8])) + (" ..." if cols.size > 8 else "")
+
+
+def _nonfinite_columns(X: Any, cols: np.ndarray, rows: int = 8192) -> np.ndarray:
+    """Which of ``cols`` of ``X`` really hold a NaN or Inf (read in row blocks; failure path only)."""
+    Xn = to_numpy(X)
+    bad = np.zeros(cols.size, dtype=bool)
+    for i in range(0, Xn.shape[0], rows):
+        bad |= ~np.isfinite(Xn[i:i + rows, cols]).all(axis=0)
+    return cols[bad]
+
+
+def check_finite_stats(colsum: np.ndarray, colsq: np.ndarray, name: str = "X", X: Any = None) -> None:
+    """Raise if the column statistics are not finite, saying truthfully why.
+
+    ``colsum`` holds each column's sum (or mean) and ``colsq`` its sum of squared deviations. A
+    NaN or Inf in the data makes the column's sum non-finite; finite values beyond about 1e154
+    make only the sum of squares overflow. With ``X`` given, the columns are read back to tell the
+    two apart for certain (only on this failure path).
+    """
+    colsum = np.asarray(colsum, dtype=np.float64)
+    colsq = np.asarray(colsq, dtype=np.float64)
     bad = ~(np.isfinite(colsum) & np.isfinite(colsq))
-    if np.any(bad):
-        cols = np.flatnonzero(bad)
-        shown = ", ".join(map(str, cols[:8])) + (" ..." if cols.size > 8 else "")
-        raise InputError(f"{name}: contains NaN or Inf values (in columns {shown})")
+    if not np.any(bad):
+        return
+    cols = np.flatnonzero(bad)
+    if X is not None:
+        nonfinite = _nonfinite_columns(X, cols)
+    else:  # a NaN or Inf always reaches the plain sum; an overflowing square alone does not
+        nonfinite = cols[~np.isfinite(colsum[cols])]
+    if nonfinite.size and X is not None:
+        raise InputError(f"{name}: contains NaN or Inf values (in columns {_columns(nonfinite)})")
+    if nonfinite.size:
+        raise InputError(f"{name}: contains NaN or Inf values, or finite values too large to sum in "
+                         f"float64 (in columns {_columns(nonfinite)})")
+    raise InputError(
+        f"{name}: holds finite values so large that their squares overflow float64 (in columns "
+        f"{_columns(cols)}); every criterion is unchanged by a global scale of X, so divide X by a "
+        "power of two (for example np.ldexp(X, -k)) until its largest magnitude is near 1"
+    )
+
+
+#: float64 data is rescaled when its largest magnitude lies outside this range (see fit_float64_range)
+_SMALL_EXP = -400
+
+
+def fit_float64_range(X: Any, info: ArrayInfo) -> Any:
+    """Rescale float64 ``X`` by a power of two when its squares would overflow or underflow.
+
+    Every criterion is unchanged when X is multiplied by a positive constant (PLS-VIP standardises
+    or normalises its weights, inf-FS min-max normalises its std term and uses correlations, il-FS
+    uses ratios of distances), and a power of two changes no digit of any value (short of values
+    2**1000 times smaller than the largest, which fall to subnormals). So data with
+    magnitudes near 1e200 (whose squares overflow) or 1e-160 (whose squares fall to subnormals) is
+    multiplied by ``2**k`` to bring its largest magnitude near 1, in a copy; data already in range,
+    float32 data (its squares always fit a float64) and data holding NaN or Inf (reported by the
+    scorer itself) are returned unchanged, without a copy.
+    """
+    if info.dtype != np.float64 or 0 in info.shape:
+        return X
+    if info.kind == "torch":
+        lo, hi = (float(v) for v in _torch().aminmax(X))
+    else:
+        lo, hi = float(X.min(axis=0).min()), float(X.max(axis=0).max())
+    top = max(abs(lo), abs(hi))
+    if not np.isfinite(top) or top == 0.0:
+        return X
+    n = max(info.shape[0], 2)
+    # sums of N squared differences (each at most (2 top)^2) must stay below 2**1023
+    big_exp = (1021 - int(np.ceil(np.log2(n)))) // 2
+    exp = int(np.frexp(top)[1])
+    if _SMALL_EXP < exp <= big_exp:
+        return X
+    if info.kind == "torch":
+        return _torch().ldexp(X, _torch().tensor(float(-exp), dtype=X.dtype, device=X.device))
+    if info.kind == "cupy":
+        import cupy
+
+        return cupy.ldexp(X, -exp)
+    return np.ldexp(X, -exp)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import check_problem
+from swnas.scoring._arrays import check_problem, fit_float64_range
 from swnas.scoring.backends import get_impl, resolve_backend
 
 __all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "check_params", "score", "score_many"]
@@ -101,6 +101,8 @@ def _criterion(name: Any) -> Criterion:
 def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y"):
     min_n = crit.min_samples(params)
     X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
+    if crit.name in ("inffs", "ilfs"):  # they square raw values; one min/max pass is cheap beside them
+        X = fit_float64_range(X, info)
     full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
     return X, info, codes, n_classes, full
 
@@ -125,6 +127,10 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     -------
     ScoreResult
     """
+    if type(X).__module__.startswith("dask."):  # a Dask array: scored on its workers (swnas.scoring.dask)
+        from swnas.scoring.dask import score_dask
+
+        return score_dask(X, y, criterion, backend, **params)
     crit = _criterion(criterion)
     X, info, codes, n_classes, full = _prepare(X, y, crit, params)
     b = resolve_backend(backend, crit.name, info.device)

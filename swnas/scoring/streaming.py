@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import array_info, check_finite_stats
+from swnas.scoring._arrays import array_info, as_float_matrix, check_finite_stats, class_labels
 from swnas.scoring.api import ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming"]
@@ -37,60 +37,106 @@ def _torch():
 
 
 def _as_torch(X: Any, name: str):
-    """Zero-copy torch view of a NumPy / torch / CuPy matrix."""
+    """Zero-copy torch view of a NumPy / torch / CuPy matrix (float32 or float64)."""
     torch = _torch()
-    info = array_info(X, name)
+    X, info = as_float_matrix(X, name)  # clear errors for object, string, complex or 1-D chunks
     if info.kind == "numpy":
-        t = torch.from_numpy(np.ascontiguousarray(X))
-    elif info.kind == "torch":
-        t = X.detach()
-    else:  # cupy: DLPack keeps it on the GPU
-        t = torch.from_dlpack(X)
-    if t.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D chunk (rows x features), got shape {tuple(t.shape)}")
-    if not (t.is_floating_point()):
-        t = t.to(torch.float64)
-    elif t.dtype not in (torch.float32, torch.float64):
-        t = t.to(torch.float32)
-    return t
+        return torch.from_numpy(np.ascontiguousarray(X))
+    if info.kind == "torch":
+        return X.detach()
+    return torch.from_dlpack(X)  # cupy: DLPack keeps it on the GPU
+
+
+class _ClassIndex:
+    """Label value -> row of the per-class statistics, fixed up front or grown as labels arrive.
+
+    Attributes
+    ----------
+    labels : list
+        Python label values in code order.
+    fixed : bool
+        Whether the labels were given up front (unknown labels are then an error).
+    contiguous : bool
+        Whether the labels are exactly ``0 .. C-1`` (integer codes pass through untouched).
+    """
+
+    def __init__(self, labels: list, fixed: bool) -> None:
+        self.labels = list(labels)
+        self.fixed = fixed
+        self.index = {v: i for i, v in enumerate(self.labels)}
+
+    @property
+    def contiguous(self) -> bool:
+        return self.fixed and self.labels == list(range(len(self.labels)))
+
+    def codes(self, y: Any, name: str = "y") -> np.ndarray:
+        """int64 codes of the label vector ``y`` (host), registering new labels unless fixed."""
+        arr = class_labels(y, name)
+        uniq, inv = np.unique(arr, return_inverse=True)
+        values = [u.item() if isinstance(u, np.generic) else u for u in uniq]
+        self._check_kind(values, name)
+        missing = [v for v in values if v not in self.index]
+        if missing and self.fixed:
+            known = (f"0..{len(self.labels) - 1}" if self.contiguous
+                     else ", ".join(map(repr, self.labels[:8])) + (" ..." if len(self.labels) > 8 else ""))
+            raise InputError(f"{name}: labels must lie in {known}; got {missing[0]!r}")
+        for v in missing:
+            self.index[v] = len(self.labels)
+            self.labels.append(v)
+        return np.asarray([self.index[v] for v in values], dtype=np.int64)[inv.reshape(-1)]
+
+    def _check_kind(self, values: list, name: str) -> None:
+        if not self.labels or not values:
+            return
+        if isinstance(self.labels[0], str) != isinstance(values[0], str):
+            raise InputError(f"{name}: labels must all be integers or all be strings across chunks; "
+                             f"earlier chunks had {self.labels[0]!r}, this one {values[0]!r}")
+
+    def sorted_labels(self) -> np.ndarray:
+        return np.asarray(sorted(self.labels))
 
 
 class StreamingScorer:
     """Accumulate scoring statistics over chunks of rows; score without storing X.
 
+    Instances pickle (they hold the criterion's name and plain tensors), so accumulators can be
+    built in worker processes and merged where the result is wanted.
+
     Parameters
     ----------
     criterion : {"pls", "inffs"}
         ``inffs`` needs ``corr="pearson"``.
-    n_classes : int
-        Labels must be integers in ``0 .. n_classes-1``.
+    n_classes : int, optional
+        Labels are the integers ``0 .. n_classes-1`` (the fast path: codes stay on their device).
     backend : str
         Kept for API symmetry; the statistics live on the device of the chunks (torch does the
         GEMM there) and the final small solve runs in float64 NumPy.
+    classes : sequence, optional
+        The label values (integers or strings) when they are known up front; a label outside them
+        is an error. With neither ``n_classes`` nor ``classes``, any labels are accepted and the
+        classes grow as they arrive (as in scikit-learn, their order does not change the scores).
     **params
         Criterion parameters (``n_components``, ``scale`` for PLS; ``alpha``, ``factor`` for inf-FS).
 
     Examples
     --------
-    >>> acc = StreamingScorer("pls", n_classes=10)                 # doctest: +SKIP
+    >>> acc = StreamingScorer("pls")                                # doctest: +SKIP
     >>> for xb, yb in batches: acc.update(xb, yb)                  # doctest: +SKIP
     >>> acc.result().stage                                          # doctest: +SKIP
     """
 
-    def __init__(self, criterion: str = "pls", n_classes: int = 2, backend: str = "auto", **params: Any):
+    def __init__(self, criterion: str = "pls", n_classes: int | None = None, backend: str = "auto", *,
+                 classes: Any = None, **params: Any):
         crit = _criterion(criterion)
         if not supports_streaming(crit.name, **params):
             raise InputError(
                 f"criterion: {criterion!r} with {params or 'default parameters'} needs the whole feature "
                 "matrix; stream only 'pls' or 'inffs' with corr='pearson'"
             )
-        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
-            raise InputError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
-        self.criterion = crit.name
-        self.n_classes = int(n_classes)
+        self.criterion = crit.name  # the name only: Criterion objects hold lambdas, which do not pickle
         self.backend = backend
         self.params = dict(params)
-        self._crit = crit
+        self._classes = _class_index(n_classes, classes)
         self.n = 0
         self.shift = None  # (p,) float64 torch tensor on the statistics' device
         self.s1 = None  # sum of (x - shift)
@@ -103,6 +149,16 @@ class StreamingScorer:
     def n_features(self) -> int | None:
         return None if self.shift is None else int(self.shift.shape[0])
 
+    @property
+    def n_classes(self) -> int:
+        """How many classes the statistics hold rows for."""
+        return len(self._classes.labels)
+
+    @property
+    def classes(self) -> np.ndarray:
+        """The class label values, sorted (those given up front, or those seen so far)."""
+        return self._classes.sorted_labels()
+
     def _init_state(self, p: int, device, shift):
         torch = _torch()
         f64 = torch.float64
@@ -111,6 +167,33 @@ class StreamingScorer:
         self.s2 = torch.zeros((p, p), dtype=f64, device=device)
         self.cs = torch.zeros((self.n_classes, p), dtype=f64, device=device)
         self.counts = torch.zeros(self.n_classes, dtype=f64, device=device)
+
+    def _grow_classes(self) -> None:
+        """Add zero rows for classes registered since the statistics were allocated."""
+        torch = _torch()
+        extra = self.n_classes - self.cs.shape[0]
+        if extra > 0:
+            dev = self.cs.device
+            self.cs = torch.cat([self.cs, torch.zeros((extra, self.cs.shape[1]), dtype=self.cs.dtype, device=dev)])
+            self.counts = torch.cat([self.counts, torch.zeros(extra, dtype=self.counts.dtype, device=dev)])
+
+    def _label_codes(self, y: Any, b: int, device):
+        """Labels as int64 codes on ``device``: integer tensors of 0..C-1 stay there unchecked on the host."""
+        torch = _torch()
+        if isinstance(y, torch.Tensor) and self._classes.contiguous and not y.is_floating_point() \
+                and y.dtype != torch.bool:
+            yt = y.detach()
+            if yt.ndim != 1 or yt.shape[0] != b:
+                raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got shape {tuple(yt.shape)}")
+            yt = yt.to(device=device, dtype=torch.long)
+            lo, hi = int(yt.min()), int(yt.max())
+            if lo < 0 or hi >= self.n_classes:
+                raise InputError(f"y: labels must lie in 0..{self.n_classes - 1}, got values in {lo}..{hi}")
+            return yt
+        codes = self._classes.codes(y)
+        if codes.shape[0] != b:
+            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got {codes.shape[0]}")
+        return torch.from_numpy(codes).to(device)
 
     def update(self, X: Any, y: Any) -> "StreamingScorer":
         """Add a chunk of rows ``X`` (b x p) with labels ``y`` (b,)."""
@@ -121,19 +204,12 @@ class StreamingScorer:
             return self
         if self.shift is not None and p != self.shift.shape[0]:
             raise InputError(f"X: chunk has {p} features, earlier chunks had {self.shift.shape[0]}")
-        yt = torch.as_tensor(y) if not isinstance(y, torch.Tensor) else y.detach()
-        if yt.ndim != 1 or yt.shape[0] != b:
-            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got shape {tuple(yt.shape)}")
-        if yt.is_floating_point() or yt.dtype == torch.bool:
-            raise InputError(f"y: labels must be integers, got {yt.dtype}")
-        yt = yt.to(device=t.device, dtype=torch.long)
-        lo, hi = int(yt.min()), int(yt.max())
-        if lo < 0 or hi >= self.n_classes:
-            raise InputError(f"y: labels must lie in 0..{self.n_classes - 1}, got values in {lo}..{hi}")
+        yt = self._label_codes(y, b, t.device)
         if self.shift is None:
             self._init_state(p, t.device, t.mean(dim=0, dtype=torch.float64))
         elif t.device != self.shift.device:
             raise InputError(f"X: chunk is on {t.device}, the statistics are on {self.shift.device}")
+        self._grow_classes()
         z = t - self.shift.to(t.dtype)
         self.s1 += z.sum(dim=0, dtype=torch.float64)
         self.s2 += torch.mm(z.T, z).to(torch.float64)  # the GEMM: float32 products of shifted rows
@@ -155,23 +231,26 @@ class StreamingScorer:
         return s1, s2, cs
 
     def merge(self, other: "StreamingScorer") -> "StreamingScorer":
-        """Add ``other``'s statistics into this accumulator (the shifts may differ)."""
+        """Add ``other``'s statistics into this accumulator (the shifts and class orders may differ)."""
         if not isinstance(other, StreamingScorer):
             raise InputError(f"other: expected a StreamingScorer, got {type(other).__name__}")
-        if (other.criterion, other.n_classes) != (self.criterion, self.n_classes):
-            raise InputError("other: accumulators of different criteria or class counts cannot be merged")
+        if (other.criterion, other.params) != (self.criterion, self.params):
+            raise InputError("other: accumulators of different criteria or parameters cannot be merged")
         if other.n == 0:
             return self
+        rows = self._classes.codes(np.asarray(other._classes.labels, dtype=object), "other")
         if self.n == 0:
             self._init_state(other.shift.shape[0], other.shift.device, other.shift)
         if other.shift.shape != self.shift.shape:
             raise InputError(f"other: has {other.shift.shape[0]} features, this has {self.shift.shape[0]}")
+        self._grow_classes()
         s1, s2, cs = other._state_at(self.shift.to(other.shift.device))
         dev = self.shift.device
+        idx = _torch().from_numpy(rows).to(dev)
         self.s1 += s1.to(dev)
         self.s2 += s2.to(dev)
-        self.cs += cs.to(dev)
-        self.counts += other.counts.to(dev)
+        self.cs.index_add_(0, idx, cs.to(dev))
+        self.counts.index_add_(0, idx, other.counts.to(dev))
         self.n += other.n
         return self
 
@@ -188,6 +267,9 @@ class StreamingScorer:
 
         if not (dist.is_available() and dist.is_initialized()):
             return self
+        if not self._classes.fixed:
+            raise InputError("all_reduce: give n_classes= or classes= so that every process numbers the "
+                             "classes alike")
         if self.shift is None:
             raise InputError("all_reduce: this process saw no rows; give every rank a shard")
         dev = self.shift.device
@@ -229,9 +311,10 @@ class StreamingScorer:
         present = st["counts"] > 0
         if present.sum() < 2:
             raise InputError(f"y: needs at least 2 classes to score features, found {int(present.sum())}")
-        params = self._crit.check(dict(self.params), n, p, int(present.sum()))
-        if n < self._crit.min_samples(params):
-            raise InputError(f"X: has {n} samples; this criterion needs at least {self._crit.min_samples(params)}")
+        crit = _criterion(self.criterion)
+        params = crit.check(dict(self.params), n, p, int(present.sum()))
+        if n < crit.min_samples(params):
+            raise InputError(f"X: has {n} samples; this criterion needs at least {crit.min_samples(params)}")
         if self.criterion == "pls":
             feats = _pls_from_stats(st, present, **params)
         else:
@@ -247,6 +330,22 @@ class StreamingScorer:
             feats = np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
         return ScoreResult(features=feats, stage=float(feats.mean()), criterion=self.criterion,
                            backend="streaming", params=params)
+
+
+def _class_index(n_classes: Any, classes: Any) -> _ClassIndex:
+    if classes is not None:
+        if n_classes is not None:
+            raise InputError("classes: give n_classes or classes, not both")
+        arr = class_labels(classes, "classes")
+        values = [v.item() if isinstance(v, np.generic) else v for v in np.unique(arr)]
+        if len(values) < 2 or len(values) != arr.shape[0]:
+            raise InputError(f"classes: expected at least 2 distinct labels, got {list(arr)!r}")
+        return _ClassIndex(values, fixed=True)
+    if n_classes is None:
+        return _ClassIndex([], fixed=False)
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise InputError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
+    return _ClassIndex(list(range(int(n_classes))), fixed=True)
 
 
 def _pls_from_stats(st: dict, present: np.ndarray, n_components: int, scale: bool) -> np.ndarray:

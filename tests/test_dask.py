@@ -1,0 +1,105 @@
+"""Dask arrays: scored from per-chunk statistics merged by a tree reduction, equal to in-memory."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import planted
+from swnas.errors import InputError
+from swnas.scoring import score
+from swnas.selection import ILFSSelector, InfFSSelector, VIPSelector
+
+dask = pytest.importorskip("dask", reason="dask is the optional extra swnas[dask]")
+da = pytest.importorskip("dask.array")
+
+
+@pytest.fixture(autouse=True)
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-6), (np.float32, 1e-4)])
+@pytest.mark.parametrize("crit", [{"criterion": "pls", "n_components": 3},
+                                  {"criterion": "inffs", "corr": "pearson", "alpha": 0.8}], ids=["pls", "inffs"])
+def test_dask_equals_in_memory(dtype, tol, crit):
+    X, y = planted(2300, 17, 4, seed=1, mean=60.0, dtype=dtype)  # large means: cancellation would show
+    ref = score(X.astype(np.float64), y, backend="numpy", **crit)
+    got = score(da.from_array(X, chunks=(400, 17)), y, **crit)
+    np.testing.assert_allclose(got.features, ref.features, atol=tol, rtol=0)
+    assert got.backend == "dask" and got.params == ref.params
+
+
+def test_labels_as_dask_vector_strings_and_column_chunks():
+    X, y = planted(1000, 12, 3, seed=2)
+    ref = score(X, y, backend="numpy").features
+    names = np.array(["a", "b", "c"])[y]
+    dX = da.from_array(X, chunks=(130, 5))  # chunked across columns too: joined on the workers
+    np.testing.assert_allclose(score(dX, da.from_array(names, chunks=70)).features, ref, atol=1e-9)
+    # uneven chunks, one holding a single row, split_every at its smallest
+    from swnas.scoring.dask import stream_dask
+
+    dX = da.from_array(X, chunks=((1, 499, 250, 250), (12,)))
+    acc = stream_dask(dX, y, "pls", split_every=2)
+    assert acc.n == 1000 and list(acc.classes) == [0, 1, 2]
+    np.testing.assert_allclose(acc.result().features, ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("crit, named", [({"criterion": "ilfs"}, "criterion='pls'"),
+                                         ({"criterion": "inffs"}, "corr='pearson'")])
+def test_non_streamable_criteria_refused_with_the_alternative(crit, named):
+    X, y = planted(100, 4, 2, seed=3)
+    with pytest.raises(InputError, match=named):
+        score(da.from_array(X, chunks=50), y, **crit)
+
+
+def test_bad_dask_input():
+    X, y = planted(100, 4, 2, seed=3)
+    dX = da.from_array(X, chunks=50)
+    with pytest.raises(InputError, match="y: has 99 labels"):
+        score(dX, y[:99])
+    with pytest.raises(InputError, match="chunk sizes are unknown"):
+        score(dX[dX[:, 0] > 0], y)
+    with pytest.raises(InputError, match="2-D"):
+        score(dX[:, 0], y)
+    with pytest.raises(InputError, match="backend"):
+        score(dX, y, backend="tpu")
+    with pytest.raises(InputError, match="n_components"):
+        score(dX, y, n_components=0)
+    from swnas.scoring.dask import stream_dask
+
+    with pytest.raises(InputError, match="split_every"):
+        stream_dask(dX, y, split_every=1)
+
+
+def test_selectors_take_dask_arrays():
+    X, y = planted(900, 10, 3, seed=4)
+    dX = da.from_array(X, chunks=(200, 10))
+    sel = VIPSelector(k=3).fit(dX, y)
+    ref = VIPSelector(k=3).fit(X, y)
+    np.testing.assert_allclose(sel.scores_, ref.scores_, atol=1e-9)
+    assert sel.n_features_in_ == 10 and list(sel.classes_) == [0, 1, 2]
+    np.testing.assert_array_equal(sel.get_support(), ref.get_support())
+    part = InfFSSelector(k=3, corr="pearson").partial_fit(dX[:450], y[:450]).partial_fit(X[450:], y[450:])
+    np.testing.assert_allclose(part.scores_, InfFSSelector(k=3, corr="pearson").fit(X, y).scores_, atol=1e-9)
+    with pytest.raises(InputError, match="cannot run chunk by chunk"):
+        ILFSSelector().fit(dX, y)
+
+
+@pytest.mark.slow
+def test_distributed_cluster_runs_the_chunks_on_its_workers():
+    distributed = pytest.importorskip("distributed")
+    X, y = planted(1200, 8, 3, seed=5)
+    ref = score(X, y, backend="numpy").features
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
+            distributed.Client(cl) as client:
+        # X is made on the workers from a seed: the client never holds it
+        rows = da.from_array(np.arange(0, 1200, 300), chunks=1)
+        dX = rows.map_blocks(lambda r: planted(1200, 8, 3, seed=5)[0][r[0]:r[0] + 300], chunks=((300,) * 4, (8,)),
+                             new_axis=1, dtype=np.float64)
+        with distributed.get_task_stream(client) as ts:
+            got = score(dX, y).features
+    np.testing.assert_allclose(got, ref, atol=1e-9)
+    names = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in ts.data}
+    assert sum("_chunk_scorer" in str(k) for k in names) >= 1
+    assert sum("_merge_all" in str(k) for k in names) >= 1
