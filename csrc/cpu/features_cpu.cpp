@@ -10,11 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "swnas/bindings.h"
+#include "bindings/registry.h"
 
 namespace py = pybind11;
 
 namespace swnas {
+namespace cpu {
 namespace {
 
 using FArray = py::array_t<float, py::array::c_style>;
@@ -122,8 +123,10 @@ py::tuple avgpool_stats(const FArray& x, int64_t k, const IArray& labels, int64_
 }
 
 }  // namespace
+}  // namespace cpu
 
 void register_features_cpu(py::module_& m) {
+  using namespace cpu;
   m.def("features_avgpool", &avgpool_flat, py::arg("x"), py::arg("k"),
         "k x k average pooling (stride k, valid) of an NCHW float32 array, flattened to (N, C*Ho*Wo)");
   m.def("features_avgpool_stats", &avgpool_stats, py::arg("x"), py::arg("k"), py::arg("labels"),

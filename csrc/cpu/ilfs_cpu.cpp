@@ -1,4 +1,4 @@
-// CPU kernels of il-FS (DESIGN 3.3): class means and token counts (OpenMP over feature blocks), PLSA EM.
+// CPU kernels of il-FS (docs/scorers.md, section 4): class means and token counts (OpenMP over feature blocks), PLSA EM.
 #include <omp.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -9,12 +9,13 @@
 #include <stdexcept>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/ilfs_math.h"
+#include "bindings/registry.h"
+#include "common/ilfs_math.h"
 
 namespace py = pybind11;
 
 namespace swnas {
+namespace cpu {
 namespace {
 
 // counts (TT x p, row-major) of the tokens of every (sample, feature); returns false on NaN/Inf data.
@@ -106,8 +107,10 @@ py::tuple run_one(const py::array& Xa, const py::array_t<int32_t, py::array::c_s
 }
 
 }  // namespace
+}  // namespace cpu
 
 void register_ilfs_cpu(py::module_& m) {
+  using namespace cpu;
   m.def("ilfs_run", [](py::array X, py::array_t<int32_t, py::array::c_style> y, int nc, int tt, int max_iter,
                        double tol) { return run_one(X, y, nc, tt, max_iter, tol, true); },
         py::arg("X"), py::arg("y"), py::arg("n_classes"), py::arg("TT"), py::arg("max_iter"), py::arg("tol"),

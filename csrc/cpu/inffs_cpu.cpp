@@ -1,4 +1,4 @@
-// CPU kernels of inf-FS (DESIGN 3.2): parallel column ranking, Lanczos lambda_max, blocked Cholesky solve.
+// CPU kernels of inf-FS (docs/scorers.md, section 3): parallel column ranking, Lanczos lambda_max, blocked Cholesky solve.
 #include <omp.h>
 #include <pybind11/numpy.h>
 #include <sys/mman.h>
@@ -13,11 +13,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "swnas/bindings.h"
+#include "bindings/registry.h"
 
 namespace py = pybind11;
 
 namespace swnas {
+namespace cpu {
 namespace {
 
 // ---- order-preserving unsigned keys of floating-point values (-0.0 and +0.0 map to one key) ----
@@ -578,8 +579,10 @@ py::array_t<double> solve_py(py::array_t<T, py::array::c_style> G, py::array_t<d
 }
 
 }  // namespace
+}  // namespace cpu
 
 void register_inffs_cpu(py::module_& m) {
+  using namespace cpu;
   m.def("inffs_transform_f32", &transform_py<float>, py::arg("X"), py::arg("spearman"),
         "Centred average ranks (spearman) or centred values, and the ddof=1 column std (float32 X)");
   m.def("inffs_transform_f64", &transform_py<double>, py::arg("X"), py::arg("spearman"),

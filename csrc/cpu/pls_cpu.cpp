@@ -1,6 +1,7 @@
 // CPU passes over X for PLS-VIP (one statistics pass, one fused X v / X't pass per component), OpenMP.
 //
-// The small-matrix algebra of improved kernel PLS runs in Python (swnas/scoring/pls.py); only the
+// The small-matrix algebra of improved kernel PLS runs in Python (swnas/scoring/_pls_algebra.py; the
+// mathematics is in docs/scorers.md, section 1); only the
 // passes over the N x p matrix X are here. X (float32 or float64, C-contiguous) is read in place,
 // never copied; every sum is accumulated in float64. Extra memory: O(threads * p * C + N) at most.
 #include <omp.h>
@@ -13,39 +14,18 @@
 #include <string>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/pls_math.h"
+#include "bindings/py_array.h"
+#include "bindings/registry.h"
+#include "common/matrix_view.h"
+#include "common/pls_math.h"
 
 namespace py = pybind11;
 
 namespace swnas {
+namespace cpu {
 namespace {
 
-// One problem's matrix, seen as raw memory (read with the GIL released).
-struct Mat {
-  const void* data = nullptr;
-  bool is_double = false;
-  int64_t n = 0, p = 0;
-};
-
-Mat view_matrix(const py::array& X, const char* name) {
-  if (X.ndim() != 2) throw py::value_error(std::string(name) + ": expected a 2-D matrix");
-  if (!(X.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": must be C-contiguous (row-major) for backend 'cpp'");
-  Mat m;
-  if (X.dtype().is(py::dtype::of<float>())) {
-    m.is_double = false;
-  } else if (X.dtype().is(py::dtype::of<double>())) {
-    m.is_double = true;
-  } else {
-    throw py::value_error(std::string(name) + ": dtype must be float32 or float64");
-  }
-  m.data = X.data();
-  m.n = X.shape(0);
-  m.p = X.shape(1);
-  if (m.n < 1 || m.p < 1) throw py::value_error(std::string(name) + ": is empty");
-  return m;
-}
+using Mat = MatrixView;  // one problem's matrix, seen as raw memory (read with the GIL released)
 
 // ---------------------------------------------------------------------------------------------
 // Statistics pass: per-class shifted sums, shifted sums of squares, class counts.
@@ -133,8 +113,8 @@ void run_groups(int64_t n, std::vector<Acc>& accs, bool parallel, Body body) {
 
 template <class T>
 StatsResult stats_impl(const Mat& m, const int32_t* codes, int64_t C, bool parallel) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t n = m.n, p = m.p;
+  const T* X = m.as<T>();
+  const int64_t n = m.rows, p = m.cols;
   std::vector<double> x0(p);
   for (int64_t j = 0; j < p; ++j) x0[j] = static_cast<double>(X[j]);
   const int64_t k = n_groups(n, (C + 1) * p * static_cast<int64_t>(sizeof(double)));
@@ -221,8 +201,8 @@ struct ProjResult {
 
 template <class T>
 ProjResult project_impl(const Mat& m, const double* v, double c, bool parallel) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t n = m.n, p = m.p;
+  const T* X = m.as<T>();
+  const int64_t n = m.rows, p = m.cols;
   const int64_t k = n_groups(n, p * static_cast<int64_t>(sizeof(double)));
   std::vector<ProjAcc> accs;
   accs.reserve(k);
@@ -245,16 +225,9 @@ ProjResult project_impl(const Mat& m, const double* v, double c, bool parallel) 
 // ---------------------------------------------------------------------------------------------
 // Python-facing wrappers.
 
-py::array_t<double> vec_to_numpy(const std::vector<double>& v) {
-  py::array_t<double> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
-}
-
 py::tuple stats_to_python(const StatsResult& r, int64_t C, int64_t p) {
-  py::array_t<double> cs({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(p)});
-  std::copy(r.class_sums.begin(), r.class_sums.end(), cs.mutable_data());
-  return py::make_tuple(vec_to_numpy(r.colsum), vec_to_numpy(r.sq), cs, vec_to_numpy(r.counts));
+  return py::make_tuple(vector_to_numpy(r.colsum), vector_to_numpy(r.sq), matrix_to_numpy(r.class_sums, C, p),
+                        vector_to_numpy(r.counts));
 }
 
 struct StatsJob {
@@ -265,17 +238,18 @@ struct StatsJob {
 };
 
 void check_codes(const py::array_t<int32_t>& codes, const Mat& m, int64_t C, const std::string& name) {
-  if (codes.ndim() != 1 || codes.shape(0) != m.n)
+  if (codes.ndim() != 1 || codes.shape(0) != m.rows)
     throw py::value_error(name + ": codes must be a 1-D int32 vector with one label per row of X");
   if (C < 1) throw py::value_error(name + ": n_classes must be positive");
   const int32_t* c = codes.data();
-  for (int64_t i = 0; i < m.n; ++i)
+  for (int64_t i = 0; i < m.rows; ++i)
     if (c[i] < 0 || c[i] >= C) throw py::value_error(name + ": codes must lie in 0..n_classes-1");
 }
 
 void run_stats(StatsJob& job, bool parallel) {
-  job.out = job.m.is_double ? stats_impl<double>(job.m, job.codes, job.C, parallel)
-                            : stats_impl<float>(job.m, job.codes, job.C, parallel);
+  job.out = dispatch_dtype(job.m.dtype, [&](auto tag) {
+    return stats_impl<decltype(tag)>(job.m, job.codes, job.C, parallel);
+  });
 }
 
 struct ProjJob {
@@ -286,8 +260,9 @@ struct ProjJob {
 };
 
 void run_project(ProjJob& job, bool parallel) {
-  job.out = job.m.is_double ? project_impl<double>(job.m, job.v, job.c, parallel)
-                            : project_impl<float>(job.m, job.v, job.c, parallel);
+  job.out = dispatch_dtype(job.m.dtype, [&](auto tag) {
+    return project_impl<decltype(tag)>(job.m, job.v, job.c, parallel);
+  });
 }
 
 // Across problems (one thread per problem, "problems") or across rows within each problem in turn
@@ -309,11 +284,11 @@ py::tuple pls_stats(py::array X, py::array_t<int32_t, py::array::c_style> codes,
     py::gil_scoped_release nogil;
     run_stats(job, true);
   }
-  return stats_to_python(job.out, n_classes, job.m.p);
+  return stats_to_python(job.out, n_classes, job.m.cols);
 }
 
 py::array_t<double> check_vector(const py::array_t<double, py::array::c_style>& v, const Mat& m, const std::string& name) {
-  if (v.ndim() != 1 || v.shape(0) != m.p)
+  if (v.ndim() != 1 || v.shape(0) != m.cols)
     throw py::value_error(name + ": must be a float64 vector with one entry per column of X");
   return v;
 }
@@ -326,7 +301,7 @@ py::tuple pls_project(py::array X, py::array_t<double, py::array::c_style> v, do
     py::gil_scoped_release nogil;
     run_project(job, true);
   }
-  return py::make_tuple(vec_to_numpy(job.out.g), job.out.tsum, job.out.tt);
+  return py::make_tuple(vector_to_numpy(job.out.g), job.out.tsum, job.out.tt);
 }
 
 py::list pls_stats_many(const std::vector<py::array>& Xs, const std::vector<py::array_t<int32_t, py::array::c_style>>& codes,
@@ -337,7 +312,7 @@ py::list pls_stats_many(const std::vector<py::array>& Xs, const std::vector<py::
   std::vector<StatsJob> jobs(k);
   for (size_t i = 0; i < k; ++i) {
     const std::string name = "problems[" + std::to_string(i) + "]";
-    jobs[i].m = view_matrix(Xs[i], (name + ".X").c_str());
+    jobs[i].m = view_matrix(Xs[i], name + ".X");
     check_codes(codes[i], jobs[i].m, n_classes[i], name + ".codes");
     jobs[i].codes = codes[i].data();
     jobs[i].C = n_classes[i];
@@ -353,7 +328,7 @@ py::list pls_stats_many(const std::vector<py::array>& Xs, const std::vector<py::
     }
   }
   py::list out;
-  for (size_t i = 0; i < k; ++i) out.append(stats_to_python(jobs[i].out, jobs[i].C, jobs[i].m.p));
+  for (size_t i = 0; i < k; ++i) out.append(stats_to_python(jobs[i].out, jobs[i].C, jobs[i].m.cols));
   return out;
 }
 
@@ -364,7 +339,7 @@ py::list pls_project_many(const std::vector<py::array>& Xs, const std::vector<py
     throw py::value_error("pls_project_many: Xs, vs and cs must have the same length");
   std::vector<ProjJob> jobs(k);
   for (size_t i = 0; i < k; ++i) {
-    jobs[i].m = view_matrix(Xs[i], ("problems[" + std::to_string(i) + "].X").c_str());
+    jobs[i].m = view_matrix(Xs[i], "problems[" + std::to_string(i) + "].X");
     check_vector(vs[i], jobs[i].m, "problems[" + std::to_string(i) + "].v");
     jobs[i].v = vs[i].data();
     jobs[i].c = cs[i];
@@ -380,15 +355,15 @@ py::list pls_project_many(const std::vector<py::array>& Xs, const std::vector<py
     }
   }
   py::list out;
-  for (size_t i = 0; i < k; ++i) out.append(py::make_tuple(vec_to_numpy(jobs[i].out.g), jobs[i].out.tsum, jobs[i].out.tt));
+  for (size_t i = 0; i < k; ++i) out.append(py::make_tuple(vector_to_numpy(jobs[i].out.g), jobs[i].out.tsum, jobs[i].out.tt));
   return out;
 }
 
 // The benchmarks' memory floor: one plain streaming read of X (a float sum over every element).
 template <class T>
 double stream_read_impl(const Mat& m) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t total = m.n * m.p;
+  const T* X = m.as<T>();
+  const int64_t total = m.size();
   double s = 0.0;
 #pragma omp parallel reduction(+ : s)
   {
@@ -409,12 +384,14 @@ double stream_read_impl(const Mat& m) {
 double pls_stream_read(py::array X) {
   Mat m = view_matrix(X, "X");
   py::gil_scoped_release nogil;
-  return m.is_double ? stream_read_impl<double>(m) : stream_read_impl<float>(m);
+  return dispatch_dtype(m.dtype, [&](auto tag) { return stream_read_impl<decltype(tag)>(m); });
 }
 
 }  // namespace
+}  // namespace cpu
 
 void register_pls_cpu(py::module_& m) {
+  using namespace cpu;
   m.def("pls_stats", &pls_stats, py::arg("X"), py::arg("codes"), py::arg("n_classes"),
         "One pass over X (float32/float64, C-contiguous, not copied): (colsum, centred sum of squares, "
         "class_sums (C x p), counts), all float64.");

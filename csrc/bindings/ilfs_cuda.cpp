@@ -1,4 +1,4 @@
-// pybind11 bindings of the il-FS CUDA host wrappers: GPU token counts, then the host PLSA EM and closed form.
+// pybind11 bindings of il-FS on the GPU (cuda/ilfs_cuda.h): device token counts, then the host PLSA EM and closed form.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -7,9 +7,9 @@
 #include <tuple>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/ilfs_cuda.h"
-#include "swnas/ilfs_math.h"
+#include "bindings/registry.h"
+#include "common/ilfs_math.h"
+#include "cuda/ilfs_cuda.h"
 
 namespace py = pybind11;
 
@@ -25,9 +25,9 @@ struct Out {
 
 Out run(uintptr_t X, int dtype, int64_t n, int64_t p, uintptr_t y, int nc, int tt, int max_iter, double tol,
         uintptr_t stream) {
+  const MatrixView view{reinterpret_cast<const void*>(X), n, p, dtype_from_code(dtype), 0};
   Out o;
-  o.ok = cuda::ilfs_token_counts(reinterpret_cast<const void*>(X), dtype, n, p, reinterpret_cast<const int32_t*>(y),
-                                 nc, tt, o.counts, stream);
+  o.ok = cuda::ilfs_token_counts(view, reinterpret_cast<const int32_t*>(y), nc, tt, o.counts, stream);
   if (o.ok) {
     o.em = ilfs::plsa(o.counts.data(), tt, p, max_iter, tol);
     o.scores = ilfs::closed_form(o.em.v);

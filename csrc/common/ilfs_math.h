@@ -1,4 +1,4 @@
-// il-FS math shared by the CPU core and the CUDA host code (DESIGN 3.3): token rule, PLSA EM, closed form.
+// il-FS math shared by the CPU core and the CUDA host code (docs/scorers.md, section 4): token rule, PLSA EM, closed form.
 #pragma once
 #include <algorithm>
 #include <cfloat>
