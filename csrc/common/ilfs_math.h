@@ -107,5 +107,21 @@ inline std::vector<double> closed_form(const std::vector<double>& v) {
   return out;
 }
 
+// Everything il-FS computes for one problem, on either side: the token counts (TT x p, row-major),
+// the EM result and the scores; ok = false when the data held NaN/Inf (nothing else is filled then).
+struct Outcome {
+  bool ok = false;
+  std::vector<int64_t> counts;
+  PlsaResult em;
+  std::vector<double> scores;
+};
+
+// Steps 4-5 of docs/scorers.md section 4, once the counts are in: the EM and the closed form.
+inline void finish(Outcome& o, int tt, int64_t p, int max_iter, double tol) {
+  if (!o.ok) return;
+  o.em = plsa(o.counts.data(), tt, p, max_iter, tol);
+  o.scores = closed_form(o.em.v);
+}
+
 }  // namespace ilfs
 }  // namespace swnas
