@@ -77,8 +77,8 @@ else
   echo "no $PACKED: run scripts/pack_cifar_subset.py before sending the checkout; synthetic data instead"
 fi
 
-# --- 4. every gpu-marked test, once (60 s) ---------------------------------------------------------
-run gpu_tests 60 "$PY" -m pytest -m gpu "$REPO/tests" -p no:cacheprovider -q -rfEs -x \
+# --- 4. every gpu-marked test, once (50 s) ---------------------------------------------------------
+run gpu_tests 50 "$PY" -m pytest -m gpu "$REPO/tests" -p no:cacheprovider -q -rfEs -x \
   --junitxml="$OUT/gpu_tests.xml"
 
 # --- 5. compute-sanitizer on small calls of every kernel (memcheck 35 s, racecheck 25 s) -----------
@@ -89,11 +89,11 @@ else
   printf 'sanitizers\tskipped (no compute-sanitizer)\t0\t60\n' >>"$OUT/steps.tsv"
 fi
 
-# --- 6. scale: N = 1.28M x p = 2,048 (n*p > 2^31) and C = 1,000 vs float64 torch references (80 s) -
-run scale 80 "$PY" "$CHECK" scale "$OUT"
+# --- 6. scale: N = 1.28M x p = 2,048 (n*p > 2^31) and C = 1,000 vs float64 torch references (75 s) -
+run scale 75 "$PY" "$CHECK" scale "$OUT"
 
-# --- 7. scorer speed: cuda, cupy vs cpp and the memory floor (55 s) --------------------------------
-run bench 55 "$PY" "$CHECK" bench "$OUT"
+# --- 7. scorer speed: cuda, cupy vs cpp and the memory floor (50 s) --------------------------------
+run bench 50 "$PY" "$CHECK" bench "$OUT"
 
 # --- 8. training throughput: swnas trainer vs torchvision DataLoader, ResNet-56 (50 s) -------------
 [ -f "$DATA/cifar10.npz" ] && export SWNAS_DATA_DIR="$DATA"
@@ -101,14 +101,14 @@ SWNAS_BENCH_STEPS=60 run train_bench 50 "$PY" -m pytest "$REPO/benchmarks/bench_
   -p no:cacheprovider -q -s --benchmark-json="$OUT/train_bench.json"
 run train 3 "$PY" "$CHECK" train "$OUT" "$OUT/train_bench.json"
 
-# --- 9. a mini search on real CIFAR-10 on the GPU: PLS and a second criterion side by side (44 s) --
+# --- 9. a mini search on real CIFAR-10 on the GPU: PLS and a second criterion side by side (60 s) --
 SECOND=random
 timeout 5 "$PY" -m swnas search --help 2>/dev/null | grep -q "random" || SECOND=ilfs
 DATA_ARGS=(--dataset cifar10)
 [ -f "$DATA/cifar10.npz" ] && DATA_ARGS+=(--data "$DATA/cifar10.npz")
 for crit in pls "$SECOND"; do
-  run "search_$crit" 22 "$PY" -m swnas search "${DATA_ARGS[@]}" --criterion "$crit" --m0 2 --iterations 2 \
-    --epochs 2 --batch-size 256 --device cuda --out "$OUT/search-$crit" --no-report --quiet
+  run "search_$crit" 30 "$PY" -m swnas search "${DATA_ARGS[@]}" --criterion "$crit" --m0 2 --iterations 2 \
+    --subset 4000 --epochs 2 --batch-size 256 --device cuda --out "$OUT/search-$crit" --no-report --quiet
 done
 run search 3 "$PY" "$CHECK" search "$OUT" "$OUT/search-pls" "$OUT/search-$SECOND"
 
@@ -118,6 +118,6 @@ cat "$OUT/summary.md" 2>/dev/null
 echo "=== done in $(($(date +%s) - T0)) s (failed=$failed); summary: $OUT/summary.md"
 exit $failed
 
-# Time budget (s), every limit counted: environment 10, build 155, unpack 10, gpu_tests 60,
-# memcheck 35, racecheck 25, scale 80, bench 55, train_bench 50, train 3, search --help 5,
-# search_pls 22, search_<second> 22, search 3, summary 5 = 540.
+# Time budget (s), every limit counted: environment 10, build 155, unpack 10, gpu_tests 50,
+# memcheck 35, racecheck 25, scale 75, bench 50, train_bench 50, train 3, search --help 5,
+# search_pls 30, search_<second> 30, search 3, summary 5 = 536 (at most 540).
