@@ -2,9 +2,11 @@
 float64 PLS reference on raw labels, and the relative error the scorer tests use."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-__all__ = ["planted", "make_problem", "pls_reference", "rel_err", "GPU_BACKENDS"]
+__all__ = ["planted", "make_problem", "pls_reference", "rel_err", "GPU_BACKENDS", "on_real_gpu"]
 
 #: backends that compute on a GPU (from the backend table)
 GPU_BACKENDS: tuple[str, ...] = ("cuda", "cupy")
@@ -49,3 +51,10 @@ def rel_err(a, b) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def on_real_gpu(backend: str) -> bool:
+    """Whether ``backend`` computes on an actual GPU (not the NumPy stand-in for cupy)."""
+    if backend == "cupy":
+        return not hasattr(sys.modules.get("cupy"), "record")  # tests/fake_cupy.py has a recorder
+    return backend in GPU_BACKENDS

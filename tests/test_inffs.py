@@ -11,7 +11,7 @@ from swnas.errors import BackendUnavailableError, InputError
 from swnas.scoring import available_backends, backend_status, score, score_many
 from swnas.scoring.inffs import average_ranks, inffs_from_stats
 
-from helpers import planted
+from helpers import on_real_gpu, planted
 
 
 def brute_inffs(X, alpha=0.5, factor=0.9, corr="spearman"):
@@ -130,7 +130,6 @@ def test_nan_input_is_rejected_on_every_cpu_backend():
             score(X, y, "inffs", backend=b)
 
 
-CPU_COMPILED = ["numba", "cpp"]
 
 
 def _need(backend):
@@ -139,12 +138,13 @@ def _need(backend):
         pytest.skip(f"backend {backend} unavailable: {why}")
 
 
-@pytest.mark.parametrize("backend", CPU_COMPILED)
 @pytest.mark.parametrize("corr", ["spearman", "pearson"])
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-5)])
-def test_cpu_backends_match_reference(backend, corr, dtype, tol):
-    """float64: 1e-8 relative to the largest score; float32: 1e-5 (float32 Gram accumulation)."""
-    _need(backend)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_backends_match_reference(backend, corr, dtype):
+    """Relative to the largest score: 1e-8 for float64. float32: the rank Gram matrix is a float32
+    product (ranks are exact integers), measured ~1e-8 off on the CPU; 1e-7 still fails a float32
+    accumulation bug elsewhere (~3e-7 and up). On a GPU the float32 Gram is summed in float chunks: 1e-5."""
+    tol = 1e-8 if dtype == np.float64 else (1e-5 if on_real_gpu(backend) else 1e-7)
     X, y = planted(700, 130, 4, seed=21, dtype=dtype)
     X = with_quirks(X)
     ref = score(X, y, "inffs", backend="numpy", corr=corr, alpha=0.6).features
@@ -153,9 +153,7 @@ def test_cpu_backends_match_reference(backend, corr, dtype, tol):
     assert got[2] == 0.0
 
 
-@pytest.mark.parametrize("backend", CPU_COMPILED)
 def test_torch_input_and_score_many(backend):
-    _need(backend)
     import torch
 
     probs = [planted(200, 25, 3, seed=s) for s in range(3)]

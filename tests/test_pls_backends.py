@@ -317,3 +317,14 @@ def test_cupy_one_hot_block_stays_within_budget(cupy_standin, monkeypatch):
     np.testing.assert_allclose(got, reference(X, y, 2), atol=1e-9, rtol=0)
     assert cupy_standin.peak_alloc <= budget
     assert pls_cupy.block_rows(64, 1000) * (64 + 1000) * 8 <= pls_cupy._BLOCK_BYTES
+
+
+def test_float32_subnormal_column_is_not_flushed(backend):
+    """A float32 column that is 0 except 3e-39 (a subnormal) for one class carries the class: every
+    backend must score it as the reference does (fast-math on the GPU would flush it to 0)."""
+    X, y = make_problem(400, 6, 3, dtype=np.float32, seed=12)
+    X[:, 5] = np.where(y == 1, np.float32(3e-39), np.float32(0.0))
+    assert 0 < float(X[:, 5].max()) < np.finfo(np.float32).tiny  # really subnormal
+    ref = reference(X, y, 2)
+    assert ref[5] > 1.0
+    np.testing.assert_allclose(score(X, y, backend=backend).features, ref, atol=1e-9, rtol=0)

@@ -1,20 +1,15 @@
-// CPU kernels of il-FS (DESIGN 3.3): class means and token counts (OpenMP over feature blocks), PLSA EM.
-#include <omp.h>
-#include <pybind11/numpy.h>
-#include <pybind11/stl.h>
+// CPU kernels of il-FS (docs/scorers.md, section 4): class means and token counts (OpenMP over feature blocks).
+#include "cpu/ilfs_cpu.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <stdexcept>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/ilfs_math.h"
-
-namespace py = pybind11;
-
 namespace swnas {
+namespace cpu {
 namespace {
 
 // counts (TT x p, row-major) of the tokens of every (sample, feature); returns false on NaN/Inf data.
@@ -71,59 +66,19 @@ bool token_counts(const T* X, const int32_t* y, int64_t n, int64_t p, int nc, in
   return ok;
 }
 
-
-py::tuple run_one(const py::array& Xa, const py::array_t<int32_t, py::array::c_style>& y, int nc, int tt,
-                  int max_iter, double tol, bool parallel) {
-  if (Xa.ndim() != 2) throw std::invalid_argument("X: expected a 2-D matrix");
-  const int64_t n = Xa.shape(0), p = Xa.shape(1);
-  if (y.ndim() != 1 || y.shape(0) != n) throw std::invalid_argument("y: length must equal the rows of X");
-  if (!(Xa.flags() & py::array::c_style)) throw std::invalid_argument("X: must be C-contiguous");
-  py::array_t<int64_t> counts({int64_t(tt), p});
-  std::memset(counts.mutable_data(), 0, sizeof(int64_t) * size_t(tt) * p);
-  bool ok;
-  const bool is32 = py::isinstance<py::array_t<float>>(Xa);
-  const bool is64 = py::isinstance<py::array_t<double>>(Xa);
-  if (!is32 && !is64) throw std::invalid_argument("X: dtype must be float32 or float64");
-  ilfs::PlsaResult res;
-  std::vector<double> scores;
-  {
-    py::gil_scoped_release nogil;
-    if (is32) ok = token_counts<float>(static_cast<const float*>(Xa.data()), y.data(), n, p, nc, tt,
-                                       counts.mutable_data(), parallel);
-    else ok = token_counts<double>(static_cast<const double*>(Xa.data()), y.data(), n, p, nc, tt,
-                                   counts.mutable_data(), parallel);
-    if (ok) {
-      res = ilfs::plsa(counts.data(), tt, p, max_iter, tol);
-      scores = ilfs::closed_form(res.v);
-    }
-  }
-  if (!ok) return py::make_tuple(py::none(), py::none(), py::none(), counts, false);
-  py::array_t<double> s(p), v(p), ll(int64_t(res.loglik.size()));
-  std::memcpy(s.mutable_data(), scores.data(), sizeof(double) * p);
-  std::memcpy(v.mutable_data(), res.v.data(), sizeof(double) * p);
-  std::memcpy(ll.mutable_data(), res.loglik.data(), sizeof(double) * res.loglik.size());
-  return py::make_tuple(s, v, ll, counts, true);
-}
-
 }  // namespace
 
-void register_ilfs_cpu(py::module_& m) {
-  m.def("ilfs_run", [](py::array X, py::array_t<int32_t, py::array::c_style> y, int nc, int tt, int max_iter,
-                       double tol) { return run_one(X, y, nc, tt, max_iter, tol, true); },
-        py::arg("X"), py::arg("y"), py::arg("n_classes"), py::arg("TT"), py::arg("max_iter"), py::arg("tol"),
-        "il-FS of one problem: (scores, v, loglik, counts, finite_ok)");
-  m.def("ilfs_many", [](py::list problems, int tt, int max_iter, double tol) {
-        // one compiled call for a batch: problems run one after another, each with all threads
-        py::list out;
-        for (auto item : problems) {
-          py::tuple t = item.cast<py::tuple>();
-          out.append(run_one(t[0].cast<py::array>(), t[1].cast<py::array_t<int32_t, py::array::c_style>>(),
-                             t[2].cast<int>(), tt, max_iter, tol, true));
-        }
-        return out;
-      },
-      py::arg("problems"), py::arg("TT"), py::arg("max_iter"), py::arg("tol"),
-      "il-FS of a list of (X, y, n_classes): a list of (scores, v, loglik, counts, finite_ok)");
+ilfs::Outcome ilfs_run(const MatrixView& X, const int32_t* y, int nc, int tt, int max_iter, double tol,
+                       bool parallel) {
+  ilfs::Outcome o;
+  o.counts.assign(static_cast<size_t>(tt) * static_cast<size_t>(X.cols), 0);
+  o.ok = dispatch_dtype(X.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return token_counts<T>(X.as<T>(), y, X.rows, X.cols, nc, tt, o.counts.data(), parallel);
+  });
+  ilfs::finish(o, tt, X.cols, max_iter, tol);
+  return o;
 }
 
+}  // namespace cpu
 }  // namespace swnas

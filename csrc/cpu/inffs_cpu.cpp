@@ -1,6 +1,7 @@
-// CPU kernels of inf-FS (DESIGN 3.2): parallel column ranking, Lanczos lambda_max, blocked Cholesky solve.
+// CPU kernels of inf-FS (docs/scorers.md, section 3): parallel column ranking, Lanczos lambda_max, blocked Cholesky solve.
+#include "cpu/inffs_cpu.h"
+
 #include <omp.h>
-#include <pybind11/numpy.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -13,11 +14,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "swnas/bindings.h"
-
-namespace py = pybind11;
-
 namespace swnas {
+namespace cpu {
 namespace {
 
 // ---- order-preserving unsigned keys of floating-point values (-0.0 and +0.0 map to one key) ----
@@ -362,7 +360,7 @@ double tridiag_max_eig(const std::vector<double>& al, const std::vector<double>&
 }
 
 // lambda_max of a symmetric matrix by Lanczos with full reorthogonalisation, started from 1/sqrt(p).
-double lanczos_max_eig(const double* A, int64_t p) {
+double lanczos_max_eig_impl(const double* A, int64_t p) {
   const int mmax = int(std::min<int64_t>(p, 400));
   std::vector<double> V(size_t(mmax + 1) * p), w(p), al, be;
   for (int64_t i = 0; i < p; ++i) V[i] = 1.0 / std::sqrt(double(p));
@@ -495,7 +493,7 @@ std::vector<double> solve_from_gram(const T* G, const double* stdv, int64_t p, d
     }
   }
   std::vector<double> x(p, 0.0);
-  const double lam = lanczos_max_eig(A.data(), p);
+  const double lam = lanczos_max_eig_impl(A.data(), p);
   if (!(lam > 0.0)) return x;
   const double r = factor / lam;
   for (size_t k = 0; k < A.size(); ++k) A[k] *= -r;
@@ -518,83 +516,27 @@ std::vector<double> solve_from_gram(const T* G, const double* stdv, int64_t p, d
   return x;
 }
 
-template <typename T>
-py::tuple transform_py(py::array_t<T, py::array::c_style> X, bool spearman) {
-  if (X.ndim() != 2) throw std::invalid_argument("X: expected a 2-D matrix");
-  const int64_t n = X.shape(0), p = X.shape(1);
-  if (n >= (int64_t(1) << 32)) throw std::invalid_argument("X: too many rows for the ranking kernel");
-  py::array_t<T> Z({n, p});
-  py::array_t<double> sd(p);
-  {
-    py::gil_scoped_release nogil;
-    column_transform<T>(X.data(), n, p, spearman, Z.mutable_data(), sd.mutable_data());
-  }
-  return py::make_tuple(Z, sd);
-}
-
-py::tuple transform_t_f32_py(py::array_t<float, py::array::c_style> X) {
-  if (X.ndim() != 2) throw std::invalid_argument("X: expected a 2-D matrix");
-  const int64_t n = X.shape(0), p = X.shape(1);
-  if (n >= (int64_t(1) << 32)) throw std::invalid_argument("X: too many rows for the ranking kernel");
-  if (n < 2 || p < 1) throw std::invalid_argument("X: expected at least 2 rows and 1 column");
-  // Zt lives in its own anonymous mapping with transparent huge pages refused: NumPy's allocator asks
-  // for huge pages on large arrays, and on VMs the synchronous compaction behind them costs more than
-  // the ranking; the sorting threads fault the 4 KiB pages in, in parallel, as they write.
-  struct Region { void* ptr; size_t bytes; };
-  const size_t bytes = sizeof(float) * size_t(n) * size_t(p);
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) throw std::bad_alloc();
-#ifdef MADV_NOHUGEPAGE
-  madvise(mem, bytes, MADV_NOHUGEPAGE);
-#endif
-  py::capsule owner(new Region{mem, bytes}, [](void* r) {
-    auto* reg = static_cast<Region*>(r);
-    munmap(reg->ptr, reg->bytes);
-    delete reg;
-  });
-  py::array_t<float> Zt({p, n}, {int64_t(sizeof(float)) * n, int64_t(sizeof(float))}, static_cast<float*>(mem),
-                        owner);
-  py::array_t<double> sd(p);
-  {
-    py::gil_scoped_release nogil;
-    spearman_transposed_f32(X.data(), n, p, Zt.mutable_data(), sd.mutable_data());
-  }
-  return py::make_tuple(Zt, sd);
-}
-
-template <typename T>
-py::array_t<double> solve_py(py::array_t<T, py::array::c_style> G, py::array_t<double, py::array::c_style> sd,
-                             double alpha, double factor) {
-  const int64_t p = sd.shape(0);
-  if (G.ndim() != 2 || G.shape(0) != p || G.shape(1) != p) throw std::invalid_argument("G: expected p x p");
-  std::vector<double> x;
-  {
-    py::gil_scoped_release nogil;
-    x = solve_from_gram<T>(G.data(), sd.data(), p, alpha, factor);
-  }
-  py::array_t<double> out(p);
-  std::memcpy(out.mutable_data(), x.data(), sizeof(double) * p);
-  return out;
-}
-
 }  // namespace
 
-void register_inffs_cpu(py::module_& m) {
-  m.def("inffs_transform_f32", &transform_py<float>, py::arg("X"), py::arg("spearman"),
-        "Centred average ranks (spearman) or centred values, and the ddof=1 column std (float32 X)");
-  m.def("inffs_transform_f64", &transform_py<double>, py::arg("X"), py::arg("spearman"),
-        "Centred average ranks (spearman) or centred values, and the ddof=1 column std (float64 X)");
-  m.def("inffs_transform_t_f32", &transform_t_f32_py, py::arg("X"),
-        "Centred average ranks of a float32 X, transposed (p x n), and the ddof=1 column std");
-  m.def("inffs_solve_f32", &solve_py<float>, py::arg("G"), py::arg("std"), py::arg("alpha"), py::arg("factor"),
-        "inf-FS scores from the Gram matrix of centred columns (lower triangle read), Lanczos + Cholesky");
-  m.def("inffs_solve_f64", &solve_py<double>, py::arg("G"), py::arg("std"), py::arg("alpha"), py::arg("factor"),
-        "inf-FS scores from the Gram matrix of centred columns (lower triangle read), Lanczos + Cholesky");
-  m.def("inffs_lambda_max", [](py::array_t<double, py::array::c_style> A) {
-    const int64_t p = A.shape(0);
-    py::gil_scoped_release nogil;
-    return lanczos_max_eig(A.data(), p);
-  }, py::arg("A"), "Largest eigenvalue of a symmetric matrix (Lanczos, full reorthogonalisation)");
+void inffs_column_transform(const MatrixView& X, bool spearman, void* Z, double* stdv) {
+  dispatch_dtype(X.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    column_transform<T>(X.as<T>(), X.rows, X.cols, spearman, static_cast<T*>(Z), stdv);
+  });
 }
 
+void inffs_spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, double* stdv) {
+  spearman_transposed_f32(X, n, p, Zt, stdv);
+}
+
+std::vector<double> inffs_solve(const MatrixView& G, const double* stdv, double alpha, double factor) {
+  return dispatch_dtype(G.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return solve_from_gram<T>(G.as<T>(), stdv, G.cols, alpha, factor);
+  });
+}
+
+double lanczos_max_eig(const double* A, int64_t p) { return lanczos_max_eig_impl(A, p); }
+
+}  // namespace cpu
 }  // namespace swnas

@@ -1,11 +1,12 @@
 // CPU passes over X for PLS-VIP (one statistics pass, one fused X v / X't pass per component), OpenMP.
 //
-// The small-matrix algebra of improved kernel PLS runs in Python (swnas/scoring/pls.py); only the
-// passes over the N x p matrix X are here. X (float32 or float64, C-contiguous) is read in place,
-// never copied; every sum is accumulated in float64. Extra memory: O(threads * p * C + N) at most.
+// The small-matrix algebra of improved kernel PLS runs in Python (swnas/scoring/_pls_algebra.py; the
+// mathematics is in docs/scorers.md, section 1); only the passes over the N x p matrix X are here.
+// X (float32 or float64, C-contiguous) is read in place, never copied; every sum is accumulated in
+// float64. Extra memory: O(threads * p * C + N) at most.
+#include "cpu/pls_cpu.h"
+
 #include <omp.h>
-#include <pybind11/numpy.h>
-#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -13,39 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/pls_math.h"
-
-namespace py = pybind11;
+#include "common/pls_math.h"
 
 namespace swnas {
+namespace cpu {
 namespace {
-
-// One problem's matrix, seen as raw memory (read with the GIL released).
-struct Mat {
-  const void* data = nullptr;
-  bool is_double = false;
-  int64_t n = 0, p = 0;
-};
-
-Mat view_matrix(const py::array& X, const char* name) {
-  if (X.ndim() != 2) throw py::value_error(std::string(name) + ": expected a 2-D matrix");
-  if (!(X.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": must be C-contiguous (row-major) for backend 'cpp'");
-  Mat m;
-  if (X.dtype().is(py::dtype::of<float>())) {
-    m.is_double = false;
-  } else if (X.dtype().is(py::dtype::of<double>())) {
-    m.is_double = true;
-  } else {
-    throw py::value_error(std::string(name) + ": dtype must be float32 or float64");
-  }
-  m.data = X.data();
-  m.n = X.shape(0);
-  m.p = X.shape(1);
-  if (m.n < 1 || m.p < 1) throw py::value_error(std::string(name) + ": is empty");
-  return m;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Statistics pass: per-class shifted sums, shifted sums of squares, class counts.
@@ -105,9 +78,6 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
   }
 }
 
-struct StatsResult {
-  std::vector<double> colsum, sq, class_sums, counts;
-};
 
 // Rows are split into a fixed number of contiguous groups, each summed in order into its own
 // accumulator and the groups added in order: the result does not depend on the thread count or on
@@ -132,9 +102,9 @@ void run_groups(int64_t n, std::vector<Acc>& accs, bool parallel, Body body) {
 }
 
 template <class T>
-StatsResult stats_impl(const Mat& m, const int32_t* codes, int64_t C, bool parallel) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t n = m.n, p = m.p;
+PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, bool parallel) {
+  const T* X = m.as<T>();
+  const int64_t n = m.rows, p = m.cols;
   std::vector<double> x0(p);
   for (int64_t j = 0; j < p; ++j) x0[j] = static_cast<double>(X[j]);
   const int64_t k = n_groups(n, (C + 1) * p * static_cast<int64_t>(sizeof(double)));
@@ -150,7 +120,7 @@ StatsResult stats_impl(const Mat& m, const int32_t* codes, int64_t C, bool paral
     for (int64_t j = 0; j < p; ++j) a.s2[j] += accs[g].s2[j];
     for (int64_t c = 0; c < C; ++c) a.counts[c] += accs[g].counts[c];
   }
-  StatsResult r;
+  PlsStats r;
   r.colsum.resize(p);
   r.sq.resize(p);
   r.class_sums.resize(static_cast<size_t>(C * p));
@@ -214,15 +184,11 @@ void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, 
   acc.tt += tt;
 }
 
-struct ProjResult {
-  std::vector<double> g;
-  double tsum = 0.0, tt = 0.0;
-};
 
 template <class T>
-ProjResult project_impl(const Mat& m, const double* v, double c, bool parallel) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t n = m.n, p = m.p;
+PlsProjection project_impl(const MatrixView& m, const double* v, double c, bool parallel) {
+  const T* X = m.as<T>();
+  const int64_t n = m.rows, p = m.cols;
   const int64_t k = n_groups(n, p * static_cast<int64_t>(sizeof(double)));
   std::vector<ProjAcc> accs;
   accs.reserve(k);
@@ -230,7 +196,7 @@ ProjResult project_impl(const Mat& m, const double* v, double c, bool parallel) 
   run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, ProjAcc& acc) {
     project_rows<T>(X, p, v, c, r0, r1, acc);
   });
-  ProjResult r;
+  PlsProjection r;
   r.g = std::move(accs[0].g);
   r.tsum = accs[0].tsum;
   r.tt = accs[0].tt;
@@ -242,153 +208,11 @@ ProjResult project_impl(const Mat& m, const double* v, double c, bool parallel) 
   return r;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Python-facing wrappers.
-
-py::array_t<double> vec_to_numpy(const std::vector<double>& v) {
-  py::array_t<double> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
-}
-
-py::tuple stats_to_python(const StatsResult& r, int64_t C, int64_t p) {
-  py::array_t<double> cs({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(p)});
-  std::copy(r.class_sums.begin(), r.class_sums.end(), cs.mutable_data());
-  return py::make_tuple(vec_to_numpy(r.colsum), vec_to_numpy(r.sq), cs, vec_to_numpy(r.counts));
-}
-
-struct StatsJob {
-  Mat m;
-  const int32_t* codes;
-  int64_t C;
-  StatsResult out;
-};
-
-void check_codes(const py::array_t<int32_t>& codes, const Mat& m, int64_t C, const std::string& name) {
-  if (codes.ndim() != 1 || codes.shape(0) != m.n)
-    throw py::value_error(name + ": codes must be a 1-D int32 vector with one label per row of X");
-  if (C < 1) throw py::value_error(name + ": n_classes must be positive");
-  const int32_t* c = codes.data();
-  for (int64_t i = 0; i < m.n; ++i)
-    if (c[i] < 0 || c[i] >= C) throw py::value_error(name + ": codes must lie in 0..n_classes-1");
-}
-
-void run_stats(StatsJob& job, bool parallel) {
-  job.out = job.m.is_double ? stats_impl<double>(job.m, job.codes, job.C, parallel)
-                            : stats_impl<float>(job.m, job.codes, job.C, parallel);
-}
-
-struct ProjJob {
-  Mat m;
-  const double* v;
-  double c;
-  ProjResult out;
-};
-
-void run_project(ProjJob& job, bool parallel) {
-  job.out = job.m.is_double ? project_impl<double>(job.m, job.v, job.c, parallel)
-                            : project_impl<float>(job.m, job.v, job.c, parallel);
-}
-
-// Across problems (one thread per problem, "problems") or across rows within each problem in turn
-// ("rows"). "auto" picks problems when there are at least as many problems as threads: measured on
-// 2 cores with six stage-sized problems (50,000 x 256/128/64 float32), 210 ms against 345 ms, the
-// saving being one fork/join per problem and pass. Results are identical either way.
-bool across_problems(const std::string& mode, size_t n_problems) {
-  if (mode == "problems") return true;
-  if (mode == "rows") return false;
-  if (mode == "auto") return n_problems >= static_cast<size_t>(std::max(1, omp_get_max_threads())) && n_problems > 1;
-  throw py::value_error("parallel: must be 'auto', 'rows' or 'problems', got '" + mode + "'");
-}
-
-py::tuple pls_stats(py::array X, py::array_t<int32_t, py::array::c_style> codes, int64_t n_classes) {
-  StatsJob job{view_matrix(X, "X"), nullptr, n_classes, {}};
-  check_codes(codes, job.m, n_classes, "codes");
-  job.codes = codes.data();
-  {
-    py::gil_scoped_release nogil;
-    run_stats(job, true);
-  }
-  return stats_to_python(job.out, n_classes, job.m.p);
-}
-
-py::array_t<double> check_vector(const py::array_t<double, py::array::c_style>& v, const Mat& m, const std::string& name) {
-  if (v.ndim() != 1 || v.shape(0) != m.p)
-    throw py::value_error(name + ": must be a float64 vector with one entry per column of X");
-  return v;
-}
-
-py::tuple pls_project(py::array X, py::array_t<double, py::array::c_style> v, double c) {
-  ProjJob job{view_matrix(X, "X"), nullptr, c, {}};
-  check_vector(v, job.m, "v");
-  job.v = v.data();
-  {
-    py::gil_scoped_release nogil;
-    run_project(job, true);
-  }
-  return py::make_tuple(vec_to_numpy(job.out.g), job.out.tsum, job.out.tt);
-}
-
-py::list pls_stats_many(const std::vector<py::array>& Xs, const std::vector<py::array_t<int32_t, py::array::c_style>>& codes,
-                        const std::vector<int64_t>& n_classes, const std::string& parallel) {
-  const size_t k = Xs.size();
-  if (codes.size() != k || n_classes.size() != k)
-    throw py::value_error("pls_stats_many: Xs, codes and n_classes must have the same length");
-  std::vector<StatsJob> jobs(k);
-  for (size_t i = 0; i < k; ++i) {
-    const std::string name = "problems[" + std::to_string(i) + "]";
-    jobs[i].m = view_matrix(Xs[i], (name + ".X").c_str());
-    check_codes(codes[i], jobs[i].m, n_classes[i], name + ".codes");
-    jobs[i].codes = codes[i].data();
-    jobs[i].C = n_classes[i];
-  }
-  const bool by_problem = across_problems(parallel, k);
-  {
-    py::gil_scoped_release nogil;
-    if (by_problem) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < static_cast<int64_t>(k); ++i) run_stats(jobs[i], false);
-    } else {
-      for (size_t i = 0; i < k; ++i) run_stats(jobs[i], true);
-    }
-  }
-  py::list out;
-  for (size_t i = 0; i < k; ++i) out.append(stats_to_python(jobs[i].out, jobs[i].C, jobs[i].m.p));
-  return out;
-}
-
-py::list pls_project_many(const std::vector<py::array>& Xs, const std::vector<py::array_t<double, py::array::c_style>>& vs,
-                          const std::vector<double>& cs, const std::string& parallel) {
-  const size_t k = Xs.size();
-  if (vs.size() != k || cs.size() != k)
-    throw py::value_error("pls_project_many: Xs, vs and cs must have the same length");
-  std::vector<ProjJob> jobs(k);
-  for (size_t i = 0; i < k; ++i) {
-    jobs[i].m = view_matrix(Xs[i], ("problems[" + std::to_string(i) + "].X").c_str());
-    check_vector(vs[i], jobs[i].m, "problems[" + std::to_string(i) + "].v");
-    jobs[i].v = vs[i].data();
-    jobs[i].c = cs[i];
-  }
-  const bool by_problem = across_problems(parallel, k);
-  {
-    py::gil_scoped_release nogil;
-    if (by_problem) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < static_cast<int64_t>(k); ++i) run_project(jobs[i], false);
-    } else {
-      for (size_t i = 0; i < k; ++i) run_project(jobs[i], true);
-    }
-  }
-  py::list out;
-  for (size_t i = 0; i < k; ++i) out.append(py::make_tuple(vec_to_numpy(jobs[i].out.g), jobs[i].out.tsum, jobs[i].out.tt));
-  return out;
-}
-
 // The benchmarks' memory floor: one plain streaming read of X (a float sum over every element).
 template <class T>
-double stream_read_impl(const Mat& m) {
-  const T* X = static_cast<const T*>(m.data);
-  const int64_t total = m.n * m.p;
+double stream_read_impl(const MatrixView& m) {
+  const T* X = m.as<T>();
+  const int64_t total = m.size();
   double s = 0.0;
 #pragma omp parallel reduction(+ : s)
   {
@@ -406,26 +230,56 @@ double stream_read_impl(const Mat& m) {
   return s;
 }
 
-double pls_stream_read(py::array X) {
-  Mat m = view_matrix(X, "X");
-  py::gil_scoped_release nogil;
-  return m.is_double ? stream_read_impl<double>(m) : stream_read_impl<float>(m);
-}
-
 }  // namespace
 
-void register_pls_cpu(py::module_& m) {
-  m.def("pls_stats", &pls_stats, py::arg("X"), py::arg("codes"), py::arg("n_classes"),
-        "One pass over X (float32/float64, C-contiguous, not copied): (colsum, centred sum of squares, "
-        "class_sums (C x p), counts), all float64.");
-  m.def("pls_project", &pls_project, py::arg("X"), py::arg("v"), py::arg("c"),
-        "One fused pass over X: with t = X v - c, returns (X't, sum(t), t't).");
-  m.def("pls_stats_many", &pls_stats_many, py::arg("Xs"), py::arg("codes"), py::arg("n_classes"),
-        py::arg("parallel") = "auto", "pls_stats for many problems in one call.");
-  m.def("pls_project_many", &pls_project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"),
-        py::arg("parallel") = "auto", "pls_project for many problems in one call.");
-  m.def("pls_stream_read", &pls_stream_read, py::arg("X"),
-        "Sum of every element of X in one streaming read (the benchmarks' memory-bandwidth floor).");
+PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel) {
+  return dispatch_dtype(X.dtype, [&](auto tag) { return stats_impl<decltype(tag)>(X, codes, n_classes, parallel); });
 }
 
+PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel) {
+  return dispatch_dtype(X.dtype, [&](auto tag) { return project_impl<decltype(tag)>(X, v, c, parallel); });
+}
+
+std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const std::vector<const int32_t*>& codes,
+                                     const std::vector<int64_t>& n_classes, bool across_problems) {
+  const int64_t k = static_cast<int64_t>(Xs.size());
+  std::vector<PlsStats> out(Xs.size());
+  if (across_problems) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], false);
+  } else {
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], true);
+  }
+  return out;
+}
+
+std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
+                                            const std::vector<double>& cs, bool across_problems) {
+  const int64_t k = static_cast<int64_t>(Xs.size());
+  std::vector<PlsProjection> out(Xs.size());
+  if (across_problems) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], false);
+  } else {
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], true);
+  }
+  return out;
+}
+
+// Across problems (one thread per problem) or across rows within each problem in turn. "auto" picks
+// problems when there are at least as many problems as threads: measured on 2 cores with six
+// stage-sized problems (50,000 x 256/128/64 float32), 210 ms against 345 ms, the saving being one
+// fork/join per problem and pass. Results are identical either way.
+bool pls_across_problems(const std::string& mode, size_t n_problems) {
+  if (mode == "problems") return true;
+  if (mode == "rows") return false;
+  if (mode == "auto") return n_problems >= static_cast<size_t>(std::max(1, omp_get_max_threads())) && n_problems > 1;
+  throw std::invalid_argument("parallel: must be 'auto', 'rows' or 'problems', got '" + mode + "'");
+}
+
+double stream_read(const MatrixView& X) {
+  return dispatch_dtype(X.dtype, [&](auto tag) { return stream_read_impl<decltype(tag)>(X); });
+}
+
+}  // namespace cpu
 }  // namespace swnas

@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "swnas/cuda_check.h"
-#include "swnas/features_cuda.h"
+#include "cuda/device_buffer.h"
+#include "cuda/features_cuda.h"
 
 namespace swnas {
-namespace cuda_features {
+namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;
@@ -87,12 +87,16 @@ void avgpool_stats(const float* x, const int32_t* labels, float* out, double* co
   avgpool_flat(x, out, n, c, h, w, k, stream);
   const int64_t p = c * (h / k) * (w / k);
   auto s = reinterpret_cast<cudaStream_t>(stream);
-  const int64_t row_blocks = (n + kRowsPerBlock - 1) / kRowsPerBlock;
-  if (row_blocks > 65535) throw std::invalid_argument("x: too many rows for one call (max 4,194,240); split the batch");
-  dim3 grid(static_cast<unsigned>((p + kThreads - 1) / kThreads), static_cast<unsigned>(row_blocks));
-  sums_kernel<<<grid, kThreads, 0, s>>>(out, labels, colsum, clssum, n, p);
-  SWNAS_CUDA_CHECK(cudaGetLastError());
+  // one launch per slab of at most 65535 row blocks: the grid's y size stays legal for any n
+  const int64_t slab = 65535LL * kRowsPerBlock;
+  for (int64_t r0 = 0; r0 < n; r0 += slab) {
+    const int64_t m = n - r0 < slab ? n - r0 : slab;
+    const dim3 grid(static_cast<unsigned>((p + kThreads - 1) / kThreads),
+                    static_cast<unsigned>((m + kRowsPerBlock - 1) / kRowsPerBlock));
+    sums_kernel<<<grid, kThreads, 0, s>>>(out + r0 * p, labels + r0, colsum, clssum, m, p);
+    SWNAS_CUDA_CHECK(cudaGetLastError());
+  }
 }
 
-}  // namespace cuda_features
+}  // namespace cuda
 }  // namespace swnas

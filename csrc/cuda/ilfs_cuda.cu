@@ -1,4 +1,4 @@
-// CUDA kernels of il-FS (DESIGN 3.3): class means and the token counts n(t, f); EM runs on the host.
+// CUDA kernels of il-FS (docs/scorers.md, section 4): class means and the token counts n(t, f); EM runs on the host.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "swnas/cuda_check.h"
-#include "swnas/ilfs_cuda.h"
-#include "swnas/ilfs_math.h"
+#include "cuda/device_buffer.h"
+#include "cuda/ilfs_cuda.h"
+#include "common/ilfs_math.h"
 
 namespace swnas {
 namespace cuda {
@@ -82,6 +82,11 @@ __global__ void token_counts(const T* __restrict__ X, const int32_t* __restrict_
 template <typename T>
 bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int tt, std::vector<int64_t>& out,
                  cudaStream_t st) {
+  // every check before the first allocation or copy
+  const int threads = 128;
+  const dim3 grid(unsigned((p + threads - 1) / threads), unsigned((n + kRows - 1) / kRows));
+  if ((n + kRows - 1) / kRows > 65535) throw std::invalid_argument("X: too many rows for the CUDA il-FS kernel");
+  if (nc < 1 || tt < 2) throw std::invalid_argument("n_classes/TT: out of range");
   std::vector<int32_t> hy(n);
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(hy.data(), y, sizeof(int32_t) * n, cudaMemcpyDeviceToHost, st));
   SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
@@ -90,20 +95,17 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
     if (hy[i] < 0 || hy[i] >= nc) throw std::invalid_argument("y: labels must lie in 0..n_classes-1");
     hc[hy[i]] += 1.0;
   }
-  double *sums = nullptr, *cnt = nullptr;
-  unsigned long long* dcounts = nullptr;
-  int* bad = nullptr;
-  SWNAS_CUDA_CHECK(cudaMalloc(&sums, sizeof(double) * size_t(nc) * p));
-  SWNAS_CUDA_CHECK(cudaMalloc(&cnt, sizeof(double) * nc));
-  SWNAS_CUDA_CHECK(cudaMalloc(&dcounts, sizeof(unsigned long long) * size_t(tt) * p));
-  SWNAS_CUDA_CHECK(cudaMalloc(&bad, sizeof(int)));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(sums, 0, sizeof(double) * size_t(nc) * p, st));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(dcounts, 0, sizeof(unsigned long long) * size_t(tt) * p, st));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int), st));
+  DeviceBuffer<double> sums_buf(static_cast<size_t>(nc) * p);
+  DeviceBuffer<double> cnt_buf(static_cast<size_t>(nc));
+  DeviceBuffer<unsigned long long> counts_buf(size_t(tt) * p);
+  DeviceBuffer<int> bad_buf(1);
+  double *sums = sums_buf.get(), *cnt = cnt_buf.get();
+  unsigned long long* dcounts = counts_buf.get();
+  int* bad = bad_buf.get();
+  sums_buf.zero_async(st);
+  counts_buf.zero_async(st);
+  bad_buf.zero_async(st);
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(cnt, hc.data(), sizeof(double) * nc, cudaMemcpyHostToDevice, st));
-  const int threads = 128;
-  const dim3 grid(unsigned((p + threads - 1) / threads), unsigned((n + kRows - 1) / kRows));
-  if (grid.y > 65535) throw std::invalid_argument("X: too many rows for the CUDA il-FS kernel");
   class_sums<T><<<grid, threads, 0, st>>>(X, y, n, p, sums);
   SWNAS_CUDA_CHECK(cudaGetLastError());
   const int64_t ncp = int64_t(nc) * p;
@@ -125,18 +127,18 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
     SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
     out.assign(hcounts.begin(), hcounts.end());
   }
-  cudaFree(sums); cudaFree(cnt); cudaFree(dcounts); cudaFree(bad);
   return !hbad;
 }
 
 }  // namespace
 
-bool ilfs_token_counts(const void* X, int dtype, int64_t n, int64_t p, const int32_t* y, int nc, int tt,
-                       std::vector<int64_t>& counts, uintptr_t stream) {
+bool ilfs_token_counts(const MatrixView& X, const int32_t* y, int nc, int tt, std::vector<int64_t>& counts,
+                       uintptr_t stream) {
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
-  if (dtype == 0) return counts_impl<float>(static_cast<const float*>(X), n, p, y, nc, tt, counts, st);
-  if (dtype == 1) return counts_impl<double>(static_cast<const double*>(X), n, p, y, nc, tt, counts, st);
-  throw std::invalid_argument("X: dtype must be float32 or float64");
+  return dispatch_dtype(X.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    return counts_impl<T>(X.as<T>(), X.rows, X.cols, y, nc, tt, counts, st);
+  });
 }
 
 }  // namespace cuda

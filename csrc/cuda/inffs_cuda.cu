@@ -1,4 +1,4 @@
-// CUDA kernels of inf-FS (DESIGN 3.2): column statistics, CUB segmented ranking and the split-K rank Gram matrix.
+// CUDA kernels of inf-FS (docs/scorers.md, section 3): column statistics, CUB segmented ranking, split-K rank Gram.
 #include <cub/cub.cuh>
 #include <cuda_runtime.h>
 
@@ -8,8 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "swnas/cuda_check.h"
-#include "swnas/inffs_cuda.h"
+#include "cuda/device_buffer.h"
+#include "cuda/inffs_cuda.h"
 
 namespace swnas {
 namespace cuda {
@@ -189,9 +189,8 @@ template <typename T>
 void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G, double* stdv, cudaStream_t st) {
   if (n >= (int64_t(1) << 31)) throw std::invalid_argument("X: too many rows for the CUDA ranking kernel");
   const int64_t rows = (n + kStatRows - 1) / kStatRows;
-  double* buf = nullptr;
-  SWNAS_CUDA_CHECK(cudaMalloc(&buf, sizeof(double) * size_t(p) * (4 * kStatRows + 3)));
-  double *psum = buf, *pmin = psum + kStatRows * p, *pmax = pmin + kStatRows * p, *psq = pmax + kStatRows * p;
+  DeviceBuffer<double> stat_buf(size_t(p) * (4 * kStatRows + 3));
+  double *psum = stat_buf.get(), *pmin = psum + kStatRows * p, *pmax = pmin + kStatRows * p, *psq = pmax + kStatRows * p;
   double *mean = psq + kStatRows * p, *lo = mean + p, *hi = lo + p;
   const dim3 sg(unsigned((p + 127) / 128), kStatRows);
   col_partial<T><<<sg, 128, 0, st>>>(X, n, p, rows, psum, pmin, pmax);
@@ -206,21 +205,19 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
     // columns in chunks of cb so that the sort buffers stay near 2^26 elements
     const int cb = int(std::max<int64_t>(1, std::min<int64_t>(p, (int64_t(1) << 26) / std::max<int64_t>(n, 1))));
     const int64_t m = n * cb;
-    T *k_in = nullptr, *k_out = nullptr;
-    int32_t *v_in = nullptr, *v_out = nullptr, *offs = nullptr;
-    SWNAS_CUDA_CHECK(cudaMalloc(&k_in, sizeof(T) * m));
-    SWNAS_CUDA_CHECK(cudaMalloc(&k_out, sizeof(T) * m));
-    SWNAS_CUDA_CHECK(cudaMalloc(&v_in, sizeof(int32_t) * m));
-    SWNAS_CUDA_CHECK(cudaMalloc(&v_out, sizeof(int32_t) * m));
+    const size_t elems = static_cast<size_t>(m);
+    DeviceBuffer<T> keys_in{elems}, keys_out{elems};
+    DeviceBuffer<int32_t> vals_in{elems}, vals_out{elems}, offsets{static_cast<size_t>(cb) + 1};
+    T *k_in = keys_in.get(), *k_out = keys_out.get();
+    int32_t *v_in = vals_in.get(), *v_out = vals_out.get(), *offs = offsets.get();
     std::vector<int32_t> h_offs(cb + 1);
     for (int b = 0; b <= cb; ++b) h_offs[b] = int32_t(int64_t(b) * n);
-    SWNAS_CUDA_CHECK(cudaMalloc(&offs, sizeof(int32_t) * (cb + 1)));
     SWNAS_CUDA_CHECK(cudaMemcpyAsync(offs, h_offs.data(), sizeof(int32_t) * (cb + 1), cudaMemcpyHostToDevice, st));
     size_t temp_bytes = 0;
     SWNAS_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(nullptr, temp_bytes, k_in, k_out, v_in, v_out,
                                                                int(m), cb, offs, offs + 1, 0, int(sizeof(T) * 8), st));
-    void* temp = nullptr;
-    SWNAS_CUDA_CHECK(cudaMalloc(&temp, temp_bytes));
+    DeviceBuffer<unsigned char> temp_buf(temp_bytes);
+    void* temp = temp_buf.get();
     for (int64_t j0 = 0; j0 < p; j0 += cb) {
       const int nb = int(std::min<int64_t>(cb, p - j0));
       const int64_t mm = n * nb;
@@ -233,7 +230,6 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
       SWNAS_CUDA_CHECK(cudaGetLastError());
     }
     SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
-    cudaFree(temp); cudaFree(offs); cudaFree(k_in); cudaFree(k_out); cudaFree(v_in); cudaFree(v_out);
   }
   // split-K Gram: enough blocks to fill the GPU, float chunks short enough to stay accurate
   const int64_t nt = (p + 63) / 64, tiles = nt * (nt + 1) / 2;
@@ -250,20 +246,16 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
   symmetrise<<<grid_for(p * p), 256, 0, st>>>(G, p);
   SWNAS_CUDA_CHECK(cudaGetLastError());
   SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
-  cudaFree(buf);
 }
 
 }  // namespace
 
-void inffs_rank_gram(const void* X, int dtype, int64_t n, int64_t p, bool spearman, void* Z, double* G,
-                     double* stdv, uintptr_t stream) {
+void inffs_rank_gram(const MatrixView& X, bool spearman, void* Z, double* G, double* stdv, uintptr_t stream) {
   cudaStream_t st = reinterpret_cast<cudaStream_t>(stream);
-  if (dtype == 0)
-    rank_gram<float>(static_cast<const float*>(X), n, p, spearman, static_cast<float*>(Z), G, stdv, st);
-  else if (dtype == 1)
-    rank_gram<double>(static_cast<const double*>(X), n, p, spearman, static_cast<double*>(Z), G, stdv, st);
-  else
-    throw std::invalid_argument("X: dtype must be float32 or float64");
+  dispatch_dtype(X.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    rank_gram<T>(X.as<T>(), X.rows, X.cols, spearman, static_cast<T*>(Z), G, stdv, st);
+  });
 }
 
 }  // namespace cuda

@@ -1,4 +1,5 @@
-// CUDA passes over X for PLS-VIP: fused column statistics, t = X v - c (warp per row) and X't.
+// CUDA passes over X for PLS-VIP (docs/scorers.md, section 1): fused column statistics, t = X v - c
+// (warp per row) and X't.
 //
 // Everything is accumulated in float64 (double atomics, sm_60+); X (float32/float64, row-major) is
 // read in place. The small kernel-PLS algebra runs on the host in Python.
@@ -11,47 +12,17 @@
 #include <type_traits>
 #include <vector>
 
-#include "swnas/cuda_check.h"
-#include "swnas/pls_cuda.h"
-#include "swnas/pls_math.h"
+#include "common/pls_math.h"
+#include "cuda/device_buffer.h"
+#include "cuda/pls_cuda.h"
 
 namespace swnas {
-namespace pls_cuda {
+namespace cuda {
 namespace {
 
 constexpr int kTile = 128;            // columns (threads) per block in the column-wise kernels
 constexpr int kSmemClassMax = 48;     // per-class sums in shared memory up to this many classes (48 KiB)
 constexpr int kRowBlock = 256;        // threads per block of the row-wise kernel (8 warps, one row each)
-
-// Makes `device` current for the lifetime of the guard.
-struct DeviceGuard {
-  int prev = 0;
-  explicit DeviceGuard(int device) {
-    SWNAS_CUDA_CHECK(cudaGetDevice(&prev));
-    if (prev != device) SWNAS_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(prev); }
-};
-
-// A cudaMalloc'ed buffer freed on scope exit.
-template <class U>
-struct DeviceBuffer {
-  U* ptr = nullptr;
-  explicit DeviceBuffer(size_t count) {
-    if (count > 0) SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr), count * sizeof(U)));
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
-
-int sm_count(int device) {
-  int sms = 0;
-  SWNAS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return std::max(sms, 1);
-}
 
 // Row chunks for the column-wise kernels: about 16 blocks per SM in all (enough loads in flight to
 // saturate HBM), at most 65535 chunks.
@@ -175,17 +146,22 @@ void launch_stats(const T* X, int64_t n, int64_t p, const int32_t* codes, int n_
 template <class T>
 void launch_project(const T* X, int64_t n, int64_t p, const double* v, double c, double* t, double* tstats, double* g,
                     int sms, cudaStream_t stream) {
+  // one wave: as many blocks as can be resident at once (the occupancy API, not a guess: registers
+  // allow fewer than 8 blocks of this kernel per SM, and a second partial wave costs ~20%)
   const int64_t warps_per_block = kRowBlock / 32;
-  const unsigned blocks = static_cast<unsigned>(
-      std::max<int64_t>(1, std::min<int64_t>((n + warps_per_block - 1) / warps_per_block, 8LL * sms)));
+  auto grid_for = [&](auto kernel) {
+    const int64_t resident = static_cast<int64_t>(resident_blocks_per_sm(kernel, kRowBlock)) * sms;
+    return static_cast<unsigned>(
+        std::max<int64_t>(1, std::min<int64_t>((n + warps_per_block - 1) / warps_per_block, resident)));
+  };
   bool launched = false;
   if constexpr (std::is_same_v<T, float>) {
     if (p % 4 == 0 && reinterpret_cast<uintptr_t>(X) % 16 == 0) {
-      xv_kernel<float, true><<<blocks, kRowBlock, 0, stream>>>(X, n, p, v, c, t, tstats);
+      xv_kernel<float, true><<<grid_for(xv_kernel<float, true>), kRowBlock, 0, stream>>>(X, n, p, v, c, t, tstats);
       launched = true;
     }
   }
-  if (!launched) xv_kernel<T, false><<<blocks, kRowBlock, 0, stream>>>(X, n, p, v, c, t, tstats);
+  if (!launched) xv_kernel<T, false><<<grid_for(xv_kernel<T, false>), kRowBlock, 0, stream>>>(X, n, p, v, c, t, tstats);
   SWNAS_CUDA_CHECK(cudaGetLastError());
   const int64_t tiles = (p + kTile - 1) / kTile;
   const int64_t chunk = rows_per_chunk(n, tiles, sms);
@@ -197,76 +173,62 @@ void launch_project(const T* X, int64_t n, int64_t p, const double* v, double c,
 
 }  // namespace
 
-Matrix::Matrix(const void* device_ptr, int64_t n, int64_t p, bool is_double, int device)
-    : x_(device_ptr), n_(n), p_(p), is_double_(is_double), device_(device) {
-  if (n < 1 || p < 1) throw std::invalid_argument("X: is empty");
-  DeviceGuard guard(device_);
-  // Borrowed data may have been written on another stream (torch's current stream, say): wait for it.
-  SWNAS_CUDA_CHECK(cudaDeviceSynchronize());
-  allocate_workspace();
+struct PlsMatrix::Workspace {
+  cudaStream_t stream = nullptr;
+  DeviceBuffer<unsigned char> owned;  // the uploaded copy of host data (empty when borrowed)
+  DeviceBuffer<double> v, g, t, tstats;
+  int sms = 1;
+  explicit Workspace(const MatrixView& x)
+      : v(static_cast<size_t>(x.cols)), g(static_cast<size_t>(x.cols)), t(static_cast<size_t>(x.rows)), tstats(2),
+        sms(sm_count(x.device)) {
+    SWNAS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  }
+  ~Workspace() {
+    if (stream) {
+      cudaStreamSynchronize(stream);  // no kernel may still read a buffer freed below
+      cudaStreamDestroy(stream);
+    }
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+};
+
+PlsMatrix::PlsMatrix(const MatrixView& x, std::uintptr_t producer_stream) : x_(x) {
+  if (x.rows < 1 || x.cols < 1) throw std::invalid_argument("X: is empty");
+  if (x.device < 0) throw std::invalid_argument("X: a PlsMatrix needs device memory");
+  DeviceGuard guard(x_.device);
+  ws_ = std::make_unique<Workspace>(x_);
+  stream_wait(ws_->stream, reinterpret_cast<cudaStream_t>(producer_stream));
 }
 
-std::unique_ptr<Matrix> Matrix::from_host(const void* host_ptr, int64_t n, int64_t p, bool is_double, int device) {
-  if (n < 1 || p < 1) throw std::invalid_argument("X: is empty");
+std::unique_ptr<PlsMatrix> PlsMatrix::from_host(const MatrixView& host, int device) {
+  if (host.rows < 1 || host.cols < 1) throw std::invalid_argument("X: is empty");
   DeviceGuard guard(device);
-  const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(p) * (is_double ? sizeof(double) : sizeof(float));
-  void* buf = nullptr;
-  SWNAS_CUDA_CHECK(cudaMalloc(&buf, bytes));
-  cudaError_t err = cudaMemcpy(buf, host_ptr, bytes, cudaMemcpyHostToDevice);
-  if (err != cudaSuccess) {
-    cudaFree(buf);
-    SWNAS_CUDA_CHECK(err);
-  }
-  std::unique_ptr<Matrix> m;
-  try {
-    m.reset(new Matrix(buf, n, p, is_double, device));
-  } catch (...) {
-    cudaFree(buf);
-    throw;
-  }
-  m->owned_ = buf;
+  DeviceBuffer<unsigned char> buf(host.bytes());
+  SWNAS_CUDA_CHECK(cudaMemcpy(buf.get(), host.data, host.bytes(), cudaMemcpyHostToDevice));
+  MatrixView on_device = host;
+  on_device.data = buf.get();
+  on_device.device = device;
+  auto m = std::make_unique<PlsMatrix>(on_device, 0);
+  m->ws_->owned = std::move(buf);
   return m;
 }
 
-void Matrix::allocate_workspace() {
-  cudaStream_t s = nullptr;
-  SWNAS_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  stream_ = s;
-  try {
-    SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d_v_), static_cast<size_t>(p_) * sizeof(double)));
-    SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d_g_), static_cast<size_t>(p_) * sizeof(double)));
-    SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d_t_), static_cast<size_t>(n_) * sizeof(double)));
-    SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&d_tstats_), 2 * sizeof(double)));
-  } catch (...) {
-    if (d_v_) cudaFree(d_v_);
-    if (d_g_) cudaFree(d_g_);
-    if (d_t_) cudaFree(d_t_);
-    if (d_tstats_) cudaFree(d_tstats_);
-    cudaStreamDestroy(s);
-    throw;
-  }
-}
-
-Matrix::~Matrix() {
+PlsMatrix::~PlsMatrix() {
+  if (!ws_) return;
   int prev = 0;
   cudaGetDevice(&prev);
-  cudaSetDevice(device_);
-  if (stream_) cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
-  if (d_v_) cudaFree(d_v_);
-  if (d_g_) cudaFree(d_g_);
-  if (d_t_) cudaFree(d_t_);
-  if (d_tstats_) cudaFree(d_tstats_);
-  if (owned_) cudaFree(owned_);
-  if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
+  cudaSetDevice(x_.device);
+  ws_.reset();
   cudaSetDevice(prev);
 }
 
-Stats Matrix::stats(const int32_t* codes, int64_t n_classes) {
+PlsStats PlsMatrix::stats(const int32_t* codes, int64_t n_classes) {
   if (n_classes < 1 || n_classes > (1LL << 30)) throw std::invalid_argument("n_classes: out of range");
-  DeviceGuard guard(device_);
-  cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  const int64_t n = n_, p = p_, C = n_classes;
-  Stats out;
+  DeviceGuard guard(x_.device);
+  cudaStream_t stream = ws_->stream;
+  const int64_t n = x_.rows, p = x_.cols, C = n_classes;
+  PlsStats out;
   out.counts.assign(C, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     if (codes[i] < 0 || codes[i] >= C) throw std::invalid_argument("codes: must lie in 0..n_classes-1");
@@ -275,27 +237,20 @@ Stats Matrix::stats(const int32_t* codes, int64_t n_classes) {
   DeviceBuffer<int32_t> d_codes(static_cast<size_t>(n));
   DeviceBuffer<double> d_cls(static_cast<size_t>(C * p));
   DeviceBuffer<double> d_s2(static_cast<size_t>(p));
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(d_codes.ptr, codes, static_cast<size_t>(n) * sizeof(int32_t), cudaMemcpyHostToDevice, stream));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(d_cls.ptr, 0, static_cast<size_t>(C * p) * sizeof(double), stream));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(d_s2.ptr, 0, static_cast<size_t>(p) * sizeof(double), stream));
-  const int sms = sm_count(device_);
-  if (is_double_) {
-    launch_stats<double>(static_cast<const double*>(x_), n, p, d_codes.ptr, static_cast<int>(C), d_cls.ptr, d_s2.ptr, sms, stream);
-  } else {
-    launch_stats<float>(static_cast<const float*>(x_), n, p, d_codes.ptr, static_cast<int>(C), d_cls.ptr, d_s2.ptr, sms, stream);
-  }
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(d_codes.get(), codes, d_codes.bytes(), cudaMemcpyHostToDevice, stream));
+  d_cls.zero_async(stream);
+  d_s2.zero_async(stream);
   std::vector<double> cls(static_cast<size_t>(C * p)), s2(static_cast<size_t>(p)), x0(static_cast<size_t>(p));
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(cls.data(), d_cls.ptr, cls.size() * sizeof(double), cudaMemcpyDeviceToHost, stream));
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(s2.data(), d_s2.ptr, s2.size() * sizeof(double), cudaMemcpyDeviceToHost, stream));
-  if (is_double_) {
-    SWNAS_CUDA_CHECK(cudaMemcpyAsync(x0.data(), x_, static_cast<size_t>(p) * sizeof(double), cudaMemcpyDeviceToHost, stream));
-    SWNAS_CUDA_CHECK(cudaStreamSynchronize(stream));
-  } else {
-    std::vector<float> row(static_cast<size_t>(p));
-    SWNAS_CUDA_CHECK(cudaMemcpyAsync(row.data(), x_, static_cast<size_t>(p) * sizeof(float), cudaMemcpyDeviceToHost, stream));
+  dispatch_dtype(x_.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_stats<T>(x_.as<T>(), n, p, d_codes.get(), static_cast<int>(C), d_cls.get(), d_s2.get(), ws_->sms, stream);
+    std::vector<T> row(static_cast<size_t>(p));
+    SWNAS_CUDA_CHECK(cudaMemcpyAsync(row.data(), x_.data, row.size() * sizeof(T), cudaMemcpyDeviceToHost, stream));
+    SWNAS_CUDA_CHECK(cudaMemcpyAsync(cls.data(), d_cls.get(), d_cls.bytes(), cudaMemcpyDeviceToHost, stream));
+    SWNAS_CUDA_CHECK(cudaMemcpyAsync(s2.data(), d_s2.get(), d_s2.bytes(), cudaMemcpyDeviceToHost, stream));
     SWNAS_CUDA_CHECK(cudaStreamSynchronize(stream));
     for (int64_t j = 0; j < p; ++j) x0[j] = static_cast<double>(row[j]);
-  }
+  });
   out.colsum.resize(static_cast<size_t>(p));
   out.sq.resize(static_cast<size_t>(p));
   out.class_sums.resize(static_cast<size_t>(C * p));
@@ -304,44 +259,43 @@ Stats Matrix::stats(const int32_t* codes, int64_t n_classes) {
   return out;
 }
 
-void Matrix::project_launch(const double* v, double c) {
-  DeviceGuard guard(device_);
-  cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(d_v_, v, static_cast<size_t>(p_) * sizeof(double), cudaMemcpyHostToDevice, stream));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(d_g_, 0, static_cast<size_t>(p_) * sizeof(double), stream));
-  SWNAS_CUDA_CHECK(cudaMemsetAsync(d_tstats_, 0, 2 * sizeof(double), stream));
-  const int sms = sm_count(device_);
-  if (is_double_) {
-    launch_project<double>(static_cast<const double*>(x_), n_, p_, d_v_, c, d_t_, d_tstats_, d_g_, sms, stream);
-  } else {
-    launch_project<float>(static_cast<const float*>(x_), n_, p_, d_v_, c, d_t_, d_tstats_, d_g_, sms, stream);
-  }
+void PlsMatrix::project_launch(const double* v, double c) {
+  DeviceGuard guard(x_.device);
+  Workspace& w = *ws_;
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(w.v.get(), v, w.v.bytes(), cudaMemcpyHostToDevice, w.stream));
+  w.g.zero_async(w.stream);
+  w.tstats.zero_async(w.stream);
+  dispatch_dtype(x_.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    launch_project<T>(x_.as<T>(), x_.rows, x_.cols, w.v.get(), c, w.t.get(), w.tstats.get(), w.g.get(), w.sms,
+                      w.stream);
+  });
 }
 
-Projection Matrix::project_finish() {
-  DeviceGuard guard(device_);
-  cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  Projection out;
-  out.g.resize(static_cast<size_t>(p_));
+PlsProjection PlsMatrix::project_finish() {
+  DeviceGuard guard(x_.device);
+  Workspace& w = *ws_;
+  PlsProjection out;
+  out.g.resize(static_cast<size_t>(x_.cols));
   double ts[2] = {0.0, 0.0};
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(out.g.data(), d_g_, static_cast<size_t>(p_) * sizeof(double), cudaMemcpyDeviceToHost, stream));
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(ts, d_tstats_, 2 * sizeof(double), cudaMemcpyDeviceToHost, stream));
-  SWNAS_CUDA_CHECK(cudaStreamSynchronize(stream));
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(out.g.data(), w.g.get(), w.g.bytes(), cudaMemcpyDeviceToHost, w.stream));
+  SWNAS_CUDA_CHECK(cudaMemcpyAsync(ts, w.tstats.get(), 2 * sizeof(double), cudaMemcpyDeviceToHost, w.stream));
+  SWNAS_CUDA_CHECK(cudaStreamSynchronize(w.stream));
   out.tsum = ts[0];
   out.tt = ts[1];
   return out;
 }
 
-std::vector<Projection> project_many(const std::vector<Matrix*>& ms, const std::vector<const double*>& vs,
-                                     const std::vector<double>& cs) {
+std::vector<PlsProjection> pls_project_many(const std::vector<PlsMatrix*>& ms, const std::vector<const double*>& vs,
+                                            const std::vector<double>& cs) {
   if (vs.size() != ms.size() || cs.size() != ms.size())
     throw std::invalid_argument("project_many: matrices, vs and cs must have the same length");
   for (size_t k = 0; k < ms.size(); ++k) ms[k]->project_launch(vs[k], cs[k]);
-  std::vector<Projection> out;
+  std::vector<PlsProjection> out;
   out.reserve(ms.size());
   for (size_t k = 0; k < ms.size(); ++k) out.push_back(ms[k]->project_finish());
   return out;
 }
 
-}  // namespace pls_cuda
+}  // namespace cuda
 }  // namespace swnas

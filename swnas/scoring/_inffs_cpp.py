@@ -28,8 +28,7 @@ def rank_gram_cpp(X, corr: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
         Zt, std = mod.inffs_transform_t_f32(Xn)
         check_finite_std(std)
         return Zt @ Zt.T, std  # NumPy hands a self-product with its transpose to BLAS syrk
-    fn = mod.inffs_transform_f32 if Xn.dtype == np.float32 else mod.inffs_transform_f64
-    Z, std = fn(Xn, corr == "spearman")
+    Z, std = mod.inffs_transform(Xn, corr == "spearman")
     check_finite_std(std)
     G = Z.T @ Z  # NumPy hands a transposed self-product to BLAS syrk
     return G, std
@@ -38,8 +37,7 @@ def rank_gram_cpp(X, corr: str = "spearman") -> tuple[np.ndarray, np.ndarray]:
 def inffs_cpp(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearman") -> np.ndarray:
     mod = core()
     G, std = rank_gram_cpp(X, corr)
-    solve = mod.inffs_solve_f32 if G.dtype == np.float32 else mod.inffs_solve_f64
-    return solve(np.ascontiguousarray(G), std, float(alpha), float(factor))
+    return mod.inffs_solve(np.ascontiguousarray(G), std, float(alpha), float(factor))
 
 
 def inffs_cpp_many(problems, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearman") -> list:

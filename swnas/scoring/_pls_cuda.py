@@ -41,9 +41,14 @@ def cuda_matrix(mod: Any, X: Any, device: int | None = None):
     n, p = info.shape
     is_double = info.dtype == np.float64
     if info.device == "cuda" and info.kind == "torch":
+        import torch
+
         if not X.is_contiguous():
             X = X.contiguous()
-        return mod.pls_matrix_from_device(int(X.data_ptr()), n, p, is_double, int(X.device.index or 0), X)
+        dev = int(X.device.index or 0)
+        # the passes wait (on the GPU) for torch's pending work on its current stream, nothing else
+        stream = int(torch.cuda.current_stream(dev).cuda_stream)
+        return mod.pls_matrix_from_device(int(X.data_ptr()), n, p, is_double, dev, X, stream)
     if info.device == "cuda":  # CuPy (or anything with __cuda_array_interface__)
         cai = X.__cuda_array_interface__
         itemsize = 8 if is_double else 4
@@ -53,7 +58,8 @@ def cuda_matrix(mod: Any, X: Any, device: int | None = None):
 
             X = cupy.ascontiguousarray(X)
             cai = X.__cuda_array_interface__
-        return mod.pls_matrix_from_device(int(cai["data"][0]), n, p, is_double, int(X.device.id), X)
+        stream = cai.get("stream") or 0  # the producer's stream when the exporter names one (1, 2: default streams)
+        return mod.pls_matrix_from_device(int(cai["data"][0]), n, p, is_double, int(X.device.id), X, int(stream))
     return mod.pls_matrix_from_host(host_matrix(X), current_cuda_device() if device is None else device)
 
 

@@ -119,7 +119,8 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
         Integer class labels (any values; at least two distinct).
     criterion : {"pls", "inffs", "ilfs"}
     backend : {"auto", "numpy", "numba", "cpp", "cuda", "cupy"}
-        ``numpy`` is the float64 reference; ``auto`` picks the fastest available for where X lives.
+        ``numpy`` is the float64 reference; ``auto`` picks by where X lives: ``cuda``, ``cupy`` for
+        GPU data, then ``cpp``, ``numba``, ``numpy`` (docs/backends.md, "The auto rule").
     **params
         Criterion parameters, e.g. ``n_components=2, scale=True`` for PLS-VIP.
 
@@ -143,8 +144,10 @@ def score_many(
 ) -> list[ScoreResult]:
     """Score many ``(X, y)`` problems (e.g. every stage of A and of T) in one call.
 
-    The ``cpp`` and ``cuda`` backends run the whole batch in one compiled call (OpenMP across
-    problems on the CPU, grouped kernels on the GPU); other backends loop.
+    PLS-VIP on ``cpp``/``cuda`` makes one compiled call per round of passes over all problems,
+    il-FS on ``cpp``/``cuda`` one compiled call for the batch, inf-FS on ``cuda`` one compiled call
+    for every ranking and Gram matrix then a small solve per problem; inf-FS on ``cpp`` and every
+    other backend loop over the problems (docs/backends.md, "Batched calls").
     """
     crit = _criterion(criterion)
     if not isinstance(problems, (list, tuple)) or len(problems) == 0:

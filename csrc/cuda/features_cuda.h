@@ -1,9 +1,9 @@
-// Host wrappers of the CUDA stage-feature reduction kernels (csrc/cuda/features_cuda.cu); raw device pointers, no PyTorch.
+// Host interface of the CUDA stage-feature reduction (features_cuda.cu); raw device pointers, no PyTorch.
 #pragma once
 #include <cstdint>
 
 namespace swnas {
-namespace cuda_features {
+namespace cuda {
 
 // k x k average pooling (stride k, valid) of x (n, c, h, w) float32 on the device into
 // out (n, c*(h/k)*(w/k)) float32, flattened channel-major; launched on `stream` (0 = default).
@@ -16,5 +16,5 @@ void avgpool_stats(const float* x, const int32_t* labels, float* out, double* co
                    int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, int64_t n_classes,
                    std::uintptr_t stream);
 
-}  // namespace cuda_features
+}  // namespace cuda
 }  // namespace swnas

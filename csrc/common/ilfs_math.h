@@ -1,4 +1,4 @@
-// il-FS math shared by the CPU core and the CUDA host code (DESIGN 3.3): token rule, PLSA EM, closed form.
+// il-FS math shared by the CPU core and the CUDA host code (docs/scorers.md, section 4): token rule, PLSA EM, closed form.
 #pragma once
 #include <algorithm>
 #include <cfloat>
@@ -105,6 +105,22 @@ inline std::vector<double> closed_form(const std::vector<double>& v) {
   const double c = r * sv / (1.0 - factor);
   for (int64_t i = 0; i < p; ++i) out[i] = c * v[i];
   return out;
+}
+
+// Everything il-FS computes for one problem, on either side: the token counts (TT x p, row-major),
+// the EM result and the scores; ok = false when the data held NaN/Inf (nothing else is filled then).
+struct Outcome {
+  bool ok = false;
+  std::vector<int64_t> counts;
+  PlsaResult em;
+  std::vector<double> scores;
+};
+
+// Steps 4-5 of docs/scorers.md section 4, once the counts are in: the EM and the closed form.
+inline void finish(Outcome& o, int tt, int64_t p, int max_iter, double tol) {
+  if (!o.ok) return;
+  o.em = plsa(o.counts.data(), tt, p, max_iter, tol);
+  o.scores = closed_form(o.em.v);
 }
 
 }  // namespace ilfs

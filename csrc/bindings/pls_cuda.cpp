@@ -1,4 +1,4 @@
-// pybind11 bindings of the PLS-VIP CUDA passes: GPU matrices (borrowed or uploaded once) and their passes.
+// pybind11 bindings of the PLS-VIP CUDA passes (cuda/pls_cuda.h): GPU matrices, borrowed or uploaded once.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -8,74 +8,60 @@
 #include <string>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/pls_cuda.h"
+#include "bindings/py_array.h"
+#include "bindings/registry.h"
+#include "cuda/pls_cuda.h"
 
 namespace py = pybind11;
 
 namespace swnas {
 namespace {
 
-// A GPU matrix plus the Python object that owns its memory (kept alive while the matrix lives).
+// A GPU matrix plus the Python object that owns its memory. The owner is declared first so that it
+// is destroyed last: the matrix (whose destructor waits for its stream) goes before the memory it reads.
 struct PyMatrix {
-  std::unique_ptr<pls_cuda::Matrix> m;
   py::object owner;
+  std::unique_ptr<cuda::PlsMatrix> m;
 };
 
-py::array_t<double> to_numpy(const std::vector<double>& v) {
-  py::array_t<double> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
+py::tuple stats_tuple(const cuda::PlsStats& s, int64_t C, int64_t p) {
+  return py::make_tuple(vector_to_numpy(s.colsum), vector_to_numpy(s.sq), matrix_to_numpy(s.class_sums, C, p),
+                        vector_to_numpy(s.counts));
 }
 
-py::tuple stats_tuple(const pls_cuda::Stats& s, int64_t C, int64_t p) {
-  py::array_t<double> cs({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(p)});
-  std::copy(s.class_sums.begin(), s.class_sums.end(), cs.mutable_data());
-  return py::make_tuple(to_numpy(s.colsum), to_numpy(s.sq), cs, to_numpy(s.counts));
-}
-
-py::tuple projection_tuple(const pls_cuda::Projection& r) { return py::make_tuple(to_numpy(r.g), r.tsum, r.tt); }
+py::tuple projection_tuple(const cuda::PlsProjection& r) { return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt); }
 
 std::unique_ptr<PyMatrix> from_device(std::uintptr_t ptr, int64_t n, int64_t p, bool is_double, int device,
-                                      py::object owner) {
+                                      py::object owner, std::uintptr_t stream) {
   if (ptr == 0) throw py::value_error("X: null device pointer");
+  if (device < 0) throw py::value_error("device: must be a CUDA device index");
+  const MatrixView view{reinterpret_cast<const void*>(ptr), n, p, is_double ? DType::f64 : DType::f32, device};
   auto out = std::make_unique<PyMatrix>();
+  out->owner = std::move(owner);
   {
     py::gil_scoped_release nogil;
-    out->m = std::make_unique<pls_cuda::Matrix>(reinterpret_cast<const void*>(ptr), n, p, is_double, device);
+    out->m = std::make_unique<cuda::PlsMatrix>(view, stream);
   }
-  out->owner = std::move(owner);
   return out;
 }
 
 std::unique_ptr<PyMatrix> from_host(py::array X, int device) {
-  if (X.ndim() != 2) throw py::value_error("X: expected a 2-D matrix");
-  if (!(X.flags() & py::array::c_style)) throw py::value_error("X: must be C-contiguous (row-major)");
-  bool is_double;
-  if (X.dtype().is(py::dtype::of<float>())) {
-    is_double = false;
-  } else if (X.dtype().is(py::dtype::of<double>())) {
-    is_double = true;
-  } else {
-    throw py::value_error("X: dtype must be float32 or float64");
-  }
-  const void* data = X.data();
-  const int64_t n = X.shape(0), p = X.shape(1);
+  const MatrixView view = view_matrix(X, "X");
   auto out = std::make_unique<PyMatrix>();
   {
     py::gil_scoped_release nogil;
-    out->m = pls_cuda::Matrix::from_host(data, n, p, is_double, device);
+    out->m = cuda::PlsMatrix::from_host(view, device);
   }
   return out;
 }
 
-void check_codes(const py::array_t<int32_t, py::array::c_style>& codes, const pls_cuda::Matrix& m) {
-  if (codes.ndim() != 1 || codes.shape(0) != m.rows())
+void check_codes(const py::array_t<int32_t, py::array::c_style>& codes, const cuda::PlsMatrix& m) {
+  if (codes.ndim() != 1 || codes.shape(0) != m.view().rows)
     throw py::value_error("codes: must be a 1-D int32 vector with one label per row of X");
 }
 
-void check_vector(const py::array_t<double, py::array::c_style>& v, const pls_cuda::Matrix& m) {
-  if (v.ndim() != 1 || v.shape(0) != m.cols())
+void check_vector(const py::array_t<double, py::array::c_style>& v, const cuda::PlsMatrix& m) {
+  if (v.ndim() != 1 || v.shape(0) != m.view().cols)
     throw py::value_error("v: must be a float64 vector with one entry per column of X");
 }
 
@@ -83,19 +69,20 @@ void check_vector(const py::array_t<double, py::array::c_style>& v, const pls_cu
 
 void register_pls_cuda(py::module_& m) {
   py::class_<PyMatrix>(m, "PlsMatrix", "An N x p float32/float64 matrix on a GPU with the workspace of the PLS passes")
-      .def_property_readonly("shape", [](const PyMatrix& self) { return py::make_tuple(self.m->rows(), self.m->cols()); })
-      .def_property_readonly("device", [](const PyMatrix& self) { return self.m->device(); })
-      .def_property_readonly("is_double", [](const PyMatrix& self) { return self.m->is_double(); })
+      .def_property_readonly("shape",
+                             [](const PyMatrix& self) { return py::make_tuple(self.m->view().rows, self.m->view().cols); })
+      .def_property_readonly("device", [](const PyMatrix& self) { return self.m->view().device; })
+      .def_property_readonly("is_double", [](const PyMatrix& self) { return self.m->view().dtype == DType::f64; })
       .def(
           "stats",
           [](PyMatrix& self, py::array_t<int32_t, py::array::c_style> codes, int64_t n_classes) {
             check_codes(codes, *self.m);
-            pls_cuda::Stats s;
+            cuda::PlsStats s;
             {
               py::gil_scoped_release nogil;
               s = self.m->stats(codes.data(), n_classes);
             }
-            return stats_tuple(s, n_classes, self.m->cols());
+            return stats_tuple(s, n_classes, self.m->view().cols);
           },
           py::arg("codes"), py::arg("n_classes"),
           "One pass: (colsum, centred sum of squares, class_sums (C x p), counts), float64 on the host.")
@@ -103,7 +90,7 @@ void register_pls_cuda(py::module_& m) {
           "project",
           [](PyMatrix& self, py::array_t<double, py::array::c_style> v, double c) {
             check_vector(v, *self.m);
-            pls_cuda::Projection r;
+            cuda::PlsProjection r;
             {
               py::gil_scoped_release nogil;
               r = self.m->project(v.data(), c);
@@ -112,8 +99,9 @@ void register_pls_cuda(py::module_& m) {
           },
           py::arg("v"), py::arg("c"), "With t = X v - c: (X't, sum(t), t't).");
   m.def("pls_matrix_from_device", &from_device, py::arg("ptr"), py::arg("n"), py::arg("p"), py::arg("is_double"),
-        py::arg("device"), py::arg("owner"),
-        "Borrow a C-contiguous device matrix (torch data_ptr() or __cuda_array_interface__); owner is kept alive.");
+        py::arg("device"), py::arg("owner"), py::arg("stream") = 0,
+        "Borrow a C-contiguous device matrix (torch data_ptr() or __cuda_array_interface__); owner is kept alive. "
+        "The passes first wait for the work queued on `stream` (the producer's current stream).");
   m.def("pls_matrix_from_host", &from_host, py::arg("X"), py::arg("device") = 0,
         "Copy a C-contiguous host matrix to the GPU once.");
   m.def(
@@ -126,13 +114,13 @@ void register_pls_cuda(py::module_& m) {
           if (ms[k] == nullptr) throw py::value_error("pls_stats_many: None matrix");
           check_codes(codes[k], *ms[k]->m);
         }
-        std::vector<pls_cuda::Stats> rs(ms.size());
+        std::vector<cuda::PlsStats> rs(ms.size());
         {
           py::gil_scoped_release nogil;
           for (size_t k = 0; k < ms.size(); ++k) rs[k] = ms[k]->m->stats(codes[k].data(), n_classes[k]);
         }
         py::list out;
-        for (size_t k = 0; k < ms.size(); ++k) out.append(stats_tuple(rs[k], n_classes[k], ms[k]->m->cols()));
+        for (size_t k = 0; k < ms.size(); ++k) out.append(stats_tuple(rs[k], n_classes[k], ms[k]->m->view().cols));
         return out;
       },
       py::arg("matrices"), py::arg("codes"), py::arg("n_classes"), "The statistics pass of every matrix, in turn.");
@@ -142,7 +130,7 @@ void register_pls_cuda(py::module_& m) {
          const std::vector<double>& cs) {
         if (vs.size() != ms.size() || cs.size() != ms.size())
           throw py::value_error("pls_project_many: matrices, vs and cs must have the same length");
-        std::vector<pls_cuda::Matrix*> raw;
+        std::vector<cuda::PlsMatrix*> raw;
         std::vector<const double*> vp;
         for (size_t k = 0; k < ms.size(); ++k) {
           if (ms[k] == nullptr) throw py::value_error("pls_project_many: None matrix");
@@ -150,10 +138,10 @@ void register_pls_cuda(py::module_& m) {
           raw.push_back(ms[k]->m.get());
           vp.push_back(vs[k].data());
         }
-        std::vector<pls_cuda::Projection> rs;
+        std::vector<cuda::PlsProjection> rs;
         {
           py::gil_scoped_release nogil;
-          rs = pls_cuda::project_many(raw, vp, cs);
+          rs = cuda::pls_project_many(raw, vp, cs);
         }
         py::list out;
         for (const auto& r : rs) out.append(projection_tuple(r));

@@ -3,12 +3,13 @@
 #include <pybind11/pybind11.h>
 
 namespace swnas {
-// CPU core (_core): each is defined in csrc/cpu/<name>_cpu.cpp.
+// CPU core (_core): each is defined in csrc/cpu/<name>_cpu.cpp (kernels in namespace swnas::cpu).
 void register_pls_cpu(pybind11::module_& m);
 void register_inffs_cpu(pybind11::module_& m);
 void register_ilfs_cpu(pybind11::module_& m);
 void register_features_cpu(pybind11::module_& m);
-// CUDA module (_cuda): each is defined in csrc/bindings/cuda_<name>.cpp over host wrappers in csrc/cuda/.
+// CUDA module (_cuda): each is defined in csrc/bindings/<name>_cuda.cpp over csrc/cuda/<name>_cuda.h
+// (kernels in namespace swnas::cuda).
 void register_pls_cuda(pybind11::module_& m);
 void register_inffs_cuda(pybind11::module_& m);
 void register_ilfs_cuda(pybind11::module_& m);

@@ -3,8 +3,8 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "swnas/bindings.h"
-#include "swnas/features_cuda.h"
+#include "bindings/registry.h"
+#include "cuda/features_cuda.h"
 
 namespace py = pybind11;
 
@@ -16,7 +16,7 @@ void register_features_cuda(py::module_& m) {
          std::uintptr_t stream) {
         if (x == 0 || out == 0) throw py::value_error("x, out: null device pointer");
         try {
-          cuda_features::avgpool_flat(reinterpret_cast<const float*>(x), reinterpret_cast<float*>(out), n, c, h, w,
+          cuda::avgpool_flat(reinterpret_cast<const float*>(x), reinterpret_cast<float*>(out), n, c, h, w,
                                       k, stream);
         } catch (const std::invalid_argument& e) {
           throw py::value_error(e.what());
@@ -32,7 +32,7 @@ void register_features_cuda(py::module_& m) {
         if (x == 0 || labels == 0 || out == 0 || colsum == 0 || clssum == 0)
           throw py::value_error("x, labels, out, colsum, clssum: null device pointer");
         try {
-          cuda_features::avgpool_stats(reinterpret_cast<const float*>(x), reinterpret_cast<const int32_t*>(labels),
+          cuda::avgpool_stats(reinterpret_cast<const float*>(x), reinterpret_cast<const int32_t*>(labels),
                                        reinterpret_cast<float*>(out), reinterpret_cast<double*>(colsum),
                                        reinterpret_cast<double*>(clssum), n, c, h, w, k, n_classes, stream);
         } catch (const std::invalid_argument& e) {

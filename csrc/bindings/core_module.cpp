@@ -1,6 +1,6 @@
 // The one pybind11 entry point of the CPU core: every scorer file registers its own functions here.
 #include <omp.h>
-#include "swnas/bindings.h"
+#include "bindings/registry.h"
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "swnas CPU core: feature-importance scorers (C++17, OpenMP)";

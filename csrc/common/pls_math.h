@@ -1,4 +1,5 @@
-// PLS-VIP statistics algebra shared by the CPU and CUDA passes: shifted sums -> column statistics.
+// PLS-VIP statistics algebra shared by the CPU and CUDA passes: shifted sums -> column statistics
+// (docs/scorers.md, section 2).
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The one pybind11 entry point of the CUDA module; it links no PyTorch and the CUDA runtime statically.
 #include <cuda_runtime.h>
 #include <string>
-#include "swnas/bindings.h"
+#include "bindings/registry.h"
 
 namespace py = pybind11;
 

@@ -1,22 +1,31 @@
-// pybind11 bindings of the inf-FS CUDA host wrappers: device pointers in, device results written in place.
+// pybind11 bindings of inf-FS on the GPU (cuda/inffs_cuda.h): device pointers in, device results written in place.
 #include <pybind11/stl.h>
 
 #include <cstdint>
 #include <tuple>
 #include <vector>
 
-#include "swnas/bindings.h"
-#include "swnas/inffs_cuda.h"
+#include "bindings/registry.h"
+#include "common/matrix_view.h"
+#include "cuda/inffs_cuda.h"
 
 namespace py = pybind11;
 
 namespace swnas {
+namespace {
+
+MatrixView device_view(uintptr_t X, int dtype, int64_t n, int64_t p) {
+  return MatrixView{reinterpret_cast<const void*>(X), n, p, dtype_from_code(dtype), 0};
+}
+
+}  // namespace
+
 void register_inffs_cuda(py::module_& m) {
   m.def("inffs_rank_gram",
         [](uintptr_t X, int dtype, int64_t n, int64_t p, bool spearman, uintptr_t Z, uintptr_t G, uintptr_t stdv,
            uintptr_t stream) {
           py::gil_scoped_release nogil;
-          cuda::inffs_rank_gram(reinterpret_cast<const void*>(X), dtype, n, p, spearman, reinterpret_cast<void*>(Z),
+          cuda::inffs_rank_gram(device_view(X, dtype, n, p), spearman, reinterpret_cast<void*>(Z),
                                 reinterpret_cast<double*>(G), reinterpret_cast<double*>(stdv), stream);
         },
         py::arg("X"), py::arg("dtype"), py::arg("n"), py::arg("p"), py::arg("spearman"), py::arg("Z"), py::arg("G"),
@@ -27,8 +36,8 @@ void register_inffs_cuda(py::module_& m) {
            bool spearman, uintptr_t stream) {
           py::gil_scoped_release nogil;
           for (const auto& t : problems)
-            cuda::inffs_rank_gram(reinterpret_cast<const void*>(std::get<0>(t)), std::get<1>(t), std::get<2>(t),
-                                  std::get<3>(t), spearman, reinterpret_cast<void*>(std::get<4>(t)),
+            cuda::inffs_rank_gram(device_view(std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t)),
+                                  spearman, reinterpret_cast<void*>(std::get<4>(t)),
                                   reinterpret_cast<double*>(std::get<5>(t)), reinterpret_cast<double*>(std::get<6>(t)),
                                   stream);
         },
