@@ -1,7 +1,8 @@
 """scikit-learn feature selectors backed by swnas's scorers: PLS-VIP, inf-FS and il-FS.
 
-Each selector scores every feature of X for predicting y with one criterion (see
-``docs/scoring.md``) and keeps the ``k`` best, or those scoring at least ``threshold``. They are
+Each selector scores every feature of X for predicting y with one criterion (the scorers of
+:mod:`swnas.scoring`: :mod:`~swnas.scoring.pls`, :mod:`~swnas.scoring.inffs`,
+:mod:`~swnas.scoring.ilfs`) and keeps the ``k`` best, or those scoring at least ``threshold``. They are
 ordinary scikit-learn transformers: they work in ``Pipeline`` and ``GridSearchCV``, keep a pandas
 DataFrame's column names, accept any class labels (strings, negative or sparse integers), pickle,
 and take Dask arrays chunked by rows (scored on the Dask workers, see :mod:`swnas.scoring.dask`).
