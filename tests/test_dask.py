@@ -60,6 +60,18 @@ def test_pls_passes_never_form_the_gram_matrix(monkeypatch):
     np.testing.assert_allclose(got.features, ref, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-6), (np.float32, 1e-4)])
+def test_pls_numpy_chunk_passes_without_the_compiled_core(dtype, tol):
+    from swnas.scoring.dask import _pls_dask
+
+    X, y = planted(1500, 20, 5, seed=7, dtype=dtype, mean=80.0)
+    X[:, 3] = 7.0  # a constant column scores exactly 0
+    got = _pls_dask(da.from_array(X, chunks=(400, 20)), y, {"n_components": 2}, split_every=2, compiled=False)
+    ref = score(X.astype(np.float64), y, backend="numpy").features
+    np.testing.assert_allclose(got.features, ref, atol=tol, rtol=0)
+    assert got.features[3] == 0.0
+
+
 @pytest.mark.parametrize("crit, named", [({"criterion": "ilfs"}, "criterion='pls'"),
                                          ({"criterion": "inffs"}, "corr='pearson'")])
 def test_non_streamable_criteria_refused_with_the_alternative(crit, named):

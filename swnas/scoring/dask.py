@@ -147,21 +147,45 @@ def _tree(dask, parts: list, combine, split_every: int):
     return parts[0]
 
 
-def _chunk_moments(xb: np.ndarray, yb: np.ndarray, classes: np.ndarray) -> tuple:
+def _compiled():
+    """The compiled core (per-chunk passes at the in-memory ``cpp`` speed), or None if not built."""
+    from swnas.errors import BackendUnavailableError
+    from swnas.scoring.backends import core
+
+    try:
+        return core()
+    except BackendUnavailableError:
+        return None
+
+
+def _host_chunk(xb: Any) -> np.ndarray:
+    from swnas.scoring._arrays import as_float_matrix
+
+    x, _ = as_float_matrix(np.asarray(xb), "X")  # float32/float64 with the canonical dtype object
+    return np.ascontiguousarray(x)
+
+
+def _chunk_moments(xb: np.ndarray, yb: np.ndarray, classes: np.ndarray, compiled: bool = True) -> tuple:
     """Runs on a worker: (rows, column means, centred sums of squares, class sums, class counts)."""
-    x = np.asarray(xb, dtype=np.float64)
-    codes = np.searchsorted(classes, np.asarray(yb))
-    b = x.shape[0]
+    x = _host_chunk(xb)
+    codes = np.searchsorted(classes, np.asarray(yb)).astype(np.int32)
+    b, p = x.shape
     if b == 0:
-        p = x.shape[1]
         return 0, np.zeros(p), np.zeros(p), np.zeros((classes.size, p)), np.zeros(classes.size)
+    mod = _compiled() if compiled else None
+    if mod is not None:  # one fused pass: column sums, centred squares, class sums, counts
+        colsum, sq, cs, counts = (np.asarray(a, dtype=np.float64) for a in mod.pls_stats(x, codes, classes.size))
+        return b, colsum / b, sq, cs, counts
+    x = x.astype(np.float64)  # one float64 working copy of the chunk, centred in place
     mean = x.mean(axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
-        d = x - mean
-        m2 = np.einsum("ij,ij->j", d, d)
+        x -= mean
+        m2 = np.einsum("ij,ij->j", x, x)
     onehot = np.zeros((classes.size, b))
     onehot[codes, np.arange(b)] = 1.0
-    return b, mean, m2, onehot @ x, onehot.sum(axis=1)
+    counts = onehot.sum(axis=1)
+    # class sums of the centred rows (no cancellation), shifted back by the chunk mean
+    return b, mean, m2, onehot @ x + counts[:, None] * mean[None, :], counts
 
 
 def _combine_moments(*parts: tuple) -> tuple:
@@ -182,13 +206,17 @@ def _combine_moments(*parts: tuple) -> tuple:
     return n, mean, m2, cs, cnt
 
 
-def _chunk_project(xb: np.ndarray, mu: np.ndarray, v: np.ndarray) -> tuple:
+def _chunk_project(xb: np.ndarray, mu: np.ndarray, v: np.ndarray, compiled: bool = True) -> tuple:
     """Runs on a worker: (X_c' t, t't) with t = X_c v for the chunk's rows centred by ``mu``."""
-    x = np.asarray(xb)
-    dt = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-    z = x.astype(dt, copy=False) - mu.astype(dt)
-    t = z @ v.astype(dt)
-    return (z.T @ t).astype(np.float64), float(np.dot(t.astype(np.float64), t.astype(np.float64)))
+    x = _host_chunk(xb)
+    mod = _compiled() if compiled else None
+    if mod is not None:  # t = X v - mu'v; X't - mu sum(t) is X_c't
+        g_raw, tsum, tt = mod.pls_project(x, np.ascontiguousarray(v), float(mu @ v))
+        return np.asarray(g_raw, dtype=np.float64) - mu * float(tsum), float(tt)
+    z = x - mu.astype(x.dtype)
+    t = z @ v.astype(x.dtype)
+    t64 = t.astype(np.float64)
+    return (z.T @ t).astype(np.float64), float(t64 @ t64)
 
 
 def _sum_parts(*parts: tuple) -> tuple:
@@ -209,14 +237,21 @@ def _persisted(dask, X: Any) -> Any:
     return client.persist(X)
 
 
-def _pls_dask(X: Any, y: Any, params: dict, split_every: int) -> ScoreResult:
+def _pls_dask(X: Any, y: Any, params: dict, split_every: int, compiled: bool = True) -> ScoreResult:
     from swnas.scoring._arrays import check_finite_stats
     from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
 
     dask, da = _dask()
+    # labels held by the client are encoded there; a Dask vector's classes take one small compute
+    if is_dask_array(y):
+        classes = np.asarray(da.unique(y).compute())
+    else:
+        from swnas.scoring._arrays import class_labels
+
+        y = class_labels(y, "y")
+        classes = np.unique(y)
     X, y = _row_chunked(X, y)
     n, p = int(X.shape[0]), int(X.shape[1])
-    classes = np.asarray(da.unique(y).compute() if is_dask_array(y) else np.unique(y))
     if classes.size < 2:
         raise InputError(f"y: needs at least 2 classes to score features, found {classes.size}")
     crit = _criterion("pls")
@@ -227,7 +262,8 @@ def _pls_dask(X: Any, y: Any, params: dict, split_every: int) -> ScoreResult:
     xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
     moments = dask.delayed(_chunk_moments, pure=True)
     _, mean, m2, class_sums, counts = _tree(
-        dask, [moments(xb, yb, classes) for xb, yb in zip(xs, ys)], _combine_moments, split_every).compute()
+        dask, [moments(xb, yb, classes, compiled) for xb, yb in zip(xs, ys)], _combine_moments, split_every
+    ).compute()
     colsum = mean * n
     check_finite_stats(colsum, m2)
     mu, sd, xy = standardised_cross(colsum, m2, class_sums, counts, n, full["scale"])
@@ -235,7 +271,7 @@ def _pls_dask(X: Any, y: Any, params: dict, split_every: int) -> ScoreResult:
 
     def project(r: np.ndarray) -> tuple[np.ndarray, float]:
         v = r / sd
-        g, tt = _tree(dask, [proj(xb, mu, v) for xb in xs], _sum_parts, split_every).compute()
+        g, tt = _tree(dask, [proj(xb, mu, v, compiled) for xb in xs], _sum_parts, split_every).compute()
         return g / sd, float(tt)
 
     feats = kernel_pls_vip(xy, full["n_components"], project, constant_columns(colsum, m2, n))
