@@ -99,11 +99,11 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         X, y = self._validate_X(X, y, reset=True)
         self._acc = None
         params = self._criterion_params()
-        if _is_dask(X):
-            from swnas.scoring.dask import stream_dask
+        if _is_dask(X):  # scored on the Dask workers; only the labels' classes are found here
+            from swnas.scoring.dask import dask_classes
 
-            acc = stream_dask(X, y, self._criterion, **params)
-            res, classes = acc.result(), acc.classes
+            classes = dask_classes(y)
+            res = score(X, y, criterion=self._criterion, backend=self.backend, **params)
         else:
             codes, classes = encode_labels(y, array_info(X).shape[0], "y")
             res = score(X, codes, criterion=self._criterion, backend=self.backend, **params)

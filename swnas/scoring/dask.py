@@ -28,7 +28,7 @@ from swnas.errors import InputError
 from swnas.scoring.api import ScoreResult, _criterion
 from swnas.scoring.streaming import StreamingScorer, supports_streaming
 
-__all__ = ["is_dask_array", "stream_dask", "score_dask"]
+__all__ = ["is_dask_array", "dask_classes", "stream_dask", "score_dask"]
 
 
 def is_dask_array(X: Any) -> bool:
@@ -237,19 +237,26 @@ def _persisted(dask, X: Any) -> Any:
     return client.persist(X)
 
 
+def dask_classes(y: Any) -> np.ndarray:
+    """The sorted distinct labels of ``y``: found on the workers for a Dask vector (one small compute)."""
+    if is_dask_array(y):
+        _, da = _dask()
+        return np.asarray(da.unique(y).compute())
+    from swnas.scoring._arrays import class_labels
+
+    return np.unique(class_labels(y, "y"))
+
+
 def _pls_dask(X: Any, y: Any, params: dict, split_every: int, compiled: bool = True) -> ScoreResult:
     from swnas.scoring._arrays import check_finite_stats
     from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
 
     dask, da = _dask()
-    # labels held by the client are encoded there; a Dask vector's classes take one small compute
-    if is_dask_array(y):
-        classes = np.asarray(da.unique(y).compute())
-    else:
+    if not is_dask_array(y):
         from swnas.scoring._arrays import class_labels
 
         y = class_labels(y, "y")
-        classes = np.unique(y)
+    classes = dask_classes(y)
     X, y = _row_chunked(X, y)
     n, p = int(X.shape[0]), int(X.shape[1])
     if classes.size < 2:
