@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import array_info, as_float_matrix, check_finite_stats, class_labels
+from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels
 from swnas.scoring.api import ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming"]
@@ -296,12 +296,12 @@ class StreamingScorer:
             raise InputError("X: no rows were given to the accumulator")
         s1 = self.s1.cpu().numpy()
         s2 = self.s2.cpu().numpy()
+        check_finite_stats(s1, np.diag(s2))
         n = float(self.n)
         scatter = s2 - np.outer(s1, s1) / n
         mean = self.shift.cpu().numpy() + s1 / n
         counts = self.counts.cpu().numpy()
         cs = self.cs.cpu().numpy() - np.outer(counts, s1 / n)  # per-class sums of (x - mean)
-        check_finite_stats(s1, np.diag(s2))
         return {"n": self.n, "mean": mean, "scatter": scatter, "class_sums_centred": cs, "counts": counts}
 
     def result(self) -> ScoreResult:
