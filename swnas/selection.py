@@ -1,7 +1,8 @@
 """scikit-learn feature selectors backed by swnas's scorers: PLS-VIP, inf-FS and il-FS.
 
-Each selector scores every feature of X for predicting y with one criterion (see
-``docs/scoring.md``) and keeps the ``k`` best, or those scoring at least ``threshold``. They are
+Each selector scores every feature of X for predicting y with one criterion (the scorers of
+:mod:`swnas.scoring`: :mod:`~swnas.scoring.pls`, :mod:`~swnas.scoring.inffs`,
+:mod:`~swnas.scoring.ilfs`) and keeps the ``k`` best, or those scoring at least ``threshold``. They are
 ordinary scikit-learn transformers: they work in ``Pipeline`` and ``GridSearchCV``, keep a pandas
 DataFrame's column names, accept any class labels (strings, negative or sparse integers), pickle,
 and take Dask arrays chunked by rows (scored on the Dask workers, see :mod:`swnas.scoring.dask`).
@@ -98,11 +99,11 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         X, y = self._validate_X(X, y, reset=True)
         self._acc = None
         params = self._criterion_params()
-        if _is_dask(X):
-            from swnas.scoring.dask import stream_dask
+        if _is_dask(X):  # scored on the Dask workers; only the labels' classes are found here
+            from swnas.scoring.dask import dask_classes
 
-            acc = stream_dask(X, y, self._criterion, **params)
-            res, classes = acc.result(), acc.classes
+            classes = dask_classes(y)
+            res = score(X, y, criterion=self._criterion, backend=self.backend, **params)
         else:
             codes, classes = encode_labels(y, array_info(X).shape[0], "y")
             res = score(X, codes, criterion=self._criterion, backend=self.backend, **params)

@@ -223,3 +223,11 @@ def test_labels_of_one_kind_across_chunks_and_all_reduce_needs_fixed_classes():
         acc.update(np.ones((2, 2)), np.array([0, 1]))
     with pytest.raises(InputError, match="n_classes or classes, not both"):
         StreamingScorer("pls", n_classes=2, classes=["a", "b"])
+
+
+def test_huge_finite_values_get_an_honest_message():
+    X, y = planted(100, 4, 2, seed=17)
+    acc = StreamingScorer("pls").update(X * 1e200, y)
+    with pytest.raises(InputError, match="finite values so large that their squares overflow") as err:
+        acc.result()
+    assert "NaN" not in str(err.value)

@@ -1,10 +1,17 @@
-"""Scoring Dask arrays: per-chunk streaming statistics on the workers, merged by a tree reduction.
+"""Scoring Dask arrays: per-chunk statistics on the workers, combined by tree reductions.
 
-PLS-VIP and inf-FS with Pearson correlation need only sums over rows (X'X, the class sums, the
-column sums; see ``docs/scoring.md``), so each row chunk of a Dask array is reduced on the worker
-that holds it to a :class:`~swnas.scoring.streaming.StreamingScorer`, the accumulators are merged
-pairwise (``split_every`` at a time) in a tree, and only the final p x p statistics reach the
-client. X is never gathered; on a ``distributed`` cluster the chunks may live on many machines.
+X is never gathered: each row chunk is reduced on the worker that holds it, the partial results
+are combined ``split_every`` at a time in a tree, and only small vectors (or, for inf-FS, the
+p x p statistics) reach the client. On a ``distributed`` cluster the chunks may span machines.
+
+* PLS-VIP runs the in-memory algorithm pass by pass (see :mod:`swnas.scoring.pls`): one pass for
+  the column moments and class sums (combined with the parallel mean/variance formula), then one
+  pass per component for the product with the centred X (``X_c'(X_c v)``, per chunk). So it reads
+  X 1 + A times and moves O(p C) numbers per pass, never the O(p^2) Gram matrix. On a distributed
+  cluster X is persisted on the workers for the passes.
+* inf-FS with Pearson correlation needs X'X: each chunk becomes a
+  :class:`~swnas.scoring.streaming.StreamingScorer` (Gram form) and the accumulators are merged.
+  :func:`stream_dask` does the same for PLS (used by the selectors' ``partial_fit``).
 
 Dask is optional (``pip install swnas[dask]``); this module imports it only when a Dask array
 is actually scored. Criteria that need every row at once (il-FS, inf-FS with Spearman ranks)
@@ -21,7 +28,7 @@ from swnas.errors import InputError
 from swnas.scoring.api import ScoreResult, _criterion
 from swnas.scoring.streaming import StreamingScorer, supports_streaming
 
-__all__ = ["is_dask_array", "stream_dask", "score_dask"]
+__all__ = ["is_dask_array", "dask_classes", "stream_dask", "score_dask"]
 
 
 def is_dask_array(X: Any) -> bool:
@@ -131,6 +138,153 @@ def stream_dask(X: Any, y: Any, criterion: str = "pls", *, split_every: int = 8,
     return level[0].compute()
 
 
+# ---------------------------------------------------------------------------------- PLS, pass by pass
+def _tree(dask, parts: list, combine, split_every: int):
+    """Delayed tree reduction of ``parts`` with ``combine(*some) -> one``."""
+    node = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        parts = [node(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
+    return parts[0]
+
+
+def _compiled():
+    """The compiled core (per-chunk passes at the in-memory ``cpp`` speed), or None if not built."""
+    from swnas.errors import BackendUnavailableError
+    from swnas.scoring.backends import core
+
+    try:
+        return core()
+    except BackendUnavailableError:
+        return None
+
+
+def _host_chunk(xb: Any) -> np.ndarray:
+    from swnas.scoring._arrays import as_float_matrix
+
+    x, _ = as_float_matrix(np.asarray(xb), "X")  # float32/float64 with the canonical dtype object
+    return np.ascontiguousarray(x)
+
+
+def _chunk_moments(xb: np.ndarray, yb: np.ndarray, classes: np.ndarray, compiled: bool = True) -> tuple:
+    """Runs on a worker: (rows, column means, centred sums of squares, class sums, class counts)."""
+    x = _host_chunk(xb)
+    codes = np.searchsorted(classes, np.asarray(yb)).astype(np.int32)
+    b, p = x.shape
+    if b == 0:
+        return 0, np.zeros(p), np.zeros(p), np.zeros((classes.size, p)), np.zeros(classes.size)
+    mod = _compiled() if compiled else None
+    if mod is not None:  # one fused pass: column sums, centred squares, class sums, counts
+        colsum, sq, cs, counts = (np.asarray(a, dtype=np.float64) for a in mod.pls_stats(x, codes, classes.size))
+        return b, colsum / b, sq, cs, counts
+    x = x.astype(np.float64)  # one float64 working copy of the chunk, centred in place
+    mean = x.mean(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x -= mean
+        m2 = np.einsum("ij,ij->j", x, x)
+    onehot = np.zeros((classes.size, b))
+    onehot[codes, np.arange(b)] = 1.0
+    counts = onehot.sum(axis=1)
+    # class sums of the centred rows (no cancellation), shifted back by the chunk mean
+    return b, mean, m2, onehot @ x + counts[:, None] * mean[None, :], counts
+
+
+def _combine_moments(*parts: tuple) -> tuple:
+    """Runs on a worker: the moments of the union of row sets (Chan et al.'s parallel formula)."""
+    n, mean, m2, cs, cnt = parts[0]
+    for nb, mb, m2b, csb, cntb in parts[1:]:
+        if nb == 0:
+            continue
+        if n == 0:
+            n, mean, m2, cs, cnt = nb, mb, m2b, csb, cntb
+            continue
+        tot = n + nb
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = mb - mean
+            mean = mean + d * (nb / tot)
+            m2 = m2 + m2b + d * d * (n * nb / tot)
+        cs, cnt, n = cs + csb, cnt + cntb, tot
+    return n, mean, m2, cs, cnt
+
+
+def _chunk_project(xb: np.ndarray, mu: np.ndarray, v: np.ndarray, compiled: bool = True) -> tuple:
+    """Runs on a worker: (X_c' t, t't) with t = X_c v for the chunk's rows centred by ``mu``."""
+    x = _host_chunk(xb)
+    mod = _compiled() if compiled else None
+    if mod is not None:  # t = X v - mu'v; X't - mu sum(t) is X_c't
+        g_raw, tsum, tt = mod.pls_project(x, np.ascontiguousarray(v), float(mu @ v))
+        return np.asarray(g_raw, dtype=np.float64) - mu * float(tsum), float(tt)
+    z = x - mu.astype(x.dtype)
+    t = z @ v.astype(x.dtype)
+    t64 = t.astype(np.float64)
+    return (z.T @ t).astype(np.float64), float(t64 @ t64)
+
+
+def _sum_parts(*parts: tuple) -> tuple:
+    """Runs on a worker: element-wise sums of (vector, scalar) pairs."""
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+
+def _persisted(dask, X: Any) -> Any:
+    """X kept on the workers of the active distributed client (several passes follow), else X."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return X
+    if dask.base.get_scheduler() != client.get:  # a local scheduler was chosen explicitly
+        return X
+    return client.persist(X)
+
+
+def dask_classes(y: Any) -> np.ndarray:
+    """The sorted distinct labels of ``y``: found on the workers for a Dask vector (one small compute)."""
+    if is_dask_array(y):
+        _, da = _dask()
+        return np.asarray(da.unique(y).compute())
+    from swnas.scoring._arrays import class_labels
+
+    return np.unique(class_labels(y, "y"))
+
+
+def _pls_dask(X: Any, y: Any, params: dict, split_every: int, compiled: bool = True) -> ScoreResult:
+    from swnas.scoring._arrays import check_finite_stats
+    from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
+
+    dask, da = _dask()
+    if not is_dask_array(y):
+        from swnas.scoring._arrays import class_labels
+
+        y = class_labels(y, "y")
+    classes = dask_classes(y)
+    X, y = _row_chunked(X, y)
+    n, p = int(X.shape[0]), int(X.shape[1])
+    if classes.size < 2:
+        raise InputError(f"y: needs at least 2 classes to score features, found {classes.size}")
+    crit = _criterion("pls")
+    if n < crit.min_samples(params):
+        raise InputError(f"X: has {n} samples; this criterion needs at least {crit.min_samples(params)}")
+    full = crit.check(dict(params), n, p, int(classes.size))
+    X = _persisted(dask, X)
+    xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
+    moments = dask.delayed(_chunk_moments, pure=True)
+    _, mean, m2, class_sums, counts = _tree(
+        dask, [moments(xb, yb, classes, compiled) for xb, yb in zip(xs, ys)], _combine_moments, split_every
+    ).compute()
+    colsum = mean * n
+    check_finite_stats(colsum, m2)
+    mu, sd, xy = standardised_cross(colsum, m2, class_sums, counts, n, full["scale"])
+    proj = dask.delayed(_chunk_project, pure=True)
+
+    def project(r: np.ndarray) -> tuple[np.ndarray, float]:
+        v = r / sd
+        g, tt = _tree(dask, [proj(xb, mu, v, compiled) for xb in xs], _sum_parts, split_every).compute()
+        return g / sd, float(tt)
+
+    feats = kernel_pls_vip(xy, full["n_components"], project, constant_columns(colsum, m2, n))
+    return ScoreResult(features=feats, stage=float(feats.mean()), criterion="pls", backend="dask", params=full)
+
+
 def score_dask(X: Any, y: Any, criterion: str = "pls", backend: str = "auto", **params: Any) -> ScoreResult:
     """:func:`swnas.scoring.score` for a Dask array (what ``score`` calls when given one).
 
@@ -142,5 +296,8 @@ def score_dask(X: Any, y: Any, criterion: str = "pls", backend: str = "auto", **
 
     if backend != "auto" and backend not in BACKENDS:
         raise InputError(f"backend: unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
+    _refuse(criterion, params)
+    if _criterion(criterion).name == "pls":
+        return _pls_dask(X, y, params, split_every=8)
     res = stream_dask(X, y, criterion, **params).result()
     return dataclasses.replace(res, backend="dask")

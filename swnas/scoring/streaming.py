@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import array_info, as_float_matrix, check_finite_stats, class_labels
+from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels
 from swnas.scoring.api import ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming"]
@@ -94,6 +94,25 @@ class _ClassIndex:
 
     def sorted_labels(self) -> np.ndarray:
         return np.asarray(sorted(self.labels))
+
+
+def _chunk_codes(index: _ClassIndex, y: Any, b: int, device):
+    """A chunk's labels as int64 codes on ``device``; integer tensors of 0..C-1 stay on their device."""
+    torch = _torch()
+    if isinstance(y, torch.Tensor) and index.contiguous and not y.is_floating_point() and y.dtype != torch.bool:
+        yt = y.detach()
+        if yt.ndim != 1 or yt.shape[0] != b:
+            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got shape {tuple(yt.shape)}")
+        yt = yt.to(device=device, dtype=torch.long)
+        lo, hi = int(yt.min()), int(yt.max())
+        c = len(index.labels)
+        if lo < 0 or hi >= c:
+            raise InputError(f"y: labels must lie in 0..{c - 1}, got values in {lo}..{hi}")
+        return yt
+    codes = index.codes(y)
+    if codes.shape[0] != b:
+        raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got {codes.shape[0]}")
+    return torch.from_numpy(codes).to(device)
 
 
 class StreamingScorer:
@@ -177,24 +196,6 @@ class StreamingScorer:
             self.cs = torch.cat([self.cs, torch.zeros((extra, self.cs.shape[1]), dtype=self.cs.dtype, device=dev)])
             self.counts = torch.cat([self.counts, torch.zeros(extra, dtype=self.counts.dtype, device=dev)])
 
-    def _label_codes(self, y: Any, b: int, device):
-        """Labels as int64 codes on ``device``: integer tensors of 0..C-1 stay there unchecked on the host."""
-        torch = _torch()
-        if isinstance(y, torch.Tensor) and self._classes.contiguous and not y.is_floating_point() \
-                and y.dtype != torch.bool:
-            yt = y.detach()
-            if yt.ndim != 1 or yt.shape[0] != b:
-                raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got shape {tuple(yt.shape)}")
-            yt = yt.to(device=device, dtype=torch.long)
-            lo, hi = int(yt.min()), int(yt.max())
-            if lo < 0 or hi >= self.n_classes:
-                raise InputError(f"y: labels must lie in 0..{self.n_classes - 1}, got values in {lo}..{hi}")
-            return yt
-        codes = self._classes.codes(y)
-        if codes.shape[0] != b:
-            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got {codes.shape[0]}")
-        return torch.from_numpy(codes).to(device)
-
     def update(self, X: Any, y: Any) -> "StreamingScorer":
         """Add a chunk of rows ``X`` (b x p) with labels ``y`` (b,)."""
         torch = _torch()
@@ -204,7 +205,7 @@ class StreamingScorer:
             return self
         if self.shift is not None and p != self.shift.shape[0]:
             raise InputError(f"X: chunk has {p} features, earlier chunks had {self.shift.shape[0]}")
-        yt = self._label_codes(y, b, t.device)
+        yt = _chunk_codes(self._classes, y, b, t.device)
         if self.shift is None:
             self._init_state(p, t.device, t.mean(dim=0, dtype=torch.float64))
         elif t.device != self.shift.device:
@@ -296,12 +297,12 @@ class StreamingScorer:
             raise InputError("X: no rows were given to the accumulator")
         s1 = self.s1.cpu().numpy()
         s2 = self.s2.cpu().numpy()
+        check_finite_stats(s1, np.diag(s2))
         n = float(self.n)
         scatter = s2 - np.outer(s1, s1) / n
         mean = self.shift.cpu().numpy() + s1 / n
         counts = self.counts.cpu().numpy()
         cs = self.cs.cpu().numpy() - np.outer(counts, s1 / n)  # per-class sums of (x - mean)
-        check_finite_stats(s1, np.diag(s2))
         return {"n": self.n, "mean": mean, "scatter": scatter, "class_sums_centred": cs, "counts": counts}
 
     def result(self) -> ScoreResult:
