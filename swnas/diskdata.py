@@ -40,7 +40,8 @@ from swnas.data import IMAGE_EXTENSIONS, balanced_subset, stratified_split
 from swnas.errors import InputError
 
 __all__ = ["PathTable", "FolderSplit", "FolderDataset", "DiskBatches", "open_imagefolder",
-           "decode_eval", "decode_train", "RESIZE_RATIO", "TRAIN_DRAWS"]
+           "decode_eval", "decode_train", "RESIZE_RATIO", "TRAIN_DRAWS", "STREAM_ABOVE_BYTES",
+           "estimated_decoded_bytes", "wants_streaming"]
 
 RESIZE_RATIO = 256 / 224  # evaluation: shorter side to input_size * 256 / 224, then centre crop
 _SCALE = (0.08, 1.0)
@@ -112,6 +113,8 @@ class FolderDataset:
         Per-channel statistics in [0, 1] units, estimated on a seeded sample of training images
         (evaluation transform), used as for the in-memory data sets.
     classes : list of str
+    workers : int
+        DataLoader worker processes that decode batches (``--workers``).
     streaming : bool
         Always True: the trainer and the feature extractor read batches through :class:`DiskBatches`.
     """
@@ -127,6 +130,7 @@ class FolderDataset:
     std: tuple[float, ...]
     classes: list[str]
     val: FolderSplit | None = None
+    workers: int = 4
     streaming: bool = field(default=True, repr=False)
 
     @property
@@ -140,6 +144,11 @@ class FolderDataset:
     @property
     def y_val(self) -> np.ndarray | None:
         return None if self.val is None else self.val.labels
+
+    def head(self, k: int) -> np.ndarray:
+        """The first ``k`` training images in the evaluation view, uint8 NHWC (for probing shapes)."""
+        k = min(int(k), len(self.train))
+        return np.stack([decode_eval(self.train.paths[i], self.input_size, self.in_channels) for i in range(k)])
 
     def split(self, which: str) -> FolderSplit:
         """``"train"``, ``"val"`` or ``"test"``."""
@@ -203,7 +212,7 @@ def _check_int(value: Any, name: str, low: int) -> int:
 
 def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_channels: int = 3,
                      val_split: float = 0.0, subset: int | None = None, seed: int = 0,
-                     stats_sample: int = 256) -> FolderDataset:
+                     stats_sample: int = 256, workers: int = 4) -> FolderDataset:
     """Index an ImageFolder tree for streaming, without decoding its images.
 
     Parameters
@@ -219,6 +228,8 @@ def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_chann
         stratified held-out fraction of them.
     stats_sample : int
         How many training images (seeded choice) are decoded to estimate the channel mean/std.
+    workers : int
+        DataLoader worker processes the batches of this data set are decoded in (0: in the caller).
 
     Returns
     -------
@@ -231,6 +242,7 @@ def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_chann
     if in_channels not in (1, 3):
         raise InputError(f"in_channels must be 1 or 3, got {in_channels!r}")
     stats_sample = _check_int(stats_sample, "stats_sample", 1)
+    workers = _check_int(workers, "workers", 0)
     train_dir = root / "train"
     test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
     if not train_dir.is_dir() or test_dir is None:
@@ -256,7 +268,7 @@ def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_chann
     mean, std = _sample_stats(train, input_size, in_channels, stats_sample, seed)
     return FolderDataset(name="imagefolder", root=root, train=train, test=test, val=val,
                          num_classes=len(classes), input_size=input_size, in_channels=in_channels,
-                         mean=mean, std=std, classes=classes)
+                         mean=mean, std=std, classes=classes, workers=workers)
 
 
 def _sample_stats(split: FolderSplit, size: int, channels: int, k: int, seed: int
@@ -451,3 +463,45 @@ class DiskBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
 
+
+
+# ------------------------------------------------------------------------------ in memory or streamed
+
+STREAM_ABOVE_BYTES = 1 << 30  # ``stream="auto"``: stream an image folder whose decoded pixels exceed 1 GiB
+
+
+def estimated_decoded_bytes(path: str | os.PathLike, input_size: int | None, in_channels: int = 3) -> int:
+    """Bytes an image folder would take decoded at ``input_size`` (files counted, none decoded).
+
+    Without ``input_size`` the first training image's smaller side is used (its header is read).
+    """
+    root = Path(path)
+    count = 0
+    first = None
+    for sub in ("train", "val", "test"):
+        for dirpath, _, files in os.walk(root / sub):
+            for f in files:
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    count += 1
+                    if first is None and sub == "train":
+                        first = os.path.join(dirpath, f)
+    if input_size is None:
+        if first is None:
+            return 0
+        from PIL import Image
+
+        try:
+            with Image.open(first) as im:
+                input_size = min(im.size)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"imagefolder: cannot read image {first!r}: {exc}") from exc
+    return count * int(input_size) ** 2 * int(in_channels)
+
+
+def wants_streaming(stream: bool | str, path: str | os.PathLike, input_size: int | None, in_channels: int) -> bool:
+    """Resolve ``stream`` (True, False or ``"auto"``: above :data:`STREAM_ABOVE_BYTES` decoded)."""
+    if isinstance(stream, bool):
+        return stream
+    if stream != "auto":
+        raise InputError(f"stream must be True, False or 'auto', got {stream!r}")
+    return estimated_decoded_bytes(path, input_size, in_channels) > STREAM_ABOVE_BYTES

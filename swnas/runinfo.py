@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["environment", "git_revision", "cpu_name"]
+__all__ = ["environment", "search_environment", "git_revision", "cpu_name"]
 
 
 def git_revision(path: str | os.PathLike | None = None) -> str | None:
@@ -97,3 +97,20 @@ def environment(device: Any = None, backend: str | None = None) -> dict:
         "world_size": D.world_size(),
         "backend": backend,
     }
+
+
+def search_environment(device: str = "auto", backend: str = "auto", criterion: str = "pls") -> dict:
+    """:func:`environment` with the search's ``device`` and scorer ``backend`` resolved as it runs them."""
+    from swnas import distributed as D
+
+    try:
+        dev = D.device_for_rank(device)
+    except Exception:  # an unusable device is reported by the search's own checks, not here
+        dev = None
+    try:
+        from swnas.scoring.backends import resolve_backend
+
+        be = resolve_backend(backend, criterion, "cuda" if dev is not None and dev.type == "cuda" else "cpu")
+    except Exception:
+        be = None
+    return environment(dev, be)

@@ -6,7 +6,7 @@ network's final metrics -- and forwards it to one sink:
 
 ``tensorboard``
     Event files under ``OUT/tensorboard/`` (needs the ``tensorboard`` package; view with
-    ``tensorboard --logdir OUT/tensorboard``). Network k's curves are ``net07-T3/loss`` etc.
+    ``tensorboard --logdir OUT/tensorboard``). Network 7 (T3)'s curves are ``07-T3/loss`` etc.
 ``mlflow``
     The active MLflow tracking URI (``MLFLOW_TRACKING_URI``, default ``./mlruns``); one run per
     search, named after OUT.
@@ -25,14 +25,14 @@ from typing import Any
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.state import to_jsonable
 
-__all__ = ["TRACKERS", "Tracker", "make_tracker", "network_tag"]
+__all__ = ["TRACKERS", "Tracker", "make_tracker", "network_tag", "activate", "active", "epoch_callback"]
 
 TRACKERS = ("none", "tensorboard", "mlflow", "jsonl")
 
 
 def network_tag(index: int, role: str, iteration: int) -> str:
-    """``net07-T3``: the network's index, role and iteration, sortable."""
-    return f"net{int(index):02d}-{role}{int(iteration)}"
+    """``07-T3``: the network's index, role and iteration, sortable (as its checkpoint's name)."""
+    return f"{int(index):02d}-{role}{int(iteration)}"
 
 
 def _finite(stats: dict) -> dict[str, float]:
@@ -113,8 +113,10 @@ class _TensorBoard(Tracker):
             self.w.add_scalars(f"scores/stage{s}", {"A": float(a), "T": float(t)}, int(iteration))
 
     def final(self, tag, metrics):
+        head = tag.split("-")[0]
+        index = int(head) if head.isdigit() else 0  # network tags start with the network's index
         for k, v in _finite(metrics).items():
-            self.w.add_scalar(f"final/{k}", v, int(tag[3:5]) if tag[3:5].isdigit() else 0)
+            self.w.add_scalar(f"final/{k}", v, index)
 
     def close(self):
         self.w.close()
@@ -167,3 +169,22 @@ def make_tracker(kind: str | None, out_dir: str | Path, *, rank: int = 0) -> Tra
         return Tracker()
     out = Path(out_dir)
     return {"jsonl": _JsonLines, "tensorboard": _TensorBoard, "mlflow": _MLflow}[k](out)
+
+
+_ACTIVE: list[Tracker] = [Tracker()]
+
+
+def activate(tracker: Tracker) -> Tracker:
+    """Make ``tracker`` the one the search and trainer report to (:func:`active`); returns it."""
+    _ACTIVE[0] = tracker
+    return tracker
+
+
+def active() -> Tracker:
+    """The tracker of the current run (a no-op one unless :func:`activate` was called)."""
+    return _ACTIVE[0]
+
+
+def epoch_callback(tag: str):
+    """A trainer callback ``cb(epoch, stats)`` that reports every epoch of network ``tag``."""
+    return lambda _epoch, stats: active().epoch(tag, stats)
