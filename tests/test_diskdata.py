@@ -181,3 +181,72 @@ def test_eval_batches_cover_the_split_in_order(folder):
     assert [len(y) for _, y in got] == [4, 2]
     assert torch.cat([y for _, y in got]).tolist() == ds.y_test.tolist()
     assert got[0][0].shape == (4, 12, 12, 1) and len(ds.mean) == 1
+
+
+# ------------------------------------------------------------------------------ wired into swnas
+
+
+def _tiny_model(ds):
+    from swnas import models as M
+
+    torch.manual_seed(0)
+    return M.build(M.ArchSpec(module="basic", stages=[1, 1, 1], num_classes=ds.num_classes,
+                              input_size=ds.input_size, in_channels=ds.in_channels))
+
+
+def test_load_dataset_streams_large_folders(folder, monkeypatch):
+    import swnas.diskdata as dd
+    from swnas.data import Dataset, load_dataset
+
+    small = load_dataset("imagefolder", folder, input_size=16)  # auto: 24 x 16 x 16 x 3 bytes fit in memory
+    assert isinstance(small, Dataset) and small.x_train.shape == (18, 16, 16, 3)
+    monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
+    big = load_dataset("imagefolder", folder, input_size=16, workers=0)
+    assert big.streaming and big.workers == 0 and len(big.train) == 18
+    assert load_dataset("imagefolder", folder, input_size=16, stream=True, workers=0).streaming
+    with pytest.raises(InputError, match="stream"):
+        load_dataset("imagefolder", folder, input_size=16, stream="sometimes")
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_from_disk_resume_equal(folder, tmp_path):
+    from swnas.train import train
+
+    ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
+    kw = dict(epochs=2, batch_size=6, lr=0.05, device="cpu", seed=1, progress=False)
+    ref_model = _tiny_model(ds)
+    ref = train(ref_model, ds, **kw)
+    assert ref.epochs == 2 and 0.0 <= ref.top1 <= 1.0 and np.isfinite(ref.loss)
+    assert ref.history[0]["images_per_second"] > 0
+    # stop after epoch 1 (the callback raises), then resume from the epoch checkpoint
+    ck = tmp_path / "ck"
+
+    def stop(epoch, stats):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_tiny_model(ds), ds, checkpoint_dir=ck, callbacks=[stop], **kw)
+    model = _tiny_model(ds)
+    got = train(model, ds, checkpoint_dir=ck, **kw)
+    assert got.resumed_from == 1
+    assert [h["loss"] for h in got.history] == [h["loss"] for h in ref.history]
+    for a, b in zip(model.state_dict().values(), ref_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_stage_scores_from_disk_match_in_memory(folder):
+    from swnas.diskrun import stage_scores_folder
+    from swnas.features import stage_scores
+
+    ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
+    model = _tiny_model(ds)
+    x = np.stack([decode_eval(ds.train.paths[i], 16) for i in range(len(ds.train))])
+    want = stage_scores(model, x, ds.y_train, criterion="pls", mean=ds.mean, std=ds.std, n_components=2)
+    for crit, params in (("pls", {"n_components": 2}), ("inffs", {})):
+        got = stage_scores_folder(model, ds, crit, batch_size=5, **params)
+        ref = want if crit == "pls" else stage_scores(model, x, ds.y_train, criterion=crit, mean=ds.mean, std=ds.std)
+        assert len(got) == 3
+        for g, w in zip(got, ref):
+            assert g.stage == pytest.approx(w.stage, rel=1e-4, abs=1e-6)
