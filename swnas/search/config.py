@@ -97,7 +97,9 @@ class SearchConfig:
         if c.criterion == "pls":
             c.score_params.setdefault("n_components", 2)
         _check_numbers(c)
-        if c.transfer is not None and not Path(c.transfer).is_file():
+        from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
+
+        if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
             raise InputError(f"transfer: donor checkpoint not found: {c.transfer}")
         if c.data is not None and not Path(c.data).exists():
             raise InputError(f"data: no such file or directory: {c.data}")

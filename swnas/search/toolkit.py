@@ -79,8 +79,9 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
                           input_size=ds.input_size, in_channels=ds.in_channels)
         return spec, None
     from swnas.transfer import load_donor
+    from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor
 
-    donor = load_donor(cfg.transfer)
+    donor = load_torchvision_donor(cfg.transfer) if is_torchvision_donor(cfg.transfer) else load_donor(cfg.transfer)
     template = donor.spec
     if getattr(template, "num_classes", ds.num_classes) != ds.num_classes:
         raise InputError(
