@@ -6,9 +6,11 @@ holding an earlier result unless ``force``) and locked for the run, like a searc
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+from swnas import resume
 from swnas.errors import InputError
 from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_links
 
@@ -63,6 +65,9 @@ def train_architecture(
     name: str | None = None,
     progress: bool = True,
     force: bool = False,
+    input_size: int | None = None,
+    workers: int = 4,
+    sync_bn: bool = False,
 ) -> dict:
     """Train one architecture from scratch and write ``OUT/model.pt`` and ``OUT/train.json``.
 
@@ -72,6 +77,8 @@ def train_architecture(
     ``train.json`` holds name, stages, depth, spec, dataset, options and ``metrics`` with the keys
     of a search's networks; ``swnas report`` lists it as a baseline when OUT is
     ``SEARCH/baselines/NAME``. An OUT that already holds a result is refused unless ``force``.
+    Training keeps an epoch checkpoint in ``OUT/training/``: the same call after a kill continues
+    from it. ``input_size`` and ``workers`` apply to a streamed ``imagefolder``; ``sync_bn`` under DDP.
     """
     import torch
 
@@ -96,13 +103,18 @@ def train_architecture(
         lock = RunLock(out).acquire()
         clean_temp_files(out)
     try:
-        ds = load_dataset(dataset, data, subset=subset, seed=seed)
+        ds = load_dataset(dataset, data, subset=subset, seed=seed, input_size=input_size, workers=workers)
         spec = dataclasses.replace(spec, num_classes=ds.num_classes, input_size=ds.input_size,
                                    in_channels=ds.in_channels)
         torch.manual_seed(seed)
         model = M.build(spec)
+        # E: epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
+        work = out / resume.TRAINING_DIR
+        note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None
+        if note:
+            logging.getLogger("swnas.train").warning(note.strip())
         r = train(model, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
-                  progress=progress and dist.is_main())
+                  progress=progress and dist.is_main(), checkpoint_dir=work, sync_bn=sync_bn)
         meas = measure_network(model, ds, r.seconds, str(next(model.parameters()).device))
         result = {
             "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,
@@ -116,6 +128,7 @@ def train_architecture(
             atomic_save(lambda p: M.save_model(model, p), out / MODEL_FILE)
             atomic_write_json(out / RESULT_FILE, result)
         dist.barrier()
+        resume.finish_network(work, dist.is_main())
     finally:
         if lock is not None:
             lock.release()

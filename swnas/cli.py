@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true")
+    r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained)")
 
     # ensemble -----------------------------------------------------------------------------
     e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
@@ -175,6 +176,7 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
     s.add_argument("--keep-going", dest="keep_going", action="store_true", help="do not stop when no stage grows")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
+    _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
 
 
 
@@ -197,6 +199,7 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     t.add_argument("--out", metavar="DIR", required=True, help="where model.pt and train.json go")
     t.add_argument("--force", action="store_true", help="replace the model.pt/train.json already in --out")
     t.add_argument("--quiet", action="store_true")
+    _scale_flags(t, search=False)
 
     # export -------------------------------------------------------------------------------
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
@@ -208,12 +211,48 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
 
 
+def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
+    """Options for long runs at paper scale (E; see docs/scale.md)."""
+    from swnas.logs import LEVELS
+    from swnas.tracking import TRACKERS
+
+    d = {} if search else {"default": None}
+    p.add_argument("--input-size", dest="input_size", type=_positive_int, metavar="PX",
+                   help="image side for imagefolder data (224 for ImageNet; streamed from disk)", **d)
+    p.add_argument("--workers", type=_nonneg_int, help="DataLoader processes decoding streamed images (default 4)",
+                   **({} if search else {"default": 4}))
+    p.add_argument("--sync-bn", dest="sync_bn", action="store_true", help="SyncBatchNorm under torchrun (DDP)")
+    p.add_argument("--log-level", dest="log_level", type=str.lower, choices=LEVELS,
+                   help="threshold of the swnas logger (default info)", **({} if search else {"default": "info"}))
+    if search:
+        p.add_argument("--config", metavar="RUN.yaml", help="options from a YAML or JSON file; flags override it")
+        p.add_argument("--track", type=str.lower, choices=TRACKERS, help="also log to tensorboard, mlflow or jsonl")
+        p.add_argument("--html", action="store_true", help="also write report/report.html")
+
+
 # ------------------------------------------------------------------------------------- commands
 _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
-    "score_params",
+    "score_params", "input_size", "workers", "sync_bn",
 )
+# options of one session (not stored in search.json) that a --config file may also hold
+_SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
+
+
+def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
+    """E: merge ``--config FILE`` under the flags; session options land on ``ns`` unless given as flags."""
+    if not hasattr(ns, "config"):
+        return given
+    from swnas.config_file import load_config, merge_options
+
+    opts = load_config(ns.config, _SEARCH_OPTS + _SESSION_OPTS)
+    for k in _SESSION_OPTS:
+        if k in opts:
+            v = opts.pop(k)
+            if not hasattr(ns, k):
+                setattr(ns, k, v)
+    return merge_options(opts, given)
 
 
 def cmd_search(ns: argparse.Namespace) -> int:
@@ -222,6 +261,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
     given = {k: getattr(ns, k) for k in _SEARCH_OPTS if hasattr(ns, k)}
     if "score_params" in given:
         given["score_params"] = _params_dict(given["score_params"])
+    given = _with_config_file(ns, given)
     quiet = getattr(ns, "quiet", False)
     resume = getattr(ns, "resume", None)
     if resume is not None:
@@ -234,8 +274,11 @@ def cmd_search(ns: argparse.Namespace) -> int:
     else:
         out = Path(getattr(ns, "out", "runs/search"))
         cfg = SearchConfig(**given)
-    res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
     from swnas import distributed as dist
+    from swnas.runsession import search_session  # E: logging, --track, OUT/config.yaml
+
+    with search_session(cfg, out, ns, quiet):
+        res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
 
     if not dist.is_main():
         return 0
@@ -256,6 +299,10 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
         rep = write_report(out, ensemble=True, device=cfg.device, echo=_echo(quiet))
         print(f"report: {rep.table_md} (also {rep.table_csv.name}, {rep.depth_png.name}, {rep.accuracy_png.name})")
+        if getattr(ns, "html", False):
+            from swnas.html_report import write_html
+
+            print(f"HTML report: {write_html(out, ensemble=rep.ensemble)}")
     return 0
 
 
@@ -266,6 +313,10 @@ def cmd_report(ns: argparse.Namespace) -> int:
     print(rep.markdown)
     print(f"report written to {rep.directory}: {rep.table_md.name}, {rep.table_csv.name}, "
           f"{rep.depth_png.name}, {rep.accuracy_png.name}")
+    if ns.html:
+        from swnas.html_report import write_html
+
+        print(f"HTML report: {write_html(ns.dir, ensemble=rep.ensemble)}")
     return 0
 
 
@@ -284,6 +335,9 @@ def cmd_ensemble(ns: argparse.Namespace) -> int:
 
 def cmd_train(ns: argparse.Namespace) -> int:
     from swnas.baseline import train_architecture
+    from swnas.logs import setup_logging
+
+    setup_logging("warning" if ns.quiet and ns.log_level == "info" else ns.log_level)  # E
 
     if ns.spec is None and ns.stages is None:
         raise InputError("train: give --spec SPEC.json or --stages (with --module) to describe the architecture")
@@ -293,6 +347,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
         subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
         device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet, force=ns.force,
+        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn,
     )
     m = res["metrics"]
     print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "

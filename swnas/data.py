@@ -520,6 +520,8 @@ def load_dataset(
     input_size: int | None = None,
     in_channels: int = 3,
     download: bool | None = None,
+    stream: bool | str = "auto",
+    workers: int = 4,
 ) -> Dataset:
     """Load a data set into uint8 NHWC arrays.
 
@@ -550,6 +552,13 @@ def load_dataset(
         Channels for ``imagefolder`` (3 = RGB, 1 = grey).
     download : bool, optional
         For a torchvision CIFAR-10 directory: whether to download (default: try).
+    stream : bool or "auto"
+        ``imagefolder`` only: return a :class:`swnas.diskdata.FolderDataset` that indexes the files
+        and decodes batches on demand (ImageNet-style training and evaluation views at
+        ``input_size``; see ``docs/scale.md``) instead of decoding every image into memory.
+        ``auto`` streams when the decoded images would exceed 1 GiB.
+    workers : int
+        DataLoader worker processes that decode a streamed folder's batches.
 
     Returns
     -------
@@ -577,5 +586,10 @@ def load_dataset(
     if name == "cifar10":
         return _load_cifar10(path, download, **kw)
     if name == "imagefolder":
+        from swnas import diskdata  # E: ImageNet-size folders stream from disk
+
+        if path is not None and Path(path).is_dir() and diskdata.wants_streaming(stream, path, input_size, in_channels):
+            return diskdata.open_imagefolder(path, input_size=input_size or 224, in_channels=in_channels,
+                                             workers=workers, **kw)
         return _load_imagefolder(path, input_size, in_channels, **kw)
     return _load_imagenet32(path, **kw)

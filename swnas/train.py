@@ -44,6 +44,7 @@ from swnas import distributed as D
 from swnas.augment import normalize
 from swnas.data import Dataset
 from swnas.errors import InputError
+from swnas.logs import EpochLines, use_bars
 from swnas.loader import BatchSource, EpochPlan, InMemoryBatches, mix_seed
 from swnas.loader import norm_tensors as _norm_tensors
 from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
@@ -408,9 +409,7 @@ def _report_epoch(bar: Any, stats: dict, epochs: int) -> None:
         bar.set_postfix(epoch=f"{stats['epoch']}/{epochs}", loss=f"{stats['loss']:.4f}",
                         acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}")
     elif D.is_main():
-        left = (epochs - stats["epoch"]) * stats["seconds"]
-        log.info("epoch %d/%d loss %.4f acc %.4f lr %.4g %.0f img/s ETA %.0f s", stats["epoch"], epochs,
-                 stats["loss"], stats["acc"], stats["lr"], stats["images_per_second"], left)
+        EpochLines(epochs, logger=log).epoch(stats)
 
 
 def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, flip: bool, device: Any, amp: Any,
@@ -418,7 +417,7 @@ def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, fl
     ws, rk = D.world_size(), D.rank()
     dev = _resolve_device(device)
     amp_mode = _resolve_amp(amp, dev)
-    plan = EpochPlan.make(len(data.x_train), rec.batch_size, ws, rk, pad, flip, seed)
+    plan = EpochPlan.make(len(data.y_train), rec.batch_size, ws, rk, pad, flip, seed)
     if ws > 1 and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
@@ -439,10 +438,21 @@ def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, fl
 
 def _result(run: _Run, data: Dataset, eval_batch_size: int) -> TrainResult:
     ev = dict(mean=data.mean, std=data.std, batch_size=eval_batch_size, device=run.dev, amp=run.amp)
+    if getattr(data, "streaming", False):  # E: evaluation view read from disk (swnas.diskrun)
+        from swnas.diskrun import evaluate_folder
+
+        ev.pop("mean"), ev.pop("std")
+        test = evaluate_folder(run.model, data, "test", **ev)
+        val = evaluate_folder(run.model, data, "val", **ev) if data.val is not None else None
+        return _result_from(run, test, val)
     test = evaluate(run.model, data.x_test, data.y_test, **ev)
     val = None
     if data.x_val is not None and data.y_val is not None and len(data.x_val):
         val = evaluate(run.model, data.x_val, data.y_val, **ev)
+    return _result_from(run, test, val)
+
+
+def _result_from(run: _Run, test: dict, val: dict | None) -> TrainResult:
     history = run.history
     seconds = float(sum(h["seconds"] for h in history))
     images = float(sum(h["images_per_second"] * h["seconds"] for h in history))
@@ -528,17 +538,21 @@ def train(
     """
     D.init_from_env()
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
-    data = _check_dataset(data)
+    data = data if getattr(data, "streaming", False) else _check_dataset(data)  # E: FolderDataset (swnas.diskrun)
     pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
-    if batches is None:
-        source: BatchSource = InMemoryBatches(data.x_train, data.y_train, data.mean, data.std, run.plan, run.dev,
+    if batches is None and getattr(data, "streaming", False):  # E: batches decoded from disk by workers
+        from swnas.diskrun import FolderBatchSource
+
+        source: BatchSource = FolderBatchSource(data, run.plan, run.dev, channels_last=run.dev.type == "cuda")
+    elif batches is None:
+        source = InMemoryBatches(data.x_train, data.y_train, data.mean, data.std, run.plan, run.dev,
                                               channels_last=run.dev.type == "cuda")
     else:
         source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
     bar = None
-    if progress and D.is_main() and run.start < rec.epochs:
+    if progress and D.is_main() and run.start < rec.epochs and use_bars():  # E: one log line per epoch otherwise
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(rec.epochs - run.start) * run.plan.steps, unit="batch", desc="train", leave=True,

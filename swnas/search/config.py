@@ -78,6 +78,10 @@ class SearchConfig:
     backend: str = "auto"
     keep_going: bool = False
     score_params: dict = field(default_factory=dict)
+    # E (paper scale, docs/scale.md): image side of a streamed imagefolder, its decoding workers, SyncBatchNorm
+    input_size: int | None = None
+    workers: int = 4
+    sync_bn: bool = False
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
@@ -94,7 +98,9 @@ class SearchConfig:
         if c.criterion == "pls":
             c.score_params.setdefault("n_components", 2)
         _check_numbers(c)
-        if c.transfer is not None and not Path(c.transfer).is_file():
+        from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
+
+        if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
             raise InputError(f"transfer: donor checkpoint not found: {c.transfer}")
         if c.data is not None and not Path(c.data).exists():
             raise InputError(f"data: no such file or directory: {c.data}")
@@ -123,6 +129,11 @@ def _check_numbers(c: SearchConfig) -> None:
         v = getattr(c, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise InputError(f"{name}: expected a positive integer, got {v!r}")
+    if c.input_size is not None and (isinstance(c.input_size, bool) or not isinstance(c.input_size, int)
+                                     or c.input_size < 8):
+        raise InputError(f"input_size: expected an image side >= 8 pixels, got {c.input_size!r}")
+    if isinstance(c.workers, bool) or not isinstance(c.workers, int) or c.workers < 0:
+        raise InputError(f"workers: expected an integer >= 0, got {c.workers!r}")
     if c.lr is not None and not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
         raise InputError(f"lr: expected a positive learning rate, got {c.lr!r}")
     if c.lr is not None and c.lr > FLOAT32_MAX:

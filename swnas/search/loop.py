@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from swnas import resume, runinfo, tracking
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
 from swnas.search.progress import Progress, fmt_seconds
@@ -78,6 +79,7 @@ class Search:
     # -- Algorithm 1
     def run(self) -> None:
         cfg = self.cfg
+        self.state.doc["environment"] = runinfo.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
         A = self.ensure_trained("A", 0, [cfg.m0] * cfg.stages)
         for k in range(1, cfg.iterations + 1):
             rec = self.state.step(k)
@@ -104,6 +106,7 @@ class Search:
         self.progress.step(self.state.steps_done(), f"scoring the stages of A and T{k} ({cfg.criterion})")
         self.ensure_scored([A, T])
         grow = decide(A["scores"], T["scores"])
+        tracking.active().scores(k, A["scores"], T["scores"])  # E: --track
         comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
                  for i, (a, t, g) in enumerate(zip(A["scores"], T["scores"], grow))]
         rec = {
@@ -145,7 +148,12 @@ class Search:
         self.progress.step(self.state.steps_done(), f"training {kind}: stages {stages}")
         t0 = time.perf_counter()
         model = self.tk.build(list(stages), seed)
-        tr = dict(self.tk.train(model, seed))
+        # E: per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.resume)
+        work = resume.network_workdir(self.out, f"{index:02d}-{role}{iteration}")
+        note = resume.describe_partial(work, kind)
+        if note:
+            self.progress.say(note)
+        tr = dict(resume.train_with_checkpoints(self.tk.train, model, seed, work))
         seconds = float(tr.get("seconds", time.perf_counter() - t0))
         meas = dict(self.tk.measure(model, seconds))
         if meas.get("carbon_method"):
@@ -153,6 +161,8 @@ class Search:
         net = {"index": index, "role": role, "iteration": iteration, "stages": list(stages),
                "depth": meas.get("depth"), "seed": seed, "scores": None,
                "metrics": metrics_record(meas, tr, seconds)}
+        if tr.get("history") is not None:
+            net["history"] = tr["history"]
         net.update(self.save_network(model, f"{index:02d}-{role}{iteration}"))
         self.state.add_network(net)
         live = self.state.current_a()  # keep the current A and the new network; drop the rest
@@ -161,6 +171,8 @@ class Search:
         self.progress.train_times.append(time.perf_counter() - t0)
         self.write()
         self.tk.barrier()
+        resume.finish_network(work, self.main)
+        tracking.active().final(work.name, net["metrics"])  # E: --track
         top1 = tr.get("top1")
         acc = f"top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else "top-1 n/a"
         eta = self.progress.eta(len(self.state.networks), len(self.state.iterations), self.state.status == "running")

@@ -23,7 +23,8 @@ from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, r
 __all__ = ["open_run", "OUT_ENTRIES"]
 
 # what a search keeps in OUT (none of them may be a symbolic link)
-OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME)
+OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME,
+               "training", "config.yaml")
 
 
 def _is_main(tk: Toolkit | None) -> bool:

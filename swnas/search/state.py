@@ -18,10 +18,10 @@ __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "me
 
 # options that may differ when resuming whatever was done: they do not change what is computed
 # (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance)
-RESUME_FREE = ("device", "quiet", "backend")
+RESUME_FREE = ("device", "quiet", "backend", "workers")
 # options that change how networks are built or trained, and those that change how they are scored
 _TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
-             "finetune_epochs", "seed", "dataset", "data", "subset")
+             "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn")
 _SCORING = ("criterion", "reduce", "score_params")
 _NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed": int, "metrics": dict,
              "checkpoint": str, "spec": str}
@@ -266,4 +266,8 @@ def comparable_state(state: dict) -> dict:
         net.pop("checkpoint_sha256", None)
         for k in TIMING_KEYS:
             net.get("metrics", {}).pop(k, None)
+        for epoch in net.get("history") or []:  # per-epoch timings
+            epoch.pop("seconds", None)
+            epoch.pop("images_per_second", None)
+    s.pop("environment", None)
     return s

@@ -7,6 +7,7 @@ tested with controlled fakes; :func:`default_toolkit` wires ``swnas.data``, ``sw
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from swnas.errors import InputError
@@ -78,8 +79,9 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
                           input_size=ds.input_size, in_channels=ds.in_channels)
         return spec, None
     from swnas.transfer import load_donor
+    from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor
 
-    donor = load_donor(cfg.transfer)
+    donor = load_torchvision_donor(cfg.transfer) if is_torchvision_donor(cfg.transfer) else load_donor(cfg.transfer)
     template = donor.spec
     if getattr(template, "num_classes", ds.num_classes) != ds.num_classes:
         raise InputError(
@@ -113,10 +115,12 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     from swnas.data import load_dataset
     from swnas.features import stage_scores
     from swnas.search.validate import check_problem_sizes
+    from swnas.tracking import epoch_callback
     from swnas.train import train
 
     dist.init_from_env()
-    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed)
+    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed, input_size=cfg.input_size,
+                      workers=cfg.workers)
     template, donor = _template(cfg, ds)
     check_problem_sizes(cfg, template, ds)
     epochs = cfg.finetune_epochs if (donor is not None and cfg.finetune_epochs is not None) else cfg.epochs
@@ -132,13 +136,14 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
             return transfer_weights(donor, spec)
         return M.build(spec)
 
-    def train_fn(model, seed):
+    def train_fn(model, seed, checkpoint_dir=None):
         r = train(model, ds, recipe=cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                  device=cfg.device, seed=seed, progress=show)
+                  device=cfg.device, seed=seed, progress=show, checkpoint_dir=checkpoint_dir, sync_bn=cfg.sync_bn,
+                  callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else ())  # E: --track
         p = next(model.parameters(), None)
         if p is not None:
             used["device"] = str(p.device)
-        return {"top1": r.top1, "top5": r.top5, "seconds": r.seconds, "epochs": r.epochs}
+        return {"top1": r.top1, "top5": r.top5, "seconds": r.seconds, "epochs": r.epochs, "history": r.history}
 
     def score_fn(model):
         return [r.stage for r in _stage_scores_distributed(model, ds, cfg, stage_scores)]
@@ -176,6 +181,11 @@ def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
     device = None if cfg.device == "auto" else cfg.device
     kw = dict(criterion=cfg.criterion, reduce=cfg.reduce, device=device, backend=cfg.backend,
               mean=ds.mean, std=ds.std, **cfg.score_params)
+    if getattr(ds, "streaming", False):  # E: an image folder read from disk (swnas.diskrun)
+        from swnas.diskrun import stage_scores_folder
+
+        kw.pop("mean"), kw.pop("std")
+        return stage_scores_folder(model, ds, rank=dist.rank(), world_size=dist.world_size(), **kw)
     if dist.world_size() <= 1:
         return stage_scores(model, ds.x_train, ds.y_train, **kw)
     import numpy as np

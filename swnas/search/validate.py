@@ -85,7 +85,8 @@ def check_problem_sizes(cfg: SearchConfig, template: Any, ds: Any) -> None:
     from swnas.features import stage_features
 
     probe = M.build(template.with_stages([1] * len(template.stages)))
-    feats = stage_features(probe, ds.x_train[:2], cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)
+    images = ds.head(2) if getattr(ds, "streaming", False) else ds.x_train[:2]  # E: streamed folders decode 2
+    feats = stage_features(probe, images, cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)
     p = min(int(f.shape[1]) for f in feats)
     n_classes = int(np.unique(ds.y_train).shape[0])
-    check_criterion_params(cfg.criterion, cfg.score_params, int(ds.x_train.shape[0]), p, n_classes)
+    check_criterion_params(cfg.criterion, cfg.score_params, int(ds.y_train.shape[0]), p, n_classes)

@@ -1,0 +1,105 @@
+"""Run options from a file: ``--config run.yaml`` (or ``.json``), written back resolved.
+
+A config file is a mapping of option names to values, e.g.::
+
+    dataset: imagefolder
+    data: /data/imagenet
+    input_size: 224
+    module: bottleneck
+    stages: 4
+    transfer: torchvision:resnet50
+
+Names follow the command line with ``-`` or ``_`` (``batch-size`` and ``batch_size`` are the
+same option). Options given on the command line override the file's. After resolving defaults
+the search writes every option to ``OUT/config.yaml``; passing that file back with ``--config``
+repeats the run. YAML needs PyYAML; JSON files (and writing, when PyYAML is absent, as JSON,
+which YAML readers accept) do not.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from swnas.errors import InputError
+from swnas.state import atomic_write_text, to_jsonable
+
+__all__ = ["load_config", "merge_options", "write_config", "CONFIG_NAME"]
+
+CONFIG_NAME = "config.yaml"
+
+
+def _yaml():
+    try:
+        import yaml
+    except ImportError:
+        return None
+    return yaml
+
+
+def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -> dict:
+    """Read a YAML or JSON mapping of options; keys normalised to ``snake_case``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.yaml``/``.yml`` or ``.json`` (other suffixes: JSON is tried, then YAML).
+    allowed : iterable of str, optional
+        Known option names; any other key is an error that lists them.
+
+    Raises
+    ------
+    InputError
+        Missing file, a syntax error (with its position), a top level that is not a mapping,
+        unknown options.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config: no such file: {p}")
+    text = p.read_text(encoding="utf-8")
+    yaml = _yaml()
+    is_yaml = p.suffix.lower() in (".yaml", ".yml")
+    if is_yaml and yaml is None:
+        raise InputError(f"config: reading {p} needs PyYAML (pip install pyyaml), or give the options as JSON")
+    try:
+        if is_yaml or (p.suffix.lower() != ".json" and yaml is not None and not text.lstrip().startswith("{")):
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"config: {p} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except Exception as exc:  # yaml.YAMLError and its subclasses carry the position in str()
+        raise InputError(f"config: {p} is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InputError(f"config: {p} must hold a mapping of option: value, got {type(data).__name__}")
+    opts = {str(k).strip().replace("-", "_"): v for k, v in data.items()}
+    if allowed is not None:
+        known = set(allowed)
+        unknown = sorted(set(opts) - known)
+        if unknown:
+            raise InputError(f"config: {p} has unknown option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+    return opts
+
+
+def merge_options(from_file: Mapping[str, Any], given: Mapping[str, Any]) -> dict:
+    """The file's options overridden by those given on the command line (a new dict)."""
+    out = dict(from_file)
+    out.update(given)
+    return out
+
+
+def write_config(path: str | os.PathLike, options: Mapping[str, Any]) -> Path:
+    """Write ``options`` atomically as YAML (JSON when PyYAML is absent), in the given order."""
+    plain = to_jsonable(dict(options))
+    yaml = _yaml()
+    if yaml is not None:
+        text = "# swnas run options, resolved; repeat with --config this-file\n"
+        text += yaml.safe_dump(plain, sort_keys=False, default_flow_style=False)
+    else:
+        text = json.dumps(plain, indent=2) + "\n"
+    return atomic_write_text(path, text)

@@ -1,0 +1,121 @@
+"""Training, evaluation and stage scoring over a :class:`~swnas.diskdata.FolderDataset`.
+
+The trainer takes its batches from a batch source (:mod:`swnas.loader`); :class:`FolderBatchSource`
+is the one for image folders: :class:`~swnas.diskdata.DiskBatches` decodes and augments this
+rank's share of every global batch in worker processes, and the batch is moved to the device and
+normalised there, as the in-memory source does. :func:`evaluate_folder` and
+:func:`stage_scores_folder` read the un-augmented evaluation view (resize + centre crop) in the
+same streaming way, so no split is ever held in memory.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from swnas.augment import normalize
+from swnas.diskdata import DiskBatches, FolderDataset, FolderSplit
+from swnas.errors import InputError
+from swnas.loader import EpochPlan, norm_tensors
+
+__all__ = ["FolderBatchSource", "evaluate_folder", "stage_scores_folder", "is_streaming"]
+
+
+def is_streaming(data: Any) -> bool:
+    """Whether ``data`` is read from disk batch by batch (a :class:`FolderDataset`)."""
+    return bool(getattr(data, "streaming", False))
+
+
+class FolderBatchSource:
+    """A :class:`swnas.loader.BatchSource` over the training split of an image folder."""
+
+    def __init__(self, data: FolderDataset, plan: EpochPlan, device: torch.device, channels_last: bool = False):
+        self.plan = plan
+        self.device = device
+        self.channels_last = channels_last
+        self.scale, self.shift = norm_tensors(data.mean, data.std, device)
+        self.reader = DiskBatches(data.train, input_size=data.input_size, in_channels=data.in_channels,
+                                  batch_size=plan.global_batch, train=True, workers=data.workers, seed=plan.seed,
+                                  rank=plan.rank, world_size=plan.world_size, pin_memory=device.type == "cuda")
+        if self.reader.steps != plan.steps:  # pragma: no cover - both are len // global batch
+            raise InputError(f"streaming source has {self.reader.steps} steps per epoch, the plan {plan.steps}")
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for xb, yb in self.reader.epoch(epoch):
+            xb = xb.to(self.device, non_blocking=True)
+            yield (normalize(xb, self.scale, self.shift, channels_last=self.channels_last),
+                   yb.to(self.device, non_blocking=True))
+
+    def close(self) -> None:
+        """Nothing is held between epochs (each epoch's workers exit with it)."""
+
+
+def _eval_batches(data: FolderDataset, split: FolderSplit, batch_size: int) -> DiskBatches:
+    return DiskBatches(split, input_size=data.input_size, in_channels=data.in_channels, batch_size=batch_size,
+                       train=False, workers=data.workers)
+
+
+def evaluate_folder(model: torch.nn.Module, data: FolderDataset, which: str = "test", *, batch_size: int = 256,
+                    device: Any = None, amp: Any = "auto") -> dict[str, float]:
+    """Top-1, top-5 (fractions) and mean cross-entropy on a split, read batch by batch from disk."""
+    from swnas.train import evaluate
+
+    split = data.split(which)
+    totals = {"top1": 0.0, "top5": 0.0, "loss": 0.0}
+    n = 0
+    for xb, yb in _eval_batches(data, split, batch_size):
+        got = evaluate(model, xb, yb, mean=data.mean, std=data.std, batch_size=len(yb), device=device, amp=amp)
+        for k in totals:
+            totals[k] += got[k] * len(yb)
+        n += len(yb)
+    return {k: v / n for k, v in totals.items()}
+
+
+def stage_scores_folder(model: torch.nn.Module, data: FolderDataset, criterion: str = "pls", reduce: str = "avgpool8",
+                        *, device: Any = None, backend: str = "auto", batch_size: int = 256, rank: int = 0,
+                        world_size: int = 1, **params: Any) -> list:
+    """Per-stage :class:`~swnas.scoring.ScoreResult` of ``model`` on the un-augmented training split.
+
+    Criteria that stream (PLS; inf-FS with ``corr="pearson"``) accumulate their statistics batch
+    by batch; under DDP rank r reads every K-th image and the statistics are summed over ranks
+    (``world_size > 1``). Other criteria collect the reduced features (not the images) and score
+    them at the end.
+    """
+    from swnas.features import iter_stage_batches
+    from swnas.scoring import score
+    from swnas.scoring.streaming import StreamingScorer, supports_streaming
+
+    split = data.train
+    present = np.unique(split.labels)  # code the classes present as 0..C-1, as the in-memory path does
+    lut = np.full(data.num_classes, -1, np.int64)
+    lut[present] = np.arange(len(present))
+    lut_t = torch.from_numpy(lut)
+    classes = int(len(present))
+    streaming = supports_streaming(criterion, **params)
+    if world_size > 1 and streaming:
+        split = split.subset(np.arange(rank, len(split), world_size))
+    scorers: list | None = None
+    parts: list[list[np.ndarray]] | None = None
+    labels: list[np.ndarray] = []
+    for xb, yb in _eval_batches(data, split, batch_size):
+        yb = lut_t[yb]
+        for _s, _e, feats in iter_stage_batches(model, xb, reduce, batch_size=len(yb), device=device,
+                                                mean=data.mean, std=data.std):
+            if streaming:
+                if scorers is None:
+                    scorers = [StreamingScorer(criterion, n_classes=classes, backend=backend, **params)
+                               for _ in feats]
+                for sc, f in zip(scorers, feats):
+                    sc.update(f, yb.to(f.device))
+            else:
+                parts = parts if parts is not None else [[] for _ in feats]
+                for acc, f in zip(parts, feats):
+                    acc.append(f.float().cpu().numpy())
+        labels.append(yb.numpy())
+    if streaming:
+        if world_size > 1:
+            return [sc.all_reduce().result() for sc in scorers]
+        return [sc.result() for sc in scorers]
+    y = np.concatenate(labels)
+    return [score(np.concatenate(p), y, criterion=criterion, backend=backend, **params) for p in parts]

@@ -1,0 +1,81 @@
+"""Resuming inside a network: per-epoch training checkpoints of the network a search is training.
+
+While network ``NN-<role><k>`` trains, the trainer writes ``OUT/training/NN-<role><k>/last.pt``
+atomically at every epoch end (model, optimizer, scheduler, RNG states, history; see
+:func:`swnas.train.train`). A search killed mid-network and resumed with ``--resume`` rebuilds the
+same network and continues after its last finished epoch; since every epoch's batches and
+in-model randomness derive from ``(seed, epoch)``, the resumed network equals an uninterrupted
+one on the CPU. Once the network is recorded in ``search.json`` (and its final checkpoint is under
+``OUT/checkpoints/``) its training directory is removed.
+
+``swnas train --out DIR`` keeps its epoch checkpoint in ``DIR/training/`` the same way; running the
+same command again continues it.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["TRAINING_DIR", "network_workdir", "partial_progress", "describe_partial", "train_with_checkpoints",
+           "finish_network"]
+
+TRAINING_DIR = "training"
+log = logging.getLogger("swnas.resume")
+
+
+def network_workdir(out: str | Path, name: str) -> Path:
+    """``OUT/training/<name>``: where network ``name`` (``"01-T1"``) keeps its epoch checkpoint."""
+    return Path(out) / TRAINING_DIR / name
+
+
+def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
+    """``(epochs done, epochs planned)`` of the checkpoint in ``workdir``, or ``None`` when there is none."""
+    from swnas.train import CHECKPOINT_NAME, load_checkpoint
+
+    path = Path(workdir) / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    ck = load_checkpoint(path)
+    planned = ck.get("config", {}).get("recipe", {}).get("epochs")
+    return int(ck["epoch"]), None if planned is None else int(planned)
+
+
+def describe_partial(workdir: str | Path, what: str) -> str | None:
+    """A line saying that ``what`` continues from its checkpoint, or ``None`` when it starts afresh."""
+    got = partial_progress(workdir)
+    if got is None:
+        return None
+    done, planned = got
+    of = f" of {planned}" if planned is not None else ""
+    return f"    resuming {what} from its checkpoint after epoch {done}{of} ({Path(workdir) / 'last.pt'})"
+
+
+def _accepts_checkpoint_dir(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "checkpoint_dir" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, workdir: Path) -> dict:
+    """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``."""
+    if _accepts_checkpoint_dir(train):
+        return train(model, seed, checkpoint_dir=str(workdir))
+    return train(model, seed)
+
+
+def finish_network(workdir: str | Path, main: bool = True) -> None:
+    """Remove a finished network's training directory (rank 0), and ``OUT/training`` once empty."""
+    if not main:
+        return
+    w = Path(workdir)
+    shutil.rmtree(w, ignore_errors=True)
+    if w.parent.name == TRAINING_DIR:
+        try:
+            w.parent.rmdir()
+        except OSError:
+            pass  # other entries remain, or it is already gone

@@ -1,0 +1,52 @@
+"""What a ``swnas search`` session sets up around the search: logging, tracking, ``OUT/config.yaml``.
+
+- the ``swnas`` logger at ``--log-level`` (``warning`` with ``--quiet``), with ``OUT/search.log``
+  as a file handler on rank 0 (:mod:`swnas.logs`);
+- the ``--track`` sink, active for the trainer's epochs and the search's scores (:mod:`swnas.tracking`);
+- ``OUT/config.yaml``: every option resolved, written before the first network trains, so that
+  ``swnas search --config OUT/config.yaml --out NEW`` repeats the run (:mod:`swnas.config_file`).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from swnas.config_file import CONFIG_NAME, write_config
+from swnas.logs import setup_logging
+from swnas.search.config import LOG_FILE, STATE_FILE, SearchConfig
+from swnas.tracking import Tracker, activate, make_tracker
+
+__all__ = ["search_session", "session_options"]
+
+
+def session_options(ns: argparse.Namespace) -> dict:
+    """The session options worth repeating (``track``, ``log_level``), as given."""
+    return {k: getattr(ns, k) for k in ("track", "log_level") if getattr(ns, k, None) is not None}
+
+
+@contextlib.contextmanager
+def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: bool) -> Iterator[Tracker]:
+    """Set up logging, tracking and the config write-back for a search in ``out``; yields the tracker."""
+    from swnas import distributed as D
+
+    main = D.rank() == 0
+    level = getattr(ns, "log_level", None) or ("warning" if quiet else "info")
+    resolved = cfg.resolved()
+    resume = getattr(ns, "resume", None) is not None
+    fresh_dir = not (out / STATE_FILE).exists()
+    logger = setup_logging(level, out / LOG_FILE if main and (resume or fresh_dir) else None)
+    if main and (resume or fresh_dir):  # never overwrite another search's files before it is refused
+        write_config(out / CONFIG_NAME, {**resolved.to_dict(), "out": str(out), **session_options(ns)})
+    tracker = activate(make_tracker(getattr(ns, "track", None), out, rank=D.rank()))
+    tracker.config(resolved.to_dict())
+    try:
+        yield tracker
+    finally:
+        tracker.close()
+        activate(Tracker())
+        for h in list(logger.handlers):  # release OUT/search.log
+            if getattr(h, "baseFilename", None):
+                logger.removeHandler(h)
+                h.close()
