@@ -244,11 +244,8 @@ def check_finite_stats(colsum: np.ndarray, colsq: np.ndarray, name: str = "X", X
         nonfinite = _nonfinite_columns(X, cols)
     else:  # a NaN or Inf always reaches the plain sum; an overflowing square alone does not
         nonfinite = cols[~np.isfinite(colsum[cols])]
-    if nonfinite.size and X is not None:
+    if nonfinite.size:  # without X: a sum overflows only for values beyond ~1e308 / N, taken for Inf
         raise InputError(f"{name}: contains NaN or Inf values (in columns {_columns(nonfinite)})")
-    if nonfinite.size:
-        raise InputError(f"{name}: contains NaN or Inf values, or finite values too large to sum in "
-                         f"float64 (in columns {_columns(nonfinite)})")
     raise InputError(
         f"{name}: holds finite values so large that their squares overflow float64 (in columns "
         f"{_columns(cols)}); every criterion is unchanged by a global scale of X, so divide X by a "

@@ -128,7 +128,7 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     -------
     ScoreResult
     """
-    if type(X).__module__.startswith("dask."):  # a Dask array: scored on its workers (swnas.scoring.dask)
+    if type(X).__module__.startswith("dask.array"):  # scored on the Dask workers (swnas.scoring.dask)
         from swnas.scoring.dask import score_dask
 
         return score_dask(X, y, criterion, backend, **params)
