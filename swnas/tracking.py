@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.state import to_jsonable

@@ -250,3 +250,19 @@ def test_stage_scores_from_disk_match_in_memory(folder):
         assert len(got) == 3
         for g, w in zip(got, ref):
             assert g.stage == pytest.approx(w.stage, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_search_over_a_streamed_folder(folder, tmp_path, monkeypatch):
+    """The real toolkit over a streamed image folder: training, stage scores and metrics from disk."""
+    import swnas.diskdata as dd
+    from swnas.search import SearchConfig, load_state, run_search
+
+    monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
+    cfg = SearchConfig(dataset="imagefolder", data=str(folder), input_size=16, workers=0, iterations=1, stages=3,
+                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu", keep_going=True)
+    run_search(cfg, tmp_path / "out", echo=None)
+    state = load_state(tmp_path / "out")
+    assert len(state["networks"]) == 3 and state["config"]["input_size"] == 16
+    assert all(np.isfinite(s) for n in state["networks"][:2] for s in n["scores"])
+    assert all(0.0 <= n["metrics"]["top1"] <= 1.0 and len(n["history"]) == 1 for n in state["networks"])

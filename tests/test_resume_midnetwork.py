@@ -2,7 +2,6 @@
 continues from that network's epoch checkpoint and ends exactly where an uninterrupted run ends."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
