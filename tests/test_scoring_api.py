@@ -175,3 +175,13 @@ def test_check_backend_names_the_problem():
         if not backend_status(b)[0]:
             with pytest.raises(BackendUnavailableError, match=b):
                 check_backend(b, "pls")
+
+
+def test_implementations_live_in_modules_named_by_criterion_and_backend():
+    """docs/backends.md: a backend is one table record plus modules ``_<criterion>_<backend>.py``."""
+    from swnas.scoring.backends import _IMPLS
+
+    assert {c for c, _, _ in _IMPLS} == set(criteria())
+    for (crit, backend, _batched), fn in _IMPLS.items():
+        expected = f"swnas.scoring.{crit}" if backend == "numpy" else f"swnas.scoring._{crit}_{backend}"
+        assert fn.__module__ == expected, (crit, backend, fn.__module__)
