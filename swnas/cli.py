@@ -106,12 +106,47 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    _add_search_parser(sub, criteria, modules)
+
+    # report -------------------------------------------------------------------------------
+    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/)")
+    r.add_argument("dir", metavar="DIR")
+    r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained)")
+
+    # ensemble -----------------------------------------------------------------------------
+    e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
+    e.add_argument("dir", metavar="DIR")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true")
+
+    _add_train_export_parsers(sub, modules)
+
+    # score --------------------------------------------------------------------------------
+    c = sub.add_parser("score", help="score a saved feature matrix")
+    c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
+    c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
+    c.add_argument("--criterion", default="pls", choices=criteria)
+    c.add_argument("--backend", default="auto")
+    c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
+    c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
+    c.add_argument("--json", action="store_true")
+
+    # backends -----------------------------------------------------------------------------
+    sub.add_parser("backends", help="scorer backends available here, and why the others are not")
+    return p
+
+
+def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]) -> None:
     # search -------------------------------------------------------------------------------
     s = sub.add_parser(
         "search",
         help="run Algorithm 1 (2n+1 networks for n iterations)",
         description="Run the stage-wise search. Unset options take the paper's defaults; with --resume "
-        "they come from the stored run, and giving a different value is an error.",
+        "they come from the stored run; a different value is accepted only where nothing already computed "
+        "depends on it (see docs/reliability.md).",
         argument_default=S,
     )
     s.add_argument("--criterion", choices=criteria, help="stage importance (default pls, 2 components)")
@@ -142,20 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
 
-    # report -------------------------------------------------------------------------------
-    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/)")
-    r.add_argument("dir", metavar="DIR")
-    r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
-    r.add_argument("--device", default="auto")
-    r.add_argument("--quiet", action="store_true")
-    r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained)")
 
-    # ensemble -----------------------------------------------------------------------------
-    e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
-    e.add_argument("dir", metavar="DIR")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--json", action="store_true")
 
+def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     # train --------------------------------------------------------------------------------
     t = sub.add_parser("train", help="train one architecture from scratch (a found one, or a uniform baseline)")
     t.add_argument("--spec", metavar="SPEC.json", help="architecture JSON (e.g. DIR/specs/04-A2.json)")
@@ -184,20 +208,6 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
-
-    # score --------------------------------------------------------------------------------
-    c = sub.add_parser("score", help="score a saved feature matrix")
-    c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
-    c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
-    c.add_argument("--criterion", default="pls", choices=criteria)
-    c.add_argument("--backend", default="auto")
-    c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
-    c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
-    c.add_argument("--json", action="store_true")
-
-    # backends -----------------------------------------------------------------------------
-    sub.add_parser("backends", help="scorer backends available here, and why the others are not")
-    return p
 
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
@@ -445,6 +455,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwnasError as exc:
         print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # the trainer's divergence report (names the epoch)
+        lr = getattr(ns, "lr", None)
+        hint = f", e.g. --lr {lr / 10:g}" if isinstance(lr, float) else " with --lr"
+        print(f"swnas {ns.command}: error: training diverged: {exc}{hint}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, read-only file system, permissions: say which file, no traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = ""
         if ns.command == "search":

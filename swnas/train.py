@@ -1,14 +1,16 @@
 """The trainer: in-memory data on the device, on-device augmentation, AMP, DDP, resumable checkpoints.
 
-One code path serves CPU and GPU. The training images live on the device as uint8 (CIFAR-10:
-150 MB); each step gathers a batch by index, crops/flips it with one vectorised gather
-(:mod:`swnas.augment`), normalises it to float and runs the model -- no DataLoader, no worker
-processes. On CUDA the batch is channels_last and the forward pass runs under bf16 autocast (fp16
+One code path serves CPU and GPU. The batches come from a batch source (:mod:`swnas.loader`):
+by default the training images live on the device as uint8 (CIFAR-10: 150 MB) and each step
+gathers a batch by index, crops/flips it with one vectorised gather (:mod:`swnas.augment`) and
+normalises it to float -- no DataLoader, no worker processes; ``batches=`` plugs in another
+source. :func:`train` reads as: set up (:func:`_setup`, :func:`_restore`), then per epoch
+:func:`_train_epoch`, :func:`_save_checkpoint`, :func:`_report_epoch`, then :func:`_result`. On CUDA the batch is channels_last and the forward pass runs under bf16 autocast (fp16
 with a GradScaler on request); ``compile=True`` wraps the model in :func:`torch.compile`.
 
-Randomness is derived from ``(seed, epoch)``: the epoch's sample order and every image's crop
-offsets and flip bit are drawn from one generator seeded by those two numbers, for the *global*
-batch, on every rank. Hence
+Randomness is derived from ``(seed, epoch)`` (:class:`swnas.loader.EpochPlan`): the epoch's sample
+order and every image's crop offsets and flip bit are drawn from one generator seeded by those two
+numbers, for the *global* batch, on every rank. Hence
 
 - a CPU run is reproducible bit for bit for a given seed,
 - a run resumed from an epoch-end checkpoint continues exactly as an uninterrupted one,
@@ -296,7 +298,10 @@ class _Run:
     start: int = 0
 
 
-def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset) -> tuple[int, bool]:
+def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset, rec: Recipe) -> tuple[int, bool]:
+    if rec.lr > float(np.finfo(np.float32).max):  # the optimizer steps in float32
+        raise InputError(f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
+                         "such as 0.1")
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -534,7 +539,7 @@ def train(
     D.init_from_env()
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     data = data if getattr(data, "streaming", False) else _check_dataset(data)  # E: FolderDataset (swnas.diskrun)
-    pad, flip = _check_args(model, seed, pad, flip, data)
+    pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
     if batches is None and getattr(data, "streaming", False):  # E: batches decoded from disk by workers
         from swnas.diskrun import FolderBatchSource

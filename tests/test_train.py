@@ -333,3 +333,46 @@ def test_gpu_augmentation_matches_cpu_reference_and_training_runs(tmp_path):
     cpu_logits = predict_logits(model.cpu(), data.x_test, mean=data.mean, std=data.std)
     gpu_logits = predict_logits(model.cuda(), data.x_test, mean=data.mean, std=data.std, amp="none")
     torch.testing.assert_close(gpu_logits, cpu_logits, rtol=1e-2, atol=1e-2)  # cuDNN may use TF32
+
+
+def test_a_plugged_in_batch_source_sees_the_plan_and_trains_identically():
+    """``batches=`` replaces where batches come from; a source following the plan gives the same run."""
+    from swnas.loader import EpochPlan, InMemoryBatches
+
+    data = tiny_data(n=96)
+    seen = []
+
+    class Recording(InMemoryBatches):
+        def epoch(self, epoch):
+            for xb, yb in super().epoch(epoch):
+                seen.append((epoch, tuple(xb.shape)))
+                yield xb, yb
+
+    def factory(plan, device):
+        assert isinstance(plan, EpochPlan) and plan.global_batch == 32 and plan.steps == 3
+        return Recording(data.x_train, data.y_train, data.mean, data.std, plan, device)
+
+    kw = dict(epochs=2, batch_size=32, lr=0.05, progress=False, device="cpu", seed=4)
+    torch.manual_seed(0)
+    a = small_net()
+    ra = train(a, data, **kw)
+    torch.manual_seed(0)
+    b = small_net()
+    rb = train(b, data, batches=factory, **kw)
+    assert [e for e, _ in seen] == [0, 0, 0, 1, 1, 1] and seen[0][1][0] == 32
+    assert [h["loss"] for h in ra.history] == [h["loss"] for h in rb.history]
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_epoch_plan_draws_the_same_global_batches_on_every_rank():
+    from swnas.loader import EpochPlan
+
+    plans = [EpochPlan.make(n=50, batch_size=16, world_size=2, rank=r, pad=1, flip=True, seed=3) for r in (0, 1)]
+    assert plans[0].steps == 3 and plans[0].per_rank == 8 and plans[0].images_per_epoch == 48
+    draws = [p.draw(1, torch.device("cpu")) for p in plans]
+    whole = torch.cat([draws[0][0], draws[1][0]], dim=1).flatten()
+    assert whole.unique().numel() == 48  # the two shards split one permutation
+    assert not torch.equal(plans[0].draw(2, torch.device("cpu"))[0], draws[0][0])  # epochs differ
+    with pytest.raises(InputError, match="divisible by the world size"):
+        EpochPlan.make(n=50, batch_size=15, world_size=2, rank=0, pad=1, flip=True, seed=0)

@@ -14,6 +14,7 @@ __all__ = [
     "criterion_names", "module_names",
 ]
 
+FLOAT32_MAX = 3.4028234663852886e38
 STATE_FILE = "search.json"
 LOG_FILE = "search.log"
 FORMAT = "swnas-search/1"
@@ -135,3 +136,6 @@ def _check_numbers(c: SearchConfig) -> None:
         raise InputError(f"workers: expected an integer >= 0, got {c.workers!r}")
     if c.lr is not None and not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
         raise InputError(f"lr: expected a positive learning rate, got {c.lr!r}")
+    if c.lr is not None and c.lr > FLOAT32_MAX:
+        raise InputError(f"lr: {c.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
+                         "such as 0.1")
