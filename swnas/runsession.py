@@ -35,9 +35,12 @@ def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: 
     level = getattr(ns, "log_level", None) or ("warning" if quiet else "info")
     resolved = cfg.resolved()
     resume = getattr(ns, "resume", None) is not None
-    fresh_dir = not (out / STATE_FILE).exists()
-    logger = setup_logging(level, out / LOG_FILE if main and (resume or fresh_dir) else None)
-    if main and (resume or fresh_dir):  # never overwrite another search's files before it is refused
+    # write into OUT only where the search itself will: never over another search's files (a fresh
+    # run there is refused), never through a file or link in OUT's place (refused with a clear error)
+    usable = out.is_dir() and not out.is_symlink() if out.exists() or out.is_symlink() else True
+    own = main and usable and (resume or not (out / STATE_FILE).exists())
+    logger = setup_logging(level, out / LOG_FILE if own and not (out / LOG_FILE).is_symlink() else None)
+    if own and not (out / CONFIG_NAME).is_symlink():
         write_config(out / CONFIG_NAME, {**resolved.to_dict(), "out": str(out), **session_options(ns)})
     tracker = activate(make_tracker(getattr(ns, "track", None), out, rank=D.rank()))
     tracker.config(resolved.to_dict())
