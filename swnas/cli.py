@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stage-Wise Neural Architecture Search (Jordao et al., ICPR 2020).",
     )
     from swnas import __version__
+    from swnas.search.config import criterion_names, module_names
+
+    criteria, modules = criterion_names(), module_names()
 
     p.add_argument("--version", action="version", version=f"swnas {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -111,12 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         "they come from the stored run, and giving a different value is an error.",
         argument_default=S,
     )
-    s.add_argument("--criterion", choices=["pls", "inffs", "ilfs"], help="stage importance (default pls, 2 components)")
+    s.add_argument("--criterion", choices=criteria, help="stage importance (default pls, 2 components)")
     s.add_argument("--iterations", type=_nonneg_int, help="iterations n (default 5)")
     s.add_argument("--stages", type=_positive_int, help="number of stages S (default 3; 4 for bottleneck)")
     s.add_argument("--m0", type=_positive_int, help="initial modules per stage (default 6)")
     s.add_argument("--delta", type=_positive_int, help="modules added per step (default 2; 1 for nasnet)")
-    s.add_argument("--module", choices=["basic", "bottleneck", "nasnet"], help="module type (default basic)")
+    s.add_argument("--module", choices=modules, help="module type (default basic)")
     s.add_argument("--reduce", help="stage-feature reduction (default avgpool8, the paper's)")
     s.add_argument("--recipe", help="training recipe (default paper)")
     s.add_argument("--epochs", type=_positive_int, help="training epochs per network (default: the recipe's)")
@@ -154,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     # train --------------------------------------------------------------------------------
     t = sub.add_parser("train", help="train one architecture from scratch (a found one, or a uniform baseline)")
     t.add_argument("--spec", metavar="SPEC.json", help="architecture JSON (e.g. DIR/specs/04-A2.json)")
-    t.add_argument("--module", choices=["basic", "bottleneck", "nasnet"], help="with --stages: a uniform network")
+    t.add_argument("--module", choices=modules, help="with --stages: a uniform network")
     t.add_argument("--stages", type=_stage_list, help="modules per stage, e.g. 7,7,7 (ResNet-44)")
     t.add_argument("--dataset", default="digits")
     t.add_argument("--data", metavar="PATH")
@@ -167,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--name", help="label in reports (default: from the architecture)")
     t.add_argument("--out", metavar="DIR", required=True, help="where model.pt and train.json go")
+    t.add_argument("--force", action="store_true", help="replace the model.pt/train.json already in --out")
     t.add_argument("--quiet", action="store_true")
 
     # export -------------------------------------------------------------------------------
@@ -182,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="score a saved feature matrix")
     c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
     c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
-    c.add_argument("--criterion", default="pls", choices=["pls", "inffs", "ilfs"])
+    c.add_argument("--criterion", default="pls", choices=criteria)
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
@@ -268,7 +272,7 @@ def cmd_ensemble(ns: argparse.Namespace) -> int:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
-    from swnas.search import train_architecture
+    from swnas.baseline import train_architecture
 
     if ns.spec is None and ns.stages is None:
         raise InputError("train: give --spec SPEC.json or --stages (with --module) to describe the architecture")
@@ -277,7 +281,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
     res = train_architecture(
         spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
         subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
-        device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet,
+        device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet, force=ns.force,
     )
     m = res["metrics"]
     print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
@@ -386,6 +390,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SwnasError as exc:
         print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # the trainer's divergence report (names the epoch)
+        lr = getattr(ns, "lr", None)
+        hint = f", e.g. --lr {lr / 10:g}" if isinstance(lr, float) else " with --lr"
+        print(f"swnas {ns.command}: error: training diverged: {exc}{hint}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # disk full, read-only file system, permissions: say which file, no traceback
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = ""
         if ns.command == "search":

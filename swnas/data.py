@@ -29,6 +29,7 @@ from swnas.errors import InputError
 
 __all__ = [
     "Dataset",
+    "check_source",
     "load_dataset",
     "load_npz_arrays",
     "channel_stats",
@@ -346,6 +347,10 @@ def _load_cifar10(path: str | os.PathLike | None, download: bool | None, **kw: A
         from torchvision.datasets import CIFAR10
     except ImportError as exc:  # pragma: no cover - torchvision is a dependency
         raise InputError(f"cifar10: torchvision is needed to read {str(path)!r}; {where}") from exc
+    if path.is_dir() and download is None and not (path / "cifar-10-batches-py").is_dir():
+        # an existing directory that holds no CIFAR-10: never start a download into the user's folder
+        raise InputError(f"cifar10: {str(path)!r} is a directory without a CIFAR-10 data set (no cifar10.npz, "
+                         f"no cifar-10-batches-py); {where}")
     want = True if download is None else bool(download)
     try:
         tr = CIFAR10(str(path), train=True, download=want)
@@ -490,6 +495,21 @@ def _load_imagenet32(path: str | os.PathLike | None, **kw: Any) -> Dataset:
 # --------------------------------------------------------------------------- entry point
 
 
+def check_source(name: str, path: str | os.PathLike | None) -> None:
+    """Check a data set name and its ``path`` before anything is read (cheap; no file opened).
+
+    ``digits`` is bundled with scikit-learn, so a ``path`` for it is an error rather than silently
+    ignored.
+    """
+    if not isinstance(name, str) or name.lower() not in DATASETS:
+        raise InputError(f"dataset: must be one of {list(DATASETS)}, got {name!r}")
+    if path is None:
+        return
+    if name.lower() == "digits":
+        raise InputError(f"data: the digits data set is bundled with scikit-learn and reads no file; "
+                         f"drop --data {path} (or choose a --dataset that reads it)")
+
+
 def load_dataset(
     name: str = "digits",
     path: str | os.PathLike | None = None,
@@ -551,6 +571,7 @@ def load_dataset(
         raise InputError(f"subset must be an integer >= 2 or None, got {subset!r}")
     kw = dict(val_split=float(val_split), subset=None if subset is None else int(subset), seed=int(seed))
     name = name.lower()
+    check_source(name, path)
     if name == "digits":
         return _load_digits(**kw)
     if name == "cifar10":

@@ -141,11 +141,13 @@ def ensemble_search(
     Loads every candidate checkpoint of ``OUT/search.json`` (or the network indices ``members``),
     reloads the search's dataset (or uses ``dataset``) and writes ``OUT/ensemble.json``.
     """
-    from swnas.search import load_state
-    from swnas.state import atomic_write_json
+    from swnas.search import checkpoint_path, load_recorded, load_state
+    from swnas.state import atomic_write_json, refuse_links
 
     out = Path(out_dir)
     state = load_state(out)
+    if write:
+        refuse_links(out, (ENSEMBLE_FILE,))
     idx = list(state["candidates"] if members is None else members)
     if not idx:
         raise InputError(f"{out}: the search has no trained candidate yet")
@@ -153,16 +155,13 @@ def ensemble_search(
     for i in idx:
         if not (isinstance(i, int) and 0 <= i < len(nets)):
             raise InputError(f"members: {i!r} is not a network index of {out} (0..{len(nets) - 1})")
-        if not (out / nets[i]["checkpoint"]).is_file():
-            raise InputError(f"{out}: checkpoint {nets[i]['checkpoint']} of network {i} is missing")
+        checkpoint_path(out, nets[i])  # inside OUT, present, the recorded file (before loading any data)
     if dataset is None:
         from swnas.data import load_dataset
 
         cfg = state["config"]
         dataset = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0))
-    from swnas.models import load
-
-    models = [load(out / nets[i]["checkpoint"]) for i in idx]
+    models = [load_recorded(out, nets[i]) for i in idx]
     res = evaluate_ensemble(
         models, dataset.x_test, dataset.y_test, mean=dataset.mean, std=dataset.std, device=device,
         logits_fn=logits_fn, members=idx,

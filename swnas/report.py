@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swnas.errors import InputError
-from swnas.state import atomic_save, atomic_write_text, read_json
+from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
 
 __all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMNS"]
 
@@ -243,7 +243,9 @@ def write_report(
                 if echo:
                     echo(note)
     rows = collect_rows(out, state, ens)
+    refuse_links(out, ("report",))
     rep_dir = out / "report"
+    refuse_links(rep_dir, ("table.md", "table.csv", "stage_depths.png", "accuracy_vs_macs.png"))
     md = _markdown(rows, state, note)
     table_md = atomic_write_text(rep_dir / "table.md", md)
     table_csv = atomic_write_text(rep_dir / "table.csv", _csv(rows))
@@ -277,26 +279,27 @@ def export_candidate(
     k = len(cands) - 1 if candidate is None else candidate
     if not (isinstance(k, int) and 0 <= k < len(cands)):
         raise InputError(f"--candidate: {candidate!r} is out of range; {out} has candidates 0..{len(cands) - 1}")
+    to, ts_path, onnx_path = _export_paths(to, torchscript, onnx)
     if onnx:
         try:
             import onnx as _onnx  # noqa: F401
         except ImportError:
             raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
     net = state["networks"][cands[k]]
-    from swnas.models import load, save_model
+    from swnas.models import save_model
+    from swnas.search import load_recorded
 
-    model = load(out / net["checkpoint"])
-    to = Path(to)
-    written = [save_model(model, to, extra={"search": str(out.resolve()), "candidate": k,
-                                            "network": int(net["index"]), "metrics": _plain(net["metrics"])})]
-    if torchscript or onnx:
+    model = load_recorded(out, net)
+    written = [atomic_save(lambda p: save_model(model, p, extra={
+        "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
+        "metrics": _plain(net["metrics"])}), to)]
+    if ts_path is not None or onnx_path is not None:
         import torch
 
         spec = model.spec
         example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
         model = model.eval()
-        if torchscript:
-            ts_path = to.with_suffix(".torchscript.pt")
+        if ts_path is not None:
             import warnings
 
             with torch.no_grad(), warnings.catch_warnings():
@@ -304,13 +307,39 @@ def export_candidate(
                 warnings.simplefilter("ignore", FutureWarning)
                 traced = torch.jit.trace(model, example)
             written.append(atomic_save(lambda p: traced.save(p), ts_path))
-        if onnx:
-            onnx_path = to.with_suffix(".onnx")
+        if onnx_path is not None:
             written.append(atomic_save(
                 lambda p: torch.onnx.export(model, (example,), p, input_names=["images"], output_names=["logits"],
                                             dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}),
                 onnx_path))
     return written
+
+
+def _export_paths(to: str | Path, torchscript: bool, onnx: bool) -> tuple[Path, Path | None, Path | None]:
+    """``--to`` and the TorchScript/ONNX files beside it, checked: none is a directory, none overwrites another.
+
+    The extra files share ``to``'s name without its ``.pt``/``.torchscript``/``.onnx`` endings:
+    ``m.pt`` -> ``m.torchscript.pt`` and ``m.onnx``.
+    """
+    to = Path(to)
+    if to.is_dir():
+        raise InputError(f"--to {to}: is a directory; give a file name such as {to / 'model.pt'}")
+    if to.parent.exists() and not to.parent.is_dir():
+        raise InputError(f"--to {to}: {to.parent} is not a directory")
+    base = to.name
+    for end in (".pt", ".torchscript", ".onnx"):
+        if base.endswith(end) and len(base) > len(end):
+            base = base[: -len(end)]
+    ts_path = to.with_name(base + ".torchscript.pt") if torchscript else None
+    onnx_path = to.with_name(base + ".onnx") if onnx else None
+    for extra, flag in ((ts_path, "--torchscript"), (onnx_path, "--onnx")):
+        if extra is None:
+            continue
+        if extra == to:
+            raise InputError(f"--to {to}: {flag} would write its file over the checkpoint; give --to {base}.pt")
+        if extra.is_dir():
+            raise InputError(f"{flag}: {extra} is a directory")
+    return to, ts_path, onnx_path
 
 
 def _plain(d: dict) -> dict:

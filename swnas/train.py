@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -40,10 +39,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from swnas import distributed as D
-from swnas.augment import crop_flip, normalize, random_params
+from swnas.augment import normalize
 from swnas.data import Dataset
 from swnas.errors import InputError
+from swnas.loader import BatchSource, EpochPlan, InMemoryBatches, mix_seed
+from swnas.loader import norm_tensors as _norm_tensors
 from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
+from swnas.state import atomic_save
 
 __all__ = ["TrainResult", "train", "evaluate", "predict_logits", "load_checkpoint",
            "CHECKPOINT_NAME"]
@@ -101,12 +103,6 @@ class TrainResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def _mix(*numbers: int) -> int:
-    """A 63-bit seed derived from a tuple of non-negative integers."""
-    state = np.random.SeedSequence([int(n) & 0xFFFFFFFF for n in numbers]).generate_state(2)
-    return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
-
-
 def _resolve_amp(amp: Any, dev: torch.device) -> str:
     if amp is None or amp is False or amp == "none":
         return "none"
@@ -149,18 +145,6 @@ def _check_dataset(data: Any) -> Dataset:
     return data
 
 
-def _norm_tensors(mean: Sequence[float], std: Sequence[float], dev: torch.device
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    m = torch.as_tensor(np.asarray(mean, np.float64), dtype=torch.float64)
-    s = torch.as_tensor(np.asarray(std, np.float64), dtype=torch.float64)
-    if m.ndim != 1 or s.shape != m.shape or not bool(torch.all(s > 0)):
-        raise InputError(f"mean and std must be per-channel sequences of equal length with std > 0, "
-                         f"got mean={list(mean)}, std={list(std)}")
-    scale = (1.0 / (255.0 * s)).float().view(1, -1, 1, 1).to(dev)
-    shift = (-m / s).float().view(1, -1, 1, 1).to(dev)
-    return scale, shift
-
-
 def _unwrap(model: nn.Module) -> nn.Module:
     while True:
         if isinstance(model, nn.parallel.DistributedDataParallel):
@@ -169,21 +153,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
             model = model._orig_mod
         else:
             return model
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
@@ -307,9 +276,181 @@ def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float
 # --------------------------------------------------------------------------- training
 
 
-def _run_config(rec: Recipe, seed: int, n_train: int, batch: int, steps: int, pad: int, flip: bool) -> dict:
-    return {"recipe": rec.to_dict(), "seed": int(seed), "n_train": int(n_train), "batch": int(batch),
-            "steps_per_epoch": int(steps), "pad": int(pad), "flip": bool(flip)}
+@dataclass
+class _Run:
+    """Everything one training run holds: the model and its wrappers, the optimisation state, the plan."""
+
+    model: nn.Module
+    net: nn.Module
+    opt: Any
+    sched: Any
+    scaler: Any
+    rec: Recipe
+    plan: EpochPlan
+    dev: torch.device
+    amp: str
+    config: dict
+    ckpt_path: Path | None
+    history: list = field(default_factory=list)
+    start: int = 0
+
+
+def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset, rec: Recipe) -> tuple[int, bool]:
+    if rec.lr > float(np.finfo(np.float32).max):  # the optimizer steps in float32
+        raise InputError(f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
+                         "such as 0.1")
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
+    if pad is None:
+        pad = crop_padding(data.input_size)
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise InputError(f"pad must be a non-negative integer, got {pad!r}")
+    if flip == "auto":
+        flip = data.name != "digits"
+    if not isinstance(flip, bool):
+        raise InputError(f"flip must be True, False or 'auto', got {flip!r}")
+    return pad, flip
+
+
+def _restore(run: _Run) -> None:
+    """Continue from ``run.ckpt_path`` when it holds a checkpoint of this very run."""
+    path = run.ckpt_path
+    if path is None or not path.exists():
+        return
+    ck = load_checkpoint(path, map_location=run.dev)
+    if ck.get("config") != run.config:
+        raise InputError(
+            f"checkpoint {str(path)!r} belongs to a different run (its settings "
+            f"{ck.get('config')} differ from {run.config}); use another checkpoint_dir"
+        )
+    try:
+        run.model.load_state_dict(ck["model"])
+        run.opt.load_state_dict(ck["optimizer"])
+        run.sched.load_state_dict(ck["scheduler"])
+        if run.scaler is not None and ck.get("scaler"):
+            run.scaler.load_state_dict(ck["scaler"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(f"checkpoint {str(path)!r} does not fit this model: {exc}") from exc
+    rng = ck.get("rng", {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"].cpu())
+    if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    run.start = int(ck["epoch"])
+    run.history = list(ck.get("history", []))
+
+
+def _train_epoch(run: _Run, source: BatchSource, epoch: int, criterion: nn.Module, bar: Any) -> dict:
+    """One epoch over ``source``; returns its history entry (loss and accuracy summed over ranks)."""
+    t0 = time.perf_counter()
+    dev, plan = run.dev, run.plan
+    torch.manual_seed(mix_seed(plan.seed, epoch, 1 + plan.rank))  # dropout and other in-model randomness
+    run.net.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    for xb, yb in source.epoch(epoch):
+        with _autocast(run.amp, dev):
+            out = run.net(xb)
+            loss = criterion(out.float(), yb)
+        run.opt.zero_grad(set_to_none=True)
+        if run.scaler is not None:
+            run.scaler.scale(loss).backward()
+            run.scaler.step(run.opt)
+            run.scaler.update()
+        else:
+            loss.backward()
+            run.opt.step()
+        run.sched.step()
+        loss_sum += loss.detach().double() * plan.per_rank
+        correct += (out.detach().argmax(1) == yb).sum()
+        if bar is not None:
+            bar.update(1)
+    totals = torch.stack([loss_sum, correct.double()])
+    D.all_reduce_sum(totals)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    secs = time.perf_counter() - t0
+    seen = plan.images_per_epoch
+    stats = {"epoch": epoch + 1, "loss": float(totals[0]) / seen, "acc": float(totals[1]) / seen,
+             "lr": float(run.opt.param_groups[0]["lr"]), "seconds": secs,
+             "images_per_second": seen / secs if secs > 0 else float("inf")}
+    if not math.isfinite(stats["loss"]):
+        raise FloatingPointError(f"training loss became {stats['loss']} at epoch {epoch + 1} (learning rate "
+                                 f"{run.rec.lr:g}); lower the learning rate")
+    return stats
+
+
+def _save_checkpoint(run: _Run, epoch: int) -> None:
+    """Write ``last.pt`` atomically on rank 0 (every rank waits for it)."""
+    if run.ckpt_path is None:
+        return
+    if D.is_main():
+        rng = {"torch": torch.get_rng_state()}
+        if run.dev.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        payload = {
+            "format": _CKPT_FORMAT, "version": _CKPT_VERSION, "epoch": epoch + 1,
+            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else {},
+            "rng": rng, "history": run.history, "config": run.config,
+        }
+        atomic_save(lambda p: torch.save(payload, p), run.ckpt_path)
+    D.barrier()
+
+
+def _report_epoch(bar: Any, stats: dict, epochs: int) -> None:
+    if bar is not None:
+        bar.set_postfix(epoch=f"{stats['epoch']}/{epochs}", loss=f"{stats['loss']:.4f}",
+                        acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}")
+    elif D.is_main():
+        left = (epochs - stats["epoch"]) * stats["seconds"]
+        log.info("epoch %d/%d loss %.4f acc %.4f lr %.4g %.0f img/s ETA %.0f s", stats["epoch"], epochs,
+                 stats["loss"], stats["acc"], stats["lr"], stats["images_per_second"], left)
+
+
+def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, flip: bool, device: Any, amp: Any,
+           compile: bool, sync_bn: bool, checkpoint_dir: Any) -> _Run:
+    ws, rk = D.world_size(), D.rank()
+    dev = _resolve_device(device)
+    amp_mode = _resolve_amp(amp, dev)
+    plan = EpochPlan.make(len(data.x_train), rec.batch_size, ws, rk, pad, flip, seed)
+    if ws > 1 and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(dev)
+    if dev.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, rec)
+    run = _Run(model=model, net=model, opt=opt, sched=make_scheduler(opt, rec, plan.steps),
+               scaler=torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None, rec=rec, plan=plan, dev=dev,
+               amp=amp_mode, config={"recipe": rec.to_dict(), "seed": int(seed), **plan.config()},
+               ckpt_path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None)
+    _restore(run)
+    if ws > 1:
+        run.net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if compile:
+        run.net = torch.compile(run.net)
+    return run
+
+
+def _result(run: _Run, data: Dataset, eval_batch_size: int) -> TrainResult:
+    ev = dict(mean=data.mean, std=data.std, batch_size=eval_batch_size, device=run.dev, amp=run.amp)
+    test = evaluate(run.model, data.x_test, data.y_test, **ev)
+    val = None
+    if data.x_val is not None and data.y_val is not None and len(data.x_val):
+        val = evaluate(run.model, data.x_val, data.y_val, **ev)
+    history = run.history
+    seconds = float(sum(h["seconds"] for h in history))
+    images = float(sum(h["images_per_second"] * h["seconds"] for h in history))
+    return TrainResult(
+        epochs=len(history), seconds=seconds, images_per_second=images / seconds if seconds > 0 else 0.0,
+        history=history, top1=test["top1"], top5=test["top5"], loss=test["loss"],
+        val_top1=None if val is None else val["top1"], val_top5=None if val is None else val["top5"],
+        val_loss=None if val is None else val["loss"], resumed_from=run.start, recipe=run.rec.to_dict(),
+        device=str(run.dev), world_size=run.plan.world_size,
+    )
 
 
 def train(
@@ -331,6 +472,7 @@ def train(
     pad: int | None = None,
     sync_bn: bool = False,
     eval_batch_size: int = 512,
+    batches: Callable[[EpochPlan, torch.device], BatchSource] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data.x_train`` and evaluate it on the validation and test sets.
 
@@ -369,186 +511,46 @@ def train(
     sync_bn : bool
         Under DDP, convert BatchNorm layers to SyncBatchNorm.
     eval_batch_size : int
+    batches : callable, optional
+        ``batches(plan, device) -> BatchSource``: where the training batches come from (see
+        :mod:`swnas.loader`); default :class:`~swnas.loader.InMemoryBatches` over ``data.x_train``.
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    FloatingPointError
+        The training loss became NaN or infinite (its message names the epoch).
     """
     D.init_from_env()
-    ws, rk = D.world_size(), D.rank()
-    main = rk == 0
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     data = _check_dataset(data)
-    if not isinstance(model, nn.Module):
-        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
-    dev = _resolve_device(device)
-    amp_mode = _resolve_amp(amp, dev)
-    channels_last = dev.type == "cuda"
-
-    n = len(data.x_train)
-    gbatch = rec.batch_size
-    if gbatch % ws:
-        raise InputError(f"batch_size={gbatch} must be divisible by the world size {ws}")
-    if n < gbatch:
-        gbatch = (n // ws) * ws
-        if gbatch == 0:
-            raise InputError(f"{n} training images cannot be split over {ws} ranks")
-    steps = n // gbatch
-    per_rank = gbatch // ws
-    if pad is None:
-        pad = crop_padding(data.input_size)
-    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise InputError(f"pad must be a non-negative integer, got {pad!r}")
-    if flip == "auto":
-        flip = data.name != "digits"
-    if not isinstance(flip, bool):
-        raise InputError(f"flip must be True, False or 'auto', got {flip!r}")
-
-    if ws > 1 and sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(dev)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, rec)
-    sched = make_scheduler(opt, rec, steps)
-    scaler = torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None
-    config = _run_config(rec, seed, n, gbatch, steps, pad, flip)
-
-    history: list[dict] = []
-    start = 0
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, map_location=dev)
-        if ck.get("config") != config:
-            raise InputError(
-                f"checkpoint {str(ckpt_path)!r} belongs to a different run (its settings "
-                f"{ck.get('config')} differ from {config}); use another checkpoint_dir"
-            )
-        try:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            if scaler is not None and ck.get("scaler"):
-                scaler.load_state_dict(ck["scaler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise InputError(f"checkpoint {str(ckpt_path)!r} does not fit this model: {exc}") from exc
-        rng = ck.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"].cpu())
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        start = int(ck["epoch"])
-        history = list(ck.get("history", []))
-
-    net: nn.Module = model
-    if ws > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if compile:
-        net = torch.compile(net)
-
-    xs = torch.from_numpy(data.x_train).to(dev)
-    ys = torch.from_numpy(data.y_train.astype(np.int64, copy=False)).to(dev)
-    scale, shift = _norm_tensors(data.mean, data.std, dev)
+    pad, flip = _check_args(model, seed, pad, flip, data, rec)
+    run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
+    if batches is None:
+        source: BatchSource = InMemoryBatches(data.x_train, data.y_train, data.mean, data.std, run.plan, run.dev,
+                                              channels_last=run.dev.type == "cuda")
+    else:
+        source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
-    shard = slice(rk * per_rank, (rk + 1) * per_rank)
-
     bar = None
-    if progress and main and start < rec.epochs:
+    if progress and D.is_main() and run.start < rec.epochs:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(rec.epochs - start) * steps, unit="batch", desc="train", leave=True,
+        bar = tqdm(total=(rec.epochs - run.start) * run.plan.steps, unit="batch", desc="train", leave=True,
                    dynamic_ncols=True)
-
     try:
-        for epoch in range(start, rec.epochs):
-            t0 = time.perf_counter()
-            torch.manual_seed(_mix(seed, epoch, 1 + rk))  # dropout and other in-model randomness
-            gen = torch.Generator(device=dev)
-            gen.manual_seed(_mix(seed, epoch, 0))  # identical on every rank
-            perm = torch.randperm(n, generator=gen, device=dev)[: steps * gbatch].view(steps, gbatch)
-            oy, ox, fl = random_params(steps * gbatch, pad, flip, generator=gen, device=dev)
-            oy, ox, fl = (t.view(steps, gbatch)[:, shard] for t in (oy, ox, fl))
-            perm = perm[:, shard]
-            net.train()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-            correct = torch.zeros((), dtype=torch.int64, device=dev)
-            for s in range(steps):
-                idx = perm[s]
-                xb = crop_flip(xs[idx], oy[s], ox[s], fl[s], pad)
-                xb = normalize(xb, scale, shift, channels_last=channels_last)
-                yb = ys[idx]
-                with _autocast(amp_mode, dev):
-                    out = net(xb)
-                    loss = criterion(out.float(), yb)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-                sched.step()
-                loss_sum += loss.detach().double() * per_rank
-                correct += (out.detach().argmax(1) == yb).sum()
-                if bar is not None:
-                    bar.update(1)
-            totals = torch.stack([loss_sum, correct.double()])
-            D.all_reduce_sum(totals)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            secs = time.perf_counter() - t0
-            seen = steps * gbatch
-            stats = {"epoch": epoch + 1, "loss": float(totals[0]) / seen, "acc": float(totals[1]) / seen,
-                     "lr": float(opt.param_groups[0]["lr"]), "seconds": secs,
-                     "images_per_second": seen / secs if secs > 0 else float("inf")}
-            if not math.isfinite(stats["loss"]):
-                raise FloatingPointError(f"training loss became {stats['loss']} at epoch {epoch + 1}; "
-                                         "lower the learning rate")
-            history.append(stats)
-            if ckpt_path is not None:
-                if main:
-                    rng = {"torch": torch.get_rng_state()}
-                    if dev.type == "cuda":
-                        rng["cuda"] = torch.cuda.get_rng_state_all()
-                    _atomic_save({
-                        "format": _CKPT_FORMAT, "version": _CKPT_VERSION, "epoch": epoch + 1,
-                        "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "scaler": scaler.state_dict() if scaler is not None else {},
-                        "rng": rng, "history": history, "config": config,
-                    }, ckpt_path)
-                D.barrier()
-            if bar is not None:
-                bar.set_postfix(epoch=f"{epoch + 1}/{rec.epochs}", loss=f"{stats['loss']:.4f}",
-                                acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}")
-            elif main:
-                left = (rec.epochs - epoch - 1) * secs
-                log.info("epoch %d/%d loss %.4f acc %.4f lr %.4g %.0f img/s ETA %.0f s", epoch + 1,
-                         rec.epochs, stats["loss"], stats["acc"], stats["lr"],
-                         stats["images_per_second"], left)
+        for epoch in range(run.start, rec.epochs):
+            stats = _train_epoch(run, source, epoch, criterion, bar)
+            run.history.append(stats)
+            _save_checkpoint(run, epoch)
+            _report_epoch(bar, stats, rec.epochs)
             for cb in callbacks:
                 cb(epoch + 1, stats)
     finally:
         if bar is not None:
             bar.close()
-
-    del xs, ys
-    ev = dict(mean=data.mean, std=data.std, batch_size=eval_batch_size, device=dev, amp=amp_mode)
-    test = evaluate(model, data.x_test, data.y_test, **ev)
-    val = None
-    if data.x_val is not None and data.y_val is not None and len(data.x_val):
-        val = evaluate(model, data.x_val, data.y_val, **ev)
-    seconds = float(sum(h["seconds"] for h in history))
-    images = float(sum(h["images_per_second"] * h["seconds"] for h in history))
-    return TrainResult(
-        epochs=len(history), seconds=seconds,
-        images_per_second=images / seconds if seconds > 0 else 0.0,
-        history=history, top1=test["top1"], top5=test["top5"], loss=test["loss"],
-        val_top1=None if val is None else val["top1"], val_top5=None if val is None else val["top5"],
-        val_loss=None if val is None else val["loss"], resumed_from=start, recipe=rec.to_dict(),
-        device=str(dev), world_size=ws,
-    )
+        source.close()
+    return _result(run, data, eval_batch_size)

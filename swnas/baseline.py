@@ -1,0 +1,122 @@
+"""Training one architecture from scratch (``swnas train``): a found one, or a uniform baseline.
+
+The output directory is checked before training (a writable directory, no symbolic links, not
+holding an earlier result unless ``force``) and locked for the run, like a search's ``--out``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from swnas.errors import InputError
+from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_links
+
+__all__ = ["train_architecture", "TRAIN_FORMAT", "MODEL_FILE", "RESULT_FILE"]
+
+TRAIN_FORMAT = "swnas-train/1"
+MODEL_FILE = "model.pt"
+RESULT_FILE = "train.json"
+
+
+def _resolve_spec(spec: Any, module: str, stages: Sequence[int] | None) -> Any:
+    from swnas import models as M
+
+    if spec is None and stages is None:
+        raise InputError("spec: give an architecture spec or the per-stage module counts")
+    if isinstance(spec, (str, Path)):
+        spec = M.ArchSpec.from_dict(read_json(spec, what="--spec"))
+    elif isinstance(spec, dict):
+        spec = M.ArchSpec.from_dict(spec)
+    elif spec is None:
+        spec = M.ArchSpec(module=module, stages=list(stages))
+    if not isinstance(spec, M.ArchSpec):
+        raise InputError(f"spec: expected an ArchSpec, a dict or a JSON path, got {type(spec).__name__}")
+    return spec
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.is_dir():
+        refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME))
+    prepare_out_dir(out)
+    held = [n for n in (MODEL_FILE, RESULT_FILE) if (out / n).exists()]
+    if held and not force:
+        raise InputError(f"--out {out}: already holds {' and '.join(held)} of an earlier training; "
+                         "give --force to replace them, or choose another --out")
+
+
+def train_architecture(
+    *,
+    spec: Any = None,
+    module: str = "basic",
+    stages: Sequence[int] | None = None,
+    dataset: str = "digits",
+    data: str | None = None,
+    subset: int | None = None,
+    recipe: str = "paper",
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    out: str | Path = "runs/train",
+    name: str | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
+    """Train one architecture from scratch and write ``OUT/model.pt`` and ``OUT/train.json``.
+
+    ``spec`` is an :class:`~swnas.models.ArchSpec`, its dict, or a JSON file (e.g. a search's
+    ``specs/NN-A2.json``); otherwise ``module`` and ``stages`` describe it. Classes, input size and
+    channels are set from the dataset, so a found architecture can move to another dataset.
+    ``train.json`` holds name, stages, depth, spec, dataset, options and ``metrics`` with the keys
+    of a search's networks; ``swnas report`` lists it as a baseline when OUT is
+    ``SEARCH/baselines/NAME``. An OUT that already holds a result is refused unless ``force``.
+    """
+    import torch
+
+    from swnas import distributed as dist
+    from swnas import models as M
+    from swnas.data import check_source, load_dataset
+    from swnas.recipes import get_recipe
+    from swnas.search.state import metrics_record
+    from swnas.search.toolkit import measure_network
+    from swnas.search.validate import check_device
+    from swnas.train import train
+
+    spec = _resolve_spec(spec, module, stages)
+    check_source(dataset, data)
+    check_device(device)
+    get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
+    out = Path(out)
+    dist.init_from_env()
+    lock = None
+    if dist.is_main():
+        _check_out(out, force)
+        lock = RunLock(out).acquire()
+        clean_temp_files(out)
+    try:
+        ds = load_dataset(dataset, data, subset=subset, seed=seed)
+        spec = dataclasses.replace(spec, num_classes=ds.num_classes, input_size=ds.input_size,
+                                   in_channels=ds.in_channels)
+        torch.manual_seed(seed)
+        model = M.build(spec)
+        r = train(model, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
+                  progress=progress and dist.is_main())
+        meas = measure_network(model, ds, r.seconds, str(next(model.parameters()).device))
+        result = {
+            "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,
+            "spec": spec.to_dict(), "dataset": dataset,
+            "options": {"data": data, "subset": subset, "recipe": recipe, "epochs": epochs, "batch_size": batch_size,
+                        "lr": lr, "seed": seed, "device": device},
+            "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "epochs": r.epochs}, r.seconds),
+            "checkpoint": MODEL_FILE,
+        }
+        if dist.is_main():
+            atomic_save(lambda p: M.save_model(model, p), out / MODEL_FILE)
+            atomic_write_json(out / RESULT_FILE, result)
+        dist.barrier()
+    finally:
+        if lock is not None:
+            lock.release()
+    return result

@@ -1,0 +1,100 @@
+"""Algorithm 1 of Stage-Wise NAS, resumable: its loop, its decision rule and its state on disk.
+
+The loop (Jordao et al., ICPR 2020)::
+
+    A <- S stages of m0 modules; train A; C <- {A}
+    for k in 1..n:
+        T <- A with every stage deepened by delta; train T
+        score every stage of A and of T on the (un-augmented) training set
+        grow stage i by delta exactly where score_T,i > score_A,i
+        A <- rebuilt with the new depths; train A; C <- C + {A}
+
+Training, scoring, measuring and checkpointing are injected through a :class:`Toolkit`, so the
+decision rule, the resume logic and the outputs can be exercised with controlled fakes;
+:func:`default_toolkit` wires the real modules (``swnas.data``, ``swnas.models``, ``swnas.train``,
+``swnas.features``, ``swnas.metrics``, ``swnas.transfer``).
+
+State on disk (``OUT/search.json``, rewritten atomically after every trained network and every
+scoring step):
+
+``format``
+    ``"swnas-search/1"``.
+``config``
+    Every option of the search (:class:`SearchConfig` as a dict, defaults resolved).
+``status``
+    ``"running"``, ``"complete"`` or ``"stopped_early"`` (no stage grew and ``keep_going`` unset).
+``networks``
+    Every network evaluated, in the order trained. Each entry: ``index``, ``role`` (``"A"`` or
+    ``"T"``), ``iteration`` (0 for the initial A), ``stages`` (modules per stage), ``depth``,
+    ``seed`` (``config.seed + index``), ``scores`` (per-stage scores in stage order, ``null``
+    until scored; only networks that took part in a comparison are scored), ``metrics``
+    (``params, macs, memory, latency, carbon, top1, top5`` plus ``depth, peak_memory,
+    train_seconds, epochs``; units in ``metric_units``), ``checkpoint`` and ``spec`` (paths
+    relative to OUT: weights loadable with ``swnas.models.load`` and the architecture as JSON)
+    and ``checkpoint_sha256`` (the checkpoint's content hash, checked whenever it is loaded).
+``candidates``
+    The candidate set C as **indices into** ``networks`` (the initial A, then the A of each
+    iteration): n + 1 entries after n iterations.
+``iterations``
+    One record per scoring step: ``iteration``, ``A`` and ``T`` (network indices),
+    ``comparisons`` (``stage`` numbered from 1, ``score_A``, ``score_T``, ``grow``), ``grown``
+    (stage numbers that grew), ``stages_before``, ``stages_after``, ``no_growth``, ``new_A``
+    (index of the rebuilt A, ``null`` until trained) and ``stopped_early``.
+``final`` / ``best``
+    Index of the last A trained and of the candidate with the highest top-1 accuracy.
+
+The fields ``metrics.latency``, ``metrics.carbon`` and ``metrics.train_seconds`` are timings; every
+other field of a resumed run equals that of an uninterrupted run with the same seed
+(:func:`comparable_state` strips the timings and the file hashes).
+
+Modules: :mod:`~swnas.search.config` (options), :mod:`~swnas.search.state` (the document and its
+queries, resume rules), :mod:`~swnas.search.progress` (log and ETA), :mod:`~swnas.search.loop`
+(Algorithm 1), :mod:`~swnas.search.toolkit` (what it calls), :mod:`~swnas.search.validate` (options
+checked up front), :mod:`~swnas.search.opening` (lock, checks, state), and
+:mod:`~swnas.search.checkpoints` (checked loading). See ``docs/reliability.md``.
+"""
+from __future__ import annotations
+
+from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMING_KEYS, SearchConfig
+from swnas.search.state import RESUME_FREE, comparable_state, load_state, metrics_record, resume_config
+from swnas.search.toolkit import Toolkit, default_toolkit, measure_network
+from swnas.search.loop import SearchResult, checkpoint_path, decide, run_search
+from swnas.search.checkpoints import load_model, load_recorded
+from swnas.search.validate import validate_options
+
+__all__ = [
+    "SearchConfig",
+    "Toolkit",
+    "SearchResult",
+    "STATE_FILE",
+    "LOG_FILE",
+    "FORMAT",
+    "TIMING_KEYS",
+    "METRIC_UNITS",
+    "RESUME_FREE",
+    "decide",
+    "run_search",
+    "load_state",
+    "resume_config",
+    "comparable_state",
+    "default_toolkit",
+    "measure_network",
+    "metrics_record",
+    "checkpoint_path",
+    "load_model",
+    "load_recorded",
+    "validate_options",
+    "train_architecture",
+]
+
+
+def __getattr__(name: str):
+    if name == "train_architecture":  # moved to swnas.baseline; kept importable from here
+        from swnas.baseline import train_architecture
+
+        return train_architecture
+    if name in ("CRITERIA", "MODULES"):  # the registries' names (swnas.scoring, swnas.models)
+        from swnas.search.config import criterion_names, module_names
+
+        return criterion_names() if name == "CRITERIA" else module_names()
+    raise AttributeError(f"module 'swnas.search' has no attribute {name!r}")

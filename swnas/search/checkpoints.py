@@ -1,0 +1,70 @@
+"""Loading a search's checkpoints safely: the file must be the one recorded, and fit its spec.
+
+A checkpoint names its architecture (a spec) beside its weights. Before anything is allocated,
+the spec is built on PyTorch's ``meta`` device (shapes only, no memory) and every parameter shape
+is compared with the stored weights, so a crafted file whose spec asks for 10^6 channels is
+refused with an error instead of exhausting memory. A network recorded in ``search.json`` is
+also compared with its record (stages, parameter count; the SHA-256 of the file is checked by
+:func:`swnas.search.loop.checkpoint_path`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from swnas.errors import InputError
+
+__all__ = ["load_model", "load_recorded"]
+
+
+def _check_fits(payload: dict, path: Path) -> None:
+    import torch
+
+    from swnas import models as M
+
+    spec, state = payload["spec"], payload["state_dict"]
+    if sum(spec.stages) > len(state):  # every module owns at least one tensor
+        raise InputError(f"checkpoint {str(path)!r}: its spec has {sum(spec.stages)} modules but the file holds "
+                         f"only {len(state)} tensors; the spec does not match the weights")
+    with torch.device("meta"):
+        skeleton = M.build(spec)
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if want != got:
+        bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:3]
+        detail = ", ".join(f"{k}: spec {want.get(k)} vs file {got.get(k)}" for k in bad)
+        raise InputError(f"checkpoint {str(path)!r}: its spec does not match its weights ({detail})")
+
+
+def load_model(path: str | Path) -> Any:
+    """Rebuild the network of a :func:`swnas.models.save_model` file (CPU, eval mode), checked first."""
+    from swnas import models as M
+    from swnas.models.io import read_checkpoint
+
+    path = Path(path)
+    payload = read_checkpoint(path)
+    _check_fits(payload, path)
+    model = M.build(payload["spec"])
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise InputError(f"checkpoint {str(path)!r} does not match its spec ({e})") from None
+    return model.eval()
+
+
+def load_recorded(out: str | Path, net: dict) -> Any:
+    """The model of a network recorded in ``OUT/search.json``, refused unless it is that network."""
+    from swnas.search.loop import checkpoint_path
+
+    path = checkpoint_path(Path(out), net)
+    model = load_model(path)
+    stages = list(model.spec.stages)
+    if stages != list(net["stages"]):
+        raise InputError(f"network {net['index']} checkpoint {path}: holds stages {stages} but search.json records "
+                         f"{net['stages']}; it comes from another run")
+    params = net.get("metrics", {}).get("params")
+    have = sum(p.numel() for p in model.parameters())
+    if isinstance(params, int) and params != have:
+        raise InputError(f"network {net['index']} checkpoint {path}: has {have} parameters but search.json records "
+                         f"{params}; it comes from another run")
+    return model

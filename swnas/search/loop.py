@@ -1,0 +1,241 @@
+"""Algorithm 1 itself: train A, train T, score both, grow the stages where T wins, rebuild A.
+
+:class:`Search` holds the run's pieces (config, toolkit, state document, progress reporter, the
+open directory) and its :meth:`Search.run` reads as the algorithm; :func:`run_search` opens the
+directory (lock, state, checks) and runs it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from swnas.errors import InputError
+from swnas.search.config import LOG_FILE, STATE_FILE, SearchConfig
+from swnas.search.progress import Progress, fmt_seconds
+from swnas.search.state import SearchState, metrics_record, resume_config
+from swnas.search.toolkit import Toolkit
+from swnas.state import atomic_save, atomic_write_json, file_sha256, inside
+
+__all__ = ["Search", "SearchResult", "decide", "run_search", "checkpoint_path"]
+
+
+@dataclass
+class SearchResult:
+    """Outcome of :func:`run_search`: the state on disk, summarised."""
+
+    out_dir: Path
+    state: dict
+    networks: list
+    candidates: list
+    final: int
+    best: int
+    status: str
+
+    @property
+    def final_stages(self) -> list:
+        return list(self.networks[self.final]["stages"])
+
+
+def decide(scores_a: Sequence[float], scores_t: Sequence[float]) -> list[bool]:
+    """The paper's rule: stage i grows exactly where ``score_T,i > score_A,i`` (strictly)."""
+    if len(scores_a) != len(scores_t):
+        raise InputError(f"scores: A has {len(scores_a)} stage scores but T has {len(scores_t)}")
+    out = []
+    for i, (a, t) in enumerate(zip(scores_a, scores_t)):
+        a, t = float(a), float(t)
+        if not (math.isfinite(a) and math.isfinite(t)):
+            raise InputError(f"scores: stage {i + 1} has a non-finite score (A {a}, T {t})")
+        out.append(t > a)
+    return out
+
+
+def checkpoint_path(out: Path, net: dict) -> Path:
+    """The checkpoint file of a recorded network, checked: inside ``out``, present, and (when the
+    state records its SHA-256) the very file that was written. Errors name the file."""
+    what = f"network {net.get('index')} ({net.get('role')}{net.get('iteration')})"
+    rel = net.get("checkpoint")
+    path = inside(out, rel, f"{what} checkpoint")
+    if not path.is_file():
+        raise InputError(f"{what}: is recorded as trained but its checkpoint {rel} is missing (in {out})")
+    want = net.get("checkpoint_sha256")
+    if want is not None and file_sha256(path) != want:
+        raise InputError(f"{what}: checkpoint {path} is not the file this search wrote (its SHA-256 differs from the "
+                         "one recorded in search.json); it may come from another run")
+    return path
+
+
+class Search:
+    """One run of Algorithm 1 over an opened state (see :func:`run_search`)."""
+
+    def __init__(self, cfg: SearchConfig, out: Path, tk: Toolkit, state: SearchState, progress: Progress):
+        self.cfg, self.out, self.tk, self.state, self.progress = cfg, out, tk, state, progress
+        self.main = bool(tk.is_main())
+        self.models: dict[int, Any] = {}
+
+    # -- Algorithm 1
+    def run(self) -> None:
+        cfg = self.cfg
+        A = self.ensure_trained("A", 0, [cfg.m0] * cfg.stages)
+        for k in range(1, cfg.iterations + 1):
+            rec = self.state.step(k)
+            if rec is not None and rec["stopped_early"]:
+                break
+            T = self.ensure_trained("T", k, [m + cfg.delta for m in A["stages"]])
+            if rec is None:
+                rec = self.compare(k, A, T)
+                if rec["stopped_early"]:
+                    break
+            A = self.ensure_trained("A", k, list(rec["stages_after"]))
+            if rec["new_A"] != A["index"]:
+                rec["new_A"] = A["index"]
+                self.write()
+        if self.state.status == "running":
+            self.state.status = "complete"
+        self.state.update_summary()
+        self.write()
+        self.tk.barrier()
+
+    def compare(self, k: int, A: dict, T: dict) -> dict:
+        """Score A and T, apply :func:`decide`, record the step (and an early stop)."""
+        cfg = self.cfg
+        self.progress.step(self.state.steps_done(), f"scoring the stages of A and T{k} ({cfg.criterion})")
+        self.ensure_scored([A, T])
+        grow = decide(A["scores"], T["scores"])
+        comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
+                 for i, (a, t, g) in enumerate(zip(A["scores"], T["scores"], grow))]
+        rec = {
+            "iteration": k, "A": A["index"], "T": T["index"], "comparisons": comps,
+            "grown": [c["stage"] for c in comps if c["grow"]], "stages_before": list(A["stages"]),
+            "stages_after": [m + (cfg.delta if g else 0) for m, g in zip(A["stages"], grow)],
+            "no_growth": not any(grow), "new_A": None, "stopped_early": False,
+        }
+        self.state.iterations.append(rec)
+        for c in comps:
+            verdict = f"grow by {cfg.delta}" if c["grow"] else "keep"
+            self.progress.say(f"    iteration {k} stage {c['stage']}: score A {c['score_A']:.6g} vs "
+                              f"T {c['score_T']:.6g} -> {verdict}")
+        if rec["no_growth"]:
+            if cfg.keep_going:
+                self.progress.say(f"    iteration {k}: no stage grew; continuing (--keep-going)")
+            else:
+                rec["stopped_early"] = True
+                self.state.status = "stopped_early"
+                self.progress.say(f"    iteration {k}: no stage grew; stopping early (use --keep-going to continue)")
+        self.write()
+        self.tk.barrier()
+        return rec
+
+    # -- networks
+    def ensure_trained(self, role: str, iteration: int, stages: list[int]) -> dict:
+        """The recorded network ``role``/``iteration``, training (and recording) it when missing."""
+        net = self.state.find(role, iteration)
+        if net is not None:
+            if list(net["stages"]) != list(stages):
+                raise InputError(
+                    f"search state: {role}{iteration} has stages {net['stages']} but the run expects {stages}; "
+                    "the state was edited or comes from another configuration"
+                )
+            return net
+        index = len(self.state.networks)
+        seed = self.cfg.seed + index
+        kind = "initial network A" if iteration == 0 else (f"T{iteration} (A deepened)" if role == "T" else f"A{iteration}")
+        self.progress.step(self.state.steps_done(), f"training {kind}: stages {stages}")
+        t0 = time.perf_counter()
+        model = self.tk.build(list(stages), seed)
+        tr = dict(self.tk.train(model, seed))
+        seconds = float(tr.get("seconds", time.perf_counter() - t0))
+        meas = dict(self.tk.measure(model, seconds))
+        if meas.get("carbon_method"):
+            self.state.doc["carbon_method"] = str(meas["carbon_method"])
+        net = {"index": index, "role": role, "iteration": iteration, "stages": list(stages),
+               "depth": meas.get("depth"), "seed": seed, "scores": None,
+               "metrics": metrics_record(meas, tr, seconds)}
+        net.update(self.save_network(model, f"{index:02d}-{role}{iteration}"))
+        self.state.add_network(net)
+        live = self.state.current_a()  # keep the current A and the new network; drop the rest
+        self.models = {k: v for k, v in self.models.items() if k == live}
+        self.models[index] = model
+        self.progress.train_times.append(time.perf_counter() - t0)
+        self.write()
+        self.tk.barrier()
+        top1 = tr.get("top1")
+        acc = f"top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else "top-1 n/a"
+        eta = self.progress.eta(len(self.state.networks), len(self.state.iterations), self.state.status == "running")
+        self.progress.say(f"    {kind} trained in {fmt_seconds(time.perf_counter() - t0)}: {acc}{eta}")
+        return net
+
+    def save_network(self, model: Any, name: str) -> dict:
+        """Write the checkpoint and spec (rank 0); the record's ``checkpoint``, ``checkpoint_sha256``, ``spec``."""
+        ckpt, spec_path = f"checkpoints/{name}.pt", f"specs/{name}.json"
+        rec = {"checkpoint": ckpt, "spec": spec_path}
+        if self.main:
+            path = atomic_save(lambda p: self.tk.save(model, p), inside(self.out, ckpt, "checkpoint"))
+            atomic_write_json(inside(self.out, spec_path, "spec"), self.tk.spec(model))
+            rec["checkpoint_sha256"] = file_sha256(path)
+        return rec
+
+    def model(self, net: dict) -> Any:
+        idx = net["index"]
+        if idx not in self.models:
+            self.models[idx] = self.tk.load(str(checkpoint_path(self.out, net)))
+        return self.models[idx]
+
+    def ensure_scored(self, nets: list[dict]) -> None:
+        todo = [n for n in nets if n["scores"] is None]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        for net in todo:
+            scores = [float(s) for s in self.tk.score(self.model(net))]
+            if len(scores) != len(net["stages"]):
+                raise InputError(f"scores: got {len(scores)} stage scores for a network with {len(net['stages'])} stages")
+            net["scores"] = scores
+        self.progress.score_times.append(time.perf_counter() - t0)
+
+    def write(self) -> None:
+        if self.main:
+            self.state.save(self.out)
+
+
+def run_search(
+    config: SearchConfig | None = None,
+    out_dir: str | Path = "runs/search",
+    *,
+    toolkit: Toolkit | None = None,
+    resume: bool = False,
+    echo: Callable[[str], None] | None = print,
+) -> SearchResult:
+    """Run (or continue) Algorithm 1 with its whole state in ``out_dir``.
+
+    Parameters
+    ----------
+    config : SearchConfig, optional
+        With ``resume``, ``None`` means the stored config (see :func:`resume_config`).
+    out_dir : path
+        The state directory; must not hold a search unless ``resume``.
+    toolkit : Toolkit, optional
+        Injected training/scoring/measuring; default :func:`~swnas.search.default_toolkit`.
+    resume : bool
+        Continue the search stored in ``out_dir``; finished steps are not repeated.
+    echo : callable or None
+        Where progress lines go (``None``: silent). The log file ``OUT/search.log`` gets them too.
+
+    Returns
+    -------
+    SearchResult
+    """
+    from swnas.search.opening import open_run
+
+    out = Path(out_dir)
+    if resume:
+        cfg = resume_config(out) if config is None else config.resolved()
+    else:
+        cfg = (config or SearchConfig()).resolved()
+    with open_run(cfg, out, toolkit, resume, echo) as (tk, state, progress):
+        Search(cfg, out, tk, state, progress).run()
+    s = state.doc
+    return SearchResult(out_dir=out, state=s, networks=s["networks"], candidates=s["candidates"],
+                        final=s["final"], best=s["best"], status=s["status"])

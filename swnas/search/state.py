@@ -1,0 +1,269 @@
+"""The search's state document (``OUT/search.json``): reading it back checked, querying it, resuming it.
+
+The fields are described in :mod:`swnas.search`. Everything the search does is recorded here
+before the next step starts, so a process killed at any moment resumes from the last record.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from swnas.errors import InputError
+from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMING_KEYS, SearchConfig
+from swnas.state import atomic_write_json, read_json, to_jsonable
+
+__all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "metrics_record",
+           "RESUME_FREE"]
+
+# options that may differ when resuming whatever was done: they do not change what is computed
+# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance)
+RESUME_FREE = ("device", "quiet", "backend")
+# options that change how networks are built or trained, and those that change how they are scored
+_TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
+             "finetune_epochs", "seed", "dataset", "data", "subset")
+_SCORING = ("criterion", "reduce", "score_params")
+_NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed": int, "metrics": dict,
+             "checkpoint": str, "spec": str}
+_ITER_KEYS = {"iteration": int, "A": int, "T": int, "comparisons": list, "grown": list, "stages_before": list,
+              "stages_after": list, "no_growth": bool, "stopped_early": bool}
+
+
+def metrics_record(measured: dict, trained: dict, seconds: float) -> dict:
+    """A network's ``metrics`` entry (the one place its keys are chosen).
+
+    ``measured`` is what :attr:`Toolkit.measure` returns, ``trained`` what :attr:`Toolkit.train`
+    returns; ``seconds`` is the training time.
+    """
+    return to_jsonable({
+        "depth": measured.get("depth"),
+        "params": measured.get("params"),
+        "macs": measured.get("macs"),
+        "memory": measured.get("memory"),
+        "peak_memory": measured.get("peak_memory"),
+        "latency": measured.get("latency"),
+        "carbon": measured.get("carbon"),
+        "top1": trained.get("top1"),
+        "top5": trained.get("top5"),
+        "epochs": trained.get("epochs"),
+        "train_seconds": float(seconds),
+    })
+
+
+class SearchState:
+    """The JSON document of one search and the queries Algorithm 1 asks of it."""
+
+    def __init__(self, doc: dict):
+        self.doc = doc
+
+    @classmethod
+    def new(cls, cfg: SearchConfig, carbon_note: str = "") -> "SearchState":
+        return cls({
+            "format": FORMAT, "config": cfg.to_dict(), "status": "running", "networks": [], "candidates": [],
+            "iterations": [], "final": None, "best": None, "metric_units": METRIC_UNITS,
+            "carbon_method": carbon_note, "log": LOG_FILE,
+        })
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "SearchState":
+        return cls(load_state(out_dir))
+
+    def save(self, out_dir: Path) -> None:
+        atomic_write_json(Path(out_dir) / STATE_FILE, self.doc)
+
+    # -- queries
+    @property
+    def networks(self) -> list[dict]:
+        return self.doc["networks"]
+
+    @property
+    def iterations(self) -> list[dict]:
+        return self.doc["iterations"]
+
+    @property
+    def candidates(self) -> list[int]:
+        return self.doc["candidates"]
+
+    @property
+    def status(self) -> str:
+        return self.doc["status"]
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.doc["status"] = value
+
+    def find(self, role: str, iteration: int) -> dict | None:
+        """The network trained as ``role`` (``"A"``/``"T"``) of ``iteration``, if any."""
+        return next((n for n in self.networks if n["role"] == role and n["iteration"] == iteration), None)
+
+    def step(self, iteration: int) -> dict | None:
+        """The scoring record of ``iteration``, if that step is done."""
+        return next((r for r in self.iterations if r["iteration"] == iteration), None)
+
+    def steps_done(self) -> int:
+        return len(self.networks) + len(self.iterations)
+
+    def current_a(self) -> int | None:
+        return self.candidates[-1] if self.candidates else None
+
+    # -- updates
+    def add_network(self, net: dict) -> None:
+        self.networks.append(net)
+        if net["role"] == "A":
+            self.candidates.append(net["index"])
+        self.update_summary()
+
+    def update_summary(self) -> None:
+        """``final`` = the last A; ``best`` = the candidate with the highest top-1 (earliest on ties)."""
+        cands = self.candidates
+        if not cands:
+            return
+        nets = self.networks
+        self.doc["final"] = cands[-1]
+
+        def acc(i: int) -> float:
+            v = nets[i]["metrics"].get("top1")
+            return v if isinstance(v, (int, float)) else -1.0
+
+        self.doc["best"] = max(cands, key=lambda i: (acc(i), -i))
+
+
+# --------------------------------------------------------------------------------------- reading
+def load_state(out_dir: str | Path) -> dict:
+    """Read ``OUT/search.json`` (clear :class:`InputError` when missing, corrupt, foreign or inconsistent)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InputError(f"search directory: no such directory: {out_dir}")
+    path = out_dir / STATE_FILE
+    state = read_json(path, what="search state")
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputError(f"search state: {path} is not a swnas search state (format {FORMAT})")
+    for key, kind in (("config", dict), ("networks", list), ("candidates", list), ("iterations", list),
+                      ("status", str)):
+        if key not in state:
+            raise InputError(f"search state: {path} lacks {key!r}")
+        if not isinstance(state[key], kind):
+            raise InputError(f"search state: {path}: {key!r} must be a {kind.__name__}")
+    _check_entries(state, path)
+    return state
+
+
+def _check_fields(entry: Any, keys: dict, where: str) -> None:
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected an object, got {type(entry).__name__}")
+    for k, kind in keys.items():
+        if k not in entry:
+            raise InputError(f"{where}: lacks {k!r}")
+        v = entry[k]
+        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+            raise InputError(f"{where}: {k!r} must be a {kind.__name__}, got {v!r}")
+
+
+def _check_entries(state: dict, path: Path) -> None:
+    nets = state["networks"]
+    n = len(nets)
+    for i, net in enumerate(nets):
+        where = f"search state: {path}: networks[{i}]"
+        _check_fields(net, _NET_KEYS, where)
+        if net["index"] != i:
+            raise InputError(f"{where}: 'index' is {net['index']}, expected {i}")
+        if net["role"] not in ("A", "T"):
+            raise InputError(f"{where}: 'role' must be 'A' or 'T', got {net['role']!r}")
+        if not net["stages"] or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                        for s in net["stages"]):
+            raise InputError(f"{where}: 'stages' must be positive module counts, got {net['stages']!r}")
+        sc = net.get("scores")
+        if sc is not None and (not isinstance(sc, list) or len(sc) != len(net["stages"])):
+            raise InputError(f"{where}: 'scores' must be null or one number per stage")
+
+    def index_ok(v: Any, role: str | None) -> bool:
+        ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n
+        return ok and (role is None or nets[v]["role"] == role)
+
+    for j, c in enumerate(state["candidates"]):
+        if not index_ok(c, "A"):
+            raise InputError(f"search state: {path}: candidates[{j}] = {c!r} is not the index of a trained A")
+    for key in ("final", "best"):
+        v = state.get(key)
+        if v is not None and not index_ok(v, "A"):
+            raise InputError(f"search state: {path}: {key!r} = {v!r} is not the index of a trained A")
+    if state["candidates"] and (state.get("final") is None or state.get("best") is None):
+        raise InputError(f"search state: {path}: 'final' and 'best' must be set once a candidate exists")
+    for j, rec in enumerate(state["iterations"]):
+        where = f"search state: {path}: iterations[{j}]"
+        _check_fields(rec, _ITER_KEYS, where)
+        for key, role in (("A", "A"), ("T", "T")):
+            if not index_ok(rec[key], role):
+                raise InputError(f"{where}: {key!r} = {rec[key]!r} is not the index of a trained {role}")
+        if rec.get("new_A") is not None and not index_ok(rec["new_A"], "A"):
+            raise InputError(f"{where}: 'new_A' = {rec['new_A']!r} is not the index of a trained A")
+
+
+# --------------------------------------------------------------------------------------- resuming
+def _flag(key: str) -> str:
+    return "--param" if key == "score_params" else f"--{key.replace('_', '-')}"
+
+
+def _resume_blockers(state: dict, key: str, new: Any, stored: Any) -> str | None:
+    """Why option ``key`` cannot change from ``stored`` to ``new`` in this run (``None``: it can)."""
+    trained, scored = len(state["networks"]), len(state["iterations"])
+    if trained == 0:
+        return None  # nothing computed yet: every option may still change
+    if key in _TRAINING:
+        return f"{trained} network(s) were trained with it"
+    if key in _SCORING:
+        return f"{scored} scoring step(s) used it" if scored else None
+    if key == "iterations":
+        return f"{scored} iteration(s) are already done" if new < scored else None
+    if key == "keep_going":
+        stopped = any(r.get("stopped_early") for r in state["iterations"])
+        return "the run already stopped early under it" if stopped else None
+    return None
+
+
+def resume_config(out_dir: str | Path, overrides: dict | None = None) -> SearchConfig:
+    """The stored config of a search, with the options given again on the command line applied.
+
+    ``overrides`` holds only the options the user gave explicitly. ``device``, ``quiet`` and
+    ``backend`` may always change; the other options may change as long as nothing already
+    computed depends on them (no network trained yet; a scoring option before the first scoring
+    step; ``iterations`` not below the steps done). Any other difference raises
+    :class:`InputError` naming the option and what depends on it.
+    """
+    state = load_state(out_dir)
+    cfg = SearchConfig.from_dict(state["config"])
+    stored = cfg.to_dict()
+    conflicts = []
+    for key, value in (overrides or {}).items():
+        if key in RESUME_FREE:
+            if key in stored:
+                setattr(cfg, key, value)
+            continue
+        if key not in stored:
+            raise InputError(f"{_flag(key)}: not an option of a search")
+        new = to_jsonable(value)
+        if key == "score_params":
+            new = dict(stored["score_params"], **new)
+        if new == stored[key]:
+            continue
+        why = _resume_blockers(state, key, new, stored[key])
+        if why is None:
+            setattr(cfg, key, new if key == "score_params" else value)
+        else:
+            conflicts.append(f"{_flag(key)} {value!r} (stored {stored[key]!r}): {why}")
+    if conflicts:
+        raise InputError(
+            f"--resume {out_dir}: option(s) conflict with the stored run: {'; '.join(conflicts)}. "
+            "Drop them to continue the run as configured, or start a new search in another --out."
+        )
+    return cfg
+
+
+def comparable_state(state: dict) -> dict:
+    """A copy of a state without its timings and file hashes (what two equivalent runs agree on)."""
+    s = copy.deepcopy(state)
+    for net in s.get("networks", []):
+        net.pop("checkpoint_sha256", None)
+        for k in TIMING_KEYS:
+            net.get("metrics", {}).pop(k, None)
+    return s

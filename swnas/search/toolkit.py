@@ -1,0 +1,201 @@
+"""What the search needs from the rest of swnas (:class:`Toolkit`), and its real wiring.
+
+The search only calls these functions, so its decision rule, resume logic and outputs can be
+tested with controlled fakes; :func:`default_toolkit` wires ``swnas.data``, ``swnas.models``,
+``swnas.train``, ``swnas.features``, ``swnas.metrics`` and ``swnas.transfer``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from swnas.errors import InputError
+from swnas.search.config import SearchConfig
+
+__all__ = ["Toolkit", "default_toolkit", "measure_network", "CARBON_NOTE"]
+
+CARBON_NOTE = "swnas.metrics.carbon (ML CO2 Impact formula: power x hours x PUE x grid intensity)"
+
+
+@dataclass
+class Toolkit:
+    """What the search needs from the rest of swnas, as callables.
+
+    Attributes
+    ----------
+    build : (stages, seed) -> model
+        A network with those modules per stage, initialised from ``seed`` (or transferred).
+    train : (model, seed) -> dict
+        Trains in place; returns at least ``top1``, ``top5``, ``seconds`` (and ``epochs``).
+    score : (model) -> list of float
+        One score per stage (the criterion's stage score on the training set).
+    measure : (model, train_seconds) -> dict
+        ``params, macs, memory, peak_memory, latency, carbon`` (and optionally ``depth``).
+    save, load : checkpoint writer ``(model, path)`` and reader ``(path) -> model``.
+    spec : (model) -> dict
+        The serialisable architecture.
+    is_main, barrier :
+        Distributed helpers: only the main process writes; everyone waits at the barrier.
+    """
+
+    build: Callable[[list, int], Any]
+    train: Callable[[Any, int], dict]
+    score: Callable[[Any], Sequence[float]]
+    measure: Callable[[Any, float], dict]
+    save: Callable[[Any, str], None]
+    load: Callable[[str], Any]
+    spec: Callable[[Any], dict]
+    is_main: Callable[[], bool] = lambda: True
+    barrier: Callable[[], None] = lambda: None
+    carbon_note: str = ""
+
+
+def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
+    """The :attr:`Toolkit.measure` record of a trained network (cost metrics + training carbon).
+
+    ``device`` is where it trained (for the carbon estimate of ``seconds`` of training).
+    """
+    from swnas.metrics import carbon, measure
+
+    m = measure(model, input_size=ds.input_size, in_channels=ds.in_channels, latency=True, threads=1, batch=1)
+    c = carbon(seconds, device)
+    method = ", ".join([str(c["method"])] + [f"{k}={c[k]}" for k in
+                                             ("device", "power_watts", "n_devices", "pue",
+                                              "carbon_intensity_kg_per_kwh")])
+    return {
+        "depth": m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
+        "memory": m.get("memory_bytes"), "peak_memory": m.get("peak_memory_bytes"),
+        "latency": m.get("latency_ms"), "carbon": float(c["kg_co2e"]), "carbon_method": method,
+    }
+
+
+def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
+    """The architecture every candidate derives from, and the transfer donor (or ``None``)."""
+    from swnas import models as M
+
+    if not cfg.transfer:
+        spec = M.ArchSpec(module=cfg.module, stages=[cfg.m0] * cfg.stages, num_classes=ds.num_classes,
+                          input_size=ds.input_size, in_channels=ds.in_channels)
+        return spec, None
+    from swnas.transfer import load_donor
+
+    donor = load_donor(cfg.transfer)
+    template = donor.spec
+    if getattr(template, "num_classes", ds.num_classes) != ds.num_classes:
+        raise InputError(
+            f"transfer: the donor predicts {template.num_classes} classes but {cfg.dataset} has {ds.num_classes}"
+        )
+    if template.module != cfg.module or len(template.stages) != cfg.stages:
+        raise InputError(
+            f"transfer: the donor is a {template.module} network with {len(template.stages)} stages; "
+            f"give --module {template.module} --stages {len(template.stages)}"
+        )
+    if cfg.m0 + cfg.delta > min(template.stages):
+        raise InputError(
+            f"transfer: the donor's stages {list(template.stages)} are too shallow for m0 + delta = "
+            f"{cfg.m0 + cfg.delta} modules (a candidate cannot be deeper than its donor)"
+        )
+    return template, donor
+
+
+def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
+    """The real wiring: dataset, model builder (or weight transfer), trainer, stage scorer, metrics.
+
+    Under ``torchrun`` every network trains data-parallel (the trainer handles DDP) and only rank
+    0 writes; each rank scores its shard of the training set and the statistics are summed before
+    the scores are computed, so K processes make the decisions one would. The criterion's
+    parameters are checked against the real problem sizes before anything trains.
+    """
+    import torch
+
+    from swnas import distributed as dist
+    from swnas import models as M
+    from swnas.data import load_dataset
+    from swnas.features import stage_scores
+    from swnas.search.validate import check_problem_sizes
+    from swnas.train import train
+
+    dist.init_from_env()
+    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed)
+    template, donor = _template(cfg, ds)
+    check_problem_sizes(cfg, template, ds)
+    epochs = cfg.finetune_epochs if (donor is not None and cfg.finetune_epochs is not None) else cfg.epochs
+    show = progress and dist.is_main()
+    used = {"device": "cpu"}
+
+    def build(stages, seed):
+        torch.manual_seed(seed)
+        spec = template.with_stages(list(stages))
+        if donor is not None:
+            from swnas.transfer import transfer_weights
+
+            return transfer_weights(donor, spec)
+        return M.build(spec)
+
+    def train_fn(model, seed):
+        r = train(model, ds, recipe=cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                  device=cfg.device, seed=seed, progress=show)
+        p = next(model.parameters(), None)
+        if p is not None:
+            used["device"] = str(p.device)
+        return {"top1": r.top1, "top5": r.top5, "seconds": r.seconds, "epochs": r.epochs}
+
+    def score_fn(model):
+        return [r.stage for r in _stage_scores_distributed(model, ds, cfg, stage_scores)]
+
+    def spec(model):
+        s = model.spec
+        return s.to_dict() if hasattr(s, "to_dict") else dict(s)
+
+    return Toolkit(
+        build=build, train=train_fn, score=score_fn,
+        measure=lambda model, seconds: measure_network(model, ds, seconds, used["device"]),
+        save=lambda model, path: M.save_model(model, path), load=load_model_checked, spec=spec,
+        is_main=dist.is_main, barrier=dist.barrier, carbon_note=CARBON_NOTE,
+    )
+
+
+def load_model_checked(path: str) -> Any:
+    """:func:`swnas.models.load` after checking, without allocating, that the file's spec fits its weights."""
+    from swnas.search.checkpoints import load_model
+
+    return load_model(path)
+
+
+def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
+    """Stage scores of ``model`` on the un-augmented training set.
+
+    With one process this is ``swnas.features.stage_scores``. Under torchrun, when the criterion
+    streams (PLS; inf-FS with ``corr="pearson"``), each rank runs the forward pass over its shard
+    (every K-th image), accumulates one :class:`~swnas.scoring.streaming.StreamingScorer` per
+    stage and sums the statistics with ``all_reduce`` before scoring, so every rank gets the
+    single-process result. Criteria that need the whole matrix are scored on every rank in full.
+    """
+    from swnas import distributed as dist
+
+    device = None if cfg.device == "auto" else cfg.device
+    kw = dict(criterion=cfg.criterion, reduce=cfg.reduce, device=device, backend=cfg.backend,
+              mean=ds.mean, std=ds.std, **cfg.score_params)
+    if dist.world_size() <= 1:
+        return stage_scores(model, ds.x_train, ds.y_train, **kw)
+    import numpy as np
+    import torch
+
+    from swnas.features import iter_stage_batches
+    from swnas.scoring._arrays import encode_labels
+    from swnas.scoring.streaming import StreamingScorer, supports_streaming
+
+    if not supports_streaming(cfg.criterion, **cfg.score_params):
+        return stage_scores(model, ds.x_train, ds.y_train, **kw)
+    n = int(ds.x_train.shape[0])
+    codes, classes = encode_labels(ds.y_train, n, "labels")  # the global class coding, same on every rank
+    r, w = dist.rank(), dist.world_size()
+    x = ds.x_train[r::w]
+    y = torch.from_numpy(np.asarray(codes, dtype=np.int64)[r::w])
+    scorers = [StreamingScorer(cfg.criterion, n_classes=int(classes.shape[0]), backend=cfg.backend, **cfg.score_params)
+               for _ in model.stages]
+    for start, stop, feats in iter_stage_batches(model, x, cfg.reduce, device=device, mean=ds.mean, std=ds.std):
+        yb = y[start:stop].to(feats[0].device)
+        for sc, f in zip(scorers, feats):
+            sc.update(f, yb)
+    return [sc.all_reduce().result() for sc in scorers]

@@ -1,0 +1,91 @@
+"""Every option of a search checked before the first network trains.
+
+The checks go through the public entry points of the modules that use the options
+(:func:`swnas.features.parse_reduce`, the criterion registry of :mod:`swnas.scoring`,
+:func:`swnas.scoring.backends.resolve_backend`, :func:`swnas.recipes.get_recipe`,
+:func:`swnas.data.check_source`), so a value is accepted here exactly when it would work later.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from swnas.errors import InputError
+from swnas.search.config import SearchConfig
+
+__all__ = ["validate_options", "check_criterion_params", "check_device", "check_problem_sizes"]
+
+_HUGE = 1 << 40  # stands for "large enough" where a problem size is not known yet
+
+
+def check_device(device: Any) -> str:
+    """``"cpu"`` or ``"cuda"``: where ``device`` (auto, cpu, cuda, cuda:K) runs here; else InputError."""
+    import torch
+
+    if not isinstance(device, str):
+        raise InputError(f"device: expected auto, cpu, cuda or cuda:K, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(f"device: expected auto, cpu, cuda or cuda:K, got {device!r}") from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type != "cuda":
+        raise InputError(f"device: must be a CPU or CUDA device, got {device!r}")
+    if not torch.cuda.is_available():
+        raise InputError(f"device: {device!r} asks for CUDA but no CUDA device is available here")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device: {device!r} does not exist ({torch.cuda.device_count()} CUDA device(s))")
+    return "cuda"
+
+
+def check_criterion_params(criterion: str, params: dict, n_samples: int = _HUGE, n_features: int = _HUGE,
+                           n_classes: int = 10) -> dict:
+    """The criterion's full parameters for a problem of that size (defaults filled), or InputError.
+
+    A thin local stand-in until :mod:`swnas.scoring` offers a public parameter check.
+    """
+    from swnas.scoring.api import _criterion
+
+    crit = _criterion(criterion)
+    try:
+        return crit.check(dict(params), int(n_samples), int(n_features), int(n_classes))
+    except InputError as exc:
+        raise InputError(f"--param ({criterion}): {exc}") from None
+
+
+def validate_options(cfg: SearchConfig) -> None:
+    """Check reduction, criterion parameters, backend (for that criterion, on that device), device,
+    recipe and data source of a resolved config. Raises :class:`InputError` /
+    :class:`~swnas.errors.BackendUnavailableError` naming the option."""
+    from swnas.data import check_source
+    from swnas.features import parse_reduce
+    from swnas.recipes import get_recipe
+    from swnas.scoring.backends import resolve_backend
+
+    parse_reduce(cfg.reduce)
+    check_criterion_params(cfg.criterion, cfg.score_params)
+    where = check_device(cfg.device)
+    resolve_backend(cfg.backend, cfg.criterion, where)
+    try:
+        get_recipe(cfg.recipe, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
+    except InputError as exc:
+        raise InputError(f"--recipe/--epochs/--batch-size/--lr: {exc}") from None
+    check_source(cfg.dataset, cfg.data)
+
+
+def check_problem_sizes(cfg: SearchConfig, template: Any, ds: Any) -> None:
+    """Check the criterion parameters against the real scoring problems (training images x the
+    smallest stage's feature count), found with one forward pass of two images through the
+    smallest network of the search."""
+    import numpy as np
+
+    from swnas import models as M
+    from swnas.features import stage_features
+
+    probe = M.build(template.with_stages([1] * len(template.stages)))
+    feats = stage_features(probe, ds.x_train[:2], cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)
+    p = min(int(f.shape[1]) for f in feats)
+    n_classes = int(np.unique(ds.y_train).shape[0])
+    check_criterion_params(cfg.criterion, cfg.score_params, int(ds.x_train.shape[0]), p, n_classes)
