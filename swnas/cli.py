@@ -85,6 +85,16 @@ def _params_dict(pairs) -> dict:
     return dict(pairs or [])
 
 
+def _split_fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return v
+
+
 def _echo(quiet: bool):
     if quiet:
         return None
@@ -98,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stage-Wise Neural Architecture Search (Jordao et al., ICPR 2020).",
     )
     from swnas import __version__
-    from swnas.search.config import criterion_names, module_names
+    from swnas.search.config import CONTROL_CRITERIA, criterion_names, module_names
 
     criteria, modules = criterion_names(), module_names()
 
@@ -137,7 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--param", dest="score_params", type=_param, action="append", metavar="KEY=VALUE",
                    help="criterion parameter, e.g. n_components=2 (repeatable)")
     s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
-    s.add_argument("--keep-going", dest="keep_going", action="store_true", help="do not stop when no stage grows")
+    s.add_argument("--keep-going", dest="keep_going", action="store_true",
+                   help="accepted for compatibility and ignored: the search goes on when no stage grows (the paper's "
+                   "protocol); see --stop-early")
+    s.add_argument("--stop-early", dest="stop_early", action="store_true", help="stop when no stage grows")
+    s.add_argument("--final-epochs", dest="final_epochs", type=_nonneg_int,
+                   help="train each candidate this many more epochs after the search (default: half the training "
+                   "epochs, the paper's 100; 0 skips)")
+    s.add_argument("--val-split", dest="val_split", type=_split_fraction,
+                   help="stratified validation fraction of the training data; best = highest validation accuracy "
+                   "(default 0.1; 0: train on everything, no best)")
+    s.add_argument("--width", type=_positive_int, help="first-stage width, doubled at each stage (NASNet: cell filters)")
+    s.add_argument("--cell", choices=("darts", "keras"), help="NASNet cell variant (default darts; keras = the paper's)")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
 
@@ -186,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="score a saved feature matrix")
     c.add_argument("features", metavar="FEATURES", help=".npy, or .npz (key X, features, or its only array)")
     c.add_argument("labels", metavar="LABELS", help=".npy, .npz or .txt")
-    c.add_argument("--criterion", default="pls", choices=criteria)
+    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA])
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
@@ -201,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
-    "score_params",
+    "score_params", "stop_early", "final_epochs", "val_split", "width", "cell",
 )
 
 
@@ -217,8 +238,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
         out = Path(resume)
         if hasattr(ns, "out") and Path(ns.out).resolve() != out.resolve():
             raise InputError(f"--out {ns.out}: differs from --resume {resume}; the resumed run lives in {resume}")
-        if "keep_going" in given and given["keep_going"] is False:
-            given.pop("keep_going")
+        for flag in ("keep_going", "stop_early"):
+            if flag in given and given[flag] is False:
+                given.pop(flag)
         cfg = resume_config(out, given)
     else:
         out = Path(getattr(ns, "out", "runs/search"))
@@ -229,17 +251,26 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if not dist.is_main():
         return 0
     final = res.networks[res.final]
-    best = res.networks[res.best]
+
+    def pct(v):
+        return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "n/a"
 
     def show(net):
         m = net["metrics"]
-        acc = f"{100 * m['top1']:.2f}%" if isinstance(m.get("top1"), (int, float)) else "n/a"
-        return f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, test top-1 {acc})"
+        fin = net.get("final") or {}
+        after = f"; after {fin['epochs']} final epochs {pct(fin.get('val_top1'))} / {pct(fin.get('top1'))}" if fin else ""
+        return (f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, validation / test top-1 "
+                f"{pct(m.get('val_top1'))} / {pct(m.get('top1'))}{after})")
 
-    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates")
+    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
+          f"(A_1..A_n; the initial A is the starting network)")
     print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
-    if res.best != res.final:
-        print(f"most accurate on the test set (report only; select on a validation split): {show(best)}  spec: {out / best['spec']}")
+    if res.best is not None:
+        best = res.networks[res.best]
+        print(f"best candidate (highest validation accuracy): {show(best)}  spec: {out / best['spec']}")
+    else:
+        print("no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
+              "reported only, never used to choose")
     if not getattr(ns, "no_report", False):
         from swnas.report import write_report
 
