@@ -213,6 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
     c.add_argument("--json", action="store_true")
 
+    # paper --------------------------------------------------------------------------------
+    from swnas.paper.runner import TABLE_RUNNERS
+
+    pp = sub.add_parser("paper", help="run a table of the paper (resumable) and write it beside the published one",
+                        description="Run every search and training a paper table needs under --out (reusing what "
+                        "it holds) and write OUT/TABLE.md and OUT/TABLE.csv with the published rows.")
+    pp.add_argument("table", choices=sorted(TABLE_RUNNERS))
+    pp.add_argument("--dataset", default="cifar10")
+    pp.add_argument("--data", metavar="PATH")
+    pp.add_argument("--out", metavar="DIR", required=True)
+    pp.add_argument("--smoke", action="store_true", help="shrink every run (1 epoch, 1 iteration, m0 1, 300 images)")
+    pp.add_argument("--recipe", default="paper")
+    pp.add_argument("--seed", type=_nonneg_int, default=0)
+    pp.add_argument("--device", default="auto")
+    pp.add_argument("--quiet", action="store_true")
     # backends -----------------------------------------------------------------------------
     sub.add_parser("backends", help="scorer backends available here, and why the others are not")
     return p
@@ -401,6 +416,17 @@ def cmd_backends(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(ns: argparse.Namespace) -> int:
+    from swnas.paper.runner import PaperSettings, run_table
+
+    st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
+                       recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet))
+    md, csv_path = run_table(ns.table, st)
+    print(md.read_text())
+    print(f"wrote {md} and {csv_path}")
+    return 0
+
+
 _COMMANDS = {
     "search": cmd_search,
     "report": cmd_report,
@@ -409,6 +435,7 @@ _COMMANDS = {
     "export": cmd_export,
     "score": cmd_score,
     "backends": cmd_backends,
+    "paper": cmd_paper,
 }
 
 

@@ -23,14 +23,14 @@ __all__ = ["COLUMNS", "TableRow", "PaperTable", "side_by_side", "render_markdown
 
 #: Columns a paper table can show, in order; a table shows those any of its rows has.
 COLUMNS = ("setting", "row", "source", "stages", "depth", "params_m", "flops_m", "macs_m", "latency_ms",
-           "carbon_kg", "top1", "val_top1", "final_top1", "final_val_top1", "epochs", "networks")
+           "carbon_kg", "top1", "val_top1", "final_top1", "final_val_top1", "epochs", "networks", "note")
 
 _HEADERS = {
     "setting": "Setting", "row": "Row", "source": "Source", "stages": "Stages", "depth": "Depth",
     "params_m": "Params (M)", "flops_m": "FLOPs (M)", "macs_m": "MACs (M)", "latency_ms": "CPU latency (ms)",
     "carbon_kg": "Carbon (kgCO2eq)", "top1": "Top-1 (%)", "val_top1": "Val top-1 (%)",
     "final_top1": "Top-1 after final epochs (%)", "final_val_top1": "Val top-1 after final epochs (%)",
-    "epochs": "Epochs", "networks": "Networks trained",
+    "epochs": "Epochs", "networks": "Networks trained", "note": "Note",
 }
 _DIGITS = {"params_m": 2, "flops_m": 1, "macs_m": 1, "latency_ms": 2, "carbon_kg": 3, "top1": 2, "val_top1": 2,
            "final_top1": 2, "final_val_top1": 2}
