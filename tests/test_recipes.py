@@ -69,3 +69,17 @@ def test_bad_recipe_fields_name_themselves(field, value):
 
     with pytest.raises(InputError, match=field):
         get_recipe(replace(get_recipe("paper"), **{field: value}))
+
+
+@pytest.mark.slow
+def test_original_recipe_trains_three_copies_per_epoch():
+    from swnas.data import load_dataset
+    from swnas.models import initialize
+    from swnas.train import train
+
+    ds = load_dataset("digits", subset=100)
+    net = initialize(build(ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1)), "he_normal")
+    h = train(net, ds, recipe="original", epochs=1, batch_size=50, device="cpu", progress=False).history[0]
+    assert h["images_per_second"] * h["seconds"] == pytest.approx(300, rel=1e-6)  # 3 x 100 images, 6 steps
+    # one epoch, milestones at epochs 0 and 1: after the 6 steps the rate is 0.01 * 0.01 / (1 + 6e-6)
+    assert h["lr"] == pytest.approx(1e-4 / (1 + 6e-6))

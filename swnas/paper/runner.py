@@ -16,7 +16,8 @@ from typing import Any, Callable
 from swnas.errors import InputError
 from swnas.paper.tables import side_by_side, write_table
 
-__all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES"]
+__all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES", "PAPER_TABLE_RUNS", "table_images",
+           "table_hours"]
 
 #: Table III's hand-designed baselines.
 RESNET_BASELINES = (("ResNet44", 7), ("ResNet56", 9), ("ResNet110", 18))
@@ -208,3 +209,32 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     rows = TABLE_RUNNERS[name](st)
     table = side_by_side(name, rows, notes=[st.scale_note()])
     return write_table(table, st.out)
+
+
+#: What each table trains at paper scale on CIFAR-10, as (networks, epochs, training images) groups:
+#: a search of n = 5 trains 11 networks for 200 epochs and its 5 candidates 100 more, on the 45,000
+#: images left by the 10% validation split; baselines train 300 epochs on all 50,000; weight transfer
+#: fine-tunes 50 epochs. Table III's scratch search is Table II's PLS-VIP search (shared when both
+#: tables use the same --out).
+_SEARCH = ((11, 200, 45_000), (5, 100, 45_000))
+PAPER_TABLE_RUNS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "table1": ((4 * 3, 200, 45_000), (4, 100, 45_000)),  # m0 = 2, 4, 6, 8: A0, T1, A1 + A1's final epochs
+    "table2": _SEARCH * 3,
+    "table3": ((3, 300, 50_000),) + _SEARCH + ((11, 50, 45_000), (5, 100, 45_000)),
+}
+
+
+def table_images(name: str) -> int:
+    """Images a table trains on at paper scale (see :data:`PAPER_TABLE_RUNS`)."""
+    if name not in PAPER_TABLE_RUNS:
+        raise InputError(f"table: {name!r} has no cost estimate; choose one of {', '.join(PAPER_TABLE_RUNS)}")
+    return sum(m * e * n for m, e, n in PAPER_TABLE_RUNS[name])
+
+
+def table_hours(name: str, images_per_second: float) -> float:
+    """Training hours of a table at a measured throughput (:func:`swnas.recipes.estimate_training_hours`)."""
+    from swnas.recipes import estimate_training_hours
+
+    table_images(name)
+    return sum(estimate_training_hours(images_per_second, runs=((m, e),), train_images=n)
+               for m, e, n in PAPER_TABLE_RUNS[name])
