@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
     x.add_argument("dir", metavar="DIR")
     x.add_argument("--candidate", type=_nonneg_int, default=None,
-                   help="candidate number K (0 = initial A; default: the last)")
+                   help="candidate number K (0 = A_1, the first candidate; default: the last)")
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")

@@ -270,7 +270,7 @@ def export_candidate(
     torchscript: bool = False,
     onnx: bool = False,
 ) -> list[Path]:
-    """Write candidate ``candidate`` (0 = initial A; ``None`` = the last) of a search as one file.
+    """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
     ``to`` receives the spec and the weights (``swnas.models.load(to)`` rebuilds it). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with

@@ -251,10 +251,15 @@ def test_real_search_killed_then_resumed_equals_uninterrupted(tmp_path, request)
     torch.set_num_threads(1)
     request.addfinalizer(lambda: torch.set_num_threads(threads))
     err_log = tmp_path / "stderr.txt"
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    import swnas
+
+    # the subprocess runs the same swnas as this process (the source tree under test, not an older install)
+    src = str(Path(swnas.__file__).resolve().parents[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p))
     with open(err_log, "wb") as err_fh:
         proc = subprocess.Popen([sys.executable, "-m", "swnas", "search", *flags, "--out", str(run_dir)],
-                                cwd=tmp_path, stdout=subprocess.DEVNULL,  # the installed swnas, not the source tree
+                                cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=err_fh, start_new_session=True, env=env)
     try:
         deadline = time.time() + 240

@@ -281,4 +281,8 @@ def comparable_state(state: dict) -> dict:
         net.pop("checkpoint_sha256", None)
         for k in TIMING_KEYS:
             net.get("metrics", {}).pop(k, None)
+        fin = net.get("final")
+        if isinstance(fin, dict):  # the final training's timing and checkpoint hash
+            fin.pop("train_seconds", None)
+            fin.pop("checkpoint_sha256", None)
     return s
