@@ -85,6 +85,16 @@ def _params_dict(pairs) -> dict:
     return dict(pairs or [])
 
 
+def _split_fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return v
+
+
 def _echo(quiet: bool):
     if quiet:
         return None
@@ -98,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stage-Wise Neural Architecture Search (Jordao et al., ICPR 2020).",
     )
     from swnas import __version__
-    from swnas.search.config import criterion_names, module_names
+    from swnas.search.config import CONTROL_CRITERIA, criterion_names, module_names
 
     criteria, modules = criterion_names(), module_names()
 
@@ -129,15 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("features", metavar="FEATURES",
                    help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)")
     c.add_argument("labels", metavar="LABELS", help=".npy, .npz, .txt, .csv or .parquet (any label values)")
-    c.add_argument("--criterion", default="pls", choices=criteria)
+    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA])
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
     c.add_argument("--json", action="store_true")
 
+    _add_paper_parser(sub)
+
     # backends -----------------------------------------------------------------------------
     sub.add_parser("backends", help="scorer backends available here, and why the others are not")
     return p
+
+
+def _add_paper_parser(sub: Any) -> None:
+    from swnas.paper.runner import TABLE_RUNNERS
+
+    pp = sub.add_parser("paper", help="run a table of the paper (resumable) and write it beside the published one",
+                        description="Run every search and training a paper table needs under --out (reusing what "
+                        "it holds) and write OUT/TABLE.md and OUT/TABLE.csv with the published rows.")
+    pp.add_argument("table", choices=sorted(TABLE_RUNNERS))
+    pp.add_argument("--dataset", default="cifar10")
+    pp.add_argument("--data", metavar="PATH")
+    pp.add_argument("--out", metavar="DIR", required=True)
+    pp.add_argument("--smoke", action="store_true", help="shrink every run (1 epoch, 1 iteration, m0 1, 300 images)")
+    pp.add_argument("--recipe", default="paper")
+    pp.add_argument("--seed", type=_nonneg_int, default=0)
+    pp.add_argument("--device", default="auto")
+    pp.add_argument("--quiet", action="store_true")
 
 
 def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]) -> None:
@@ -173,7 +202,18 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
     s.add_argument("--param", dest="score_params", type=_param, action="append", metavar="KEY=VALUE",
                    help="criterion parameter, e.g. n_components=2 (repeatable)")
     s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
-    s.add_argument("--keep-going", dest="keep_going", action="store_true", help="do not stop when no stage grows")
+    s.add_argument("--keep-going", dest="keep_going", action="store_true",
+                   help="accepted for compatibility and ignored: the search goes on when no stage grows (the paper's "
+                   "protocol); see --stop-early")
+    s.add_argument("--stop-early", dest="stop_early", action="store_true", help="stop when no stage grows")
+    s.add_argument("--final-epochs", dest="final_epochs", type=_nonneg_int,
+                   help="train each candidate this many more epochs after the search (default: half the training "
+                   "epochs, the paper's 100; 0 skips)")
+    s.add_argument("--val-split", dest="val_split", type=_split_fraction,
+                   help="stratified validation fraction of the training data; best = highest validation accuracy "
+                   "(default 0.1; 0: train on everything, no best)")
+    s.add_argument("--width", type=_positive_int, help="first-stage width, doubled at each stage (NASNet: cell filters)")
+    s.add_argument("--cell", choices=("darts", "keras"), help="NASNet cell variant (default darts; keras = the paper's)")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
@@ -205,7 +245,7 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
     x.add_argument("dir", metavar="DIR")
     x.add_argument("--candidate", type=_nonneg_int, default=None,
-                   help="candidate number K (0 = initial A; default: the last)")
+                   help="candidate number K (0 = A_1, the first candidate; default: the last)")
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
@@ -234,7 +274,7 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
 _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
-    "score_params", "input_size", "workers", "sync_bn",
+    "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
 )
 # options of one session (not stored in search.json) that a --config file may also hold
 _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
@@ -268,8 +308,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
         out = Path(resume)
         if hasattr(ns, "out") and Path(ns.out).resolve() != out.resolve():
             raise InputError(f"--out {ns.out}: differs from --resume {resume}; the resumed run lives in {resume}")
-        if "keep_going" in given and given["keep_going"] is False:
-            given.pop("keep_going")
+        for flag in ("keep_going", "stop_early"):
+            if flag in given and given[flag] is False:
+                given.pop(flag)
         cfg = resume_config(out, given)
     else:
         out = Path(getattr(ns, "out", "runs/search"))
@@ -283,17 +324,26 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if not dist.is_main():
         return 0
     final = res.networks[res.final]
-    best = res.networks[res.best]
+
+    def pct(v):
+        return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "n/a"
 
     def show(net):
         m = net["metrics"]
-        acc = f"{100 * m['top1']:.2f}%" if isinstance(m.get("top1"), (int, float)) else "n/a"
-        return f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, test top-1 {acc})"
+        fin = net.get("final") or {}
+        after = f"; after {fin['epochs']} final epochs {pct(fin.get('val_top1'))} / {pct(fin.get('top1'))}" if fin else ""
+        return (f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, validation / test top-1 "
+                f"{pct(m.get('val_top1'))} / {pct(m.get('top1'))}{after})")
 
-    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates")
+    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
+          f"(A_1..A_n; the initial A is the starting network)")
     print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
-    if res.best != res.final:
-        print(f"most accurate on the test set (report only; select on a validation split): {show(best)}  spec: {out / best['spec']}")
+    if res.best is not None:
+        best = res.networks[res.best]
+        print(f"best candidate (highest validation accuracy): {show(best)}  spec: {out / best['spec']}")
+    else:
+        print("no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
+              "reported only, never used to choose")
     if not getattr(ns, "no_report", False):
         from swnas.report import write_report
 
@@ -406,6 +456,17 @@ def cmd_backends(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paper(ns: argparse.Namespace) -> int:
+    from swnas.paper.runner import PaperSettings, run_table
+
+    st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
+                       recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet))
+    md, csv_path = run_table(ns.table, st)
+    print(md.read_text())
+    print(f"wrote {md} and {csv_path}")
+    return 0
+
+
 _COMMANDS = {
     "search": cmd_search,
     "report": cmd_report,
@@ -414,6 +475,7 @@ _COMMANDS = {
     "export": cmd_export,
     "score": cmd_score,
     "backends": cmd_backends,
+    "paper": cmd_paper,
 }
 
 

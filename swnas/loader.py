@@ -122,6 +122,8 @@ class InMemoryBatches:
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx, oy, ox, fl = self.plan.draw(epoch, self.device)
+        if self.plan.n > self.x.shape[0]:  # several augmented copies per epoch: plan index -> image
+            idx = idx % self.x.shape[0]
         for s in range(self.plan.steps):
             xb = crop_flip(self.x[idx[s]], oy[s], ox[s], fl[s], self.plan.pad)
             yield normalize(xb, self.scale, self.shift, channels_last=self.channels_last), self.y[idx[s]]

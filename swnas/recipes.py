@@ -1,7 +1,10 @@
 """Training recipes (optimiser, schedule, augmentation) and a compute-time estimate.
 
-``paper`` is the recipe of the Stage-Wise NAS paper's code; ``fast`` is a one-cycle recipe for
-GPUs. Both use Nesterov SGD. Learning-rate schedules are stepped once per iteration through a
+``paper`` is the recipe the Stage-Wise NAS paper's text describes; ``original`` is what the
+authors' released Keras code did (three augmented copies of the training set per epoch, L2 on
+convolution kernels only, he-normal initialisation, per-pixel mean subtraction, Keras time-based
+rate decay); ``fast`` is a one-cycle recipe for GPUs. All use Nesterov SGD. ``docs/protocol.md``
+lists every difference and where it comes from. Learning-rate schedules are stepped once per iteration through a
 :class:`torch.optim.lr_scheduler.LambdaLR` whose factor object holds only numbers, so scheduler
 state dicts load with ``torch.load(weights_only=True)``.
 """
@@ -15,7 +18,17 @@ import torch
 from swnas.errors import InputError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "ScheduleFactor", "make_optimizer", "make_scheduler",
-           "crop_padding", "estimate_training_hours", "PAPER_SEARCH_RUNS"]
+           "crop_padding", "estimate_training_hours", "PAPER_SEARCH_RUNS", "DECAY_SCOPES", "NORMALIZATIONS",
+           "FINAL_EPOCHS", "TRANSFER_EPOCHS", "steps_per_epoch", "images_per_epoch", "training_images"]
+
+#: Which parameters a recipe's weight decay applies to.
+DECAY_SCOPES = ("all", "kernels", "conv_kernels")
+#: How inputs are normalised: per-channel mean and std, or the per-pixel mean image subtracted.
+NORMALIZATIONS = ("channel", "pixel_mean")
+#: The paper's final training of each candidate after the search decision (Section IV).
+FINAL_EPOCHS = 100
+#: The paper's fine-tuning of weight-transferred networks (Section IV).
+TRANSFER_EPOCHS = 50
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,20 @@ class Recipe:
         the rest falls linearly to ``lr * end_factor``.
     start_factor, end_factor : float
     label_smoothing : float
+    copies_per_epoch : int
+        Independently augmented copies of the training set that make one epoch (the original
+        code concatenates 3 per epoch, so its "epoch" is 3 passes).
+    decay_scope : {"all", "kernels", "conv_kernels"}
+        Parameters that get ``weight_decay``: all of them, convolution and dense kernels, or
+        convolution kernels only (never BatchNorm parameters or biases unless ``all``).
+    lr_decay : float
+        Keras time-based decay: the rate is divided by ``1 + lr_decay * iteration`` on top of the
+        schedule (the original code's ``SGD(decay=1e-6)``).
+    init : {"default", "he_normal"}
+        Weight initialisation of networks trained from scratch (:func:`swnas.models.initialize`).
+    normalize : {"channel", "pixel_mean"}
+        Input normalisation: ``(x / 255 - mean_c) / std_c`` per channel, or ``x / 255`` minus the
+        training set's per-pixel mean image (no scaling).
     """
 
     name: str
@@ -56,6 +83,11 @@ class Recipe:
     start_factor: float = 0.04
     end_factor: float = 0.0
     label_smoothing: float = 0.0
+    copies_per_epoch: int = 1
+    decay_scope: str = "all"
+    lr_decay: float = 0.0
+    init: str = "default"
+    normalize: str = "channel"
 
     def milestone_epochs(self) -> list[int]:
         """Epochs at which a ``multistep`` schedule divides the rate (e.g. [100, 150] of 200)."""
@@ -78,7 +110,15 @@ PAPER = Recipe("paper", epochs=200, batch_size=128, lr=0.01)
 FAST = Recipe("fast", epochs=30, batch_size=512, lr=0.4, weight_decay=5e-4, schedule="onecycle",
               label_smoothing=0.1)
 
-RECIPES: dict[str, Recipe] = {"paper": PAPER, "fast": FAST}
+#: The authors' released Keras code: batch 128, SGD lr 0.01, momentum 0.9, Nesterov, decay 1e-6,
+#: lr 1e-3 from epoch 100 and 1e-4 from epoch 150, each epoch three augmented copies of the
+#: training set, Keras ``l2(1e-4)`` on convolution kernels (a loss term 1e-4 * w^2, i.e. gradient
+#: 2e-4 * w: weight decay 2e-4 in PyTorch's convention) and none on BatchNorm, biases or the dense
+#: layer, he-normal (fan-in) initialisation, per-pixel mean subtraction.
+ORIGINAL = Recipe("original", epochs=200, batch_size=128, lr=0.01, weight_decay=2e-4, copies_per_epoch=3,
+                  decay_scope="conv_kernels", lr_decay=1e-6, init="he_normal", normalize="pixel_mean")
+
+RECIPES: dict[str, Recipe] = {"paper": PAPER, "original": ORIGINAL, "fast": FAST}
 
 
 def get_recipe(recipe: str | Recipe = "paper", *, epochs: int | None = None,
@@ -104,9 +144,40 @@ def get_recipe(recipe: str | Recipe = "paper", *, epochs: int | None = None,
             raise InputError(f"lr must be a positive finite number, got {lr!r}")
         changes["lr"] = float(lr)
     r = replace(recipe, **changes)
+    _check_fields(r)
+    return r
+
+
+def _check_fields(r: Recipe) -> None:
+    from swnas.models.init import INIT_SCHEMES
+
     if r.schedule not in ("multistep", "onecycle"):
         raise InputError(f"recipe schedule must be 'multistep' or 'onecycle', got {r.schedule!r}")
-    return r
+    if isinstance(r.copies_per_epoch, bool) or not isinstance(r.copies_per_epoch, int) or r.copies_per_epoch < 1:
+        raise InputError(f"copies_per_epoch must be a positive integer, got {r.copies_per_epoch!r}")
+    if r.decay_scope not in DECAY_SCOPES:
+        raise InputError(f"decay_scope must be one of {list(DECAY_SCOPES)}, got {r.decay_scope!r}")
+    if not (isinstance(r.lr_decay, (int, float)) and math.isfinite(r.lr_decay) and r.lr_decay >= 0):
+        raise InputError(f"lr_decay must be a non-negative finite number, got {r.lr_decay!r}")
+    if r.init not in INIT_SCHEMES:
+        raise InputError(f"init must be one of {list(INIT_SCHEMES)}, got {r.init!r}")
+    if r.normalize not in NORMALIZATIONS:
+        raise InputError(f"normalize must be one of {list(NORMALIZATIONS)}, got {r.normalize!r}")
+
+
+def images_per_epoch(recipe: Recipe, n_train: int) -> int:
+    """Images one epoch of ``recipe`` trains on: ``n_train * copies_per_epoch``."""
+    return int(n_train) * recipe.copies_per_epoch
+
+
+def steps_per_epoch(recipe: Recipe, n_train: int) -> int:
+    """SGD steps of one epoch (the last batch may be partial)."""
+    return max(1, math.ceil(images_per_epoch(recipe, n_train) / recipe.batch_size))
+
+
+def training_images(recipe: Recipe, n_train: int, epochs: int | None = None) -> int:
+    """Images a whole run trains on (``epochs`` defaults to the recipe's)."""
+    return images_per_epoch(recipe, n_train) * (recipe.epochs if epochs is None else int(epochs))
 
 
 def crop_padding(input_size: int) -> int:
@@ -130,8 +201,12 @@ class ScheduleFactor:
         self.warmup_steps = max(1, int(round(recipe.warmup * self.total)))
         self.start_factor = float(recipe.start_factor)
         self.end_factor = float(recipe.end_factor)
+        self.lr_decay = float(recipe.lr_decay)
 
     def __call__(self, step: int) -> float:
+        return self._schedule(step) / (1.0 + self.lr_decay * step)
+
+    def _schedule(self, step: int) -> float:
         if self.kind == "multistep":
             epoch = step // self.steps_per_epoch
             return self.gamma ** sum(1 for m in self.milestones if epoch >= m)
@@ -142,11 +217,27 @@ class ScheduleFactor:
         return 1.0 + (self.end_factor - 1.0) * frac
 
 
+def _decayed(model: torch.nn.Module, scope: str) -> tuple[list, list]:
+    """(parameters with weight decay, parameters without) for ``scope``, in ``model.parameters()`` order."""
+    kinds = (torch.nn.Conv2d,) if scope == "conv_kernels" else (torch.nn.Conv2d, torch.nn.Linear)
+    kernels = {id(m.weight) for m in model.modules() if isinstance(m, kinds)}
+    params = list(model.parameters())
+    return [p for p in params if id(p) in kernels], [p for p in params if id(p) not in kernels]
+
+
 def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.SGD:
-    """Nesterov SGD with the recipe's rate, momentum and weight decay (decay on all parameters,
-    as the paper's Keras code applies its L2 penalty)."""
-    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                           nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    """Nesterov SGD with the recipe's rate, momentum and weight decay.
+
+    ``decay_scope="all"`` decays every parameter (one parameter group); ``kernels`` and
+    ``conv_kernels`` put the decayed kernels in a first group and the rest (BatchNorm, biases,
+    and for ``conv_kernels`` the dense layer) in a second group without decay.
+    """
+    kw = dict(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    if recipe.decay_scope == "all":
+        return torch.optim.SGD(model.parameters(), weight_decay=recipe.weight_decay, **kw)
+    decayed, plain = _decayed(model, recipe.decay_scope)
+    groups = [{"params": decayed, "weight_decay": recipe.weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.SGD([g for g in groups if g["params"]], **kw)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,

@@ -23,7 +23,7 @@ __all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMN
 
 COLUMNS = (
     "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
-    "latency_ms", "carbon_kg", "top1", "top5",
+    "latency_ms", "carbon_kg", "top1", "top5", "val_top1", "final_epochs", "final_top1", "final_val_top1",
 )
 
 
@@ -46,7 +46,8 @@ def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
         "name": name, "kind": kind, "iteration": iteration, "stages": list(stages) if stages is not None else None,
         "depth": depth if depth is not None else m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
         "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
-        "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"),
+        "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"), "val_top1": m.get("val_top1"),
+        "final_epochs": None, "final_top1": None, "final_val_top1": None,
     }
 
 
@@ -74,8 +75,11 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
     rows = []
     for j, i in enumerate(state["candidates"]):
         n = nets[i]
-        rows.append(_row_from_metrics(f"C{j} (A{n['iteration']})", "candidate", n["iteration"], n["stages"],
-                                      n.get("depth"), n["metrics"]))
+        row = _row_from_metrics(f"C{j} (A{n['iteration']})", "candidate", n["iteration"], n["stages"],
+                                n.get("depth"), n["metrics"])
+        fin = n.get("final") if isinstance(n.get("final"), dict) else {}
+        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"))
+        rows.append(row)
     rows.extend(_baselines(out))
     if ensemble is not None:
         sel = [r for r in rows if r["kind"] == "candidate"]
@@ -89,6 +93,7 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
             "stages": None, "depth": None, "params": total("params"), "macs": total("macs"),
             "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
             "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
+            "val_top1": None, "final_epochs": None, "final_top1": None, "final_val_top1": None,
         })
     return rows
 
@@ -114,7 +119,7 @@ def _fmt(v: Any, kind: str) -> str:
 def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     cfg = state["config"]
     head = ("Network", "Stages", "Depth", "Params", "MACs", "Memory", "CPU latency (ms)", "Carbon (kg CO2e)",
-            "Top-1 (%)", "Top-5 (%)")
+            "Top-1 (%)", "Top-5 (%)", "Val top-1 (%)", "Top-1 after final epochs (%)")
     lines = [
         f"# Stage-wise search: {cfg.get('dataset')} / {cfg.get('module')} / {cfg.get('criterion')}",
         "",
@@ -129,12 +134,14 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
             r["name"], _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
             _fmt(r["macs"], "count"), _fmt(r["memory"], "bytes"), _fmt(r["latency_ms"], "ms"),
             _fmt(r["carbon_kg"], "kg"), _fmt(r["top1"], "pct"), _fmt(r["top5"], "pct"),
+            _fmt(r.get("val_top1"), "pct"), _fmt(r.get("final_top1"), "pct"),
         )
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Decisions", ""]
     for rec in state["iterations"]:
-        parts = [f"stage {c['stage']}: {c['score_A']:.6g} vs {c['score_T']:.6g} -> {'grow' if c['grow'] else 'keep'}"
-                 for c in rec["comparisons"]]
+        parts = [f"stage {c['stage']}: " + (f"{c['score_A']:.6g} vs {c['score_T']:.6g}" if c["score_A"] is not None
+                                             else cfg.get("criterion", "control"))
+                 + f" -> {'grow' if c['grow'] else 'keep'}" for c in rec["comparisons"]]
         tail = " (no stage grew; stopped)" if rec.get("stopped_early") else (" (no stage grew)" if rec.get("no_growth") else "")
         lines.append(f"- iteration {rec['iteration']}: {rec['stages_before']} -> {rec['stages_after']}; "
                      + "; ".join(parts) + tail)
@@ -263,7 +270,7 @@ def export_candidate(
     torchscript: bool = False,
     onnx: bool = False,
 ) -> list[Path]:
-    """Write candidate ``candidate`` (0 = initial A; ``None`` = the last) of a search as one file.
+    """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
     ``to`` receives the spec and the weights (``swnas.models.load(to)`` rebuilds it). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with

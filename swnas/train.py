@@ -417,7 +417,8 @@ def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, fl
     ws, rk = D.world_size(), D.rank()
     dev = _resolve_device(device)
     amp_mode = _resolve_amp(amp, dev)
-    plan = EpochPlan.make(len(data.y_train), rec.batch_size, ws, rk, pad, flip, seed)
+    # an epoch of ``copies_per_epoch`` independently augmented copies (the original recipe: 3)
+    plan = EpochPlan.make(len(data.y_train) * rec.copies_per_epoch, rec.batch_size, ws, rk, pad, flip, seed)
     if ws > 1 and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)

@@ -159,7 +159,7 @@ def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monk
     code, o, err = run(["search", "--resume", str(out), "--m0", "1", "--device", "cpu", "--quiet", "--no-report"],
                        capsys)
     assert code == 0, err
-    assert "resuming" not in o and "search complete: 5 networks trained, 3 candidates" in o
+    assert "resuming" not in o and "search complete: 5 networks trained, 2 candidates" in o
     assert json.loads((out / "search.json").read_text()) == state
 
 
@@ -182,7 +182,7 @@ def test_train_baseline_appears_in_report(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     line = next(ln for ln in o.splitlines() if ln.startswith("| ResNet-8 |"))
     assert f"{100 * res['metrics']['top1']:.2f}" in line and "| 8 |" in line
-    assert len(spec["candidates"]) == 2
+    assert len(spec["candidates"]) == 1  # A_1 only: A0 is the starting network
 
 
 def test_transfer_toolkit_builds_from_the_donor(tmp_path):

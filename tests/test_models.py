@@ -232,3 +232,113 @@ def test_load_errors_name_the_path(tmp_path):
         load(foreign)
     with pytest.raises(InputError, match="model"):
         save_model(nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+# ------------------------------------------------------------------------------------ the paper's counting
+# The authors' released CIFAR-10 NASNet candidates (models/CIFAR10/CellModules, Keras 2.1.2): stage
+# counts with their trainable parameters and FLOPs as the authors' counter computes them on those
+# Keras files (separable convolutions counted as full ones), and their convolution-layer depth.
+RELEASED_CELLS = [
+    ([2, 3, 2], 1_367_722, 1_895_669_248, 109),
+    ([3, 3, 2], 1_395_946, 2_069_732_864, 121),
+    ([3, 4, 2], 1_497_450, 2_243_796_480, 133),
+    ([4, 4, 3], 1_908_906, 2_591_923_712, 157),
+    ([5, 4, 4], 2_320_362, 2_940_050_944, 181),
+    ([6, 5, 4], 2_450_090, 3_288_178_176, 205),
+]
+
+
+@pytest.mark.parametrize("stages, params, flops, depth", RELEASED_CELLS[::2] + RELEASED_CELLS[-1:])
+def test_keras_cells_match_the_released_models(stages, params, flops, depth):
+    from swnas.models.costs import keras_flops, paper_depth
+
+    spec = ArchSpec(module="nasnet", stages=stages, cell="keras").with_width(32)
+    net = _meta(spec)
+    assert count_params(net) == params
+    assert keras_flops(net) == flops
+    assert paper_depth(spec) == depth
+    # the true multiply-accumulates are far fewer: separable convolutions are cheap
+    assert count_macs(net) < flops / 5
+
+
+def test_paper_depth_of_the_residual_rows():
+    from swnas.models.costs import baseline_name, paper_depth
+
+    # Table III: [10, 12, 6] depth 59, [10, 14, 8] 67; weight transfer iteration 1 [6, 6, 6] 39
+    assert [paper_depth(ArchSpec(stages=s)) for s in ([10, 12, 6], [10, 14, 8], [6, 6, 6])] == [59, 67, 39]
+    assert paper_depth(ArchSpec(stages=[2, 2, 2], shortcut="zeros")) == 13  # no projection convolutions
+    assert baseline_name(ArchSpec(stages=[7, 7, 7])) == "ResNet44"
+    assert baseline_name(ArchSpec(stages=[10, 12, 6])) == "basic[10-12-6]"
+
+
+def test_paper_nasnet_baselines():
+    from swnas.models.costs import baseline_name, keras_flops
+
+    names, params = [], []
+    for n in (4, 5, 6):
+        spec = ArchSpec(module="nasnet", stages=[n, n, n], cell="keras").with_width(32)
+        names.append(baseline_name(spec))
+        params.append(count_params(_meta(spec)))
+    assert names == ["NASNet169", "NASNet205", "NASNet241"]
+    # NASNet241 is NASNet-A (6 @ 768) of Zoph et al.: 3.3 M parameters
+    assert abs(params[2] - 3.3e6) / 3.3e6 < 0.05
+    assert params[0] < params[1] < params[2]
+    # every added cell costs the same Keras FLOPs in every stage (H * W * C * C is constant)
+    f = [keras_flops(_meta(ArchSpec(module="nasnet", stages=s, cell="keras").with_width(32)))
+         for s in ([4, 4, 4], [5, 4, 4], [4, 5, 4])]
+    assert f[1] - f[0] == f[2] - f[0] > 0
+
+
+def test_keras_flops_equal_macs_for_residual_networks():
+    from swnas.models.costs import keras_flops
+
+    for stages in ([9, 9, 9], [10, 14, 8]):
+        net = _meta(ArchSpec(stages=stages))
+        assert keras_flops(net) == count_macs(net)
+    with pytest.raises(InputError, match="model"):
+        keras_flops(nn.Sequential(nn.Conv2d(3, 4, 3)))
+
+
+def test_cell_variant_and_width_options():
+    darts = ArchSpec(module="nasnet", stages=[1, 1, 1], widths=[4, 8, 16])
+    keras = ArchSpec(module="nasnet", stages=[1, 1, 1], cell="keras").with_width(4)
+    assert keras.widths == [4, 8, 16] and keras.stem_width == 4 and darts.stem_width == 12
+    assert "cell" not in darts.to_dict() and ArchSpec.from_json(keras.to_json()) == keras
+    net = build(keras).eval()
+    assert net.stages[0][0].out_channels == 6 * 4 and net.reductions[0].out_channels == 4 * 8
+    assert isinstance(net.stages[0][0].preprocess0, nn.Identity)  # stem already has C channels
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+    with pytest.raises(InputError, match="^cell:"):
+        ArchSpec(module="nasnet", stages=[1, 1, 1], cell="tf")
+    with pytest.raises(InputError, match="^cell:"):
+        ArchSpec(stages=[1, 1, 1], cell="keras")
+    with pytest.raises(InputError, match="^width:"):
+        ArchSpec().with_width(0)
+
+
+def test_he_normal_initialisation_is_the_keras_one():
+    from swnas.models import initialize
+
+    net = build(ArchSpec(stages=[2, 2, 2]))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(0.5)
+    g = torch.Generator().manual_seed(0)
+    assert initialize(net, "he_normal", generator=g) is net
+    conv = net.stages[2][1].conv2  # 64 x 64 x 3 x 3: fan-in 576
+    std = (2.0 / 576) ** 0.5
+    w = conv.weight
+    assert abs(w.std().item() - 0.88 * std) < 0.05 * std  # a normal truncated at 2 sigma has std 0.88 sigma
+    assert w.abs().max().item() <= 2 * std + 1e-7
+    fc_std = (2.0 / net.fc.in_features) ** 0.5
+    assert net.fc.weight.abs().max().item() <= 2 * fc_std + 1e-7
+    assert torch.count_nonzero(net.fc.bias) == 0 and torch.count_nonzero(net.stages[1][0].shortcut.bias) == 0
+    assert torch.all(net.bn1.weight == 1) and torch.count_nonzero(net.bn1.bias) == 0
+    again = initialize(build(ArchSpec(stages=[2, 2, 2])), "he_normal", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again.stages[2][1].conv2.weight, w)
+    before = [p.clone() for p in net.parameters()]
+    initialize(net, "default")
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    with pytest.raises(InputError, match="^init:"):
+        initialize(net, "glorot")

@@ -317,7 +317,7 @@ def test_export_to_a_directory(two_real_searches, tmp_path, capsys):
 
 @pytest.mark.parametrize("edit, needle", [
     (lambda s: s.pop("iterations"), "lacks 'iterations'"),
-    (lambda s: s["candidates"].append(99), "candidates[2] = 99"),
+    (lambda s: s["candidates"].append(99), "candidates[1] = 99"),
     (lambda s: s["networks"][0].pop("stages"), "networks[0]: lacks 'stages'"),
     (lambda s: s["iterations"][0].update(T=0), "'T' = 0 is not the index of a trained T"),
     (lambda s: s.update(final="x"), "'final' = 'x'"),

@@ -12,7 +12,8 @@ from torch import nn
 from swnas.errors import InputError
 from swnas.models.spec import MODULE_TYPES, ArchSpec
 
-__all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "stage_output_modules"]
+__all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "stage_output_modules", "initialize",
+           "paper_depth", "keras_flops"]
 
 
 def build(spec: ArchSpec) -> nn.Module:
@@ -55,4 +56,6 @@ def stage_output_modules(model: nn.Module) -> list[nn.Module]:
     return out
 
 
+from swnas.models.costs import keras_flops, paper_depth  # noqa: E402
+from swnas.models.init import initialize  # noqa: E402
 from swnas.models.io import load, save_model  # noqa: E402

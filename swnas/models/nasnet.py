@@ -4,6 +4,12 @@ The cells follow the NASNet-A genotype as the DARTS code base writes it: each ce
 outputs of the two previous cells, builds 5 nodes, each the sum of two operations on earlier
 states, and concatenates the nodes that no other node consumes (normal: all 5; reduction: 3).
 The stem is a 3x3 convolution + BN to ``3 * C`` channels; channels double at each reduction.
+
+``spec.cell == "keras"`` renders the same genotype as the Keras NASNet-A of the paper's released
+models: normal cells concatenate the (adjusted) previous-previous input with their 5 nodes, reduction
+cells concatenate 4 nodes (all but the first), the previous-previous input is adjusted only when its
+resolution or channels differ from the cell's, the stem has ``C`` channels and a ReLU precedes the
+pooling head (``docs/protocol.md``).
 """
 from __future__ import annotations
 
@@ -32,6 +38,9 @@ NASNET_REDUCE: tuple[tuple[str, int], ...] = (
     ("sep_conv_3x3", 2), ("max_pool_3x3", 1),
 )
 NASNET_REDUCE_CONCAT = (4, 5, 6)
+# The Keras rendering's concatenations (state 0 is the adjusted previous-previous input).
+KERAS_NORMAL_CONCAT = (0, 2, 3, 4, 5, 6)
+KERAS_REDUCE_CONCAT = (3, 4, 5, 6)
 
 
 class ReLUConvBN(nn.Module):
@@ -68,7 +77,11 @@ class FactorizedReduce(nn.Module):
 
 
 class SepConv(nn.Module):
-    """Two stacked depthwise-separable convolutions (ReLU-dw-pw-BN), the stride on the first."""
+    """Two stacked depthwise-separable convolutions (ReLU-dw-pw-BN), the stride on the first.
+
+    ``separable_pairs`` lists the (depthwise, pointwise) convolutions that together form one
+    separable convolution (one Keras ``SeparableConv2D`` layer).
+    """
 
     def __init__(self, c: int, kernel: int, stride: int) -> None:
         super().__init__()
@@ -83,6 +96,7 @@ class SepConv(nn.Module):
             nn.Conv2d(c, c, 1, bias=False),
             nn.BatchNorm2d(c),
         )
+        self.separable_pairs = ((self.op[1], self.op[2]), (self.op[5], self.op[6]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -115,16 +129,28 @@ class Cell(nn.Module):
         Channels of s0 and s1. c : int  channels of every node. reduction : bool
     reduction_prev : bool
         Whether s0 has twice the resolution of s1 (the previous cell was a reduction cell).
+    variant : {"darts", "keras"}
+        The concatenation and input adjustment of :class:`swnas.models.ArchSpec`'s ``cell``.
     """
 
-    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, drop_path: float = 0.0):
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, drop_path: float = 0.0,
+                 variant: str = "darts"):
         super().__init__()
         self.reduction = reduction
         self.drop_path = drop_path
-        self.preprocess0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c, 1)
+        self.preprocess0: nn.Module
+        if reduction_prev:
+            self.preprocess0 = FactorizedReduce(c_pp, c)
+        elif variant == "keras" and c_pp == c:
+            self.preprocess0 = nn.Identity()
+        else:
+            self.preprocess0 = ReLUConvBN(c_pp, c, 1)
         self.preprocess1 = ReLUConvBN(c_p, c, 1)
         genotype = NASNET_REDUCE if reduction else NASNET_NORMAL
-        self.concat = NASNET_REDUCE_CONCAT if reduction else NASNET_NORMAL_CONCAT
+        if variant == "keras":
+            self.concat = KERAS_REDUCE_CONCAT if reduction else KERAS_NORMAL_CONCAT
+        else:
+            self.concat = NASNET_REDUCE_CONCAT if reduction else NASNET_NORMAL_CONCAT
         self.inputs = tuple(idx for _, idx in genotype)
         self.ops = nn.ModuleList(
             _make_op(name, c, 2 if (reduction and idx < 2) else 1) for name, idx in genotype
@@ -170,17 +196,18 @@ class NASNetCifar(nn.Module):
         stages, reductions = [], []
         for i, (m, c) in enumerate(zip(spec.stages, widths)):
             if i > 0:
-                cell = Cell(c_pp, c_p, c, True, reduction_prev, spec.drop_path)
+                cell = Cell(c_pp, c_p, c, True, reduction_prev, spec.drop_path, spec.cell)
                 reductions.append(cell)
                 c_pp, c_p, reduction_prev = c_p, cell.out_channels, True
             cells = []
             for _ in range(m):
-                cell = Cell(c_pp, c_p, c, False, reduction_prev, spec.drop_path)
+                cell = Cell(c_pp, c_p, c, False, reduction_prev, spec.drop_path, spec.cell)
                 cells.append(cell)
                 c_pp, c_p, reduction_prev = c_p, cell.out_channels, False
             stages.append(nn.Sequential(*cells))
         self.stages = nn.ModuleList(stages)
         self.reductions = nn.ModuleList(reductions)
+        self.head_relu = nn.ReLU() if spec.cell == "keras" else nn.Identity()
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, spec.num_classes)
 
@@ -191,4 +218,4 @@ class NASNetCifar(nn.Module):
                 s0, s1 = s1, self.reductions[i - 1](s0, s1)
             for cell in stage:
                 s0, s1 = s1, cell(s0, s1)
-        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        return self.classifier(torch.flatten(self.global_pooling(self.head_relu(s1)), 1))

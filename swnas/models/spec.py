@@ -9,11 +9,12 @@ import numpy as np
 
 from swnas.errors import InputError
 
-__all__ = ["ArchSpec", "MODULE_TYPES", "SHORTCUTS", "STEM_KINDS"]
+__all__ = ["ArchSpec", "CELL_VARIANTS", "MODULE_TYPES", "SHORTCUTS", "STEM_KINDS"]
 
 MODULE_TYPES = ("basic", "bottleneck", "nasnet")
 SHORTCUTS = ("projection", "projection_bn", "zeros")
 STEM_KINDS = ("cifar", "imagenet")
+CELL_VARIANTS = ("darts", "keras")
 
 # Per-module defaults of the per-stage widths (stage i gets base * 2**i).
 _BASE_WIDTH = {"basic": 16, "bottleneck": 64, "nasnet": 16}
@@ -54,6 +55,13 @@ class ArchSpec:
         max pool. ``None``: ``imagenet`` for ``bottleneck``, ``cifar`` otherwise.
     drop_path : float
         ``nasnet`` only: drop-path probability during training (0 disables it).
+    cell : {"darts", "keras"}
+        ``nasnet`` only: which rendering of the NASNet-A cells. ``darts``: as the DARTS code base
+        writes the genotype (normal cells concatenate their 5 nodes, reduction cells 3; stem
+        ``3 * widths[0]``). ``keras``: as the Keras NASNet-A of the paper's released models (normal
+        cells also concatenate their adjusted previous-previous input, 6 x C channels; reduction
+        cells concatenate 4 nodes; the previous-previous input is adjusted only when its shape
+        differs; ReLU before the pooling head; stem ``widths[0]``). See ``docs/protocol.md``.
 
     Examples
     --------
@@ -73,6 +81,7 @@ class ArchSpec:
     shortcut: str = "projection"
     stem_kind: str | None = None
     drop_path: float = 0.0
+    cell: str = "darts"
 
     def __post_init__(self) -> None:
         if not isinstance(self.module, str) or self.module not in MODULE_TYPES:
@@ -110,6 +119,10 @@ class ArchSpec:
         if isinstance(self.drop_path, bool) or not isinstance(self.drop_path, (int, float)) or not 0.0 <= self.drop_path < 1.0:
             raise InputError(f"drop_path: must be a probability in [0, 1), got {self.drop_path!r}")
         self.drop_path = float(self.drop_path)
+        if self.cell not in CELL_VARIANTS:
+            raise InputError(f"cell: unknown NASNet cell variant {self.cell!r}; choose one of {', '.join(CELL_VARIANTS)}")
+        if self.cell != "darts" and self.module != "nasnet":
+            raise InputError(f"cell: {self.cell!r} applies to module 'nasnet' only, not {self.module!r}")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -133,7 +146,7 @@ class ArchSpec:
         if self.module == "bottleneck":
             return 64
         if self.module == "nasnet":
-            return 3 * self.stage_widths[0]
+            return self.stage_widths[0] if self.cell == "keras" else 3 * self.stage_widths[0]
         return self.stage_widths[0]
 
     @property
@@ -149,6 +162,8 @@ class ArchSpec:
 
         ``basic``: 2 per block + stem + classifier (``[9, 9, 9]`` -> 56); ``bottleneck``: 3 per
         block + 2 (``[3, 4, 6, 3]`` -> 50); ``nasnet``: the number of cells (normal + reduction).
+        The paper's tables count depth otherwise for the networks they found:
+        :func:`swnas.models.costs.paper_depth` (``docs/protocol.md``).
         """
         total = sum(self.stages)
         if self.module == "basic":
@@ -167,6 +182,16 @@ class ArchSpec:
         """The same spec with other per-stage counts (same number of stages if widths are set)."""
         return replace(self, stages=list(stages))
 
+    def with_width(self, width: int) -> "ArchSpec":
+        """The same spec with first-stage width ``width``, doubled at every later stage.
+
+        For ``nasnet`` this is the cell filters of the first stage (the paper's NASNet baselines
+        use 32, i.e. widths 32, 64, 128).
+        """
+        if not _is_int(width) or width < 1:
+            raise InputError(f"width: must be a positive integer, got {width!r}")
+        return replace(self, widths=[width * 2**i for i in range(len(self.stages))])
+
     def deepened(self, delta: int) -> "ArchSpec":
         """Every stage deepened by ``delta`` modules (the search's temporary network T)."""
         if not _is_int(delta) or delta < 0:
@@ -175,8 +200,11 @@ class ArchSpec:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict of JSON types (lists copied)."""
+        """A plain dict of JSON types (lists copied); ``cell`` only when it is not the default, so
+        specs written before the field existed keep their exact JSON."""
         d = asdict(self)
+        if d["cell"] == "darts":
+            del d["cell"]
         d["stages"] = list(self.stages)
         d["widths"] = None if self.widths is None else list(self.widths)
         return d

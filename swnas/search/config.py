@@ -11,8 +11,12 @@ from swnas.state import to_jsonable
 
 __all__ = [
     "SearchConfig", "STATE_FILE", "LOG_FILE", "FORMAT", "TIMING_KEYS", "METRIC_UNITS",
-    "criterion_names", "module_names",
+    "criterion_names", "module_names", "CONTROL_CRITERIA",
 ]
+
+#: Criteria that decide without scoring (the controls of ``docs/protocol.md``): ``random`` grows
+#: each stage with probability 1/2 (seeded), ``uniform`` grows every stage.
+CONTROL_CRITERIA = ("random", "uniform")
 
 FLOAT32_MAX = 3.4028234663852886e38
 STATE_FILE = "search.json"
@@ -28,15 +32,17 @@ METRIC_UNITS = {
     "carbon": "kg CO2e of training",
     "top1": "fraction of the test set",
     "top5": "fraction of the test set",
+    "val_top1": "fraction of the validation split (of the training data)",
     "train_seconds": "s",
 }
 
 
 def criterion_names() -> tuple[str, ...]:
-    """The criteria registered in :mod:`swnas.scoring` (the only source of these names)."""
+    """The criteria registered in :mod:`swnas.scoring` (the only source of these names), then the
+    :data:`CONTROL_CRITERIA`."""
     from swnas.scoring import criteria
 
-    return tuple(criteria())
+    return tuple(criteria()) + CONTROL_CRITERIA
 
 
 def module_names() -> tuple[str, ...]:
@@ -55,6 +61,14 @@ class SearchConfig:
     ``epochs``/``batch_size``/``lr`` of ``None`` take the recipe's values; in transfer mode every
     candidate starts from ``transfer`` (a donor checkpoint) and is fine-tuned ``finetune_epochs``
     (``None``: as ``epochs``).
+
+    The protocol is the paper's (``docs/protocol.md``): all ``iterations`` run even when no stage
+    grows (``stop_early`` stops instead; ``keep_going`` is accepted and ignored); the candidates are
+    A_1..A_n; each is then trained ``final_epochs`` more (``None``: half the training epochs, the
+    paper's 100 of 200; 0 skips); networks train on all but a stratified ``val_split`` of the
+    training data, and ``best`` is the candidate with the highest validation accuracy (none when
+    ``val_split`` is 0). ``width`` sets the first-stage width (doubled per stage) and ``cell`` the
+    NASNet cell variant (:class:`swnas.models.ArchSpec`).
     """
 
     criterion: str = "pls"
@@ -82,6 +96,11 @@ class SearchConfig:
     input_size: int | None = None
     workers: int = 4
     sync_bn: bool = False
+    stop_early: bool = False
+    final_epochs: int | None = None
+    val_split: float = 0.1
+    width: int | None = None
+    cell: str = "darts"
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
@@ -97,7 +116,10 @@ class SearchConfig:
             c.delta = 1 if c.module == "nasnet" else 2
         if c.criterion == "pls":
             c.score_params.setdefault("n_components", 2)
+        if c.criterion in CONTROL_CRITERIA and c.score_params:
+            raise InputError(f"--param: criterion {c.criterion!r} takes no parameters, got {c.score_params}")
         _check_numbers(c)
+        _check_protocol(c)
         from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
 
         if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
@@ -125,7 +147,7 @@ def _check_numbers(c: SearchConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    for name in ("epochs", "batch_size", "subset", "finetune_epochs"):
+    for name in ("epochs", "batch_size", "subset", "finetune_epochs", "width"):
         v = getattr(c, name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise InputError(f"{name}: expected a positive integer, got {v!r}")
@@ -139,3 +161,28 @@ def _check_numbers(c: SearchConfig) -> None:
     if c.lr is not None and c.lr > FLOAT32_MAX:
         raise InputError(f"lr: {c.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
                          "such as 0.1")
+
+
+def _check_protocol(c: SearchConfig) -> None:
+    """The options of the paper's protocol (final epochs, validation split, cells); fills
+    ``final_epochs`` when ``None`` (half the training epochs, at least 1)."""
+    from swnas.models.spec import CELL_VARIANTS
+    from swnas.recipes import get_recipe
+
+    if c.final_epochs is None:
+        try:
+            base = c.epochs if c.epochs is not None else get_recipe(c.recipe).epochs
+        except InputError:
+            base = 2  # an unknown recipe is reported by validate_options, naming --recipe
+        c.final_epochs = max(1, base // 2)
+    v = c.final_epochs
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise InputError(f"final_epochs: expected an integer >= 0 (0 skips the final training), got {v!r}")
+    vs = c.val_split
+    if isinstance(vs, bool) or not isinstance(vs, (int, float)) or not (0.0 <= vs < 1.0) or not math.isfinite(vs):
+        raise InputError(f"val_split: expected a fraction in [0, 1), got {vs!r}")
+    c.val_split = float(vs)
+    if c.cell not in CELL_VARIANTS:
+        raise InputError(f"cell: unknown NASNet cell variant {c.cell!r}; choose one of {', '.join(CELL_VARIANTS)}")
+    if c.cell != "darts" and c.module != "nasnet":
+        raise InputError(f"cell: {c.cell!r} applies to --module nasnet only")

@@ -14,13 +14,13 @@ from typing import Any, Callable, Sequence
 
 from swnas import resume, runinfo, tracking
 from swnas.errors import InputError
-from swnas.search.config import SearchConfig
+from swnas.search.config import CONTROL_CRITERIA, LOG_FILE, STATE_FILE, SearchConfig
 from swnas.search.progress import Progress, fmt_seconds
 from swnas.search.state import SearchState, metrics_record, resume_config
 from swnas.search.toolkit import Toolkit
 from swnas.state import atomic_save, atomic_write_json, file_sha256, inside
 
-__all__ = ["Search", "SearchResult", "decide", "run_search", "checkpoint_path"]
+__all__ = ["Search", "SearchResult", "decide", "control_decision", "run_search", "checkpoint_path"]
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SearchResult:
     networks: list
     candidates: list
     final: int
-    best: int
+    best: int | None
     status: str
 
     @property
@@ -51,6 +51,19 @@ def decide(scores_a: Sequence[float], scores_t: Sequence[float]) -> list[bool]:
             raise InputError(f"scores: stage {i + 1} has a non-finite score (A {a}, T {t})")
         out.append(t > a)
     return out
+
+
+def control_decision(criterion: str, n_stages: int, seed: int, iteration: int) -> list[bool]:
+    """The controls' rule: ``uniform`` grows every stage; ``random`` each with probability 1/2,
+    drawn from a generator seeded by ``(seed, iteration)`` (the same on resume and on every rank)."""
+    if criterion == "uniform":
+        return [True] * n_stages
+    if criterion != "random":
+        raise InputError(f"criterion: {criterion!r} is not a control criterion ({', '.join(CONTROL_CRITERIA)})")
+    import numpy as np
+
+    rng = np.random.default_rng([int(seed), int(iteration), 0x5EED])
+    return [bool(v) for v in rng.random(n_stages) < 0.5]
 
 
 def checkpoint_path(out: Path, net: dict) -> Path:
@@ -94,6 +107,9 @@ class Search:
             if rec["new_A"] != A["index"]:
                 rec["new_A"] = A["index"]
                 self.write()
+        from swnas.search.final import run_final_epochs
+
+        run_final_epochs(self)
         if self.state.status == "running":
             self.state.status = "complete"
         self.state.update_summary()
@@ -101,14 +117,19 @@ class Search:
         self.tk.barrier()
 
     def compare(self, k: int, A: dict, T: dict) -> dict:
-        """Score A and T, apply :func:`decide`, record the step (and an early stop)."""
+        """Score A and T, apply :func:`decide` (or a control criterion), record the step."""
         cfg = self.cfg
         self.progress.step(self.state.steps_done(), f"scoring the stages of A and T{k} ({cfg.criterion})")
-        self.ensure_scored([A, T])
-        grow = decide(A["scores"], T["scores"])
-        tracking.active().scores(k, A["scores"], T["scores"])  # E: --track
+        if cfg.criterion in CONTROL_CRITERIA:
+            grow = control_decision(cfg.criterion, len(A["stages"]), cfg.seed, k)
+        else:
+            self.ensure_scored([A, T])
+            grow = decide(A["scores"], T["scores"])
+            tracking.active().scores(k, A["scores"], T["scores"])  # E: --track
+        sa = A["scores"] or [None] * len(grow)
+        st = T["scores"] or [None] * len(grow)
         comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
-                 for i, (a, t, g) in enumerate(zip(A["scores"], T["scores"], grow))]
+                 for i, (a, t, g) in enumerate(zip(sa, st, grow))]
         rec = {
             "iteration": k, "A": A["index"], "T": T["index"], "comparisons": comps,
             "grown": [c["stage"] for c in comps if c["grow"]], "stages_before": list(A["stages"]),
@@ -118,15 +139,17 @@ class Search:
         self.state.iterations.append(rec)
         for c in comps:
             verdict = f"grow by {cfg.delta}" if c["grow"] else "keep"
-            self.progress.say(f"    iteration {k} stage {c['stage']}: score A {c['score_A']:.6g} vs "
-                              f"T {c['score_T']:.6g} -> {verdict}")
+            how = (f"score A {c['score_A']:.6g} vs T {c['score_T']:.6g}" if c["score_A"] is not None
+                   else f"{cfg.criterion} control")
+            self.progress.say(f"    iteration {k} stage {c['stage']}: {how} -> {verdict}")
         if rec["no_growth"]:
-            if cfg.keep_going:
-                self.progress.say(f"    iteration {k}: no stage grew; continuing (--keep-going)")
-            else:
+            if cfg.stop_early:
                 rec["stopped_early"] = True
                 self.state.status = "stopped_early"
-                self.progress.say(f"    iteration {k}: no stage grew; stopping early (use --keep-going to continue)")
+                self.progress.say(f"    iteration {k}: no stage grew; stopping early (--stop-early)")
+            else:
+                self.progress.say(f"    iteration {k}: no stage grew; continuing with A retrained, as the paper "
+                                  "does (--stop-early stops here)")
         self.write()
         self.tk.barrier()
         return rec

@@ -21,7 +21,8 @@ __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "me
 RESUME_FREE = ("device", "quiet", "backend", "workers")
 # options that change how networks are built or trained, and those that change how they are scored
 _TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
-             "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn")
+             "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn", "val_split", "width",
+             "cell")
 _SCORING = ("criterion", "reduce", "score_params")
 _NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed": int, "metrics": dict,
              "checkpoint": str, "spec": str}
@@ -45,6 +46,7 @@ def metrics_record(measured: dict, trained: dict, seconds: float) -> dict:
         "carbon": measured.get("carbon"),
         "top1": trained.get("top1"),
         "top5": trained.get("top5"),
+        "val_top1": trained.get("val_top1"),
         "epochs": trained.get("epochs"),
         "train_seconds": float(seconds),
     })
@@ -104,28 +106,39 @@ class SearchState:
         return len(self.networks) + len(self.iterations)
 
     def current_a(self) -> int | None:
-        return self.candidates[-1] if self.candidates else None
+        """Index of the latest A (the initial network before the first candidate)."""
+        return next((n["index"] for n in reversed(self.networks) if n["role"] == "A"), None)
 
     # -- updates
     def add_network(self, net: dict) -> None:
+        """Record a trained network; an A of iteration >= 1 is a candidate, A0 the starting network."""
         self.networks.append(net)
         if net["role"] == "A":
-            self.candidates.append(net["index"])
+            if net["iteration"] >= 1:
+                self.candidates.append(net["index"])
+            else:
+                self.doc["initial"] = net["index"]
         self.update_summary()
 
     def update_summary(self) -> None:
-        """``final`` = the last A; ``best`` = the candidate with the highest top-1 (earliest on ties)."""
-        cands = self.candidates
-        if not cands:
+        """``final`` = the last A; ``best`` = the candidate with the highest validation top-1
+        (after its final epochs when they ran; earliest on ties), ``None`` without a validation split.
+        Test accuracy never chooses."""
+        final = self.current_a()
+        if final is None:
             return
+        self.doc["final"] = final
         nets = self.networks
-        self.doc["final"] = cands[-1]
 
-        def acc(i: int) -> float:
-            v = nets[i]["metrics"].get("top1")
-            return v if isinstance(v, (int, float)) else -1.0
+        def val(i: int) -> float | None:
+            fin = nets[i].get("final")
+            v = fin.get("val_top1") if isinstance(fin, dict) else None
+            if not isinstance(v, (int, float)):
+                v = nets[i]["metrics"].get("val_top1")
+            return v if isinstance(v, (int, float)) else None
 
-        self.doc["best"] = max(cands, key=lambda i: (acc(i), -i))
+        scored = [i for i in self.candidates if val(i) is not None]
+        self.doc["best"] = max(scored, key=lambda i: (val(i), -i)) if scored else None
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -187,8 +200,8 @@ def _check_entries(state: dict, path: Path) -> None:
         v = state.get(key)
         if v is not None and not index_ok(v, "A"):
             raise InputError(f"search state: {path}: {key!r} = {v!r} is not the index of a trained A")
-    if state["candidates"] and (state.get("final") is None or state.get("best") is None):
-        raise InputError(f"search state: {path}: 'final' and 'best' must be set once a candidate exists")
+    if any(net["role"] == "A" for net in nets) and state.get("final") is None:
+        raise InputError(f"search state: {path}: 'final' must be set once an A is trained")
     for j, rec in enumerate(state["iterations"]):
         where = f"search state: {path}: iterations[{j}]"
         _check_fields(rec, _ITER_KEYS, where)
@@ -215,9 +228,12 @@ def _resume_blockers(state: dict, key: str, new: Any, stored: Any) -> str | None
         return f"{scored} scoring step(s) used it" if scored else None
     if key == "iterations":
         return f"{scored} iteration(s) are already done" if new < scored else None
-    if key == "keep_going":
+    if key in ("keep_going", "stop_early"):
         stopped = any(r.get("stopped_early") for r in state["iterations"])
         return "the run already stopped early under it" if stopped else None
+    if key == "final_epochs":
+        done = sum(1 for n in state["networks"] if isinstance(n.get("final"), dict))
+        return f"{done} candidate(s) already had their final training" if done else None
     return None
 
 
@@ -269,5 +285,9 @@ def comparable_state(state: dict) -> dict:
         for epoch in net.get("history") or []:  # per-epoch timings
             epoch.pop("seconds", None)
             epoch.pop("images_per_second", None)
+        fin = net.get("final")
+        if isinstance(fin, dict):  # the final training's timing and checkpoint hash
+            fin.pop("train_seconds", None)
+            fin.pop("checkpoint_sha256", None)
     s.pop("environment", None)
     return s

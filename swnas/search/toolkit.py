@@ -37,6 +37,10 @@ class Toolkit:
         The serialisable architecture.
     is_main, barrier :
         Distributed helpers: only the main process writes; everyone waits at the barrier.
+    final_train : (model, seed, epochs, checkpoint_dir) -> dict, optional
+        The candidates' final training (:mod:`swnas.search.final`): continues ``model`` in place
+        for ``epochs`` at the schedule's last rate, resumable from ``checkpoint_dir``; returns
+        ``top1``, ``top5``, ``val_top1``, ``seconds``. ``None``: no final training.
     """
 
     build: Callable[[list, int], Any]
@@ -49,6 +53,7 @@ class Toolkit:
     is_main: Callable[[], bool] = lambda: True
     barrier: Callable[[], None] = lambda: None
     carbon_note: str = ""
+    final_train: Callable[[Any, int, int, str], dict] | None = None
 
 
 def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
@@ -76,8 +81,8 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
 
     if not cfg.transfer:
         spec = M.ArchSpec(module=cfg.module, stages=[cfg.m0] * cfg.stages, num_classes=ds.num_classes,
-                          input_size=ds.input_size, in_channels=ds.in_channels)
-        return spec, None
+                          input_size=ds.input_size, in_channels=ds.in_channels, cell=cfg.cell)
+        return (spec.with_width(cfg.width) if cfg.width is not None else spec), None
     from swnas.transfer import load_donor
     from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor
 
@@ -114,16 +119,18 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     from swnas import models as M
     from swnas.data import load_dataset
     from swnas.features import stage_scores
+    from swnas.recipes import get_recipe
     from swnas.search.validate import check_problem_sizes
     from swnas.tracking import epoch_callback
     from swnas.train import train
 
     dist.init_from_env()
-    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed, input_size=cfg.input_size,
-                      workers=cfg.workers)
+    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed, val_split=cfg.val_split,
+                      input_size=cfg.input_size, workers=cfg.workers)
     template, donor = _template(cfg, ds)
     check_problem_sizes(cfg, template, ds)
-    epochs = cfg.finetune_epochs if (donor is not None and cfg.finetune_epochs is not None) else cfg.epochs
+    epochs = training_epochs(cfg, donor is not None)
+    rec = get_recipe(cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     show = progress and dist.is_main()
     used = {"device": "cpu"}
 
@@ -134,16 +141,23 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
             from swnas.transfer import transfer_weights
 
             return transfer_weights(donor, spec)
-        return M.build(spec)
+        return M.initialize(M.build(spec), rec.init)
 
-    def train_fn(model, seed, checkpoint_dir=None):
-        r = train(model, ds, recipe=cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                  device=cfg.device, seed=seed, progress=show, checkpoint_dir=checkpoint_dir, sync_bn=cfg.sync_bn,
+    def run_training(model, seed, recipe, checkpoint_dir=None):
+        r = train(model, ds, recipe=recipe, device=cfg.device, seed=seed, progress=show,
+                  checkpoint_dir=checkpoint_dir, sync_bn=cfg.sync_bn,
                   callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else ())  # E: --track
         p = next(model.parameters(), None)
         if p is not None:
             used["device"] = str(p.device)
-        return {"top1": r.top1, "top5": r.top5, "seconds": r.seconds, "epochs": r.epochs, "history": r.history}
+        return {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "seconds": r.seconds, "epochs": r.epochs,
+                "history": r.history}
+
+    def train_fn(model, seed, checkpoint_dir=None):
+        return run_training(model, seed, rec, checkpoint_dir)
+
+    def final_fn(model, seed, final_epochs, checkpoint_dir):
+        return run_training(model, seed, final_recipe(rec, final_epochs), checkpoint_dir)
 
     def score_fn(model):
         return [r.stage for r in _stage_scores_distributed(model, ds, cfg, stage_scores)]
@@ -156,8 +170,31 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         build=build, train=train_fn, score=score_fn,
         measure=lambda model, seconds: measure_network(model, ds, seconds, used["device"]),
         save=lambda model, path: M.save_model(model, path), load=load_model_checked, spec=spec,
-        is_main=dist.is_main, barrier=dist.barrier, carbon_note=CARBON_NOTE,
+        is_main=dist.is_main, barrier=dist.barrier, carbon_note=CARBON_NOTE, final_train=final_fn,
     )
+
+
+def training_epochs(cfg: SearchConfig, transfer: bool) -> int | None:
+    """Epochs per network: ``--epochs`` (``None``: the recipe's); with a donor ``--finetune-epochs``,
+    else ``--epochs`` when given, else the paper's 50 (:data:`swnas.recipes.TRANSFER_EPOCHS`)."""
+    from swnas.recipes import TRANSFER_EPOCHS
+
+    if not transfer:
+        return cfg.epochs
+    if cfg.finetune_epochs is not None:
+        return cfg.finetune_epochs
+    return cfg.epochs if cfg.epochs is not None else TRANSFER_EPOCHS
+
+
+def final_recipe(rec: Any, epochs: int) -> Any:
+    """The recipe of a candidate's final training: ``epochs`` more at the schedule's last rate
+    (``multistep``: ``lr * gamma ** len(milestones)``, constant); a ``onecycle`` recipe runs a new,
+    shorter cycle."""
+    from dataclasses import replace
+
+    if rec.schedule == "multistep":
+        return replace(rec, epochs=int(epochs), lr=rec.lr * rec.gamma ** len(rec.milestones), milestones=())
+    return replace(rec, epochs=int(epochs))
 
 
 def load_model_checked(path: str) -> Any:

@@ -64,10 +64,13 @@ def validate_options(cfg: SearchConfig) -> None:
     from swnas.recipes import get_recipe
     from swnas.scoring.backends import resolve_backend
 
+    from swnas.search.config import CONTROL_CRITERIA
+
     parse_reduce(cfg.reduce)
-    check_criterion_params(cfg.criterion, cfg.score_params)
     where = check_device(cfg.device)
-    resolve_backend(cfg.backend, cfg.criterion, where)
+    if cfg.criterion not in CONTROL_CRITERIA:  # the controls score nothing
+        check_criterion_params(cfg.criterion, cfg.score_params)
+        resolve_backend(cfg.backend, cfg.criterion, where)
     try:
         get_recipe(cfg.recipe, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     except InputError as exc:
@@ -83,7 +86,10 @@ def check_problem_sizes(cfg: SearchConfig, template: Any, ds: Any) -> None:
 
     from swnas import models as M
     from swnas.features import stage_features
+    from swnas.search.config import CONTROL_CRITERIA
 
+    if cfg.criterion in CONTROL_CRITERIA:
+        return
     probe = M.build(template.with_stages([1] * len(template.stages)))
     images = ds.head(2) if getattr(ds, "streaming", False) else ds.x_train[:2]  # E: streamed folders decode 2
     feats = stage_features(probe, images, cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)

@@ -1,0 +1,89 @@
+"""``swnas paper TABLE``: runs under --out, reuse on a second call, tables beside the published rows."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import swnas.search as search_mod
+from swnas.errors import InputError
+from swnas.paper.runner import PaperSettings, run_table
+from swnas.search import Toolkit
+
+
+def _fake_toolkit_factory(calls):
+    def factory(cfg, progress=True):
+        def build(stages, seed):
+            return {"stages": list(stages)}
+
+        def train(model, seed):
+            calls["train"] += 1
+            return {"top1": 0.5, "top5": 0.9, "val_top1": 0.1 * len(model["stages"]) + 0.01 * sum(model["stages"]),
+                    "seconds": 0.0, "epochs": 1}
+
+        def final_train(model, seed, epochs, ckpt):
+            calls["final"] += 1
+            return {"top1": 0.6, "top5": 0.95, "val_top1": 0.2 + 0.01 * sum(model["stages"]), "seconds": 0.0,
+                    "epochs": epochs}
+
+        return Toolkit(build=build, train=train, score=lambda m: [float(s) for s in m["stages"]],
+                       measure=lambda m, s: {"depth": 1, "params": 1000 * sum(m["stages"]), "macs": 5000,
+                                             "memory": 1, "peak_memory": 1, "latency": 0.5, "carbon": 0.0},
+                       save=lambda m, p: Path(p).write_text(json.dumps(m)),
+                       load=lambda p: json.loads(Path(p).read_text()),
+                       spec=lambda m: {"module": "basic", "stages": m["stages"], "input_size": 8, "in_channels": 1},
+                       final_train=final_train)
+
+    return factory
+
+
+@pytest.mark.slow  # about a minute on 2 loaded cores: three reports with charts
+def test_table2_runs_three_searches_and_reuses_them(tmp_path, monkeypatch):
+    calls = {"train": 0, "final": 0}
+    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory(calls))
+    st = PaperSettings(dataset="digits", out=tmp_path / "p", smoke=True, device="cpu", echo=None)
+    md, cs = run_table("table2", st)
+    assert calls == {"train": 9, "final": 3}  # 3 criteria x (A0, T1, A1) and one final training each
+    text = md.read_text()
+    assert text.startswith("# Table II") and "smoke scale" in text
+    rows = list(csv.DictReader(io.StringIO(cs.read_text())))
+    measured = [r for r in rows if r["source"] == "measured"]
+    assert [r["setting"] for r in measured] == ["pls", "inffs", "ilfs"]
+    assert all(r["row"] == "it=1" and r["stages"] == "2-2-2" and r["note"] == "best on validation" for r in measured)
+    assert rows[0]["source"] == "paper (derived)" and rows[1] == measured[0]  # measured right after its paper row
+    assert float(measured[0]["top1"]) == pytest.approx(60.0)  # the accuracy after the final epochs
+    for crit in ("pls", "inffs", "ilfs"):
+        assert (tmp_path / "p" / "searches" / f"scratch-{crit}" / "report" / "stage_depths.png").is_file()
+    run_table("table2", st)  # a second call reads everything back
+    assert calls == {"train": 9, "final": 3}
+    with pytest.raises(InputError, match="table"):
+        run_table("table9", st)
+
+
+@pytest.mark.slow
+def test_table1_smoke_on_digits(tmp_path, capsys):
+    """A real smoke table (two one-iteration searches on 300 digits) through the command line."""
+    from swnas.cli import main
+
+    out = tmp_path / "t1"
+    assert main(["paper", "table1", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out),
+                 "--quiet"]) == 0
+    rows = list(csv.DictReader(io.StringIO((out / "table1.csv").read_text())))
+    assert [r["row"] for r in rows] == ["m0=1", "m0=2"] and all(r["source"] == "measured" for r in rows)
+    for r in rows:
+        assert 0.0 <= float(r["top1"]) <= 100.0 and 0.0 <= float(r["val_top1"]) <= 100.0
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_paper_scale_costs():
+    from swnas.paper.runner import table_images, table_hours
+    from swnas.recipes import estimate_training_hours
+
+    # a paper search: 11 networks x 200 epochs + 5 candidates x 100 final epochs on 45,000 images
+    assert table_images("table2") == 3 * (11 * 200 + 5 * 100) * 45_000
+    assert table_images("table3") == 3 * 300 * 50_000 + (11 * 200 + 5 * 100) * 45_000 + (11 * 50 + 5 * 100) * 45_000
+    assert table_hours("table1", 10_000.0) == pytest.approx(table_images("table1") / 10_000 / 3600)
+    assert table_hours("table2", 1000.0) == pytest.approx(3 * estimate_training_hours(1000.0, train_images=45_000))
