@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from swnas import resume, runinfo, tracking
 from swnas.errors import InputError
-from swnas.search.config import CONTROL_CRITERIA, LOG_FILE, STATE_FILE, SearchConfig
+from swnas.search.config import CONTROL_CRITERIA, SearchConfig
 from swnas.search.progress import Progress, fmt_seconds
 from swnas.search.state import SearchState, metrics_record, resume_config
 from swnas.search.toolkit import Toolkit
