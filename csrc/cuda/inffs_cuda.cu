@@ -1,4 +1,4 @@
-// CUDA kernels of inf-FS (docs/scorers.md, section 3): column statistics, CUB segmented ranking, split-K rank Gram.
+// CUDA kernels of inf-FS (docs/scorers.md, section 3): column statistics, key-packed device-wide ranking, split-K rank Gram.
 #include <cub/cub.cuh>
 #include <cuda_runtime.h>
 
@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
-#include <vector>
 
 #include "cuda/device_buffer.h"
 #include "cuda/inffs_cuda.h"
@@ -86,43 +85,81 @@ __global__ void centre_values(const T* __restrict__ X, int64_t n, int64_t p, con
   }
 }
 
-// keys[b*n + i] = X[i, j0 + b] (with -0.0 turned into +0.0 so that equal values tie), vals = row index
-template <typename T>
-__global__ void gather_columns(const T* __restrict__ X, int64_t n, int64_t p, int64_t j0, int cb, T* keys,
-                               int32_t* vals) {
+// Order-preserving unsigned image of a float: a < b  <=>  ordered_bits(a) < ordered_bits(b) for non-NaN values.
+// -0.0 is turned into +0.0 first so that the two zeros tie.
+__device__ __forceinline__ uint32_t ordered_bits(float v) {
+  if (v == 0.0f) v = 0.0f;
+  const uint32_t u = __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ uint64_t ordered_bits(double v) {
+  if (v == 0.0) v = 0.0;
+  const uint64_t u = static_cast<uint64_t>(__double_as_longlong(v));
+  return (u >> 63) ? ~u : (u | (uint64_t(1) << 63));
+}
+
+// float32 block of cb columns: key[k] = (column-in-block << 32) | ordered value, row[k] = row, for k = i*cb + b.
+// X is read row by row and keys written in the same order, so both are contiguous; the sort ignores input order.
+__global__ void pack_keys_f32(const float* __restrict__ X, int64_t n, int64_t p, int64_t j0, int cb, uint64_t* keys,
+                              int32_t* rows) {
   const int64_t total = n * cb;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = k / cb, b = k % cb;  // consecutive threads read consecutive columns of a row
-    T v = X[i * p + j0 + b];
-    if (v == T(0)) v = T(0);
-    keys[b * n + i] = v;
-    vals[b * n + i] = int32_t(i);
+    const int64_t i = k / cb, b = k % cb;
+    keys[k] = (uint64_t(b) << 32) | ordered_bits(X[i * p + j0 + b]);
+    rows[k] = int32_t(i);
   }
 }
 
-// centred average rank of every sorted element: positions lo..hi-1 share the rank (lo+hi+1)/2
-template <typename T>
-__global__ void ranks_from_sorted(const T* __restrict__ skeys, const int32_t* __restrict__ svals, int64_t n,
-                                  int64_t p, int64_t j0, int cb, T* Z) {
+// float64 pass 1 (64 value bits leave no room for the column): key[k] = ordered value, flat[k] = k = i*cb + b.
+__global__ void value_keys_f64(const double* __restrict__ X, int64_t n, int64_t p, int64_t j0, int cb, uint64_t* keys,
+                               int32_t* flat) {
   const int64_t total = n * cb;
   for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = k / n;
-    const T* seg = skeys + b * n;
-    const T key = skeys[k];
-    int64_t a = 0, e = k - b * n;  // lower bound in [0, pos]
+    const int64_t i = k / cb, b = k % cb;
+    keys[k] = ordered_bits(X[i * p + j0 + b]);
+    flat[k] = int32_t(k);
+  }
+}
+
+// 1 where a sorted key differs from its predecessor; the inclusive sum of these is a dense value id (0-based).
+__global__ void value_change_flags(const uint64_t* __restrict__ skeys, int64_t m, uint32_t* flags) {
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < m; k += int64_t(gridDim.x) * blockDim.x)
+    flags[k] = (k > 0 && skeys[k] != skeys[k - 1]) ? 1u : 0u;
+}
+
+// float64 pass 2: key = (column-in-block << gbits) | dense value id, row = row of the element.
+__global__ void column_keys_f64(const int32_t* __restrict__ sflat, const uint32_t* __restrict__ vid, int64_t m, int cb,
+                                int gbits, uint64_t* keys, int32_t* rows) {
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < m; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t f = sflat[k];
+    keys[k] = (uint64_t(f % cb) << gbits) | uint64_t(vid[k]);
+    rows[k] = int32_t(f / cb);
+  }
+}
+
+// Sorted packed keys: column b of the block fills positions [b*n, (b+1)*n) in value order (the column sits in the
+// high bits). Equal keys form a run lo..hi-1 that shares the average rank (lo+hi+1)/2; Z gets it centred by (n+1)/2.
+template <typename T>
+__global__ void ranks_from_runs(const uint64_t* __restrict__ skeys, const int32_t* __restrict__ srows, int64_t n,
+                                int64_t p, int64_t j0, int cb, T* Z) {
+  const int64_t total = n * cb;
+  for (int64_t k = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = k / n, pos = k - b * n;
+    const uint64_t* seg = skeys + b * n;
+    const uint64_t key = skeys[k];
+    int64_t a = 0, e = pos;  // first index of the run, in [0, pos]
     while (a < e) {
-      int64_t m = (a + e) / 2;
-      if (seg[m] < key) a = m + 1; else e = m;
+      const int64_t mid = (a + e) / 2;
+      if (seg[mid] < key) a = mid + 1; else e = mid;
     }
     const int64_t lo = a;
-    a = k - b * n + 1;
-    e = n;  // upper bound in [pos+1, n]
+    a = pos + 1;
+    e = n;  // one past the run, in [pos+1, n]
     while (a < e) {
-      int64_t m = (a + e) / 2;
-      if (seg[m] <= key) a = m + 1; else e = m;
+      const int64_t mid = (a + e) / 2;
+      if (seg[mid] <= key) a = mid + 1; else e = mid;
     }
-    const int64_t hi = a;
-    Z[int64_t(svals[k]) * p + j0 + b] = T(0.5 * double(lo + hi - n));
+    Z[int64_t(srows[k]) * p + j0 + b] = T(0.5 * double(lo + a - n));
   }
 }
 
@@ -185,6 +222,77 @@ int grid_for(int64_t total, int threads = 256) {
   return int(std::max<int64_t>(1, std::min<int64_t>((total + threads - 1) / threads, 65535 * 8)));
 }
 
+// Bits needed to write the values 0..x (0 for x = 0).
+int bits_for(uint64_t x) {
+  int b = 0;
+  while (x >> b) ++b;
+  return b;
+}
+
+// Columns per ranking block: the block's sort buffers (bytes_per_item each) take at most half the free device
+// memory, and a block's n*cb items stay below 2^31 (int32 flat indices, CUB's item count).
+int64_t column_block(int64_t n, int64_t p, size_t bytes_per_item) {
+  size_t free_bytes = 0, total_bytes = 0;
+  SWNAS_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const int64_t by_memory = int64_t(free_bytes / 2 / bytes_per_item) / std::max<int64_t>(n, 1);
+  const int64_t by_index = (int64_t(1) << 31) / std::max<int64_t>(n, 1) - 1;
+  return std::max<int64_t>(1, std::min({p, by_memory, by_index}));
+}
+
+// Device-wide radix sort of (keys, rows) on bits [0, end_bit); temp grows as needed. Result: the buffers' Current().
+void sort_pairs(cub::DoubleBuffer<uint64_t>& keys, cub::DoubleBuffer<int32_t>& rows, int64_t m, int end_bit,
+                DeviceBuffer<unsigned char>& temp, cudaStream_t st) {
+  size_t need = 0;
+  SWNAS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, need, keys, rows, int(m), 0, end_bit, st));
+  if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need);
+  SWNAS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), need, keys, rows, int(m), 0, end_bit, st));
+}
+
+// Centred average ranks of every column of X into Z, in blocks of columns, each ranked by one device-wide sort
+// of packed (column, value) keys so that every SM works whatever the column length.
+template <typename T>
+void rank_columns(const T* X, int64_t n, int64_t p, T* Z, cudaStream_t st) {
+  constexpr bool kSingle = sizeof(T) == 4;
+  const size_t per_item = 2 * sizeof(uint64_t) + 2 * sizeof(int32_t) + (kSingle ? 0 : sizeof(uint32_t));
+  const int64_t cb = column_block(n, p, per_item);
+  const size_t items = size_t(n * cb);
+  DeviceBuffer<uint64_t> key_a(items), key_b(items);
+  DeviceBuffer<int32_t> row_a(items), row_b(items);
+  DeviceBuffer<uint32_t> vid(kSingle ? 0 : items);
+  DeviceBuffer<unsigned char> temp;
+  for (int64_t j0 = 0; j0 < p; j0 += cb) {
+    const int nb = int(std::min<int64_t>(cb, p - j0));
+    const int64_t m = n * nb;
+    cub::DoubleBuffer<uint64_t> keys(key_a.get(), key_b.get());
+    cub::DoubleBuffer<int32_t> rows(row_a.get(), row_b.get());
+    if constexpr (kSingle) {
+      pack_keys_f32<<<grid_for(m), 256, 0, st>>>(X, n, p, j0, nb, keys.Current(), rows.Current());
+      SWNAS_CUDA_CHECK(cudaGetLastError());
+      sort_pairs(keys, rows, m, 32 + bits_for(uint64_t(nb - 1)), temp, st);
+    } else {
+      value_keys_f64<<<grid_for(m), 256, 0, st>>>(X, n, p, j0, nb, keys.Current(), rows.Current());
+      SWNAS_CUDA_CHECK(cudaGetLastError());
+      sort_pairs(keys, rows, m, 64, temp, st);
+      value_change_flags<<<grid_for(m), 256, 0, st>>>(keys.Current(), m, vid.get());
+      SWNAS_CUDA_CHECK(cudaGetLastError());
+      size_t need = 0;
+      SWNAS_CUDA_CHECK(cub::DeviceScan::InclusiveSum(nullptr, need, vid.get(), vid.get(), int(m), st));
+      if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need);
+      SWNAS_CUDA_CHECK(cub::DeviceScan::InclusiveSum(temp.get(), need, vid.get(), vid.get(), int(m), st));
+      const int gbits = bits_for(uint64_t(m - 1));
+      column_keys_f64<<<grid_for(m), 256, 0, st>>>(rows.Current(), vid.get(), m, nb, gbits, keys.Alternate(),
+                                                   rows.Alternate());
+      SWNAS_CUDA_CHECK(cudaGetLastError());
+      keys.selector ^= 1;
+      rows.selector ^= 1;
+      sort_pairs(keys, rows, m, gbits + bits_for(uint64_t(nb - 1)), temp, st);
+    }
+    ranks_from_runs<T><<<grid_for(m), 256, 0, st>>>(keys.Current(), rows.Current(), n, p, j0, nb, Z);
+    SWNAS_CUDA_CHECK(cudaGetLastError());
+  }
+  SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
+}
+
 template <typename T>
 void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G, double* stdv, cudaStream_t st) {
   if (n >= (int64_t(1) << 31)) throw std::invalid_argument("X: too many rows for the CUDA ranking kernel");
@@ -202,34 +310,7 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
     centre_values<T><<<grid_for(n * p), 256, 0, st>>>(X, n, p, mean, stdv, Z);
     SWNAS_CUDA_CHECK(cudaGetLastError());
   } else {
-    // columns in chunks of cb so that the sort buffers stay near 2^26 elements
-    const int cb = int(std::max<int64_t>(1, std::min<int64_t>(p, (int64_t(1) << 26) / std::max<int64_t>(n, 1))));
-    const int64_t m = n * cb;
-    const size_t elems = static_cast<size_t>(m);
-    DeviceBuffer<T> keys_in{elems}, keys_out{elems};
-    DeviceBuffer<int32_t> vals_in{elems}, vals_out{elems}, offsets{static_cast<size_t>(cb) + 1};
-    T *k_in = keys_in.get(), *k_out = keys_out.get();
-    int32_t *v_in = vals_in.get(), *v_out = vals_out.get(), *offs = offsets.get();
-    std::vector<int32_t> h_offs(cb + 1);
-    for (int b = 0; b <= cb; ++b) h_offs[b] = int32_t(int64_t(b) * n);
-    SWNAS_CUDA_CHECK(cudaMemcpyAsync(offs, h_offs.data(), sizeof(int32_t) * (cb + 1), cudaMemcpyHostToDevice, st));
-    size_t temp_bytes = 0;
-    SWNAS_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(nullptr, temp_bytes, k_in, k_out, v_in, v_out,
-                                                               int(m), cb, offs, offs + 1, 0, int(sizeof(T) * 8), st));
-    DeviceBuffer<unsigned char> temp_buf(temp_bytes);
-    void* temp = temp_buf.get();
-    for (int64_t j0 = 0; j0 < p; j0 += cb) {
-      const int nb = int(std::min<int64_t>(cb, p - j0));
-      const int64_t mm = n * nb;
-      gather_columns<T><<<grid_for(mm), 256, 0, st>>>(X, n, p, j0, nb, k_in, v_in);
-      SWNAS_CUDA_CHECK(cudaGetLastError());
-      size_t tb = temp_bytes;
-      SWNAS_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(temp, tb, k_in, k_out, v_in, v_out, int(mm), nb,
-                                                                 offs, offs + 1, 0, int(sizeof(T) * 8), st));
-      ranks_from_sorted<T><<<grid_for(mm), 256, 0, st>>>(k_out, v_out, n, p, j0, nb, Z);
-      SWNAS_CUDA_CHECK(cudaGetLastError());
-    }
-    SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
+    rank_columns<T>(X, n, p, Z, st);
   }
   // split-K Gram: enough blocks to fill the GPU, float chunks short enough to stay accurate
   const int64_t nt = (p + 63) / 64, tiles = nt * (nt + 1) / 2;

@@ -1,6 +1,6 @@
-"""inf-FS on the ``cuda`` backend (docs/scorers.md, section 3): ranking (CUB segmented radix sort +
-tie averaging) and the split-K rank Gram matrix run in ``swnas._cuda``; A, lambda_max and the
-Cholesky solve run in torch on the same GPU."""
+"""inf-FS on the ``cuda`` backend (docs/scorers.md, section 3): ranking (a device-wide CUB radix sort
+of packed (column, value) keys per block of columns + tie averaging) and the split-K rank Gram matrix
+run in ``swnas._cuda``; A, lambda_max and the Cholesky solve run in torch on the same GPU."""
 from __future__ import annotations
 
 import numpy as np

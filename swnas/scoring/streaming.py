@@ -1,8 +1,9 @@
 """Streaming (Gram-form) scoring: sum statistics chunk by chunk, never store the feature matrix.
 
-PLS-VIP needs only X'X, X'Y, the column sums and N (DESIGN 3.1), and inf-FS with Pearson
-correlation needs only X'X and the column sums, so both can be fed batch by batch — straight from
-a forward pass, on the device that ran it — and merged across processes with one all-reduce.
+PLS-VIP needs only X'X, X'Y, the column sums and N (docs/scorers.md, sections 1 and 2), and inf-FS
+with Pearson correlation needs only X'X and the column sums (section 3), so both can be fed batch by
+batch — straight from a forward pass, on the device that ran it — and merged across processes with
+one all-reduce.
 
 Numerics: every chunk is shifted by a fixed reference row (the first chunk's column means) before
 its products are taken, and the products are accumulated in float64. ``X'X - N mu mu'`` computed
@@ -16,6 +17,7 @@ import numpy as np
 
 from swnas.errors import InputError
 from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels
+from swnas.scoring._pls_algebra import ShiftedSums
 from swnas.scoring.api import ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming"]
@@ -295,15 +297,12 @@ class StreamingScorer:
         """Host float64 copies: ``n, mean, scatter`` (centred X'X), ``class_sums_centred``, ``counts``."""
         if self.n == 0:
             raise InputError("X: no rows were given to the accumulator")
-        s1 = self.s1.cpu().numpy()
-        s2 = self.s2.cpu().numpy()
-        check_finite_stats(s1, np.diag(s2))
-        n = float(self.n)
-        scatter = s2 - np.outer(s1, s1) / n
-        mean = self.shift.cpu().numpy() + s1 / n
-        counts = self.counts.cpu().numpy()
-        cs = self.cs.cpu().numpy() - np.outer(counts, s1 / n)  # per-class sums of (x - mean)
-        return {"n": self.n, "mean": mean, "scatter": scatter, "class_sums_centred": cs, "counts": counts}
+        sums = ShiftedSums(n=self.n, shift=self.shift.cpu().numpy(), s1=self.s1.cpu().numpy(),
+                           s2=self.s2.cpu().numpy(), class_sums=self.cs.cpu().numpy(),
+                           counts=self.counts.cpu().numpy())
+        check_finite_stats(sums.s1, np.diag(sums.s2))
+        return {"n": self.n, "mean": sums.mean(), "scatter": sums.centred_squares(),
+                "class_sums_centred": sums.centred_class_sums(), "counts": sums.counts}
 
     def result(self) -> ScoreResult:
         """Score the accumulated rows; equals ``score(X_all, y_all, ...)`` up to rounding."""
