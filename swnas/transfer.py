@@ -19,7 +19,7 @@ from torch import nn
 
 from swnas.errors import InputError
 from swnas.models import ArchSpec, build
-from swnas.models.io import read_checkpoint
+from swnas.models.io import check_fits, read_checkpoint
 
 __all__ = ["transfer_weights", "load_donor", "pick_indices"]
 
@@ -136,6 +136,7 @@ def load_donor(path: str | os.PathLike) -> nn.Module:
     Missing, corrupt or foreign files raise :class:`InputError` naming the path.
     """
     payload: dict[str, Any] = read_checkpoint(path)
+    check_fits(payload, path)  # a crafted spec is refused before anything is allocated
     model = build(payload["spec"])
     try:
         model.load_state_dict(payload["state_dict"], strict=True)

@@ -111,3 +111,21 @@ def test_load_donor_round_trip_and_errors(tmp_path):
     corrupt.write_bytes(path.read_bytes()[:100])
     with pytest.raises(InputError, match="corrupt.pt"):
         load_donor(corrupt)
+
+
+def test_crafted_donor_spec_is_refused_before_allocating(tmp_path):
+    """A donor (or any model file) whose spec asks for a million channels is refused on the meta device."""
+    import json
+
+    from swnas.models import load
+
+    spec = ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1)
+    path = save_model(_donor(spec), tmp_path / "donor.pt")
+    payload = torch.load(path, weights_only=True)
+    forged = json.loads(payload["spec"])
+    forged["widths"] = [10**6] * 3
+    payload["spec"] = json.dumps(forged)
+    torch.save(payload, path)
+    for loader in (load_donor, load):
+        with pytest.raises(InputError, match=r"donor\.pt.*spec does not match its weights"):
+            loader(path)

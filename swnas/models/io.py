@@ -61,11 +61,38 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
+def check_fits(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse a checkpoint whose spec does not match its weights, before anything is allocated.
+
+    The spec is built on PyTorch's ``meta`` device (shapes only, no memory) and every parameter
+    shape is compared with the stored tensors, so a crafted file whose spec asks for a million
+    channels is an :class:`InputError` instead of an exhausted memory.
+    """
+    from swnas.models import build
+
+    spec, state = payload["spec"], payload["state_dict"]
+    if sum(spec.stages) > len(state):  # every module owns at least one tensor
+        raise InputError(f"checkpoint {str(path)!r}: its spec has {sum(spec.stages)} modules but the file holds "
+                         f"only {len(state)} tensors; the spec does not match the weights")
+    with torch.device("meta"):
+        skeleton = build(spec)
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if want != got:
+        bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:3]
+        detail = ", ".join(f"{k}: spec {want.get(k)} vs file {got.get(k)}" for k in bad)
+        raise InputError(f"checkpoint {str(path)!r}: its spec does not match its weights ({detail})")
+
+
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the network saved by :func:`save_model` and load its weights (eval mode)."""
+    """Rebuild the network saved by :func:`save_model` and load its weights (eval mode).
+
+    The spec is checked against the weights first (:func:`check_fits`).
+    """
     from swnas.models import build
 
     payload = read_checkpoint(path)
+    check_fits(payload, path)
     model = build(payload["spec"])
     try:
         model.load_state_dict(payload["state_dict"], strict=True)

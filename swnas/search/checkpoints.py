@@ -17,33 +17,14 @@ from swnas.errors import InputError
 __all__ = ["load_model", "load_recorded"]
 
 
-def _check_fits(payload: dict, path: Path) -> None:
-    import torch
-
-    from swnas import models as M
-
-    spec, state = payload["spec"], payload["state_dict"]
-    if sum(spec.stages) > len(state):  # every module owns at least one tensor
-        raise InputError(f"checkpoint {str(path)!r}: its spec has {sum(spec.stages)} modules but the file holds "
-                         f"only {len(state)} tensors; the spec does not match the weights")
-    with torch.device("meta"):
-        skeleton = M.build(spec)
-    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if want != got:
-        bad = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))[:3]
-        detail = ", ".join(f"{k}: spec {want.get(k)} vs file {got.get(k)}" for k in bad)
-        raise InputError(f"checkpoint {str(path)!r}: its spec does not match its weights ({detail})")
-
-
 def load_model(path: str | Path) -> Any:
     """Rebuild the network of a :func:`swnas.models.save_model` file (CPU, eval mode), checked first."""
     from swnas import models as M
-    from swnas.models.io import read_checkpoint
+    from swnas.models.io import check_fits, read_checkpoint
 
     path = Path(path)
     payload = read_checkpoint(path)
-    _check_fits(payload, path)
+    check_fits(payload, path)
     model = M.build(payload["spec"])
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
