@@ -355,10 +355,49 @@ def summarise(path: str) -> str:
     return "\n".join(lines)
 
 
+def profile_passes(repeats: int = 3, rounds: int = 5) -> str:
+    """Each compiled pass of the ``cpp`` backend against one plain read, on the CIFAR-10 pixels.
+
+    Min over ``rounds`` calls, ``repeats`` times in turn (so a burst of load on a shared machine
+    shows as disagreeing repeats): a BLAS ``X @ ones`` read, the compiled streaming read, the
+    statistics pass, one projection pass and the whole score. Thread count from ``OMP_NUM_THREADS``.
+    """
+    import time
+
+    from swnas.scoring import score
+    from swnas.scoring.backends import core
+
+    X, y = load_data("cifar10", 2048)
+    codes, mod = y.astype(np.int32), core()
+    ones, v = np.ones(X.shape[1], np.float32), np.random.default_rng(0).standard_normal(X.shape[1])
+    steps = {"blas read": lambda: X @ ones, "compiled read": lambda: mod.pls_stream_read(X),
+             "stats pass": lambda: mod.pls_stats(X, codes, N_CLASSES),
+             "projection pass": lambda: mod.pls_project(X, v, 0.5),
+             "cpp score (1 + A passes)": lambda: score(X, y, backend="cpp", n_components=A)}
+    best: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):
+        for k, f in steps.items():
+            ts = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                f()
+                ts.append(time.perf_counter() - t0)
+            best[k].append(1e3 * min(ts))
+    read = min(best["blas read"])
+    lines = [f"threads={os.environ.get('OMP_NUM_THREADS', 'all')} load={os.getloadavg()}",
+             "| step | min per repeat (ms) | / one BLAS read |", "| --- | --- | ---: |"]
+    for k, ts in best.items():
+        lines.append(f"| {k} | {', '.join(f'{t:.0f}' for t in ts)} | {min(ts) / read:.2f} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--peak":
+    if len(sys.argv) == 2 and sys.argv[1] == "--passes":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's swnas
+        print(profile_passes())
+    elif len(sys.argv) == 5 and sys.argv[1] == "--peak":
         _peak_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif len(sys.argv) == 3 and sys.argv[1] == "--summarise":
         print(summarise(sys.argv[2]))
     else:
-        sys.exit("usage: bench_pls.py --peak METHOD DATA P | --summarise RESULTS.json")
+        sys.exit("usage: bench_pls.py --passes | --peak METHOD DATA P | --summarise RESULTS.json")

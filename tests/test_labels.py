@@ -84,11 +84,11 @@ def test_huge_and_tiny_values_rescaled_exactly(criterion, backend, scale):
 
 
 @pytest.mark.parametrize("backend", ["numpy", "numba", "cpp"])
-def test_pls_huge_values_rejected_honestly(backend):
+def test_pls_huge_values_scored_and_nan_still_reported(backend):
     X, y = planted(200, 6, 3, seed=2)
-    with pytest.raises(InputError, match="finite values so large that their squares overflow") as err:
-        score(X * 1e200, y, backend=backend)
-    assert "NaN" not in str(err.value)
+    # squares of 1e200 overflow float64: scored as X * 2**k (PLS-VIP is invariant to a global scale)
+    np.testing.assert_allclose(score(X * 1e200, y, backend=backend).features,
+                               score(X, y, backend="numpy").features, atol=1e-9, rtol=0)
     X[3, 2] = np.nan  # a real NaN is still called one
     with pytest.raises(InputError, match="NaN or Inf"):
         score(X, y, backend=backend)

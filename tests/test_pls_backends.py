@@ -328,3 +328,58 @@ def test_float32_subnormal_column_is_not_flushed(backend):
     ref = reference(X, y, 2)
     assert ref[5] > 1.0
     np.testing.assert_allclose(score(X, y, backend=backend).features, ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e-160, 1e200], ids=["1e-300", "1e-160", "1e200"])
+def test_float64_far_from_one_matches_reference_on_unscaled_data(backend, factor):
+    """PLS-VIP is unchanged by a global scale of X: float64 data near 1e-300 (squares underflow to 0;
+    VIP was off by 2.3), 1e-160 (squares subnormal) or 1e200 (squares overflow) must score as the
+    reference scores the same data near 1."""
+    X, y = make_problem(300, 12, 3, dtype=np.float64, seed=21)
+    ref = reference(X, y, 2)
+    np.testing.assert_allclose(score(X * factor, y, backend=backend).features, ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e200], ids=["1e-300", "1e200"])
+def test_cpp_batched_rescales_only_the_problems_that_need_it(factor):
+    X, y = make_problem(250, 9, 4, dtype=np.float64, seed=22)
+    X2, y2 = make_problem(180, 7, 2, dtype=np.float32, seed=23)
+    outs = pls_vip_cpp_many([(X * factor, y, 4), (X2, y2, 2), (X, y, 4)], n_components=2)
+    np.testing.assert_allclose(outs[0], reference(X, y, 2), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(outs[1], reference(X2, y2, 2), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(outs[2], outs[0], atol=1e-9, rtol=0)
+
+
+def test_cpp_stats_pass_scales_in_place_and_reports_the_largest_magnitude():
+    X, y = make_problem(301, 11, 3, dtype=np.float64, seed=24)
+    X[17, 4] = -7.5 * np.abs(X).max()  # the largest magnitude is negative, mid-matrix
+    codes = y.astype(np.int32)
+    plain = core().pls_stats(X, codes, 3, with_absmax=True)
+    assert plain[4] == np.abs(X).max()
+    assert core().pls_stats(X.astype(np.float32), codes, 3, with_absmax=True)[4] == -1.0  # not computed
+    tiny = X * 2.0**-1000
+    scaled = core().pls_stats(tiny, codes, 3, scale=2.0**1000)
+    for got, want in zip(scaled, plain[:4]):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-12)
+    with pytest.raises(ValueError, match="scale: must be a positive power of two"):
+        core().pls_stats(X, codes, 3, scale=3.0)
+    with pytest.raises(ValueError, match=r"scales\[1\]: must be a positive power of two"):
+        core().pls_stats_many([X, X], [codes, codes], [3, 3], "auto", [1.0, -2.0])
+
+
+def test_unpickled_float64_array_is_read_in_place_by_the_cpp_passes():
+    """An unpickled array carries an equal but distinct dtype object: the binding compares dtypes by
+    equality, so it takes the array itself (no view or copy in between)."""
+    import pickle
+
+    from swnas.scoring._arrays import as_float_matrix
+
+    X, y = make_problem(90, 6, 3, dtype=np.float64, seed=25)
+    X2 = pickle.loads(pickle.dumps(X))
+    assert X2.dtype == np.float64 and X2.dtype is not np.dtype(np.float64)
+    assert as_float_matrix(X2)[0] is X2  # no workaround view any more
+    stats = core().pls_stats(X2, y.astype(np.int32), 3)  # used to raise "dtype must be float32 or float64"
+    np.testing.assert_array_equal(stats[0], core().pls_stats(X, y.astype(np.int32), 3)[0])
+    np.testing.assert_array_equal(score(X2, y, backend="cpp").features, score(X, y, backend="cpp").features)
+    with pytest.raises(ValueError, match="float32 or float64"):  # equality, not just the kind: byte order
+        core().pls_stats(X.astype(">f8"), y.astype(np.int32), 3)

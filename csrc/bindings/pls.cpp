@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,9 +19,19 @@ namespace {
 using IntVec = py::array_t<int32_t, py::array::c_style>;
 using DoubleVec = py::array_t<double, py::array::c_style>;
 
-py::tuple stats_tuple(const cpu::PlsStats& r, int64_t C, int64_t p) {
+py::tuple stats_tuple(const cpu::PlsStats& r, int64_t C, int64_t p, bool with_absmax) {
+  if (with_absmax)
+    return py::make_tuple(vector_to_numpy(r.colsum), vector_to_numpy(r.sq), matrix_to_numpy(r.class_sums, C, p),
+                          vector_to_numpy(r.counts), r.absmax);
   return py::make_tuple(vector_to_numpy(r.colsum), vector_to_numpy(r.sq), matrix_to_numpy(r.class_sums, C, p),
                         vector_to_numpy(r.counts));
+}
+
+// A power of two (or 1): the only scales that change no digit of the data.
+void check_scale(double scale, const std::string& name) {
+  int e = 0;
+  if (!(scale > 0.0) || !std::isfinite(scale) || std::frexp(scale, &e) != 0.5)
+    throw py::value_error(name + ": must be a positive power of two");
 }
 
 py::tuple projection_tuple(const cpu::PlsProjection& r) { return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt); }
@@ -41,15 +52,16 @@ void check_vector(const DoubleVec& v, const MatrixView& m, const std::string& na
 
 std::string problem(size_t i) { return "problems[" + std::to_string(i) + "]"; }
 
-py::tuple stats(py::array X, IntVec codes, int64_t n_classes) {
+py::tuple stats(py::array X, IntVec codes, int64_t n_classes, double scale, bool with_absmax) {
   const MatrixView m = view_matrix(X, "X");
   check_codes(codes, m, n_classes, "codes");
+  check_scale(scale, "scale");
   cpu::PlsStats r;
   {
     py::gil_scoped_release nogil;
-    r = cpu::pls_stats(m, codes.data(), n_classes, true);
+    r = cpu::pls_stats(m, codes.data(), n_classes, true, scale);
   }
-  return stats_tuple(r, n_classes, m.cols);
+  return stats_tuple(r, n_classes, m.cols, with_absmax);
 }
 
 py::tuple project(py::array X, DoubleVec v, double c) {
@@ -64,9 +76,13 @@ py::tuple project(py::array X, DoubleVec v, double c) {
 }
 
 py::list stats_many(const std::vector<py::array>& Xs, const std::vector<IntVec>& codes,
-                    const std::vector<int64_t>& n_classes, const std::string& parallel) {
+                    const std::vector<int64_t>& n_classes, const std::string& parallel, std::vector<double> scales,
+                    bool with_absmax) {
   if (codes.size() != Xs.size() || n_classes.size() != Xs.size())
     throw py::value_error("pls_stats_many: Xs, codes and n_classes must have the same length");
+  if (scales.empty()) scales.assign(Xs.size(), 1.0);
+  if (scales.size() != Xs.size()) throw py::value_error("scales: must hold one scale per problem");
+  for (size_t i = 0; i < scales.size(); ++i) check_scale(scales[i], "scales[" + std::to_string(i) + "]");
   std::vector<MatrixView> ms;
   std::vector<const int32_t*> cp;
   for (size_t i = 0; i < Xs.size(); ++i) {
@@ -78,10 +94,10 @@ py::list stats_many(const std::vector<py::array>& Xs, const std::vector<IntVec>&
   std::vector<cpu::PlsStats> rs;
   {
     py::gil_scoped_release nogil;
-    rs = cpu::pls_stats_many(ms, cp, n_classes, by_problem);
+    rs = cpu::pls_stats_many(ms, cp, n_classes, scales, by_problem);
   }
   py::list out;
-  for (size_t i = 0; i < rs.size(); ++i) out.append(stats_tuple(rs[i], n_classes[i], ms[i].cols));
+  for (size_t i = 0; i < rs.size(); ++i) out.append(stats_tuple(rs[i], n_classes[i], ms[i].cols, with_absmax));
   return out;
 }
 
@@ -116,13 +132,16 @@ double stream_read(py::array X) {
 }  // namespace
 
 void register_pls_cpu(py::module_& m) {
-  m.def("pls_stats", &stats, py::arg("X"), py::arg("codes"), py::arg("n_classes"),
+  m.def("pls_stats", &stats, py::arg("X"), py::arg("codes"), py::arg("n_classes"), py::arg("scale") = 1.0,
+        py::arg("with_absmax") = false,
         "One pass over X (float32/float64, C-contiguous, not copied): (colsum, centred sum of squares, "
-        "class_sums (C x p), counts), all float64.");
+        "class_sums (C x p), counts), all float64, of X * scale (a power of two); with_absmax appends "
+        "max |X| of float64 X (-1 for float32).");
   m.def("pls_project", &project, py::arg("X"), py::arg("v"), py::arg("c"),
         "One fused pass over X: with t = X v - c, returns (X't, sum(t), t't).");
   m.def("pls_stats_many", &stats_many, py::arg("Xs"), py::arg("codes"), py::arg("n_classes"),
-        py::arg("parallel") = "auto", "pls_stats for many problems in one call.");
+        py::arg("parallel") = "auto", py::arg("scales") = std::vector<double>{}, py::arg("with_absmax") = false,
+        "pls_stats for many problems in one call (scales: one per problem, default all 1).");
   m.def("pls_project_many", &project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"),
         py::arg("parallel") = "auto", "pls_project for many problems in one call.");
   m.def("pls_stream_read", &stream_read, py::arg("X"),

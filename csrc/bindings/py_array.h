@@ -18,9 +18,11 @@ inline MatrixView view_matrix(const pybind11::array& X, const std::string& name,
   if (X.ndim() != 2) throw py::value_error(name + ": expected a 2-D matrix");
   if (!(X.flags() & py::array::c_style)) throw py::value_error(name + ": must be C-contiguous (row-major)");
   MatrixView m;
-  if (X.dtype().is(py::dtype::of<float>())) {
+  // dtype equality (NumPy's EquivTypes: native float32/float64), not object identity: unpickled and
+  // memory-mapped arrays carry equal but distinct dtype objects
+  if (py::isinstance<py::array_t<float>>(X)) {
     m.dtype = DType::f32;
-  } else if (X.dtype().is(py::dtype::of<double>())) {
+  } else if (py::isinstance<py::array_t<double>>(X)) {
     m.dtype = DType::f64;
   } else {
     throw py::value_error(name + ": dtype must be float32 or float64");

@@ -9,9 +9,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/pls_math.h"
@@ -27,55 +29,77 @@ struct StatsAcc {
   std::vector<double> cls;     // C x p: sum over rows of class c of (x - x0)
   std::vector<double> s2;      // p: sum of (x - x0)^2
   std::vector<double> counts;  // C
+  double absmax = 0.0;         // max |x| (float64 X only; float32 squares always fit a float64)
   StatsAcc(int64_t p, int64_t C) : cls(static_cast<size_t>(p * C), 0.0), s2(p, 0.0), counts(C, 0.0) {}
 };
 
-template <class T>
+// One row's contribution: d = (x - x0) * scale (scale a power of two, exact; 1 unless the Python side
+// found float64 data whose squares would overflow or underflow, docs/scorers.md section 2).
+template <class T, bool Scaled>
+inline double shifted(T x, double x0, double scale) {
+  const double d = static_cast<double>(x) - x0;
+  return Scaled ? d * scale : d;
+}
+
+// Adds K rows of one class (row pointers xs) into that class's sums `pc` and into s2: one load and
+// store of each accumulator per K rows.
+template <class T, bool Scaled, int K>
+inline double stats_block(const T* const* xs, int64_t p, const double* __restrict x0, double scale,
+                          double* __restrict pc, double* __restrict s2, double amax) {
+  constexpr bool kMax = std::is_same<T, double>::value;
+#pragma omp simd reduction(max : amax)
+  for (int64_t j = 0; j < p; ++j) {
+    double sum = 0.0, sq = 0.0;
+    for (int k = 0; k < K; ++k) {
+      const double d = shifted<T, Scaled>(xs[k][j], x0[j], scale);
+      sum += d;
+      sq += d * d;
+      if (kMax) amax = std::max(amax, std::fabs(static_cast<double>(xs[k][j])));
+    }
+    pc[j] += sum;
+    s2[j] += sq;
+  }
+  return amax;
+}
+
+// Rows r0..r1 in chunks of kChunk rows: each chunk's rows are ordered by class (a stable counting
+// sort of their indices) and added 4 at a time, so the per-class float64 accumulators are loaded
+// and stored once per 4 rows instead of once or twice per 2 rows. The order depends on the rows
+// alone (not on threads).
+template <class T, bool Scaled>
 void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict codes, int64_t r0, int64_t r1,
-                const double* __restrict x0, StatsAcc& acc) {
+                const double* __restrict x0, double scale, StatsAcc& acc) {
+  constexpr int64_t kChunk = 256;
+  const int64_t C = static_cast<int64_t>(acc.counts.size());
   double* __restrict s2 = acc.s2.data();
   double* __restrict cls = acc.cls.data();
-  int64_t i = r0;
-  // two rows at a time halves the loads and stores of the squares accumulator
-  for (; i + 2 <= r1; i += 2) {
-    const T* __restrict xa = X + i * p;
-    const T* __restrict xb = xa + p;
-    const int32_t ca = codes[i], cb = codes[i + 1];
-    acc.counts[ca] += 1.0;
-    acc.counts[cb] += 1.0;
-    double* __restrict pa = cls + static_cast<int64_t>(ca) * p;
-    if (ca == cb) {
-#pragma omp simd
-      for (int64_t j = 0; j < p; ++j) {
-        const double da = static_cast<double>(xa[j]) - x0[j];
-        const double db = static_cast<double>(xb[j]) - x0[j];
-        pa[j] += da + db;
-        s2[j] += da * da + db * db;
+  std::vector<int64_t> order(kChunk), start(C + 1), pos(C);
+  double amax = acc.absmax;
+  for (int64_t b = r0; b < r1; b += kChunk) {
+    const int64_t e = std::min(r1, b + kChunk);
+    std::fill(start.begin(), start.end(), 0);
+    for (int64_t i = b; i < e; ++i) ++start[codes[i] + 1];
+    for (int64_t c = 0; c < C; ++c) {
+      acc.counts[c] += static_cast<double>(start[c + 1]);
+      start[c + 1] += start[c];
+      pos[c] = start[c];
+    }
+    for (int64_t i = b; i < e; ++i) order[pos[codes[i]]++] = i;
+    for (int64_t c = 0; c < C; ++c) {
+      double* __restrict pc = cls + c * p;
+      int64_t q = start[c];
+      const int64_t qe = start[c + 1];
+      for (; q + 4 <= qe; q += 4) {
+        const T* xs[4] = {X + order[q] * p, X + order[q + 1] * p, X + order[q + 2] * p, X + order[q + 3] * p};
+        amax = stats_block<T, Scaled, 4>(xs, p, x0, scale, pc, s2, amax);
       }
-    } else {
-      double* __restrict pb = cls + static_cast<int64_t>(cb) * p;
-#pragma omp simd
-      for (int64_t j = 0; j < p; ++j) {
-        const double da = static_cast<double>(xa[j]) - x0[j];
-        const double db = static_cast<double>(xb[j]) - x0[j];
-        pa[j] += da;
-        pb[j] += db;
-        s2[j] += da * da + db * db;
+      for (; q < qe; ++q) {
+        const T* xs[1] = {X + order[q] * p};
+        amax = stats_block<T, Scaled, 1>(xs, p, x0, scale, pc, s2, amax);
       }
     }
   }
-  for (; i < r1; ++i) {
-    const T* __restrict xa = X + i * p;
-    const int32_t ca = codes[i];
-    acc.counts[ca] += 1.0;
-    double* __restrict pa = cls + static_cast<int64_t>(ca) * p;
-#pragma omp simd
-    for (int64_t j = 0; j < p; ++j) {
-      const double da = static_cast<double>(xa[j]) - x0[j];
-      pa[j] += da;
-      s2[j] += da * da;
-    }
-  }
+  acc.absmax = amax;
 }
 
 
@@ -102,25 +126,33 @@ void run_groups(int64_t n, std::vector<Acc>& accs, bool parallel, Body body) {
 }
 
 template <class T>
-PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, bool parallel) {
+PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, double scale, bool parallel) {
   const T* X = m.as<T>();
   const int64_t n = m.rows, p = m.cols;
   std::vector<double> x0(p);
   for (int64_t j = 0; j < p; ++j) x0[j] = static_cast<double>(X[j]);
+  const bool scaled = scale != 1.0;
   const int64_t k = n_groups(n, (C + 1) * p * static_cast<int64_t>(sizeof(double)));
   std::vector<StatsAcc> accs;
   accs.reserve(k);
   for (int64_t g = 0; g < k; ++g) accs.emplace_back(p, C);
   run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, StatsAcc& acc) {
-    stats_rows<T>(X, p, codes, r0, r1, x0.data(), acc);
+    if (scaled)
+      stats_rows<T, true>(X, p, codes, r0, r1, x0.data(), scale, acc);
+    else
+      stats_rows<T, false>(X, p, codes, r0, r1, x0.data(), scale, acc);
   });
   StatsAcc& a = accs[0];
   for (int64_t g = 1; g < k; ++g) {
     for (size_t q = 0; q < a.cls.size(); ++q) a.cls[q] += accs[g].cls[q];
     for (int64_t j = 0; j < p; ++j) a.s2[j] += accs[g].s2[j];
     for (int64_t c = 0; c < C; ++c) a.counts[c] += accs[g].counts[c];
+    a.absmax = std::max(a.absmax, accs[g].absmax);
   }
+  if (scaled)
+    for (int64_t j = 0; j < p; ++j) x0[j] *= scale;  // finish_stats then reports the scaled X's statistics
   PlsStats r;
+  r.absmax = std::is_same<T, double>::value ? a.absmax : -1.0;
   r.colsum.resize(p);
   r.sq.resize(p);
   r.class_sums.resize(static_cast<size_t>(C * p));
@@ -232,8 +264,9 @@ double stream_read_impl(const MatrixView& m) {
 
 }  // namespace
 
-PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel) {
-  return dispatch_dtype(X.dtype, [&](auto tag) { return stats_impl<decltype(tag)>(X, codes, n_classes, parallel); });
+PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel, double scale) {
+  return dispatch_dtype(X.dtype,
+                        [&](auto tag) { return stats_impl<decltype(tag)>(X, codes, n_classes, scale, parallel); });
 }
 
 PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel) {
@@ -241,14 +274,15 @@ PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool p
 }
 
 std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const std::vector<const int32_t*>& codes,
-                                     const std::vector<int64_t>& n_classes, bool across_problems) {
+                                     const std::vector<int64_t>& n_classes, const std::vector<double>& scales,
+                                     bool across_problems) {
   const int64_t k = static_cast<int64_t>(Xs.size());
   std::vector<PlsStats> out(Xs.size());
   if (across_problems) {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], false);
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], false, scales[i]);
   } else {
-    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], true);
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_stats(Xs[i], codes[i], n_classes[i], true, scales[i]);
   }
   return out;
 }

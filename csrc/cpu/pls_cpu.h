@@ -10,9 +10,11 @@ namespace swnas {
 namespace cpu {
 
 // One statistics pass (docs/scorers.md, sections 1-2), float64: column sums, centred sums of
-// squares, class sums (C x p, row-major) and class counts.
+// squares, class sums (C x p, row-major) and class counts, of X * scale; absmax = max |x| of the
+// unscaled float64 X (-1 for float32 X, whose squares always fit a float64).
 struct PlsStats {
   std::vector<double> colsum, sq, class_sums, counts;
+  double absmax = -1.0;
 };
 
 // One projection: with t = X v - c, g = X't, tsum = sum(t), tt = t't.
@@ -23,13 +25,15 @@ struct PlsProjection {
 
 // `parallel`: split the rows over the OpenMP threads (else run on the calling thread). The rows are
 // summed in a fixed number of groups, in order: results do not depend on the thread count.
-PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel);
+// `scale` (a power of two) multiplies every value before it is summed or squared.
+PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel, double scale = 1.0);
 PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel);
 
 // Many problems: one thread per problem (`across_problems`) or each problem's rows split over the
 // threads in turn; identical results either way.
 std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const std::vector<const int32_t*>& codes,
-                                     const std::vector<int64_t>& n_classes, bool across_problems);
+                                     const std::vector<int64_t>& n_classes, const std::vector<double>& scales,
+                                     bool across_problems);
 std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
                                             const std::vector<double>& cs, bool across_problems);
 

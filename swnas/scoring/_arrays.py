@@ -19,6 +19,7 @@ __all__ = [
     "check_finite_stats",
     "class_labels",
     "fit_float64_range",
+    "float64_range_shift",
 ]
 
 
@@ -103,10 +104,6 @@ def as_float_matrix(X: Any, name: str = "X") -> tuple[Any, ArrayInfo]:
     dt = info.dtype
     if dt.kind not in "fiu" or dt.kind == "b":
         raise InputError(f"{name}: dtype {dt} is not a real number type (use float32 or float64)")
-    if info.kind == "numpy" and dt in (np.float32, np.float64) and dt is not np.dtype(dt.type):
-        # an equal but distinct dtype object (unpickled or memory-mapped arrays): a zero-copy view
-        # with the canonical one, which the compiled core recognises by identity
-        X = X.view(dt.type)
     if dt not in (np.float32, np.float64):
         # integers and float16 are promoted once; float32/float64 are never copied
         target = np.float32 if dt.itemsize <= 2 and dt.kind == "f" else np.float64
@@ -253,8 +250,26 @@ def check_finite_stats(colsum: np.ndarray, colsq: np.ndarray, name: str = "X", X
     )
 
 
-#: float64 data is rescaled when its largest magnitude lies outside this range (see fit_float64_range)
-_SMALL_EXP = -400
+#: float64 data is rescaled when its largest magnitude is below 2**_SMALL_EXP (about 8.6e-78): the
+#: squares of values a few orders of magnitude under it would fall to subnormals and lose digits
+_SMALL_EXP = -256
+
+
+def float64_range_shift(absmax: float, n: int) -> int:
+    """The power of two ``k`` to multiply float64 data by so that its squares neither overflow nor underflow.
+
+    ``absmax`` is the largest magnitude in X and ``n`` its number of rows. Returns 0 when the data
+    is already in range, or when ``absmax`` is 0, NaN or Inf (left for the scorer to report);
+    otherwise ``k`` brings the largest magnitude into [0.5, 1).
+    """
+    if not np.isfinite(absmax) or absmax <= 0.0:
+        return 0
+    # sums of N squared differences (each at most (2 absmax)^2) must stay below 2**1023
+    big_exp = (1021 - int(np.ceil(np.log2(max(n, 2))))) // 2
+    exp = int(np.frexp(absmax)[1])
+    if _SMALL_EXP < exp <= big_exp:
+        return 0
+    return int(np.clip(-exp, -1022, 1023))  # 2**k itself must be a normal float64
 
 
 def fit_float64_range(X: Any, info: ArrayInfo) -> Any:
@@ -264,10 +279,11 @@ def fit_float64_range(X: Any, info: ArrayInfo) -> Any:
     or normalises its weights, inf-FS min-max normalises its std term and uses correlations, il-FS
     uses ratios of distances), and a power of two changes no digit of any value (short of values
     2**1000 times smaller than the largest, which fall to subnormals). So data with
-    magnitudes near 1e200 (whose squares overflow) or 1e-160 (whose squares fall to subnormals) is
+    magnitudes near 1e200 (whose squares overflow) or 1e-100 (whose squares fall towards subnormals) is
     multiplied by ``2**k`` to bring its largest magnitude near 1, in a copy; data already in range,
     float32 data (its squares always fit a float64) and data holding NaN or Inf (reported by the
-    scorer itself) are returned unchanged, without a copy.
+    scorer itself) are returned unchanged, without a copy. (The ``cpp`` PLS backend does the same
+    inside its statistics pass, without a copy: :mod:`swnas.scoring._pls_cpp`.)
     """
     if info.dtype != np.float64 or 0 in info.shape:
         return X
@@ -275,19 +291,13 @@ def fit_float64_range(X: Any, info: ArrayInfo) -> Any:
         lo, hi = (float(v) for v in _torch().aminmax(X))
     else:
         lo, hi = float(X.min(axis=0).min()), float(X.max(axis=0).max())
-    top = max(abs(lo), abs(hi))
-    if not np.isfinite(top) or top == 0.0:
-        return X
-    n = max(info.shape[0], 2)
-    # sums of N squared differences (each at most (2 top)^2) must stay below 2**1023
-    big_exp = (1021 - int(np.ceil(np.log2(n)))) // 2
-    exp = int(np.frexp(top)[1])
-    if _SMALL_EXP < exp <= big_exp:
+    k = float64_range_shift(max(abs(lo), abs(hi)), info.shape[0])
+    if k == 0:
         return X
     if info.kind == "torch":
-        return _torch().ldexp(X, _torch().tensor(float(-exp), dtype=X.dtype, device=X.device))
+        return _torch().ldexp(X, _torch().tensor(float(k), dtype=X.dtype, device=X.device))
     if info.kind == "cupy":
         import cupy
 
-        return cupy.ldexp(X, -exp)
-    return np.ldexp(X, -exp)
+        return cupy.ldexp(X, k)
+    return np.ldexp(X, k)

@@ -5,7 +5,8 @@ per-class sums), then per component one fused pass that gives ``t = X v - c`` an
 small-matrix algebra is the shared float64 code of :mod:`swnas.scoring._pls_algebra`, so every
 backend runs exactly the same algorithm (docs/scorers.md, section 1): 1 + A reads of X from memory
 (the fused pass re-reads each row from cache), peak extra memory O(p*C + N), X never copied when
-it is C-contiguous float32/float64. Batched calls run the algebra of every problem in lock-step
+it is C-contiguous float32/float64. float64 data whose squares would overflow or underflow is
+scored as X * 2**k inside the passes (no copy; every criterion is invariant to a global scale). Batched calls run the algebra of every problem in lock-step
 (:func:`~swnas.scoring._pls_algebra.run_lockstep`) so that each round of passes over all problems is
 one compiled call.
 """
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from swnas.scoring._arrays import float64_range_shift
 from swnas.scoring._host import host_codes, host_matrix
 from swnas.scoring._pls_algebra import PlsAlgebra, run_lockstep
 from swnas.scoring.backends import core, register
@@ -22,19 +24,47 @@ from swnas.scoring.backends import core, register
 __all__ = ["pls_vip_cpp", "pls_vip_cpp_many"]
 
 
+def _range_scale(mod: Any, A: np.ndarray, codes: np.ndarray, n_classes: int, stats: tuple) -> tuple[tuple, float]:
+    """Redo the statistics pass of float64 X scaled by 2**k when its squares left float64's range.
+
+    ``stats`` ends with max |X| (-1 for float32). Every PLS-VIP quantity is unchanged by a global
+    scale and a power of two changes no digit, so X * 2**k is scored instead of X (docs/scorers.md,
+    section 2), without a copy: the kernel multiplies each value as it reads it, and the
+    projections pass ``v * 2**k`` and scale ``X't`` back (:func:`_scaled_projection`). Costs a
+    second statistics pass only for such data; returns the statistics and the scale (1 if none).
+    """
+    k = float64_range_shift(float(stats[4]), A.shape[0])
+    if k == 0:
+        return stats[:4], 1.0
+    s = float(np.ldexp(1.0, k))
+    return mod.pls_stats(A, codes, int(n_classes), scale=s), s
+
+
+def _scaled_projection(project_raw: Any, A: np.ndarray, s: float):
+    """``project(v, c)`` on ``X * s`` by the compiled pass on X: X s v = X (s v), (X s)'t = s X't."""
+    if s == 1.0:
+        return lambda v, c: project_raw(A, v, c)
+
+    def project(v: np.ndarray, c: float):
+        g, tsum, tt = project_raw(A, np.ascontiguousarray(v * s), c)
+        return np.asarray(g) * s, tsum, tt
+
+    return project
+
+
 def _vip_cpp_setup(X: Any, codes: np.ndarray, n_classes: int, scale: bool, name: str):
+    mod = core()
     A = host_matrix(X)
     codes = host_codes(codes)
-    stats = core().pls_stats(A, codes, int(n_classes))
-    return A, PlsAlgebra.from_stats(stats, A.shape[0], scale, name)
+    stats, s = _range_scale(mod, A, codes, n_classes, mod.pls_stats(A, codes, int(n_classes), with_absmax=True))
+    return A, s, PlsAlgebra.from_stats(stats, A.shape[0], scale, name)
 
 
 @register("pls", "cpp")
 def pls_vip_cpp(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2, scale: bool = True) -> np.ndarray:
     """PLS-VIP with the C++/OpenMP passes (float32 or float64 X, read in place)."""
-    A, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
-    mod = core()
-    return alg.vip(n_components, lambda v, c: mod.pls_project(A, v, c))
+    A, s, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
+    return alg.vip(n_components, _scaled_projection(core().pls_project, A, s))
 
 
 @register("pls", "cpp", batched=True)
@@ -51,15 +81,17 @@ def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_componen
     mats = [host_matrix(X) for X, _, _ in problems]
     codes = [host_codes(c) for _, c, _ in problems]
     ncls = [int(C) for _, _, C in problems]
-    stats = mod.pls_stats_many(mats, codes, ncls, parallel)
-    algs = [PlsAlgebra.from_stats(s, A.shape[0], scale, f"problems[{i}].X")
-            for i, (s, A) in enumerate(zip(stats, mats))]
+    fitted = [_range_scale(mod, A, c, C, st) for A, c, C, st in
+              zip(mats, codes, ncls, mod.pls_stats_many(mats, codes, ncls, parallel, with_absmax=True))]
+    algs = [PlsAlgebra.from_stats(st, A.shape[0], scale, f"problems[{i}].X")
+            for i, ((st, _), A) in enumerate(zip(fitted, mats))]
+    scales = [s for _, s in fitted]
 
     def project_many(batch: dict[int, tuple]) -> dict[int, Any]:
         idx = sorted(batch)
-        outs = mod.pls_project_many([mats[i] for i in idx], [batch[i][0] for i in idx],
+        outs = mod.pls_project_many([mats[i] for i in idx], [np.ascontiguousarray(batch[i][0] * scales[i]) for i in idx],
                                     [batch[i][1] for i in idx], parallel)
-        return dict(zip(idx, outs))
+        return {i: (np.asarray(g) * scales[i], tsum, tt) for i, (g, tsum, tt) in zip(idx, outs)}
 
     tasks = [(lambda project, alg=alg: alg.vip(n_components, project)) for alg in algs]
     return run_lockstep(tasks, project_many)

@@ -98,10 +98,12 @@ def _criterion(name: Any) -> Criterion:
     return _CRITERIA[name]
 
 
-def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y"):
+def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y", backend: str = "auto"):
     min_n = crit.min_samples(params)
     X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
-    if crit.name in ("inffs", "ilfs"):  # they square raw values; one min/max pass is cheap beside them
+    # they square raw values; one min/max pass is cheap beside them (PLS on cpp rescales in its own pass)
+    if crit.name in ("inffs", "ilfs") or (
+            crit.name == "pls" and info.dtype == np.float64 and resolve_backend(backend, crit.name, info.device) != "cpp"):
         X = fit_float64_range(X, info)
     full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
     return X, info, codes, n_classes, full
@@ -133,7 +135,7 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
 
         return score_dask(X, y, criterion, backend, **params)
     crit = _criterion(criterion)
-    X, info, codes, n_classes, full = _prepare(X, y, crit, params)
+    X, info, codes, n_classes, full = _prepare(X, y, crit, params, backend=backend)
     b = resolve_backend(backend, crit.name, info.device)
     feats = np.asarray(get_impl(crit.name, b)(X, codes, n_classes, **full), dtype=np.float64)
     return ScoreResult(features=feats, stage=float(feats.mean()), criterion=crit.name, backend=b, params=full)
@@ -157,7 +159,8 @@ def score_many(
     for i, pr in enumerate(problems):
         if not isinstance(pr, (list, tuple)) or len(pr) != 2:
             raise InputError(f"problems[{i}]: expected an (X, y) pair")
-        X, info, codes, n_classes, full = _prepare(pr[0], pr[1], crit, params, f"problems[{i}].X", f"problems[{i}].y")
+        X, info, codes, n_classes, full = _prepare(pr[0], pr[1], crit, params, f"problems[{i}].X", f"problems[{i}].y",
+                                                   backend)
         prepared.append((X, codes, n_classes))
         devices.add(info.device)
     device = "cuda" if devices == {"cuda"} else "cpu"
