@@ -12,6 +12,10 @@ other load on a shared machine):
   ``RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize`` per image, a
   ``DataLoader`` (workers: 0 on CPU, 8 on GPU), float32 NCHW.
 
+On a shared CPU the two separate tests measure different load windows; the fair CPU comparison
+is ``test_cpu_interleaved_swnas_vs_baseline``, which alternates one swnas step and one baseline
+step (same augmentation work, same process and threads) and reports the ratio of median step times.
+
 Steps: ``SWNAS_BENCH_STEPS`` (default 3 on CPU, 60 on GPU). ``SWNAS_BENCH_COMPILE=1`` adds
 torch.compile to the swnas GPU run. Each test stores ``images_per_second`` in extra_info; the GPU
 swnas test also stores the estimated GPU-hours of the paper's full from-scratch search
