@@ -12,6 +12,10 @@ other load on a shared machine):
   ``RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize`` per image, a
   ``DataLoader`` (workers: 0 on CPU, 8 on GPU), float32 NCHW.
 
+On a shared CPU the two separate tests measure different load windows; the fair CPU comparison
+is ``test_cpu_interleaved_swnas_vs_baseline``, which alternates one swnas step and one baseline
+step (same augmentation work, same process and threads) and reports the ratio of median step times.
+
 Steps: ``SWNAS_BENCH_STEPS`` (default 3 on CPU, 60 on GPU). ``SWNAS_BENCH_COMPILE=1`` adds
 torch.compile to the swnas GPU run. Each test stores ``images_per_second`` in extra_info; the GPU
 swnas test also stores the estimated GPU-hours of the paper's full from-scratch search
@@ -150,6 +154,76 @@ def _run_baseline(dev: str, steps: int) -> dict:
     return {"images_per_second": BATCH / secs, "steps": steps, "batch": BATCH, "data": source,
             "workers": workers, "device": torch.cuda.get_device_name() if dev == "cuda"
             else f"cpu x{torch.get_num_threads()} threads"}
+
+
+def _baseline_stepper(x: np.ndarray, y: np.ndarray, dev: str):
+    """A function doing one timed baseline step (fetch + forward + backward + update) per call."""
+    from torchvision import transforms as T
+
+    mean, std = channel_stats(x)
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                    T.Normalize(mean, std)])
+    loader = torch.utils.data.DataLoader(_UInt8Images(x, y, tf), batch_size=BATCH, shuffle=True,
+                                         drop_last=True, num_workers=0)
+    model = _resnet56().to(dev).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    loss_fn = nn.CrossEntropyLoss()
+    state = {"it": iter(loader)}
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        try:
+            xb, yb = next(state["it"])
+        except StopIteration:
+            state["it"] = iter(loader)
+            xb, yb = next(state["it"])
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    return step
+
+
+def _run_interleaved(dev: str, steps: int) -> dict:
+    """swnas and baseline steps alternated one for one in this process (CPU).
+
+    The swnas trainer runs one step per epoch over ``BATCH`` images; after each of its epochs a
+    callback runs one baseline step, so both paths see the same machine load, thread count and
+    allocator state. The first step of each is a warm-up; rates are ``BATCH`` / median step time.
+    """
+    x, y, source = _images((steps + 1) * BATCH)
+    base_step = _baseline_stepper(x, y, dev)
+    base_times: list[float] = []
+    res = train(_resnet56(), _dataset(x[:BATCH], y[:BATCH]), epochs=steps + 1, recipe="paper",
+                batch_size=BATCH, device=dev, progress=False,
+                callbacks=[lambda epoch, stats: base_times.append(base_step())])
+    sw = [h["seconds"] for h in res.history[1:]]
+    base = base_times[1:]
+    pairs = [b / s for s, b in zip(sw, base)]
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without getloadavg
+        load = float("nan")
+    return {"images_per_second": BATCH / float(np.median(sw)), "baseline_images_per_second":
+            BATCH / float(np.median(base)), "ratio_of_medians": float(np.median(base) / np.median(sw)),
+            "median_pair_ratio": float(np.median(pairs)), "steps": steps, "batch": BATCH,
+            "data": source, "load_average_1min": load, "swnas_seconds": sw, "baseline_seconds": base,
+            "device": f"cpu x{torch.get_num_threads()} threads"}
+
+
+@pytest.mark.benchmark(group="train-resnet56-cpu")
+def test_cpu_interleaved_swnas_vs_baseline(benchmark):
+    """Step-for-step alternation of the two CPU paths (the fair comparison on a shared machine)."""
+    steps = int(os.environ.get("SWNAS_BENCH_STEPS", 6))
+    out: dict = {}
+    benchmark.pedantic(lambda: out.update(_run_interleaved("cpu", steps)), rounds=1, iterations=1)
+    benchmark.extra_info.update(out)
+    print(f"\ninterleaved on {out['device']}, load {out['load_average_1min']:.1f}: swnas "
+          f"{out['images_per_second']:.1f} img/s, baseline {out['baseline_images_per_second']:.1f} img/s, "
+          f"swnas/baseline speed {out['ratio_of_medians']:.3f} (median of per-pair ratios "
+          f"{out['median_pair_ratio']:.3f}), {steps} timed steps each")
 
 
 def _bench(benchmark, fn, dev: str) -> dict:

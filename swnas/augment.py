@@ -66,7 +66,7 @@ def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, *,
     ``(x / 255 - mean) / std``. With ``channels_last`` the result keeps the NHWC memory layout
     (``torch.channels_last``), otherwise it is a contiguous NCHW tensor.
     """
-    x = images.permute(0, 3, 1, 2)
-    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
-    x = x.to(dtype)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    # dtype conversion and layout change in one copy (the NHWC -> NCHW transpose is read-side)
+    x = images.permute(0, 3, 1, 2).to(dtype=dtype, memory_format=fmt, copy=True)
     return x.mul_(scale.to(dtype)).add_(shift.to(dtype))
