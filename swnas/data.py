@@ -380,21 +380,31 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, items
 
 
-def _tiny_imagenet_val(val_dir: Path, classes: list[str]) -> list[tuple[Path, int]] | None:
-    """Tiny ImageNet's val/ holds images/ plus val_annotations.txt instead of class folders."""
+def scan_annotated_val(val_dir: Path, classes: list[str]) -> tuple[list[str], list[int]] | None:
+    """Tiny ImageNet's val/: images/ plus val_annotations.txt (file <TAB> class ...) instead of class
+    folders; ``None`` when ``val_dir`` has no annotation file. Shared by the in-memory and the
+    streaming (:mod:`swnas.diskdata`) readers."""
     ann = val_dir / "val_annotations.txt"
     if not ann.is_file():
         return None
     index = {c: i for i, c in enumerate(classes)}
-    items = []
+    paths, labels = [], []
     for line in ann.read_text().splitlines():
         parts = line.split("\t")
         if len(parts) < 2:
             continue
         if parts[1] not in index:
             raise InputError(f"imagefolder: {str(ann)!r} names class {parts[1]!r} absent from train/")
-        items.append((val_dir / "images" / parts[0], index[parts[1]]))
-    return items
+        paths.append(str(val_dir / "images" / parts[0]))
+        labels.append(index[parts[1]])
+    if not paths:
+        raise InputError(f"imagefolder: {str(ann)!r} lists no images")
+    return paths, labels
+
+
+def _tiny_imagenet_val(val_dir: Path, classes: list[str]) -> list[tuple[Path, int]] | None:
+    found = scan_annotated_val(val_dir, classes)
+    return None if found is None else [(Path(f), c) for f, c in zip(*found)]
 
 
 def _read_images(items: list[tuple[Path, int]], size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from swnas.data import IMAGE_EXTENSIONS, balanced_subset, stratified_split
+from swnas.data import scan_annotated_val as _scan_annotated_val
 from swnas.errors import InputError
 
 __all__ = ["PathTable", "FolderSplit", "FolderDataset", "DiskBatches", "open_imagefolder",
@@ -182,26 +183,6 @@ def _scan_classes(root: Path) -> tuple[list[str], list[str], list[int]]:
     if not paths:
         raise InputError(f"imagefolder: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
     return classes, paths, labels
-
-
-def _scan_annotated_val(val_dir: Path, classes: list[str]) -> tuple[list[str], list[int]] | None:
-    """Tiny ImageNet's val/: images/ plus val_annotations.txt (file <TAB> class ...)."""
-    ann = val_dir / "val_annotations.txt"
-    if not ann.is_file():
-        return None
-    index = {c: i for i, c in enumerate(classes)}
-    paths, labels = [], []
-    for line in ann.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        if parts[1] not in index:
-            raise InputError(f"imagefolder: {str(ann)!r} names class {parts[1]!r} absent from train/")
-        paths.append(str(val_dir / "images" / parts[0]))
-        labels.append(index[parts[1]])
-    if not paths:
-        raise InputError(f"imagefolder: {str(ann)!r} lists no images")
-    return paths, labels
 
 
 def _check_int(value: Any, name: str, low: int) -> int:
