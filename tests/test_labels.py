@@ -133,3 +133,22 @@ def test_unpickled_float_arrays_reach_the_compiled_core_without_copy():
     view, _ = as_float_matrix(X2)
     assert np.shares_memory(view, X2)
     np.testing.assert_allclose(score(X2, y, backend="cpp").features, score(X, y, backend="cpp").features, atol=0)
+
+
+@pytest.mark.parametrize("y", [
+    np.arange(50) % 7,                                   # 0..C-1, every class present: counted
+    (np.arange(50) % 7).astype(np.uint8),
+    np.array([3, 7, 7, 65535, 3], dtype=np.uint16),      # sparse values below 2**16: counted, remapped
+    np.array([5, 2, 2, 9], dtype=np.int32),
+    np.array([70000, 1, 1]),                             # beyond the counting range: sorted
+    np.array([-1, 2, 2]),                                # negative: sorted
+    np.array([True, False, True]),
+])
+def test_encode_labels_fast_path_equals_unique(y):
+    codes, classes = encode_labels(y, y.size)
+    ref_classes, ref_codes = np.unique(y, return_inverse=True)
+    np.testing.assert_array_equal(classes, ref_classes)
+    assert classes.dtype == ref_classes.dtype
+    np.testing.assert_array_equal(codes, ref_codes.reshape(-1))
+    assert codes.dtype == np.int32
+    assert not np.shares_memory(codes, y)  # a backend may write its codes; the caller's labels stay

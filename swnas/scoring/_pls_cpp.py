@@ -19,6 +19,7 @@ import numpy as np
 from swnas.scoring._arrays import float64_range_shift
 from swnas.scoring._host import host_codes, host_matrix
 from swnas.scoring._pls_algebra import PlsAlgebra, run_lockstep
+from swnas.scoring._threads import blas_single_thread
 from swnas.scoring.backends import core, register
 
 __all__ = ["pls_vip_cpp", "pls_vip_cpp_many"]
@@ -63,8 +64,9 @@ def _vip_cpp_setup(X: Any, codes: np.ndarray, n_classes: int, scale: bool, name:
 @register("pls", "cpp")
 def pls_vip_cpp(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2, scale: bool = True) -> np.ndarray:
     """PLS-VIP with the C++/OpenMP passes (float32 or float64 X, read in place)."""
-    A, s, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
-    return alg.vip(n_components, _scaled_projection(core().pls_project, A, s))
+    with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
+        A, s, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
+        return alg.vip(n_components, _scaled_projection(core().pls_project, A, s))
 
 
 @register("pls", "cpp", batched=True)
@@ -94,4 +96,5 @@ def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_componen
         return {i: (np.asarray(g) * scales[i], tsum, tt) for i, (g, tsum, tt) in zip(idx, outs)}
 
     tasks = [(lambda project, alg=alg: alg.vip(n_components, project)) for alg in algs]
-    return run_lockstep(tasks, project_many)
+    with blas_single_thread():
+        return run_lockstep(tasks, project_many)

@@ -13,6 +13,7 @@ import numpy as np
 
 from swnas.scoring._host import host_codes, host_matrix
 from swnas.scoring._pls_algebra import PlsAlgebra, ShiftedSums
+from swnas.scoring._threads import blas_single_thread
 from swnas.scoring.backends import register
 
 __all__ = ["pls_vip_numba", "pls_stats_numba", "pls_project_numba"]
@@ -102,5 +103,6 @@ def pls_vip_numba(X: Any, codes: np.ndarray, n_classes: int, n_components: int =
     """PLS-VIP with numba-compiled passes (float32 or float64 X, read in place when C-contiguous)."""
     A = host_matrix(X)
     codes = host_codes(codes)
-    alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
-    return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c))
+    with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
+        alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
+        return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c))
