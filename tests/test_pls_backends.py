@@ -154,22 +154,32 @@ def test_cpp_batched_parallel_modes_agree():
         pls_vip_cpp_many(problems, parallel="threads")
 
 
-def test_cpp_stats_pass_against_numpy():
-    X, y = make_problem(1001, 37, 6, dtype=np.float32, seed=4, mean=1000.0, noise=0.01)
+# widths around the 4- and 8-lane vector loops (AVX2 path in csrc/cpu/pls_avx2.h) and their tails
+PASS_WIDTHS = (1, 3, 4, 7, 8, 19, 37, 64, 67)
+
+
+@pytest.mark.parametrize("p", PASS_WIDTHS)
+def test_cpp_stats_pass_against_numpy(p):
+    X, y = make_problem(1001, p, 6, dtype=np.float32, seed=4, mean=1000.0, noise=0.01)
     colsum, sq, class_sums, counts = core().pls_stats(X, y.astype(np.int32), 6)
     Xd = X.astype(np.float64)
     np.testing.assert_allclose(colsum, Xd.sum(axis=0), rtol=1e-13)
     np.testing.assert_allclose(sq, ((Xd - Xd.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-9)
     np.testing.assert_allclose(class_sums, np.eye(6)[y].T @ Xd, rtol=1e-13)
     np.testing.assert_array_equal(counts, np.bincount(y, minlength=6))
+    if p < 8:
+        return
     # the naive float32 formula loses the spread to cancellation; the shifted pass does not
     naive = (X * X).sum(axis=0, dtype=np.float32) - X.sum(axis=0, dtype=np.float32) ** 2 / X.shape[0]
     assert np.max(np.abs(naive - sq) / sq) > 0.1
 
 
-def test_cpp_project_pass_against_numpy():
-    X, _ = make_problem(257, 19, 2, dtype=np.float32, seed=6)
-    v = np.random.default_rng(0).standard_normal(19)
+@pytest.mark.parametrize("n", (1, 3, 257))
+@pytest.mark.parametrize("p", PASS_WIDTHS)
+def test_cpp_project_pass_against_numpy(p, n):
+    X, _ = make_problem(max(n, 2), p, 2, dtype=np.float32, seed=6)
+    X = np.ascontiguousarray(X[:n])
+    v = np.random.default_rng(0).standard_normal(p)
     g, tsum, tt = core().pls_project(X, v, 0.25)
     t = X.astype(np.float64) @ v - 0.25
     np.testing.assert_allclose(g, X.T.astype(np.float64) @ t, rtol=1e-12, atol=1e-12)

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/pls_math.h"
+#include "cpu/pls_avx2.h"
 
 namespace swnas {
 namespace cpu {
@@ -91,6 +92,12 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
       const int64_t qe = start[c + 1];
       for (; q + 4 <= qe; q += 4) {
         const T* xs[4] = {X + order[q] * p, X + order[q + 1] * p, X + order[q + 2] * p, X + order[q + 3] * p};
+#ifdef SWNAS_PLS_AVX2
+        if constexpr (std::is_same<T, float>::value && !Scaled) {
+          avx2::stats4(xs, x0, p, pc, s2);
+          continue;
+        }
+#endif
         amax = stats_block<T, Scaled, 4>(xs, p, x0, scale, pc, s2, amax);
       }
       for (; q < qe; ++q) {
@@ -183,6 +190,18 @@ void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, 
     const T* __restrict x1 = x0 + p;
     const T* __restrict x2 = x1 + p;
     const T* __restrict x3 = x2 + p;
+#ifdef SWNAS_PLS_AVX2
+    if constexpr (std::is_same<T, float>::value) {
+      const float* xs[4] = {x0, x1, x2, x3};
+      double t[4];
+      avx2::dot4(xs, v, p, t);
+      for (int k = 0; k < 4; ++k) t[k] -= c;
+      tsum += (t[0] + t[1]) + (t[2] + t[3]);
+      tt += (t[0] * t[0] + t[1] * t[1]) + (t[2] * t[2] + t[3] * t[3]);
+      avx2::axpy4(xs, t, p, g);
+      continue;
+    }
+#endif
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
 #pragma omp simd reduction(+ : a0, a1, a2, a3)
     for (int64_t j = 0; j < p; ++j) {
