@@ -131,3 +131,17 @@ def test_distributed_cluster_runs_the_chunks_on_its_workers():
     # PLS: a moments pass and one projection pass per component, each reduced on the workers
     for task in ("_chunk_moments", "_combine_moments", "_chunk_project", "_sum_parts"):
         assert any(task in str(k) for k in names), task
+
+
+def test_score_many_takes_dask_problems():
+    from swnas.scoring import score_many
+
+    (X1, y1), (X2, y2) = planted(900, 10, 3, seed=5), planted(700, 6, 4, seed=6)
+    got = score_many([(da.from_array(X1, chunks=(200, 10)), y1), (da.from_array(X2, chunks=(300, 6)), y2)],
+                     n_components=2)
+    for g, (X, y) in zip(got, [(X1, y1), (X2, y2)]):
+        ref = score(X, y, backend="numpy", n_components=2)
+        np.testing.assert_allclose(g.features, ref.features, atol=1e-9, rtol=0)
+        assert g.backend == "dask"
+    with pytest.raises(InputError, match=r"problems\[1\].*Dask"):
+        score_many([(da.from_array(X1, chunks=200), y1), (X2, y2)])

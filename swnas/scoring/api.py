@@ -109,6 +109,10 @@ def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y", backend:
     return X, info, codes, n_classes, full
 
 
+def _is_dask(X: Any) -> bool:
+    return type(X).__module__.startswith("dask.array")
+
+
 def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> ScoreResult:
     """Score every feature of ``X`` for predicting the class labels ``y``.
 
@@ -130,7 +134,7 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     -------
     ScoreResult
     """
-    if type(X).__module__.startswith("dask.array"):  # scored on the Dask workers (swnas.scoring.dask)
+    if _is_dask(X):  # scored on the Dask workers (swnas.scoring.dask)
         from swnas.scoring.dask import score_dask
 
         return score_dask(X, y, criterion, backend, **params)
@@ -149,11 +153,22 @@ def score_many(
     PLS-VIP on ``cpp``/``cuda`` makes one compiled call per round of passes over all problems,
     il-FS on ``cpp``/``cuda`` one compiled call for the batch, inf-FS on ``cuda`` one compiled call
     for every ranking and Gram matrix then a small solve per problem; inf-FS on ``cpp`` and every
-    other backend loop over the problems (docs/backends.md, "Batched calls").
+    other backend loop over the problems (docs/backends.md, "Batched calls"). Dask arrays are
+    scored one problem after another on the Dask workers, as :func:`score` does; a list must not mix
+    Dask and in-memory problems.
     """
     crit = _criterion(criterion)
     if not isinstance(problems, (list, tuple)) or len(problems) == 0:
         raise InputError("problems: expected a non-empty list of (X, y) pairs")
+    on_dask = [isinstance(pr, (list, tuple)) and len(pr) == 2 and _is_dask(pr[0]) for pr in problems]
+    if any(on_dask):  # each scored on the Dask workers (swnas.scoring.dask), like score()
+        if not all(on_dask):
+            mixed = on_dask.index(False)
+            raise InputError(f"problems[{mixed}]: is not an (X, y) pair with a Dask array X while problems"
+                             f"[{on_dask.index(True)}] is; score Dask and in-memory problems in separate calls")
+        from swnas.scoring.dask import score_dask
+
+        return [score_dask(X, y, crit.name, backend, **params) for X, y in problems]
     prepared = []
     devices = set()
     for i, pr in enumerate(problems):
