@@ -226,8 +226,38 @@ def test_labels_of_one_kind_across_chunks_and_all_reduce_needs_fixed_classes():
 
 
 def test_huge_finite_values_get_an_honest_message():
+    """A later chunk far larger than the first (whose magnitude fixed the scale) cannot be rescaled."""
     X, y = planted(100, 4, 2, seed=17)
-    acc = StreamingScorer("pls").update(X * 1e200, y)
+    acc = StreamingScorer("pls").update(X[:50], y[:50]).update(X[50:] * 1e200, y[50:])
     with pytest.raises(InputError, match="finite values so large that their squares overflow") as err:
         acc.result()
     assert "NaN" not in str(err.value)
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e-160, 1e200], ids=["1e-300", "1e-160", "1e200"])
+@pytest.mark.parametrize("crit", [{"criterion": "pls"}, {"criterion": "inffs", "corr": "pearson"}], ids=["pls", "inffs"])
+def test_float64_far_from_one_scores_like_the_unscaled_data(factor, crit):
+    """Squares of such values underflow (scores silently wrong) or overflow: streamed as X * 2**k."""
+    import pickle
+
+    X, y = planted(600, 8, 3, seed=1)
+    ref = score(X, y, backend="numpy", **crit).features
+    acc = StreamingScorer(**crit)
+    for i in range(0, 600, 200):
+        acc.update(X[i:i + 200] * factor, y[i:i + 200])
+    assert acc.log2_scale != 0
+    np.testing.assert_allclose(acc.result().features, ref, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(acc)).result().features, ref, atol=1e-9, rtol=0)
+
+
+def test_merge_of_accumulators_with_different_scales():
+    X, y = planted(600, 8, 3, seed=2)
+    Xs = np.vstack([X[:300] * 1e-300, X[300:] * 1e-290])
+    ref = score(Xs, y, backend="numpy").features  # score() rescales the whole matrix at once
+    a = StreamingScorer("pls").update(Xs[:300], y[:300])
+    b = StreamingScorer("pls").update(Xs[300:], y[300:])
+    assert a.log2_scale != b.log2_scale
+    np.testing.assert_allclose(a.merge(b).result().features, ref, atol=1e-9, rtol=0)
+    c = StreamingScorer("pls").merge(StreamingScorer("pls").update(Xs[300:], y[300:]))  # empty adopts the scale
+    np.testing.assert_allclose(c.merge(StreamingScorer("pls").update(Xs[:300], y[:300])).result().features, ref,
+                               atol=1e-9, rtol=0)

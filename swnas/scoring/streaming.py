@@ -11,12 +11,13 @@ naively in float32 cancels catastrophically for post-ReLU activations or pixels;
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels
+from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels, float64_range_shift
 from swnas.scoring._pls_algebra import ShiftedSums
 from swnas.scoring.api import ScoreResult, _criterion
 
@@ -146,6 +147,8 @@ class StreamingScorer:
     >>> acc.result().stage                                          # doctest: +SKIP
     """
 
+    log2_scale = 0  # (class default: accumulators pickled before the attribute existed unpickle)
+
     def __init__(self, criterion: str = "pls", n_classes: int | None = None, backend: str = "auto", *,
                  classes: Any = None, **params: Any):
         crit = _criterion(criterion)
@@ -164,6 +167,9 @@ class StreamingScorer:
         self.s2 = None  # sum of (x - shift)(x - shift)'
         self.cs = None  # (C, p) per-class sums of (x - shift)
         self.counts = None  # (C,) float64
+        # float64 data far from 1 is accumulated as X * 2**log2_scale (exact; docs/scorers.md section 2),
+        # fixed by the first chunk; 0 for float32 data and data in range
+        self.log2_scale = 0
 
     # ------------------------------------------------------------------ updates
     @property
@@ -208,6 +214,11 @@ class StreamingScorer:
         if self.shift is not None and p != self.shift.shape[0]:
             raise InputError(f"X: chunk has {p} features, earlier chunks had {self.shift.shape[0]}")
         yt = _chunk_codes(self._classes, y, b, t.device)
+        if self.shift is None and t.dtype == torch.float64:
+            self.log2_scale = float64_range_shift(float(t.abs().max()), _ROW_BUDGET)
+        if self.log2_scale:  # (a copy, for such data only)
+            t = torch.ldexp(t.to(torch.float64), torch.tensor(float(self.log2_scale), dtype=torch.float64,
+                                                               device=t.device))
         if self.shift is None:
             self._init_state(p, t.device, t.mean(dim=0, dtype=torch.float64))
         elif t.device != self.shift.device:
@@ -233,6 +244,17 @@ class StreamingScorer:
         cs = self.cs + self.counts[:, None] * d[None, :]
         return s1, s2, cs
 
+    def _rescaled(self, log2_scale: int) -> "StreamingScorer":
+        """A shallow copy whose statistics are those of X * 2**log2_scale (self if already so)."""
+        k = log2_scale - self.log2_scale
+        if k == 0:
+            return self
+        f = float(2.0 ** k)
+        out = copy.copy(self)
+        out.shift, out.s1, out.cs, out.s2 = self.shift * f, self.s1 * f, self.cs * f, self.s2 * (f * f)
+        out.log2_scale = log2_scale
+        return out
+
     def merge(self, other: "StreamingScorer") -> "StreamingScorer":
         """Add ``other``'s statistics into this accumulator (the shifts and class orders may differ)."""
         if not isinstance(other, StreamingScorer):
@@ -243,11 +265,12 @@ class StreamingScorer:
             return self
         rows = self._classes.codes(np.asarray(other._classes.labels, dtype=object), "other")
         if self.n == 0:
+            self.log2_scale = other.log2_scale
             self._init_state(other.shift.shape[0], other.shift.device, other.shift)
         if other.shift.shape != self.shift.shape:
             raise InputError(f"other: has {other.shift.shape[0]} features, this has {self.shift.shape[0]}")
         self._grow_classes()
-        s1, s2, cs = other._state_at(self.shift.to(other.shift.device))
+        s1, s2, cs = other._rescaled(self.log2_scale)._state_at(self.shift.to(other.shift.device))
         dev = self.shift.device
         idx = _torch().from_numpy(rows).to(dev)
         self.s1 += s1.to(dev)
@@ -276,6 +299,12 @@ class StreamingScorer:
         if self.shift is None:
             raise InputError("all_reduce: this process saw no rows; give every rank a shard")
         dev = self.shift.device
+        # one exponent for every rank: the smallest (a larger one could overflow a rank's squares)
+        k = torch.tensor([float(self.log2_scale)], dtype=torch.float64, device=dev)
+        dist.all_reduce(k, op=dist.ReduceOp.MIN, group=group)
+        scaled = self._rescaled(int(k.item()))
+        self.log2_scale, self.shift, self.s1, self.s2, self.cs = (scaled.log2_scale, scaled.shift, scaled.s1,
+                                                                   scaled.s2, scaled.cs)
         head = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev), self.s1 + self.n * self.shift])
         dist.all_reduce(head, group=group)
         n_all = float(head[0])
@@ -294,7 +323,11 @@ class StreamingScorer:
 
     # ------------------------------------------------------------------ results
     def statistics(self) -> dict[str, np.ndarray]:
-        """Host float64 copies: ``n, mean, scatter`` (centred X'X), ``class_sums_centred``, ``counts``."""
+        """Host float64 copies: ``n, mean, scatter`` (centred X'X), ``class_sums_centred``, ``counts``.
+
+        They describe ``X * 2**log2_scale`` (also returned): float64 data whose squares would
+        overflow or underflow is accumulated scaled by a power of two, which no criterion sees.
+        """
         if self.n == 0:
             raise InputError("X: no rows were given to the accumulator")
         sums = ShiftedSums(n=self.n, shift=self.shift.cpu().numpy(), s1=self.s1.cpu().numpy(),
@@ -302,7 +335,8 @@ class StreamingScorer:
                            counts=self.counts.cpu().numpy())
         check_finite_stats(sums.s1, np.diag(sums.s2))
         return {"n": self.n, "mean": sums.mean(), "scatter": sums.centred_squares(),
-                "class_sums_centred": sums.centred_class_sums(), "counts": sums.counts}
+                "class_sums_centred": sums.centred_class_sums(), "counts": sums.counts,
+                "log2_scale": self.log2_scale}
 
     def result(self) -> ScoreResult:
         """Score the accumulated rows; equals ``score(X_all, y_all, ...)`` up to rounding."""
@@ -330,6 +364,11 @@ class StreamingScorer:
             feats = np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
         return ScoreResult(features=feats, stage=float(feats.mean()), criterion=self.criterion,
                            backend="streaming", params=params)
+
+
+#: Rows a float64 stream is assumed to reach when its scale is fixed from the first chunk: sums of up
+#: to 2**40 squares stay finite
+_ROW_BUDGET = 1 << 40
 
 
 def _class_index(n_classes: Any, classes: Any) -> _ClassIndex:
