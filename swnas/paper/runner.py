@@ -1,11 +1,12 @@
 """``swnas paper TABLE``: every search and training a paper table needs, resumable, and the table.
 
-Everything lives under ``--out DIR``: ``DIR/searches/NAME`` (one search state each, shared between
-tables: Table III's scratch search is Table II's PLS-VIP search), ``DIR/baselines/NAME`` (uniform
-networks, also the weight-transfer donor) and ``DIR/TABLE.md`` / ``DIR/TABLE.csv``. Running the
-command again reuses what DIR holds: finished searches and baselines are read back, a killed one
-resumes. ``--smoke`` shrinks every run (one epoch, one iteration, m0 = 1, a 300-image subset) so a
-table finishes in minutes on a CPU; the table says which scale it was run at.
+This module holds Tables I-III, the registry of every table (:data:`TABLE_RUNNERS`, with Tables
+IV and VI and the ensemble from :mod:`swnas.paper.more_tables`), :func:`run_table` (which writes
+``DIR/TABLE.md`` / ``DIR/TABLE.csv``) and the paper-scale costs (:data:`PAPER_TABLE_RUNS`). The
+runs under ``--out DIR`` and the rows are :mod:`swnas.paper.runs`': running the command again
+reuses what DIR holds (finished searches and baselines are read back, a killed one resumes).
+``--smoke`` shrinks every run (one epoch, one iteration, m0 = 1, a 300-image subset) so a table
+finishes in minutes on a CPU; the table says which scale it was run at.
 """
 from __future__ import annotations
 
