@@ -166,6 +166,9 @@ def _add_paper_parser(sub: Any) -> None:
     pp.add_argument("--recipe", default="paper")
     pp.add_argument("--seed", type=_nonneg_int, default=0)
     pp.add_argument("--device", default="auto")
+    pp.add_argument("--target-dataset", help="table6: the dataset the found architectures are trained on "
+                    "(digits, cifar10, imagefolder, imagenet32)")
+    pp.add_argument("--target-data", metavar="PATH", help="table6: where the target dataset is")
     pp.add_argument("--quiet", action="store_true")
 
 
@@ -460,7 +463,8 @@ def cmd_paper(ns: argparse.Namespace) -> int:
     from swnas.paper.runner import PaperSettings, run_table
 
     st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
-                       recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet))
+                       recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet), target_dataset=ns.target_dataset,
+                       target_data=ns.target_data)
     md, csv_path = run_table(ns.table, st)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")

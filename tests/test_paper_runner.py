@@ -87,3 +87,13 @@ def test_paper_scale_costs():
     assert table_images("table3") == 3 * 300 * 50_000 + (11 * 200 + 5 * 100) * 45_000 + (11 * 50 + 5 * 100) * 45_000
     assert table_hours("table1", 10_000.0) == pytest.approx(table_images("table1") / 10_000 / 3600)
     assert table_hours("table2", 1000.0) == pytest.approx(3 * estimate_training_hours(1000.0, train_images=45_000))
+    # the cell search (n = 6): 13 networks x 200 epochs + 6 candidates x 100; NASNet169/205/241 x 300 epochs
+    cells = (13 * 200 + 6 * 100) * 45_000
+    assert table_images("table4") == 3 * 300 * 50_000 + cells
+    # the residual search, then its 5 candidates and ResNet-44/56/110 for 300 epochs on a 50,000-image target
+    assert table_images("table6") == (11 * 200 + 5 * 100) * 45_000 + 8 * 300 * 50_000
+    assert table_images("ensemble") == (11 * 200 + 5 * 100) * 45_000 + cells
+    for t in ("table1", "table2", "table3", "table4", "table6", "ensemble"):
+        assert table_hours(t, 5000.0) == pytest.approx(table_images(t) / 5000.0 / 3600)
+    with pytest.raises(InputError, match="^table"):
+        table_images("table5")
