@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_params", "crop_flip", "normalize"]
+__all__ = ["random_params", "crop_flip", "normalize", "crop_flip_normalize"]
 
 
 def random_params(n: int, pad: int, flip: bool, *, generator: torch.Generator,
@@ -60,13 +60,37 @@ def crop_flip(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: to
 
 def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, *,
               dtype: torch.dtype = torch.float32, channels_last: bool = False) -> torch.Tensor:
-    """uint8 NHWC -> normalised float NCHW: ``x * scale + shift`` per channel.
+    """uint8 NHWC -> normalised float NCHW: ``x * scale + shift``.
 
     ``scale = 1 / (255 std)`` and ``shift = -mean / std`` (shape ``(1, C, 1, 1)``) give
-    ``(x / 255 - mean) / std``. With ``channels_last`` the result keeps the NHWC memory layout
+    ``(x / 255 - mean) / std`` per channel; a ``shift`` of shape ``(1, C, H, W)`` subtracts a
+    per-pixel mean image instead. With ``channels_last`` the result keeps the NHWC memory layout
     (``torch.channels_last``), otherwise it is a contiguous NCHW tensor.
     """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     # dtype conversion and layout change in one copy (the NHWC -> NCHW transpose is read-side)
     x = images.permute(0, 3, 1, 2).to(dtype=dtype, memory_format=fmt, copy=True)
     return x.mul_(scale.to(dtype)).add_(shift.to(dtype))
+
+
+def crop_flip_normalize(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, pad: int,
+                        scale: torch.Tensor, shift: torch.Tensor, *, dtype: torch.dtype = torch.float32,
+                        channels_last: bool = False) -> torch.Tensor:
+    """Augment and normalise a uint8 NHWC batch: :func:`crop_flip`, then :func:`normalize`.
+
+    With a per-channel ``shift`` the uint8 batch is cropped, then normalised (a padding pixel
+    becomes ``shift``). With a per-pixel ``shift`` of shape
+    ``(1, C, H, W)`` (the training mean image) the result is the crop of the *normalised* image,
+    as the released code subtracts the mean image before it augments: every pixel has the mean of
+    its source position subtracted and the padding is 0. Cropping is linear, so this is the crop of
+    ``x * scale`` plus the crop of the shift image, both zero-padded.
+    """
+    xb = crop_flip(images, oy, ox, flip, pad)
+    if shift.shape[-2:] == (1, 1):
+        return normalize(xb, scale, shift, dtype=dtype, channels_last=channels_last)
+    b = images.shape[0]
+    zero = torch.zeros((), dtype=dtype, device=images.device)
+    out = normalize(xb, scale, zero, dtype=dtype, channels_last=channels_last)
+    shift_nhwc = shift.to(dtype).permute(0, 2, 3, 1).expand(b, -1, -1, -1)
+    cropped = crop_flip(shift_nhwc.contiguous(), oy, ox, flip, pad).permute(0, 3, 1, 2)
+    return out.add_(cropped)

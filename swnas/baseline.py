@@ -79,6 +79,8 @@ def train_architecture(
     ``SEARCH/baselines/NAME``. An OUT that already holds a result is refused unless ``force``.
     Training keeps an epoch checkpoint in ``OUT/training/``: the same call after a kill continues
     from it. ``input_size`` and ``workers`` apply to a streamed ``imagefolder``; ``sync_bn`` under DDP.
+    The network starts from the recipe's initialisation (``original``: he-normal), as the networks of a
+    search trained from scratch do.
     """
     import torch
 
@@ -94,7 +96,7 @@ def train_architecture(
     spec = _resolve_spec(spec, module, stages)
     check_source(dataset, data)
     check_device(device)
-    get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
+    rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     out = Path(out)
     dist.init_from_env()
     lock = None
@@ -107,7 +109,7 @@ def train_architecture(
         spec = dataclasses.replace(spec, num_classes=ds.num_classes, input_size=ds.input_size,
                                    in_channels=ds.in_channels)
         torch.manual_seed(seed)
-        model = M.build(spec)
+        model = M.initialize(M.build(spec), rec.init)  # the recipe's initialisation, as a search's networks get
         # E: epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
         work = out / resume.TRAINING_DIR
         note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None

@@ -119,12 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_parser(sub, criteria, modules)
 
     # report -------------------------------------------------------------------------------
-    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/)")
-    r.add_argument("dir", metavar="DIR")
+    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/), or several searches compared",
+                       description="With one DIR: DIR/report/ (table, charts, ensemble). With two or more: the "
+                       "searches side by side (the paper's Table II layout) in --out-compare.")
+    r.add_argument("dir", metavar="DIR", nargs="+")
     r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true")
-    r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained)")
+    r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained; one DIR)")
+    r.add_argument("--out-compare", dest="out_compare", metavar="PATH",
+                   help="where a comparison of two or more DIRs goes (default: compare/ beside the first DIR); "
+                   "it must be new, empty or an earlier comparison")
 
     # ensemble -----------------------------------------------------------------------------
     e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
@@ -362,6 +367,11 @@ def cmd_search(ns: argparse.Namespace) -> int:
 def cmd_report(ns: argparse.Namespace) -> int:
     from swnas.report import write_report
 
+    if len(ns.dir) > 1:
+        return _cmd_compare(ns)
+    if ns.out_compare is not None:
+        raise InputError("--out-compare: a comparison needs two or more DIRs")
+    ns.dir = ns.dir[0]
     rep = write_report(ns.dir, ensemble=not ns.no_ensemble, device=ns.device, echo=_echo(ns.quiet))
     print(rep.markdown)
     print(f"report written to {rep.directory}: {rep.table_md.name}, {rep.table_csv.name}, "
@@ -370,6 +380,19 @@ def cmd_report(ns: argparse.Namespace) -> int:
         from swnas.html_report import write_html
 
         print(f"HTML report: {write_html(ns.dir, ensemble=rep.ensemble)}")
+    return 0
+
+
+def _cmd_compare(ns: argparse.Namespace) -> int:
+    from swnas.compare import compare_searches
+
+    if ns.html:
+        raise InputError("--html: applies to the report of one DIR, not to a comparison")
+    cmp = compare_searches(ns.dir, ns.out_compare)
+    if not ns.quiet:
+        print(cmp.markdown)
+    print(f"comparison of {len(cmp.searches)} searches written to {cmp.directory}: {cmp.table_md.name}, "
+          f"{cmp.table_csv.name}, {cmp.depth_png.name}")
     return 0
 
 

@@ -33,6 +33,8 @@ __all__ = [
     "load_dataset",
     "load_npz_arrays",
     "channel_stats",
+    "mean_image",
+    "input_normalization",
     "balanced_subset",
     "stratified_split",
     "DATASETS",
@@ -62,6 +64,9 @@ class Dataset:
         normalise inputs (``(x / 255 - mean) / std``).
     classes : list of str or None
         Class names when the source has them (ImageFolder).
+
+    The training images' per-pixel mean image (the ``original`` recipe's normalisation) is
+    :attr:`train_mean_image`, computed on first use and kept.
     """
 
     name: str
@@ -77,6 +82,15 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     classes: list[str] | None = None
+
+    @property
+    def train_mean_image(self) -> np.ndarray:
+        """Per-pixel mean of ``x_train`` (after the validation split), float32 ``(H, W, C)`` in [0, 1] units."""
+        cached = self.__dict__.get("_train_mean_image")
+        if cached is None or cached[0] is not self.x_train:  # recomputed if x_train is replaced
+            cached = (self.x_train, mean_image(self.x_train))
+            self.__dict__["_train_mean_image"] = cached
+        return cached[1]
 
     @property
     def nbytes(self) -> int:
@@ -207,6 +221,42 @@ def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[tuple[float, .
     std = np.sqrt(var)
     std[std == 0] = 255.0  # a constant channel: leave it unscaled rather than divide by zero
     return tuple(float(v) for v in mean / 255.0), tuple(float(v) for v in std / 255.0)
+
+
+def mean_image(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Per-pixel mean image of uint8 NHWC images: float32 ``(H, W, C)`` in [0, 1] units.
+
+    Accumulated in float64 chunk by chunk, like :func:`channel_stats`.
+    """
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or len(images) == 0:
+        raise InputError(f"images: expected a non-empty uint8 NHWC array, got {getattr(images, 'shape', None)}")
+    total = np.zeros(images.shape[1:], np.float64)
+    for i in range(0, len(images), chunk):
+        total += images[i : i + chunk].sum(axis=0, dtype=np.float64)
+    return (total / (255.0 * len(images))).astype(np.float32)
+
+
+def input_normalization(data: Any, normalize: str = "channel") -> tuple[Any, tuple[float, ...]]:
+    """``(mean, std)`` that the trainer, the evaluators and the stage scorer normalise inputs with.
+
+    ``normalize`` is a recipe's :attr:`~swnas.recipes.Recipe.normalize`: ``"channel"`` gives the
+    per-channel ``(data.mean, data.std)``; ``"pixel_mean"`` gives the training split's mean image
+    ``(H, W, C)`` and a std of 1 per channel, i.e. ``x / 255 - mean_image`` (the released code's
+    normalisation, ``docs/protocol.md``). For an image folder streamed from disk the mean image is
+    estimated on a seeded sample of training images (:func:`swnas.diskrun.folder_mean_image`).
+    Everything computed from the same data set options gets the same values, so a search's
+    networks are evaluated later (ensemble, report) exactly as they were trained.
+    """
+    if normalize == "channel":
+        return data.mean, data.std
+    if normalize != "pixel_mean":
+        raise InputError(f"normalize must be 'channel' or 'pixel_mean', got {normalize!r}")
+    ones = tuple(1.0 for _ in data.mean)
+    if getattr(data, "streaming", False):  # E: an image folder read from disk
+        from swnas.diskrun import folder_mean_image
+
+        return folder_mean_image(data), ones
+    return data.train_mean_image, ones
 
 
 def balanced_subset(labels: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:

@@ -19,7 +19,10 @@ from swnas.diskdata import DiskBatches, FolderDataset, FolderSplit
 from swnas.errors import InputError
 from swnas.loader import EpochPlan, norm_tensors
 
-__all__ = ["FolderBatchSource", "evaluate_folder", "stage_scores_folder", "is_streaming"]
+__all__ = ["FolderBatchSource", "evaluate_folder", "stage_scores_folder", "is_streaming", "folder_mean_image"]
+
+#: Training images (seeded choice) decoded to estimate a folder's per-pixel mean image.
+MEAN_IMAGE_SAMPLE = 256
 
 
 def is_streaming(data: Any) -> bool:
@@ -27,14 +30,45 @@ def is_streaming(data: Any) -> bool:
     return bool(getattr(data, "streaming", False))
 
 
+def folder_mean_image(data: FolderDataset, sample: int = MEAN_IMAGE_SAMPLE) -> np.ndarray:
+    """Per-pixel mean image ``(H, W, C)`` in [0, 1] units of a seeded sample of ``sample`` training
+    images (evaluation view), computed once per data set object and kept on it.
+
+    The sample depends only on the training split, so reopening the folder with the same options
+    gives the same image (the ``original`` recipe's normalisation, :func:`swnas.data.input_normalization`).
+    """
+    from swnas.diskdata import decode_eval
+
+    cached = data.__dict__.get("_mean_image")
+    if cached is not None and cached[0] == int(sample):
+        return cached[1]
+    split = data.train
+    rng = np.random.default_rng(len(split))
+    idx = np.sort(rng.choice(len(split), size=min(int(sample), len(split)), replace=False))
+    total = np.zeros((data.input_size, data.input_size, data.in_channels), np.float64)
+    for i in idx:  # one decoded image of memory at a time
+        total += decode_eval(split.paths[int(i)], data.input_size, data.in_channels).reshape(total.shape)
+    image = (total / (255.0 * len(idx))).astype(np.float32)
+    data.__dict__["_mean_image"] = (int(sample), image)
+    return image
+
+
 class FolderBatchSource:
     """A :class:`swnas.loader.BatchSource` over the training split of an image folder."""
 
-    def __init__(self, data: FolderDataset, plan: EpochPlan, device: torch.device, channels_last: bool = False):
+    def __init__(self, data: FolderDataset, plan: EpochPlan, device: torch.device, channels_last: bool = False,
+                 mean: Any = None, std: Any = None):
+        if plan.n != len(data.train):
+            raise InputError(f"recipe: {plan.n // max(1, len(data.train))} augmented copies of the training set per "
+                             "epoch (the original recipe's copies_per_epoch) are not supported for an image folder "
+                             "streamed from disk; use a recipe with one copy per epoch, or load the folder in memory")
         self.plan = plan
         self.device = device
         self.channels_last = channels_last
-        self.scale, self.shift = norm_tensors(data.mean, data.std, device)
+        # ``mean``/``std`` default to the folder's channel statistics; a per-pixel mean image is
+        # subtracted after the workers' crop (their crops are resized boxes, not shifted windows)
+        self.scale, self.shift = norm_tensors(data.mean if mean is None else mean,
+                                              data.std if std is None else std, device)
         self.reader = DiskBatches(data.train, input_size=data.input_size, in_channels=data.in_channels,
                                   batch_size=plan.global_batch, train=True, workers=data.workers, seed=plan.seed,
                                   rank=plan.rank, world_size=plan.world_size, pin_memory=device.type == "cuda")
@@ -57,15 +91,19 @@ def _eval_batches(data: FolderDataset, split: FolderSplit, batch_size: int) -> D
 
 
 def evaluate_folder(model: torch.nn.Module, data: FolderDataset, which: str = "test", *, batch_size: int = 256,
-                    device: Any = None, amp: Any = "auto") -> dict[str, float]:
-    """Top-1, top-5 (fractions) and mean cross-entropy on a split, read batch by batch from disk."""
+                    device: Any = None, amp: Any = "auto", mean: Any = None, std: Any = None) -> dict[str, float]:
+    """Top-1, top-5 (fractions) and mean cross-entropy on a split, read batch by batch from disk.
+
+    ``mean``/``std`` default to the folder's channel statistics (:func:`swnas.data.input_normalization`).
+    """
     from swnas.train import evaluate
 
     split = data.split(which)
     totals = {"top1": 0.0, "top5": 0.0, "loss": 0.0}
     n = 0
     for xb, yb in _eval_batches(data, split, batch_size):
-        got = evaluate(model, xb, yb, mean=data.mean, std=data.std, batch_size=len(yb), device=device, amp=amp)
+        got = evaluate(model, xb, yb, mean=data.mean if mean is None else mean, std=data.std if std is None else std,
+                       batch_size=len(yb), device=device, amp=amp)
         for k in totals:
             totals[k] += got[k] * len(yb)
         n += len(yb)
@@ -74,13 +112,13 @@ def evaluate_folder(model: torch.nn.Module, data: FolderDataset, which: str = "t
 
 def stage_scores_folder(model: torch.nn.Module, data: FolderDataset, criterion: str = "pls", reduce: str = "avgpool8",
                         *, device: Any = None, backend: str = "auto", batch_size: int = 256, rank: int = 0,
-                        world_size: int = 1, **params: Any) -> list:
+                        world_size: int = 1, mean: Any = None, std: Any = None, **params: Any) -> list:
     """Per-stage :class:`~swnas.scoring.ScoreResult` of ``model`` on the un-augmented training split.
 
     Criteria that stream (PLS; inf-FS with ``corr="pearson"``) accumulate their statistics batch
     by batch; under DDP rank r reads every K-th image and the statistics are summed over ranks
     (``world_size > 1``). Other criteria collect the reduced features (not the images) and score
-    them at the end.
+    them at the end. ``mean``/``std`` default to the folder's channel statistics.
     """
     from swnas.features import iter_stage_batches
     from swnas.scoring import score
@@ -101,7 +139,8 @@ def stage_scores_folder(model: torch.nn.Module, data: FolderDataset, criterion: 
     for xb, yb in _eval_batches(data, split, batch_size):
         yb = lut_t[yb]
         for _s, _e, feats in iter_stage_batches(model, xb, reduce, batch_size=len(yb), device=device,
-                                                mean=data.mean, std=data.std):
+                                                mean=data.mean if mean is None else mean,
+                                                std=data.std if std is None else std):
             if streaming:
                 if scorers is None:
                     scorers = [StreamingScorer(criterion, n_classes=classes, backend=backend, **params)

@@ -156,14 +156,17 @@ def ensemble_search(
         if not (isinstance(i, int) and 0 <= i < len(nets)):
             raise InputError(f"members: {i!r} is not a network index of {out} (0..{len(nets) - 1})")
         checkpoint_path(out, nets[i])  # inside OUT, present, the recorded file (before loading any data)
-    if dataset is None:
-        from swnas.data import load_dataset
+    from swnas.data import input_normalization, load_dataset
+    from swnas.recipes import get_recipe
 
-        cfg = state["config"]
-        dataset = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0))
+    cfg = state["config"]
+    if dataset is None:  # the training split the networks saw, so the statistics are theirs
+        dataset = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
+                               val_split=cfg.get("val_split") or 0.0)
+    mean, std = input_normalization(dataset, get_recipe(cfg.get("recipe", "paper")).normalize)
     models = [load_recorded(out, nets[i]) for i in idx]
     res = evaluate_ensemble(
-        models, dataset.x_test, dataset.y_test, mean=dataset.mean, std=dataset.std, device=device,
+        models, dataset.x_test, dataset.y_test, mean=mean, std=std, device=device,
         logits_fn=logits_fn, members=idx,
     )
     if write:

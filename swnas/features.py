@@ -121,6 +121,17 @@ def _channel_stats(v: Any, name: str, c: int, device: torch.device) -> torch.Ten
     return t.view(1, c, 1, 1).to(device)
 
 
+def _mean_stats(v: Any, c: int, hw: tuple[int, int], device: torch.device) -> torch.Tensor | None:
+    """``mean`` per channel (``(1, C, 1, 1)``) or a per-pixel mean image ``(H, W, C)`` (``(1, C, H, W)``)."""
+    a = None if v is None else np.asarray(v, dtype=np.float32)
+    if a is None or a.ndim != 3:
+        return _channel_stats(v, "mean", c, device)
+    if a.shape != (hw[0], hw[1], c):
+        raise InputError(f"mean: a per-pixel mean image must have shape {(hw[0], hw[1], c)} (H, W, C) like the "
+                         f"images, got {a.shape}")
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].to(device)
+
+
 def _check_images(images: Any, in_channels: int | None) -> tuple[Any, bool]:
     """(images, is_uint8_nhwc)."""
     if not isinstance(images, (np.ndarray, torch.Tensor)):
@@ -158,7 +169,8 @@ def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = 
     images, is_u8 = _check_images(images, getattr(spec, "in_channels", None))
     dev = torch.device(device) if device is not None else _model_device(model)
     c = images.shape[3] if is_u8 else images.shape[1]
-    mean_t = _channel_stats(mean, "mean", c, dev)
+    hw = tuple(images.shape[1:3]) if is_u8 else tuple(images.shape[2:4])
+    mean_t = _mean_stats(mean, c, hw, dev)
     std_t = _channel_stats(std, "std", c, dev)
     fn = reducer if reducer is not None else red
     points = _stage_points(model)
@@ -212,7 +224,8 @@ def stage_features(model: nn.Module, images: Any, reduce: str = "avgpool8", *, b
     """The reduced output features of every stage as host float32 matrices (one (N, p_i) per stage).
 
     ``images``: uint8 NHWC (scaled to [0, 1], then ``(x - mean) / std`` per channel when given) or
-    float NCHW (``mean``/``std`` applied if given, else used as is).
+    float NCHW (``mean``/``std`` applied if given, else used as is). ``mean`` may also be a
+    per-pixel mean image ``(H, W, C)`` (the ``original`` recipe, :func:`swnas.data.input_normalization`).
     """
     parts: list[list[np.ndarray]] = []
     for _s, _e, feats in iter_stage_batches(model, images, reduce, batch_size=batch_size, device=device,

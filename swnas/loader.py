@@ -20,7 +20,7 @@ from typing import Iterator, Protocol
 import numpy as np
 import torch
 
-from swnas.augment import crop_flip, normalize, random_params
+from swnas.augment import crop_flip_normalize, random_params
 from swnas.errors import InputError
 
 __all__ = ["EpochPlan", "BatchSource", "InMemoryBatches", "mix_seed", "norm_tensors"]
@@ -33,14 +33,23 @@ def mix_seed(*numbers: int) -> int:
 
 
 def norm_tensors(mean, std, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, shift)`` such that ``uint8 * scale + shift`` is the normalised image (NCHW broadcast)."""
+    """``(scale, shift)`` such that ``uint8 * scale + shift`` is the normalised image (NCHW broadcast).
+
+    ``mean`` is per channel (``C`` values, [0, 1] units) or a per-pixel mean image ``(H, W, C)``
+    (:func:`swnas.data.input_normalization`); ``std`` is per channel. ``scale`` has shape
+    ``(1, C, 1, 1)``, ``shift`` ``(1, C, 1, 1)`` or ``(1, C, H, W)``.
+    """
     m = torch.as_tensor(np.asarray(mean, np.float64), dtype=torch.float64)
     s = torch.as_tensor(np.asarray(std, np.float64), dtype=torch.float64)
-    if m.ndim != 1 or s.shape != m.shape or not bool(torch.all(s > 0)):
-        raise InputError(f"mean and std must be per-channel sequences of equal length with std > 0, "
-                         f"got mean={list(mean)}, std={list(std)}")
+    per_pixel = m.ndim == 3 and s.ndim == 1 and m.shape[2] == s.shape[0]
+    if not (per_pixel or (m.ndim == 1 and s.shape == m.shape)) or not bool(torch.all(s > 0)):
+        raise InputError(f"mean and std must be per-channel sequences of equal length with std > 0 (or mean a "
+                         f"per-pixel (H, W, C) image), got mean of shape {tuple(m.shape)}, std={s.tolist()}")
     scale = (1.0 / (255.0 * s)).float().view(1, -1, 1, 1).to(dev)
-    shift = (-m / s).float().view(1, -1, 1, 1).to(dev)
+    if per_pixel:
+        shift = (-m.permute(2, 0, 1) / s.view(-1, 1, 1)).float().unsqueeze(0).to(dev)
+    else:
+        shift = (-m / s).float().view(1, -1, 1, 1).to(dev)
     return scale, shift
 
 
@@ -109,7 +118,11 @@ class BatchSource(Protocol):
 
 
 class InMemoryBatches:
-    """The training set resident on ``device`` as uint8; batches cropped, flipped and normalised there."""
+    """The training set resident on ``device`` as uint8; batches cropped, flipped and normalised there.
+
+    ``mean``/``std`` as for :func:`norm_tensors`; a per-pixel mean image is subtracted before the
+    crop, as the released code does (:func:`swnas.augment.crop_flip_normalize`).
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, plan: EpochPlan, device: torch.device,
                  channels_last: bool = False):
@@ -125,8 +138,9 @@ class InMemoryBatches:
         if self.plan.n > self.x.shape[0]:  # several augmented copies per epoch: plan index -> image
             idx = idx % self.x.shape[0]
         for s in range(self.plan.steps):
-            xb = crop_flip(self.x[idx[s]], oy[s], ox[s], fl[s], self.plan.pad)
-            yield normalize(xb, self.scale, self.shift, channels_last=self.channels_last), self.y[idx[s]]
+            xb = crop_flip_normalize(self.x[idx[s]], oy[s], ox[s], fl[s], self.plan.pad, self.scale, self.shift,
+                                     channels_last=self.channels_last)
+            yield xb, self.y[idx[s]]
 
     def close(self) -> None:
         self.x = self.y = None  # type: ignore[assignment]

@@ -63,10 +63,12 @@ class Recipe:
         Keras time-based decay: the rate is divided by ``1 + lr_decay * iteration`` on top of the
         schedule (the original code's ``SGD(decay=1e-6)``).
     init : {"default", "he_normal"}
-        Weight initialisation of networks trained from scratch (:func:`swnas.models.initialize`).
+        Weight initialisation of networks trained from scratch, in a search and by ``swnas train``
+        (:func:`swnas.models.initialize`).
     normalize : {"channel", "pixel_mean"}
         Input normalisation: ``(x / 255 - mean_c) / std_c`` per channel, or ``x / 255`` minus the
-        training set's per-pixel mean image (no scaling).
+        training split's per-pixel mean image (no scaling), in training, evaluation and stage
+        scoring alike (:func:`swnas.data.input_normalization`).
     """
 
     name: str

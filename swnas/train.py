@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from swnas import distributed as D
 from swnas.augment import normalize
-from swnas.data import Dataset
+from swnas.data import Dataset, input_normalization
 from swnas.errors import InputError
 from swnas.logs import EpochLines, use_bars
 from swnas.loader import BatchSource, EpochPlan, InMemoryBatches, mix_seed
@@ -217,6 +217,9 @@ def _iter_logits(model: nn.Module, x: torch.Tensor, is_u8: bool, mean, std, batc
         scale, shift = _norm_tensors(mean, std, dev)
         if scale.shape[1] != x.shape[3]:
             raise InputError(f"mean/std have {scale.shape[1]} channels but images have {x.shape[3]}")
+        if shift.shape[2:] != (1, 1) and tuple(shift.shape[2:]) != tuple(x.shape[1:3]):
+            raise InputError(f"mean: a per-pixel mean image of {tuple(shift.shape[2:])} does not fit images of "
+                             f"{tuple(x.shape[1:3])}")
     was_training = net.training
     net.eval()
     try:
@@ -239,8 +242,9 @@ def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | Non
                    amp: Any = "auto") -> torch.Tensor:
     """Logits of ``model`` for every image, as a float32 CPU tensor of shape ``(N, classes)``.
 
-    ``images``: uint8 NHWC (normalised per batch with ``mean``/``std`` in [0, 1] units) or float
-    NCHW already normalised; NumPy or torch. The model runs in eval mode on ``device`` (default:
+    ``images``: uint8 NHWC (normalised per batch with ``mean``/``std`` in [0, 1] units: ``mean`` per
+    channel or a per-pixel ``(H, W, C)`` mean image, see :func:`swnas.data.input_normalization`) or
+    float NCHW already normalised; NumPy or torch. The model runs in eval mode on ``device`` (default:
     where its parameters are), then returns to its previous mode.
     """
     x, _, is_u8 = _as_batch_source(images, None)
@@ -437,12 +441,11 @@ def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, fl
     return run
 
 
-def _result(run: _Run, data: Dataset, eval_batch_size: int) -> TrainResult:
-    ev = dict(mean=data.mean, std=data.std, batch_size=eval_batch_size, device=run.dev, amp=run.amp)
+def _result(run: _Run, data: Dataset, eval_batch_size: int, norm: tuple) -> TrainResult:
+    ev = dict(mean=norm[0], std=norm[1], batch_size=eval_batch_size, device=run.dev, amp=run.amp)
     if getattr(data, "streaming", False):  # E: evaluation view read from disk (swnas.diskrun)
         from swnas.diskrun import evaluate_folder
 
-        ev.pop("mean"), ev.pop("std")
         test = evaluate_folder(run.model, data, "test", **ev)
         val = evaluate_folder(run.model, data, "val", **ev) if data.val is not None else None
         return _result_from(run, test, val)
@@ -495,9 +498,11 @@ def train(
         Maps normalised float NCHW images to logits.
     data : Dataset
         From :func:`swnas.data.load_dataset`.
-    recipe : {"paper", "fast"} or Recipe
+    recipe : {"paper", "original", "fast"} or Recipe
         See :mod:`swnas.recipes`. ``epochs``, ``batch_size`` (global) and ``lr`` override it;
-        the ``paper`` milestones stay at 50% and 75% of the epochs.
+        the ``paper`` milestones stay at 50% and 75% of the epochs. Its ``normalize`` decides how
+        training, validation and test images are normalised
+        (:func:`swnas.data.input_normalization`): per channel, or minus the training mean image.
     device : "auto", "cpu", "cuda", "cuda:k" or torch.device
         ``auto``: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU.
     seed : int
@@ -542,13 +547,15 @@ def train(
     data = data if getattr(data, "streaming", False) else _check_dataset(data)  # E: FolderDataset (swnas.diskrun)
     pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
+    norm = input_normalization(data, rec.normalize)  # per channel, or the training mean image (``original``)
     if batches is None and getattr(data, "streaming", False):  # E: batches decoded from disk by workers
         from swnas.diskrun import FolderBatchSource
 
-        source: BatchSource = FolderBatchSource(data, run.plan, run.dev, channels_last=run.dev.type == "cuda")
+        source: BatchSource = FolderBatchSource(data, run.plan, run.dev, channels_last=run.dev.type == "cuda",
+                                                mean=norm[0], std=norm[1])
     elif batches is None:
-        source = InMemoryBatches(data.x_train, data.y_train, data.mean, data.std, run.plan, run.dev,
-                                              channels_last=run.dev.type == "cuda")
+        source = InMemoryBatches(data.x_train, data.y_train, norm[0], norm[1], run.plan, run.dev,
+                                 channels_last=run.dev.type == "cuda")
     else:
         source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
@@ -570,4 +577,4 @@ def train(
         if bar is not None:
             bar.close()
         source.close()
-    return _result(run, data, eval_batch_size)
+    return _result(run, data, eval_batch_size, norm)

@@ -180,8 +180,8 @@ def test_ensemble_of_real_checkpoints_in_report(real_search):
     rep = write_report(real_search, ensemble=True, device="cpu")
     ens = rep.ensemble
     assert ens is not None and ens["members"] == [2, 4]
-    ds = load_dataset("digits")
     state = json.loads((real_search / "search.json").read_text())
+    ds = load_dataset("digits", val_split=state["config"]["val_split"])  # the statistics of the training part
     probs = [softmax(predict_logits(M.load(real_search / state["networks"][i]["checkpoint"]), ds.x_test,
                                     mean=ds.mean, std=ds.std).numpy()) for i in ens["members"]]
     expect = float((np.mean(probs, axis=0).argmax(1) == ds.y_test).mean())

@@ -205,7 +205,7 @@ def load_model_checked(path: str) -> Any:
 
 
 def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
-    """Stage scores of ``model`` on the un-augmented training set.
+    """Stage scores of ``model`` on the un-augmented training set, normalised as the recipe trains.
 
     With one process this is ``swnas.features.stage_scores``. Under torchrun, when the criterion
     streams (PLS; inf-FS with ``corr="pearson"``), each rank runs the forward pass over its shard
@@ -215,13 +215,16 @@ def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
     """
     from swnas import distributed as dist
 
+    from swnas.data import input_normalization
+    from swnas.recipes import get_recipe
+
     device = None if cfg.device == "auto" else cfg.device
+    mean, std = input_normalization(ds, get_recipe(cfg.recipe).normalize)  # as the networks were trained
     kw = dict(criterion=cfg.criterion, reduce=cfg.reduce, device=device, backend=cfg.backend,
-              mean=ds.mean, std=ds.std, **cfg.score_params)
+              mean=mean, std=std, **cfg.score_params)
     if getattr(ds, "streaming", False):  # E: an image folder read from disk (swnas.diskrun)
         from swnas.diskrun import stage_scores_folder
 
-        kw.pop("mean"), kw.pop("std")
         return stage_scores_folder(model, ds, rank=dist.rank(), world_size=dist.world_size(), **kw)
     if dist.world_size() <= 1:
         return stage_scores(model, ds.x_train, ds.y_train, **kw)
@@ -241,7 +244,7 @@ def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
     y = torch.from_numpy(np.asarray(codes, dtype=np.int64)[r::w])
     scorers = [StreamingScorer(cfg.criterion, n_classes=int(classes.shape[0]), backend=cfg.backend, **cfg.score_params)
                for _ in model.stages]
-    for start, stop, feats in iter_stage_batches(model, x, cfg.reduce, device=device, mean=ds.mean, std=ds.std):
+    for start, stop, feats in iter_stage_batches(model, x, cfg.reduce, device=device, mean=mean, std=std):
         yb = y[start:stop].to(feats[0].device)
         for sc, f in zip(scorers, feats):
             sc.update(f, yb)
