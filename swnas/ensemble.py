@@ -139,9 +139,10 @@ def ensemble_search(
     """Evaluate the ensemble of a search's candidate set on its dataset's test set.
 
     Loads every candidate checkpoint of ``OUT/search.json`` (or the network indices ``members``),
-    reloads the search's dataset (or uses ``dataset``) and writes ``OUT/ensemble.json``.
+    after the candidate's final epochs when they ran, reloads the search's dataset with its
+    validation split and normalisation (or uses ``dataset``) and writes ``OUT/ensemble.json``.
     """
-    from swnas.search import checkpoint_path, load_recorded, load_state
+    from swnas.search import checkpoint_path, final_record, load_recorded, load_state
     from swnas.state import atomic_write_json, refuse_links
 
     out = Path(out_dir)
@@ -155,7 +156,7 @@ def ensemble_search(
     for i in idx:
         if not (isinstance(i, int) and 0 <= i < len(nets)):
             raise InputError(f"members: {i!r} is not a network index of {out} (0..{len(nets) - 1})")
-        checkpoint_path(out, nets[i])  # inside OUT, present, the recorded file (before loading any data)
+        checkpoint_path(out, final_record(nets[i]))  # inside OUT, present, the recorded file (before loading data)
     from swnas.data import input_normalization, load_dataset
     from swnas.recipes import get_recipe
 
@@ -164,7 +165,7 @@ def ensemble_search(
         dataset = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
                                val_split=cfg.get("val_split") or 0.0)
     mean, std = input_normalization(dataset, get_recipe(cfg.get("recipe", "paper")).normalize)
-    models = [load_recorded(out, nets[i]) for i in idx]
+    models = [load_recorded(out, final_record(nets[i])) for i in idx]  # after their final epochs when they ran
     res = evaluate_ensemble(
         models, dataset.x_test, dataset.y_test, mean=mean, std=std, device=device,
         logits_fn=logits_fn, members=idx,

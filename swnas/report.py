@@ -272,7 +272,8 @@ def export_candidate(
 ) -> list[Path]:
     """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
-    ``to`` receives the spec and the weights (``swnas.models.load(to)`` rebuilds it). With
+    ``to`` receives the spec and the weights (after the candidate's final epochs when they ran;
+    ``swnas.models.load(to)`` rebuilds it). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with
     ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package).
     """
@@ -294,12 +295,14 @@ def export_candidate(
             raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
     net = state["networks"][cands[k]]
     from swnas.models import save_model
-    from swnas.search import load_recorded
+    from swnas.search import final_record, load_recorded
 
-    model = load_recorded(out, net)
+    rec = final_record(net)  # the weights after the final epochs when they ran (the paper's candidate)
+    model = load_recorded(out, rec)
     written = [atomic_save(lambda p: save_model(model, p, extra={
         "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
-        "metrics": _plain(net["metrics"])}), to)]
+        "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
+        "final": _plain(net.get("final") or {})}), to)]
     if ts_path is not None or onnx_path is not None:
         import torch
 

@@ -162,3 +162,20 @@ def test_issue_digits_search(tmp_path, capsys):
     ds = load_dataset("digits", val_split=0.2, seed=0)
     assert len(ds.x_val) + len(ds.x_train) == len(load_dataset("digits").x_train)
     assert abs(len(ds.x_val) - 0.2 * len(load_dataset("digits").x_train)) <= 1
+    # the ensemble and export use each candidate after its final epochs (the paper's candidate)
+    import torch
+
+    from swnas.ensemble import ensemble_search
+    from swnas.models import load as load_model_file
+    from swnas.report import export_candidate
+    from swnas.search import final_record, load_recorded
+
+    for k, i in enumerate(state["candidates"]):
+        one = ensemble_search(out, members=[i], device="cpu", write=False)
+        assert one.top1 == pytest.approx(nets[i]["final"]["top1"], abs=1e-12)
+        path, = export_candidate(out, k, tmp_path / f"a{k}.pt")
+        got = load_model_file(path).state_dict()
+        fin = load_recorded(out, final_record(nets[i])).state_dict()
+        before = load_recorded(out, nets[i]).state_dict()
+        assert all(torch.equal(got[n], fin[n]) for n in fin)
+        assert any(not torch.equal(got[n], before[n]) for n in before if before[n].is_floating_point())

@@ -156,22 +156,15 @@ def _members(out: Path, state: dict, family: str) -> list[dict]:
     return [{"family": family, "out": out, "net": n} for n in want.values() if n is not None]
 
 
-def _member_view(net: dict) -> dict:
-    """The record whose checkpoint the ensemble loads: the candidate after its final epochs when they ran."""
-    fin = net.get("final") or {}
-    if fin.get("checkpoint"):
-        return dict(net, checkpoint=fin["checkpoint"], checkpoint_sha256=fin.get("checkpoint_sha256"))
-    return net
-
-
 def _evaluate(st: PaperSettings, members: list[dict], cfg: dict) -> dict:
     """The ensemble's result, read back from ``DIR/ensembles/`` when its members have not changed."""
-    from swnas.data import load_dataset
+    from swnas.data import input_normalization, load_dataset
     from swnas.ensemble import evaluate_ensemble
-    from swnas.search import load_recorded
+    from swnas.recipes import get_recipe
+    from swnas.search import final_record, load_recorded
     from swnas.state import atomic_write_json, read_json
 
-    key = [[m["family"], m["net"]["index"], _member_view(m["net"]).get("checkpoint_sha256")] for m in members]
+    key = [[m["family"], m["net"]["index"], final_record(m["net"]).get("checkpoint_sha256")] for m in members]
     path = st.out / "ensembles" / "residual+cells.json"
     if path.is_file():
         held = read_json(path, what="ensemble")
@@ -180,8 +173,9 @@ def _evaluate(st: PaperSettings, members: list[dict], cfg: dict) -> dict:
     say(st, f"== ensemble of {len(members)} networks")
     ds = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
                       val_split=cfg.get("val_split") or 0.0)
-    models = [load_recorded(m["out"], _member_view(m["net"])) for m in members]
-    res = evaluate_ensemble(models, ds.x_test, ds.y_test, mean=ds.mean, std=ds.std, device=st.device)
+    models = [load_recorded(m["out"], final_record(m["net"])) for m in members]
+    mean, std = input_normalization(ds, get_recipe(cfg.get("recipe", "paper")).normalize)  # as they trained
+    res = evaluate_ensemble(models, ds.x_test, ds.y_test, mean=mean, std=std, device=st.device)
     doc = {"members": key, **{k: v for k, v in res.to_dict().items() if k != "members"}}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)

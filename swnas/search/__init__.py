@@ -64,7 +64,7 @@ from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMI
 from swnas.search.state import RESUME_FREE, comparable_state, load_state, metrics_record, resume_config
 from swnas.search.toolkit import Toolkit, default_toolkit, measure_network
 from swnas.search.loop import SearchResult, checkpoint_path, decide, run_search
-from swnas.search.checkpoints import load_model, load_recorded
+from swnas.search.checkpoints import final_record, load_model, load_recorded
 from swnas.search.validate import validate_options
 
 __all__ = [
@@ -88,6 +88,7 @@ __all__ = [
     "checkpoint_path",
     "load_model",
     "load_recorded",
+    "final_record",
     "validate_options",
     "train_architecture",
 ]

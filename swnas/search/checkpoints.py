@@ -14,7 +14,7 @@ from typing import Any
 
 from swnas.errors import InputError
 
-__all__ = ["load_model", "load_recorded"]
+__all__ = ["load_model", "load_recorded", "final_record"]
 
 
 def load_model(path: str | Path) -> Any:
@@ -31,6 +31,18 @@ def load_model(path: str | Path) -> Any:
     except RuntimeError as e:
         raise InputError(f"checkpoint {str(path)!r} does not match its spec ({e})") from None
     return model.eval()
+
+
+def final_record(net: dict) -> dict:
+    """The record of a candidate after its final epochs (their checkpoint) when they ran, else ``net``.
+
+    The paper's candidates are the networks further trained for the final epochs; the ensemble,
+    ``export`` and the paper tables load these weights (docs/protocol.md).
+    """
+    fin = net.get("final") if isinstance(net.get("final"), dict) else {}
+    if fin.get("checkpoint"):
+        return dict(net, checkpoint=fin["checkpoint"], checkpoint_sha256=fin.get("checkpoint_sha256"))
+    return net
 
 
 def load_recorded(out: str | Path, net: dict) -> Any:
