@@ -63,6 +63,71 @@ inline void axpy4(const float* const* x, const double* t, int64_t p, double* g) 
             (t[2] * static_cast<double>(x[2][j]) + t[3] * static_cast<double>(x[3][j]));
 }
 
+// t_k = x_k . v - c for the 4 rows, and their sums into tsum, tt.
+inline void finish_t(double* t, double c, double& tsum, double& tt) {
+  for (int k = 0; k < 4; ++k) t[k] -= c;
+  tsum += (t[0] + t[1]) + (t[2] + t[3]);
+  tt += (t[0] * t[0] + t[1] * t[1]) + (t[2] * t[2] + t[3] * t[3]);
+}
+
+// One sweep that does block b's update g += sum_k t_k x_k (rows still in cache from the previous
+// sweep) and block b+1's dot products y_k . v (rows arriving from memory): memory stays busy
+// while the update computes, where a separate update sweep would leave it idle.
+inline void axpy4_dot4(const float* const* x, const double* t, const float* const* y, const double* v, int64_t p,
+                       double* g, double* dots) {
+  const __m256d t0 = _mm256_set1_pd(t[0]), t1 = _mm256_set1_pd(t[1]), t2 = _mm256_set1_pd(t[2]),
+                t3 = _mm256_set1_pd(t[3]);
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t j = 0;
+  for (; j + 4 <= p; j += 4) {
+    const __m256d vv = _mm256_loadu_pd(v + j);
+    a0 = _mm256_fmadd_pd(widen(y[0] + j), vv, a0);
+    a1 = _mm256_fmadd_pd(widen(y[1] + j), vv, a1);
+    a2 = _mm256_fmadd_pd(widen(y[2] + j), vv, a2);
+    a3 = _mm256_fmadd_pd(widen(y[3] + j), vv, a3);
+    const __m256d s01 = _mm256_fmadd_pd(t1, widen(x[1] + j), _mm256_mul_pd(t0, widen(x[0] + j)));
+    const __m256d s23 = _mm256_fmadd_pd(t3, widen(x[3] + j), _mm256_mul_pd(t2, widen(x[2] + j)));
+    _mm256_storeu_pd(g + j, _mm256_add_pd(_mm256_loadu_pd(g + j), _mm256_add_pd(s01, s23)));
+  }
+  double s[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+  for (; j < p; ++j) {
+    for (int k = 0; k < 4; ++k) s[k] += static_cast<double>(y[k][j]) * v[j];
+    g[j] += (t[0] * static_cast<double>(x[0][j]) + t[1] * static_cast<double>(x[1][j])) +
+            (t[2] * static_cast<double>(x[2][j]) + t[3] * static_cast<double>(x[3][j]));
+  }
+  for (int k = 0; k < 4; ++k) dots[k] = s[k];
+}
+
+// The projection pass over rows r0 .. r0 + 4 * floor((r1 - r0) / 4) in blocks of 4, software
+// pipelined (axpy4_dot4); returns how many rows it did (the caller does the last 0-3).
+// On the reference machine this took a pass from 1.33-1.47x to 1.23-1.38x a plain read.
+inline int64_t project_blocks(const float* X, int64_t p, const double* v, double c, int64_t r0, int64_t r1,
+                              double* g, double& tsum, double& tt) {
+  const int64_t nb = (r1 - r0) / 4;
+  if (nb == 0) return 0;
+  auto rows = [&](int64_t b, const float** x) {
+    const float* base = X + (r0 + 4 * b) * p;
+    for (int k = 0; k < 4; ++k) x[k] = base + k * p;
+  };
+  const float* x[4];
+  const float* y[4];
+  double t[4], next[4];
+  rows(0, x);
+  dot4(x, v, p, t);
+  for (int64_t b = 0; b < nb; ++b) {
+    finish_t(t, c, tsum, tt);
+    rows(b, x);
+    if (b + 1 < nb) {
+      rows(b + 1, y);
+      axpy4_dot4(x, t, y, v, p, g, next);
+      for (int k = 0; k < 4; ++k) t[k] = next[k];
+    } else {
+      axpy4(x, t, p, g);
+    }
+  }
+  return 4 * nb;
+}
+
 // Statistics of 4 rows of one class: pc += sum_k (x_k - x0), s2 += sum_k (x_k - x0)^2.
 inline void stats4(const float* const* x, const double* x0, int64_t p, double* pc, double* s2) {
   int64_t j = 0;

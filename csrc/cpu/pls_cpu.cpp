@@ -185,23 +185,14 @@ void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, 
   double* __restrict g = acc.g.data();
   double tsum = 0.0, tt = 0.0;
   int64_t i = r0;
+#ifdef SWNAS_PLS_AVX2
+  if constexpr (std::is_same<T, float>::value) i += avx2::project_blocks(X, p, v, c, r0, r1, g, tsum, tt);
+#endif
   for (; i + 4 <= r1; i += 4) {
     const T* __restrict x0 = X + i * p;
     const T* __restrict x1 = x0 + p;
     const T* __restrict x2 = x1 + p;
     const T* __restrict x3 = x2 + p;
-#ifdef SWNAS_PLS_AVX2
-    if constexpr (std::is_same<T, float>::value) {
-      const float* xs[4] = {x0, x1, x2, x3};
-      double t[4];
-      avx2::dot4(xs, v, p, t);
-      for (int k = 0; k < 4; ++k) t[k] -= c;
-      tsum += (t[0] + t[1]) + (t[2] + t[3]);
-      tt += (t[0] * t[0] + t[1] * t[1]) + (t[2] * t[2] + t[3] * t[3]);
-      avx2::axpy4(xs, t, p, g);
-      continue;
-    }
-#endif
     double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
 #pragma omp simd reduction(+ : a0, a1, a2, a3)
     for (int64_t j = 0; j < p; ++j) {
