@@ -273,7 +273,8 @@ def export_candidate(
     """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
     ``to`` receives the spec and the weights (after the candidate's final epochs when they ran;
-    ``swnas.models.load(to)`` rebuilds it). With
+    ``swnas.models.load(to)`` rebuilds it, with the training input normalisation as its
+    ``normalization`` attribute, :func:`export_normalization`). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with
     ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package).
     """
@@ -299,10 +300,11 @@ def export_candidate(
 
     rec = final_record(net)  # the weights after the final epochs when they ran (the paper's candidate)
     model = load_recorded(out, rec)
+    norm = export_normalization(state["config"])
     written = [atomic_save(lambda p: save_model(model, p, extra={
         "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
         "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
-        "final": _plain(net.get("final") or {})}), to)]
+        "final": _plain(net.get("final") or {}), "normalization": norm}), to)]
     if ts_path is not None or onnx_path is not None:
         import torch
 
@@ -323,6 +325,36 @@ def export_candidate(
                                             dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}),
                 onnx_path))
     return written
+
+
+def export_normalization(cfg: dict) -> dict | None:
+    """How a search's networks saw their inputs, for inference on an exported candidate.
+
+    ``{"kind": "channel" | "pixel_mean", "mean": tensor (C,) or (H, W, C), "std": tensor (C,),
+    "formula": ...}``: a uint8 HWC image becomes ``(image / 255 - mean) / std`` in CHW order. The
+    statistics are recomputed from the search's data options (its training split), as the
+    ensemble does; ``None`` (with a warning) when the data can no longer be read.
+    """
+    import logging
+
+    import numpy as np
+    import torch
+
+    from swnas.data import input_normalization, load_dataset
+    from swnas.recipes import get_recipe
+
+    try:
+        ds = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
+                          val_split=cfg.get("val_split") or 0.0)
+        kind = get_recipe(cfg.get("recipe") or "paper").normalize
+        mean, std = input_normalization(ds, kind)
+    except (InputError, OSError) as e:
+        logging.getLogger("swnas").warning("export: the input normalisation is not stored (the search's data "
+                                           "could not be read: %s)", e)
+        return None
+    return {"kind": kind, "mean": torch.as_tensor(np.asarray(mean, dtype=np.float32)),
+            "std": torch.as_tensor(np.asarray(std, dtype=np.float32)),
+            "formula": "uint8 HWC image -> (image / 255 - mean) / std, then CHW"}
 
 
 def _export_paths(to: str | Path, torchscript: bool, onnx: bool) -> tuple[Path, Path | None, Path | None]:

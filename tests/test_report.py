@@ -150,6 +150,13 @@ def test_export_round_trip(real_search, tmp_path):
     net = M.load(paths[0])
     ref = M.load(real_search / state["networks"][state["candidates"][1]]["checkpoint"])
     assert net.spec == ref.spec
+    # the training normalisation travels with the export: the search's training split, per channel
+    from swnas.data import load_dataset
+
+    ds = load_dataset("digits", val_split=0.1)
+    assert net.normalization["kind"] == "channel" and ref.normalization is None
+    np.testing.assert_allclose(net.normalization["mean"].numpy(), np.asarray(ds.mean), rtol=1e-6)
+    np.testing.assert_allclose(net.normalization["std"].numpy(), np.asarray(ds.std), rtol=1e-6)
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(net(x), ref(x), rtol=0, atol=0)
@@ -159,6 +166,19 @@ def test_export_round_trip(real_search, tmp_path):
         torch.testing.assert_close(ts(x), ref(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="out of range"):
         export_candidate(real_search, 5, tmp_path / "x.pt")
+
+
+def test_export_normalization_of_the_original_recipe_is_the_mean_image():
+    from swnas.data import load_dataset
+    from swnas.report import export_normalization
+
+    cfg = {"dataset": "digits", "data": None, "subset": None, "seed": 0, "val_split": 0.2, "recipe": "original"}
+    norm = export_normalization(cfg)
+    ds = load_dataset("digits", val_split=0.2)
+    assert norm["kind"] == "pixel_mean" and tuple(norm["mean"].shape) == ds.x_train.shape[1:]
+    np.testing.assert_allclose(norm["mean"].numpy(), ds.x_train.astype(np.float64).mean(axis=0) / 255, atol=1e-6)
+    assert norm["std"].tolist() == [1.0] * ds.x_train.shape[-1]
+    assert export_normalization(dict(cfg, dataset="cifar10", data="/nonexistent/c.npz")) is None
 
 
 def test_export_onnx_needs_the_package(real_search, tmp_path):

@@ -87,7 +87,9 @@ def check_fits(payload: dict[str, Any], path: str | os.PathLike) -> None:
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the network saved by :func:`save_model` and load its weights (eval mode).
 
-    The spec is checked against the weights first (:func:`check_fits`).
+    The spec is checked against the weights first (:func:`check_fits`). A file written by
+    ``swnas export`` also gives the model a ``normalization`` attribute: how its inputs were
+    normalised in training (:func:`swnas.report.export_normalization`), else None.
     """
     from swnas.models import build
 
@@ -98,4 +100,6 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as e:
         raise InputError(f"path: checkpoint {str(path)!r} does not match its spec ({e})") from None
+    extra = payload.get("extra")
+    model.normalization = extra.get("normalization") if isinstance(extra, dict) else None
     return model.to(map_location).eval()
