@@ -237,12 +237,7 @@ class StreamingScorer:
 
     def _state_at(self, shift):
         """(s1, s2, cs) re-expressed relative to ``shift``."""
-        d = self.shift - shift
-        n = float(self.n)
-        s1 = self.s1 + n * d
-        s2 = self.s2 + self.s1[:, None] * d[None, :] + d[:, None] * self.s1[None, :] + n * d[:, None] * d[None, :]
-        cs = self.cs + self.counts[:, None] * d[None, :]
-        return s1, s2, cs
+        return _reshift(self.n, self.shift, self.s1, self.s2, self.cs, self.counts, shift)
 
     def _rescaled(self, log2_scale: int) -> "StreamingScorer":
         """A shallow copy whose statistics are those of X * 2**log2_scale (self if already so)."""
@@ -352,18 +347,18 @@ class StreamingScorer:
         if self.criterion == "pls":
             feats = _pls_from_stats(st, present, **params)
         else:
-            from swnas.scoring.inffs import inffs_from_stats
-
-            scatter = st["scatter"]
-            var = np.maximum(np.diag(scatter), 0.0)
-            std = np.sqrt(var / (n - 1.0))
-            denom = np.sqrt(np.outer(var, var))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                corr = scatter / denom
-            rest = {k: v for k, v in params.items() if k != "corr"}
-            feats = np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
+            feats = _inffs_from_stats(st, params)
         return ScoreResult(features=feats, stage=float(feats.mean()), criterion=self.criterion,
                            backend="streaming", params=params)
+
+
+def _reshift(n: int, old, s1, s2, cs, counts, shift):
+    """Sums of ``x - old`` (s1, s2 = sum of outer products, per-class cs) as sums of ``x - shift``."""
+    d = old - shift
+    n = float(n)
+    s1n = s1 + n * d
+    s2n = s2 + s1[:, None] * d[None, :] + d[:, None] * s1[None, :] + n * d[:, None] * d[None, :]
+    return s1n, s2n, cs + counts[:, None] * d[None, :]
 
 
 #: Rows a float64 stream is assumed to reach when its scale is fixed from the first chunk: sums of up
@@ -385,6 +380,20 @@ def _class_index(n_classes: Any, classes: Any) -> _ClassIndex:
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
         raise InputError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
     return _ClassIndex(list(range(int(n_classes))), fixed=True)
+
+
+def _inffs_from_stats(st: dict, params: dict) -> np.ndarray:
+    """Pearson inf-FS from the centred scatter: the ddof=1 std and the correlation matrix."""
+    from swnas.scoring.inffs import inffs_from_stats
+
+    scatter, n = st["scatter"], st["n"]
+    var = np.maximum(np.diag(scatter), 0.0)
+    std = np.sqrt(var / (n - 1.0))
+    denom = np.sqrt(np.outer(var, var))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = scatter / denom
+    rest = {k: v for k, v in params.items() if k != "corr"}
+    return np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
 
 
 def _pls_from_stats(st: dict, present: np.ndarray, n_components: int, scale: bool) -> np.ndarray:
