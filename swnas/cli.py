@@ -257,6 +257,8 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
+    x.add_argument("--normalize-inputs", dest="normalize_inputs", action="store_true",
+                   help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training")
 
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
@@ -434,7 +436,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
 def cmd_export(ns: argparse.Namespace) -> int:
     from swnas.report import export_candidate
 
-    paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx)
+    paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
+                             normalize_inputs=ns.normalize_inputs)
     for p in paths:
         print(f"wrote {p}")
     return 0

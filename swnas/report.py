@@ -269,6 +269,7 @@ def export_candidate(
     *,
     torchscript: bool = False,
     onnx: bool = False,
+    normalize_inputs: bool = False,
 ) -> list[Path]:
     """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
@@ -276,7 +277,9 @@ def export_candidate(
     ``swnas.models.load(to)`` rebuilds it, with the training input normalisation as its
     ``normalization`` attribute, :func:`export_normalization`). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with
-    ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package).
+    ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package). With
+    ``normalize_inputs`` those two take images scaled to [0, 1] (float, NCHW) and apply the training
+    normalisation themselves (:class:`swnas.models.NormalizedInputs`); the ``.pt`` file is the bare network either way.
     """
     from swnas.search import load_state
 
@@ -301,6 +304,11 @@ def export_candidate(
     rec = final_record(net)  # the weights after the final epochs when they ran (the paper's candidate)
     model = load_recorded(out, rec)
     norm = export_normalization(state["config"])
+    if normalize_inputs and not (torchscript or onnx):
+        raise InputError("--normalize-inputs: applies to the --torchscript and --onnx files; give one of them")
+    if normalize_inputs and norm is None:
+        raise InputError(f"--normalize-inputs: the training normalisation of {out} cannot be recomputed (its data "
+                         "could not be read); export without it")
     written = [atomic_save(lambda p: save_model(model, p, extra={
         "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
         "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
@@ -310,7 +318,9 @@ def export_candidate(
 
         spec = model.spec
         example = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
-        model = model.eval()
+        from swnas.models import NormalizedInputs
+
+        model = NormalizedInputs(model, norm).eval() if normalize_inputs else model.eval()
         if ts_path is not None:
             import warnings
 

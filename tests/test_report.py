@@ -168,6 +168,35 @@ def test_export_round_trip(real_search, tmp_path):
         export_candidate(real_search, 5, tmp_path / "x.pt")
 
 
+def test_export_with_normalized_inputs(real_search, tmp_path):
+    torch = pytest.importorskip("torch")
+    from swnas import models as M
+
+    state = json.loads((real_search / "search.json").read_text())
+    paths = export_candidate(real_search, 0, tmp_path / "n.pt", torchscript=True, normalize_inputs=True)
+    ref = M.load(real_search / state["networks"][state["candidates"][0]]["checkpoint"])
+    norm = M.load(paths[0]).normalization
+    x01 = torch.rand(3, 1, 8, 8)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ts = torch.jit.load(str(paths[1]))
+        want = ref((x01 - norm["mean"].reshape(1, -1, 1, 1)) / norm["std"].reshape(1, -1, 1, 1))
+        torch.testing.assert_close(ts(x01), want, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(ts(x01), ref(x01))  # the wrapper does change the input
+    with pytest.raises(InputError, match="--normalize-inputs"):
+        export_candidate(real_search, 0, tmp_path / "m.pt", normalize_inputs=True)
+
+
+def test_normalized_inputs_with_a_mean_image():
+    torch = pytest.importorskip("torch")
+    from swnas.models import NormalizedInputs
+
+    mean = torch.rand(4, 5, 3)  # (H, W, C), as the original recipe's mean image
+    wrapped = NormalizedInputs(torch.nn.Identity(), {"mean": mean, "std": torch.ones(3)})
+    x = torch.rand(2, 3, 4, 5)
+    torch.testing.assert_close(wrapped(x), x - mean.permute(2, 0, 1)[None], rtol=0, atol=0)
+
+
 def test_export_normalization_of_the_original_recipe_is_the_mean_image():
     from swnas.data import load_dataset
     from swnas.report import export_normalization

@@ -103,3 +103,22 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     extra = payload.get("extra")
     model.normalization = extra.get("normalization") if isinstance(extra, dict) else None
     return model.to(map_location).eval()
+
+
+class NormalizedInputs(nn.Module):
+    """``net((x - mean) / std)`` for images ``x`` in [0, 1], NCHW: a network that normalises its own input.
+
+    ``norm`` is an exported network's ``normalization`` (:func:`swnas.report.export_normalization`):
+    ``mean`` per channel ``(C,)`` or a mean image ``(H, W, C)``, ``std`` per channel.
+    """
+
+    def __init__(self, net: nn.Module, norm: dict[str, Any]) -> None:
+        super().__init__()
+        self.net = net
+        mean = torch.as_tensor(norm["mean"], dtype=torch.float32)
+        mean = mean.reshape(1, -1, 1, 1) if mean.dim() == 1 else mean.permute(2, 0, 1).unsqueeze(0)
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", torch.as_tensor(norm["std"], dtype=torch.float32).reshape(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
