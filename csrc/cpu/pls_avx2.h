@@ -153,6 +153,35 @@ inline void stats4(const float* const* x, const double* x0, int64_t p, double* p
   }
 }
 
+// The same for 8 rows of one class: the class and square accumulators are loaded and stored once
+// per 8 rows, and 8 rows stream from memory at once.
+inline void stats8(const float* const* x, const double* x0, int64_t p, double* pc, double* s2) {
+  int64_t j = 0;
+  for (; j + 4 <= p; j += 4) {
+    const __m256d z = _mm256_loadu_pd(x0 + j);
+    __m256d d[8];
+    for (int k = 0; k < 8; ++k) d[k] = _mm256_sub_pd(widen(x[k] + j), z);
+    const __m256d sum = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(d[0], d[1]), _mm256_add_pd(d[2], d[3])),
+                                      _mm256_add_pd(_mm256_add_pd(d[4], d[5]), _mm256_add_pd(d[6], d[7])));
+    const __m256d sqa = _mm256_add_pd(_mm256_fmadd_pd(d[1], d[1], _mm256_mul_pd(d[0], d[0])),
+                                      _mm256_fmadd_pd(d[3], d[3], _mm256_mul_pd(d[2], d[2])));
+    const __m256d sqb = _mm256_add_pd(_mm256_fmadd_pd(d[5], d[5], _mm256_mul_pd(d[4], d[4])),
+                                      _mm256_fmadd_pd(d[7], d[7], _mm256_mul_pd(d[6], d[6])));
+    _mm256_storeu_pd(pc + j, _mm256_add_pd(_mm256_loadu_pd(pc + j), sum));
+    _mm256_storeu_pd(s2 + j, _mm256_add_pd(_mm256_loadu_pd(s2 + j), _mm256_add_pd(sqa, sqb)));
+  }
+  for (; j < p; ++j) {
+    double sum = 0.0, sq = 0.0;
+    for (int k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(x[k][j]) - x0[j];
+      sum += d;
+      sq += d * d;
+    }
+    pc[j] += sum;
+    s2[j] += sq;
+  }
+}
+
 }  // namespace avx2
 }  // namespace cpu
 }  // namespace swnas

@@ -90,6 +90,15 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
       double* __restrict pc = cls + c * p;
       int64_t q = start[c];
       const int64_t qe = start[c + 1];
+#ifdef SWNAS_PLS_AVX2
+      if constexpr (std::is_same<T, float>::value && !Scaled) {
+        for (; q + 8 <= qe; q += 8) {
+          const float* xs[8];
+          for (int k = 0; k < 8; ++k) xs[k] = X + order[q + k] * p;
+          avx2::stats8(xs, x0, p, pc, s2);
+        }
+      }
+#endif
       for (; q + 4 <= qe; q += 4) {
         const T* xs[4] = {X + order[q] * p, X + order[q + 1] * p, X + order[q + 2] * p, X + order[q + 3] * p};
 #ifdef SWNAS_PLS_AVX2
