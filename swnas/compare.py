@@ -17,13 +17,12 @@ refused rather than overwritten.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from swnas.errors import InputError
+from swnas.report import rows_csv
 from swnas.state import atomic_save, atomic_write_json, atomic_write_text, read_json, refuse_links
 
 __all__ = ["Comparison", "compare_searches", "default_compare_dir", "COMPARE_COLUMNS", "COMPARE_FORMAT"]
@@ -164,16 +163,6 @@ def _markdown(searches: list[_Search], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COMPARE_COLUMNS)
-    for r in rows:
-        w.writerow(["" if r[c] is None else ("-".join(map(str, r[c])) if c == "stages" else r[c])
-                    for c in COMPARE_COLUMNS])
-    return buf.getvalue()
-
-
 def _plot(searches: list[_Search], path: Path) -> None:
     import matplotlib
 
@@ -241,7 +230,7 @@ def compare_searches(dirs: Sequence[str | Path], out: str | Path | None = None) 
     rows = [r for s in searches for r in _rows(s)]
     md = _markdown(searches, rows)
     table_md = atomic_write_text(out / "compare.md", md)
-    table_csv = atomic_write_text(out / "compare.csv", _csv(rows))
+    table_csv = atomic_write_text(out / "compare.csv", rows_csv(rows, COMPARE_COLUMNS))
     depth_png = out / "stage_depths.png"
     _plot(searches, depth_png)
     atomic_write_json(out / MANIFEST, {"format": COMPARE_FORMAT, "searches": [

@@ -14,7 +14,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from swnas.errors import InputError
 from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
@@ -152,12 +152,13 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: list[dict]) -> str:
+def rows_csv(rows: list[dict], columns: Sequence[str] = COLUMNS) -> str:
+    """``rows`` as CSV with ``columns`` as the header: empty for None, stages joined by ``-``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow(["" if r[c] is None else ("-".join(map(str, r[c])) if c == "stages" else r[c]) for c in COLUMNS])
+        w.writerow(["" if r[c] is None else ("-".join(map(str, r[c])) if c == "stages" else r[c]) for c in columns])
     return buf.getvalue()
 
 
@@ -255,7 +256,7 @@ def write_report(
     refuse_links(rep_dir, ("table.md", "table.csv", "stage_depths.png", "accuracy_vs_macs.png"))
     md = _markdown(rows, state, note)
     table_md = atomic_write_text(rep_dir / "table.md", md)
-    table_csv = atomic_write_text(rep_dir / "table.csv", _csv(rows))
+    table_csv = atomic_write_text(rep_dir / "table.csv", rows_csv(rows))
     depth_png, acc_png = rep_dir / "stage_depths.png", rep_dir / "accuracy_vs_macs.png"
     _plots(state, rows, depth_png, acc_png)
     return Report(directory=rep_dir, table_md=table_md, table_csv=table_csv, depth_png=depth_png,

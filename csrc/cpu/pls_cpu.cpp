@@ -95,7 +95,7 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
         for (; q + 8 <= qe; q += 8) {
           const float* xs[8];
           for (int k = 0; k < 8; ++k) xs[k] = X + order[q + k] * p;
-          avx2::stats8(xs, x0, p, pc, s2);
+          avx2::stats_block<8>(xs, x0, p, pc, s2);
         }
       }
 #endif
@@ -103,7 +103,7 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
         const T* xs[4] = {X + order[q] * p, X + order[q + 1] * p, X + order[q + 2] * p, X + order[q + 3] * p};
 #ifdef SWNAS_PLS_AVX2
         if constexpr (std::is_same<T, float>::value && !Scaled) {
-          avx2::stats4(xs, x0, p, pc, s2);
+          avx2::stats_block<4>(xs, x0, p, pc, s2);
           continue;
         }
 #endif
