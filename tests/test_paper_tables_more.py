@@ -132,7 +132,15 @@ def test_table6_needs_a_target_at_paper_scale(tmp_path):
     bad = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None, target_dataset="mnist")
     with pytest.raises(InputError, match="dataset"):
         run_table("table6", bad)
-    assert not (tmp_path / "p" / "searches").exists()  # refused before anything ran
+    missing = PaperSettings(dataset="cifar10", data=str(tmp_path / "no.npz"), out=tmp_path / "p", device="cpu",
+                            echo=None, target_dataset="digits")
+    with pytest.raises(InputError, match="^data: .*does not exist"):
+        run_table("table6", missing)
+    no_target = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None,
+                              target_dataset="cifar10", target_data=str(tmp_path / "t.npz"))
+    with pytest.raises(InputError, match="^target_data: .*does not exist"):
+        run_table("table6", no_target)
+    assert not (tmp_path / "p").exists()  # refused before anything ran: DIR is not even made
 
 
 def test_paper_parser_takes_every_table_and_the_target():

@@ -91,7 +91,7 @@ def table4(st: PaperSettings) -> tuple[list[dict], list[str]]:
 
 
 # ------------------------------------------------------------------------------- Table VI
-def _target(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
+def target_of(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
     """Target dataset, its data path, the seed of its trainings and notes on how it was chosen."""
     if st.target_dataset is not None:
         from swnas.data import check_source
@@ -118,7 +118,7 @@ def table6(st: PaperSettings) -> tuple[list[dict], list[str]]:
     """The PLS-VIP search's candidates and uniform ResNets, trained from scratch on the target dataset."""
     from swnas.models import ArchSpec, paper_depth
 
-    target, tdata, tseed, target_notes = _target(st)
+    target, tdata, tseed, target_notes = target_of(st)
     subset = st.search_options().get("subset")
     src, state = ensure_search(st, "scratch-pls", criterion="pls")
     base = st.out / "retrain" / target

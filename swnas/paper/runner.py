@@ -74,10 +74,24 @@ TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple[list[dict]
 }
 
 
+def check_settings(name: str, st: PaperSettings) -> None:
+    """The data options of a table, checked without reading anything (InputError naming the option)."""
+    from swnas.data import check_source
+
+    check_source(st.dataset, st.data)
+    if st.data is not None and not Path(st.data).exists():
+        raise InputError(f"data: {st.data} does not exist")
+    if name == "table6":
+        dataset, data, _, _ = more_tables.target_of(st)
+        if data is not None and not Path(data).exists():
+            raise InputError(f"target_data: {data} does not exist")
+
+
 def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     """Run every search/training table ``name`` needs (reusing DIR) and write ``DIR/NAME.md``/``.csv``."""
     if name not in TABLE_RUNNERS:
         raise InputError(f"table: {name!r} is not implemented; choose one of {', '.join(TABLE_RUNNERS)}")
+    check_settings(name, st)  # before DIR is made: a bad option leaves nothing behind
     st.out.mkdir(parents=True, exist_ok=True)
     got = TABLE_RUNNERS[name](st)
     rows, notes = got if isinstance(got, tuple) else (got, [])
