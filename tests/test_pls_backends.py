@@ -14,7 +14,7 @@ from swnas.errors import BackendUnavailableError, InputError
 from swnas.scoring import backend_status, score, score_many
 from swnas.scoring._host import host_matrix
 from swnas.scoring._pls_algebra import run_lockstep
-from swnas.scoring._pls_cpp import pls_vip_cpp_many
+from swnas.scoring._pls_cpp import pls_vip_cpp, pls_vip_cpp_many
 from swnas.scoring.backends import core
 
 from helpers import GPU_BACKENDS, make_problem, pls_reference
@@ -185,6 +185,57 @@ def test_cpp_project_pass_against_numpy(p, n):
     np.testing.assert_allclose(g, X.T.astype(np.float64) @ t, rtol=1e-12, atol=1e-12)
     assert tsum == pytest.approx(t.sum(), rel=1e-12, abs=1e-12)
     assert tt == pytest.approx(t @ t, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("n", (1, 3, 257))
+@pytest.mark.parametrize("p", PASS_WIDTHS)
+def test_cpp_project_pass_without_loading(p, n, dtype):
+    # the last component's pass: the dot products alone, t'1 and t't as the full pass gives them
+    X, _ = make_problem(max(n, 2), p, 2, dtype=dtype, seed=7)
+    X = np.ascontiguousarray(X[:n])
+    v = np.random.default_rng(1).standard_normal(p)
+    g, tsum, tt = core().pls_project(X, v, 0.25, loading=False)
+    t = X.astype(np.float64) @ v - 0.25
+    assert g is None
+    assert tsum == pytest.approx(t.sum(), rel=1e-12, abs=1e-12)
+    assert tt == pytest.approx(t @ t, rel=1e-12)
+    [(g2, tsum2, tt2)] = core().pls_project_many([X], [v], [0.25], loading=False)
+    assert g2 is None and (tsum2, tt2) == (tsum, tt)
+
+
+def _record_loading(monkeypatch, mod, name):
+    calls = []
+    real = getattr(mod, name)
+
+    def spy(*args, loading=True, **kwargs):
+        calls.append(loading)
+        return real(*args, loading=loading, **kwargs)
+
+    monkeypatch.setattr(mod, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("a", (1, 2, 3))
+def test_last_component_skips_the_loading(monkeypatch, a):
+    # kernel PLS never uses the last component's X't: the cpp and numba backends read X for it
+    # with the dot products alone, one pass per component all the same
+    import swnas.scoring._pls_numba as nb
+
+    X, y = make_problem(300, 24, 4, dtype=np.float32, seed=8)
+    codes = y.astype(np.int32)
+    calls = _record_loading(monkeypatch, core(), "pls_project")
+    np.testing.assert_allclose(pls_vip_cpp(X, codes, 4, n_components=a), reference(X, y, a), atol=1e-9, rtol=0)
+    assert calls == [True] * (a - 1) + [False]
+    calls_many = _record_loading(monkeypatch, core(), "pls_project_many")
+    many = pls_vip_cpp_many([(X, codes, 4), (X[:200], codes[:200], 4)], n_components=a)
+    np.testing.assert_allclose(many[1], reference(X[:200], y[:200], a), atol=1e-9, rtol=0)
+    assert calls_many == [True] * (a - 1) + [False]
+    if backend_status("numba")[0]:
+        calls_nb = _record_loading(monkeypatch, nb, "pls_project_numba")
+        np.testing.assert_allclose(nb.pls_vip_numba(X, codes, 4, n_components=a), reference(X, y, a),
+                                   atol=1e-9, rtol=0)
+        assert calls_nb == [True] * (a - 1) + [False]
 
 
 def test_cpp_passes_reject_bad_arguments():

@@ -34,7 +34,11 @@ void check_scale(double scale, const std::string& name) {
     throw py::value_error(name + ": must be a positive power of two");
 }
 
-py::tuple projection_tuple(const cpu::PlsProjection& r) { return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt); }
+// g is None for a pass without the loading (loading=False).
+py::tuple projection_tuple(const cpu::PlsProjection& r, bool loading) {
+  if (!loading) return py::make_tuple(py::none(), r.tsum, r.tt);
+  return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt);
+}
 
 void check_codes(const IntVec& codes, const MatrixView& m, int64_t C, const std::string& name) {
   if (codes.ndim() != 1 || codes.shape(0) != m.rows)
@@ -64,15 +68,15 @@ py::tuple stats(py::array X, IntVec codes, int64_t n_classes, double scale, bool
   return stats_tuple(r, n_classes, m.cols, with_absmax);
 }
 
-py::tuple project(py::array X, DoubleVec v, double c) {
+py::tuple project(py::array X, DoubleVec v, double c, bool loading) {
   const MatrixView m = view_matrix(X, "X");
   check_vector(v, m, "v");
   cpu::PlsProjection r;
   {
     py::gil_scoped_release nogil;
-    r = cpu::pls_project(m, v.data(), c, true);
+    r = cpu::pls_project(m, v.data(), c, true, loading);
   }
-  return projection_tuple(r);
+  return projection_tuple(r, loading);
 }
 
 py::list stats_many(const std::vector<py::array>& Xs, const std::vector<IntVec>& codes,
@@ -102,7 +106,7 @@ py::list stats_many(const std::vector<py::array>& Xs, const std::vector<IntVec>&
 }
 
 py::list project_many(const std::vector<py::array>& Xs, const std::vector<DoubleVec>& vs,
-                      const std::vector<double>& cs, const std::string& parallel) {
+                      const std::vector<double>& cs, const std::string& parallel, bool loading) {
   if (vs.size() != Xs.size() || cs.size() != Xs.size())
     throw py::value_error("pls_project_many: Xs, vs and cs must have the same length");
   std::vector<MatrixView> ms;
@@ -116,10 +120,10 @@ py::list project_many(const std::vector<py::array>& Xs, const std::vector<Double
   std::vector<cpu::PlsProjection> rs;
   {
     py::gil_scoped_release nogil;
-    rs = cpu::pls_project_many(ms, vp, cs, by_problem);
+    rs = cpu::pls_project_many(ms, vp, cs, by_problem, loading);
   }
   py::list out;
-  for (const auto& r : rs) out.append(projection_tuple(r));
+  for (const auto& r : rs) out.append(projection_tuple(r, loading));
   return out;
 }
 
@@ -137,13 +141,14 @@ void register_pls_cpu(py::module_& m) {
         "One pass over X (float32/float64, C-contiguous, not copied): (colsum, centred sum of squares, "
         "class_sums (C x p), counts), all float64, of X * scale (a power of two); with_absmax appends "
         "max |X| of float64 X (-1 for float32).");
-  m.def("pls_project", &project, py::arg("X"), py::arg("v"), py::arg("c"),
-        "One fused pass over X: with t = X v - c, returns (X't, sum(t), t't).");
+  m.def("pls_project", &project, py::arg("X"), py::arg("v"), py::arg("c"), py::arg("loading") = true,
+        "One fused pass over X: with t = X v - c, returns (X't, sum(t), t't); loading=False skips X't "
+        "(returned as None) and only takes the dot products.");
   m.def("pls_stats_many", &stats_many, py::arg("Xs"), py::arg("codes"), py::arg("n_classes"),
         py::arg("parallel") = "auto", py::arg("scales") = std::vector<double>{}, py::arg("with_absmax") = false,
         "pls_stats for many problems in one call (scales: one per problem, default all 1).");
   m.def("pls_project_many", &project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"),
-        py::arg("parallel") = "auto", "pls_project for many problems in one call.");
+        py::arg("parallel") = "auto", py::arg("loading") = true, "pls_project for many problems in one call.");
   m.def("pls_stream_read", &stream_read, py::arg("X"),
         "Sum of every element of X in one streaming read (the benchmarks' memory-bandwidth floor).");
 }

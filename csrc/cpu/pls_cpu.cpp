@@ -236,23 +236,74 @@ void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, 
 }
 
 
+// The dot products alone: t = X v - c over rows r0..r1, into tsum and t't (no X't). One read of X
+// with a third of the projection's arithmetic, so it runs close to a plain read.
 template <class T>
-PlsProjection project_impl(const MatrixView& m, const double* v, double c, bool parallel) {
+void dot_rows(const T* __restrict X, int64_t p, const double* __restrict v, double c, int64_t r0, int64_t r1,
+              ProjAcc& acc) {
+  double tsum = 0.0, tt = 0.0;
+  int64_t i = r0;
+#ifdef SWNAS_PLS_AVX2
+  if constexpr (std::is_same<T, float>::value) {
+    for (; i + 4 <= r1; i += 4) {
+      const float* x[4] = {X + i * p, X + (i + 1) * p, X + (i + 2) * p, X + (i + 3) * p};
+      double t[4];
+      avx2::dot4(x, v, p, t);
+      avx2::finish_t(t, c, tsum, tt);
+    }
+  }
+#endif
+  for (; i + 4 <= r1; i += 4) {
+    const T* __restrict x0 = X + i * p;
+    const T* __restrict x1 = x0 + p;
+    const T* __restrict x2 = x1 + p;
+    const T* __restrict x3 = x2 + p;
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int64_t j = 0; j < p; ++j) {
+      const double vj = v[j];
+      a0 += static_cast<double>(x0[j]) * vj;
+      a1 += static_cast<double>(x1[j]) * vj;
+      a2 += static_cast<double>(x2[j]) * vj;
+      a3 += static_cast<double>(x3[j]) * vj;
+    }
+    const double t0 = a0 - c, t1 = a1 - c, t2 = a2 - c, t3 = a3 - c;
+    tsum += (t0 + t1) + (t2 + t3);
+    tt += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3);
+  }
+  for (; i < r1; ++i) {
+    const T* __restrict x0 = X + i * p;
+    double a0 = 0.0;
+#pragma omp simd reduction(+ : a0)
+    for (int64_t j = 0; j < p; ++j) a0 += static_cast<double>(x0[j]) * v[j];
+    const double t0 = a0 - c;
+    tsum += t0;
+    tt += t0 * t0;
+  }
+  acc.tsum += tsum;
+  acc.tt += tt;
+}
+
+template <class T>
+PlsProjection project_impl(const MatrixView& m, const double* v, double c, bool parallel, bool loading) {
   const T* X = m.as<T>();
   const int64_t n = m.rows, p = m.cols;
   const int64_t k = n_groups(n, p * static_cast<int64_t>(sizeof(double)));
   std::vector<ProjAcc> accs;
   accs.reserve(k);
-  for (int64_t g = 0; g < k; ++g) accs.emplace_back(p);
+  for (int64_t g = 0; g < k; ++g) accs.emplace_back(loading ? p : 0);
   run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, ProjAcc& acc) {
-    project_rows<T>(X, p, v, c, r0, r1, acc);
+    if (loading)
+      project_rows<T>(X, p, v, c, r0, r1, acc);
+    else
+      dot_rows<T>(X, p, v, c, r0, r1, acc);
   });
   PlsProjection r;
   r.g = std::move(accs[0].g);
   r.tsum = accs[0].tsum;
   r.tt = accs[0].tt;
   for (int64_t g = 1; g < k; ++g) {
-    for (int64_t j = 0; j < p; ++j) r.g[j] += accs[g].g[j];
+    for (size_t j = 0; j < r.g.size(); ++j) r.g[j] += accs[g].g[j];
     r.tsum += accs[g].tsum;
     r.tt += accs[g].tt;
   }
@@ -300,8 +351,9 @@ PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes,
                         [&](auto tag) { return stats_impl<decltype(tag)>(X, codes, n_classes, scale, parallel); });
 }
 
-PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel) {
-  return dispatch_dtype(X.dtype, [&](auto tag) { return project_impl<decltype(tag)>(X, v, c, parallel); });
+PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel, bool loading) {
+  return dispatch_dtype(X.dtype,
+                        [&](auto tag) { return project_impl<decltype(tag)>(X, v, c, parallel, loading); });
 }
 
 std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const std::vector<const int32_t*>& codes,
@@ -319,14 +371,15 @@ std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const st
 }
 
 std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs, bool across_problems) {
+                                            const std::vector<double>& cs, bool across_problems,
+                                            bool loading) {
   const int64_t k = static_cast<int64_t>(Xs.size());
   std::vector<PlsProjection> out(Xs.size());
   if (across_problems) {
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], false);
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], false, loading);
   } else {
-    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], true);
+    for (int64_t i = 0; i < k; ++i) out[i] = pls_project(Xs[i], vs[i], cs[i], true, loading);
   }
   return out;
 }

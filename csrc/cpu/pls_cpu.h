@@ -17,7 +17,8 @@ struct PlsStats {
   double absmax = -1.0;
 };
 
-// One projection: with t = X v - c, g = X't, tsum = sum(t), tt = t't.
+// One projection: with t = X v - c, g = X't, tsum = sum(t), tt = t't. Without the loading (the
+// last component, whose X't kernel PLS never uses) g is empty and the pass only takes dot products.
 struct PlsProjection {
   std::vector<double> g;
   double tsum = 0.0, tt = 0.0;
@@ -27,7 +28,7 @@ struct PlsProjection {
 // summed in a fixed number of groups, in order: results do not depend on the thread count.
 // `scale` (a power of two) multiplies every value before it is summed or squared.
 PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel, double scale = 1.0);
-PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel);
+PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel, bool loading = true);
 
 // Many problems: one thread per problem (`across_problems`) or each problem's rows split over the
 // threads in turn; identical results either way.
@@ -35,7 +36,8 @@ std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const st
                                      const std::vector<int64_t>& n_classes, const std::vector<double>& scales,
                                      bool across_problems);
 std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs, bool across_problems);
+                                            const std::vector<double>& cs, bool across_problems,
+                                            bool loading = true);
 
 // "problems", "rows" or "auto" (problems when there are at least as many as threads); throws
 // std::invalid_argument naming `parallel` otherwise.

@@ -152,11 +152,17 @@ def vip_from_components(W: np.ndarray, ss: np.ndarray) -> np.ndarray:
     return np.sqrt(p * (Wn * Wn) @ ss / total)
 
 
+def q_of(xy: np.ndarray, r: np.ndarray, tt: float) -> np.ndarray:
+    """The y-loadings Y_s't / t't of t = X_s r: r'(deflated X'Y) equals r'X'Y."""
+    return (xy.T @ r) / tt
+
+
 def kernel_pls_vip(
     xy: np.ndarray,
     n_components: int,
     project: Callable[[np.ndarray], tuple[np.ndarray, float]],
     constant: np.ndarray | None = None,
+    project_tt: Callable[[np.ndarray], float] | None = None,
 ) -> np.ndarray:
     """Improved kernel PLS on the standardised cross-product ``xy`` = X_s'Y_s, returning VIP.
 
@@ -170,6 +176,10 @@ def kernel_pls_vip(
         Gram form multiplies by the accumulated X'X.
     constant : (p,) bool, optional
         Zero-variance columns: their loadings are set to exactly 0 (rounding would leave ~1e-17).
+    project_tt : callable, optional
+        ``project_tt(r) -> r'X_s'X_s r`` alone, for the last component: its loading X_s't only
+        deflates X'Y for a next component, so a backend that can skip it reads X once more without
+        the X't half (docs/scorers.md, section 1). Without it the last component calls ``project``.
     """
     p, c = xy.shape
     s = xy.copy()
@@ -189,13 +199,21 @@ def kernel_pls_vip(
             break  # X'Y exhausted: the remaining components explain nothing (sklearn stops too)
         w = w / wn
         r = w - R[:, :a] @ (P[:, :a].T @ w)
+        if project_tt is not None and a == n_components - 1:
+            tt = project_tt(r)
+            if not tt > 0.0:
+                break
+            q = q_of(xy, r, tt)
+            W[:, a] = w
+            ss[a] = tt * float(q @ q)
+            break
         g, tt = project(r)
         if not tt > 0.0:
             break
         pa = g / tt
         if constant is not None:
             pa[constant] = 0.0
-        q = (xy.T @ r) / tt  # y-loadings: Y_s't / t't; r'(deflated X'Y) equals r'X'Y
+        q = q_of(xy, r, tt)
         s -= np.outer(pa, q) * tt
         W[:, a], R[:, a], P[:, a] = w, r, pa
         ss[a] = tt * float(q @ q)
@@ -231,8 +249,12 @@ class PlsAlgebra:
         mu, sd, xy = standardised_cross(colsum, sq, class_sums, counts, n, scale)
         return cls(mu, sd, xy, constant_columns(colsum, sq, n))
 
-    def vip(self, n_components: int, project_raw: ProjectRaw) -> np.ndarray:
-        """VIP by kernel PLS; the Gram product of the standardised X comes from ``project_raw``."""
+    def vip(self, n_components: int, project_raw: ProjectRaw, tt_raw: ProjectRaw | None = None) -> np.ndarray:
+        """VIP by kernel PLS; the Gram product of the standardised X comes from ``project_raw``.
+
+        ``tt_raw(v, c)``, when given, is the same pass without X't (its first item is ignored): the
+        last component needs only t't.
+        """
         mu, sd = self.mu, self.sd
 
         def project(r: np.ndarray) -> tuple[np.ndarray, float]:
@@ -240,7 +262,12 @@ class PlsAlgebra:
             g_raw, tsum, tt = project_raw(np.ascontiguousarray(v), float(mu @ v))
             return (np.asarray(g_raw) - mu * tsum) / sd, float(tt)
 
-        return kernel_pls_vip(self.xy, n_components, project, self.constant)
+        def project_tt(r: np.ndarray) -> float:
+            v = r / sd
+            return float(tt_raw(np.ascontiguousarray(v), float(mu @ v))[2])
+
+        return kernel_pls_vip(self.xy, n_components, project, self.constant,
+                              project_tt if tt_raw is not None else None)
 
 
 class _Failure:

@@ -4,7 +4,8 @@ Only the passes over X are compiled: one statistics pass (column sums, centred s
 per-class sums), then per component one fused pass that gives ``t = X v - c`` and ``X't``. The
 small-matrix algebra is the shared float64 code of :mod:`swnas.scoring._pls_algebra`, so every
 backend runs exactly the same algorithm (docs/scorers.md, section 1): 1 + A reads of X from memory
-(the fused pass re-reads each row from cache), peak extra memory O(p*C + N), X never copied when
+(the fused pass re-reads each row from cache; the last component's pass takes only the dot
+products, since its loading X't is never used), peak extra memory O(p*C + N), X never copied when
 it is C-contiguous float32/float64. float64 data whose squares would overflow or underflow is
 scored as X * 2**k inside the passes (no copy; every criterion is invariant to a global scale). Batched calls run the algebra of every problem in lock-step
 (:func:`~swnas.scoring._pls_algebra.run_lockstep`) so that each round of passes over all problems is
@@ -41,14 +42,17 @@ def _range_scale(mod: Any, A: np.ndarray, codes: np.ndarray, n_classes: int, sta
     return mod.pls_stats(A, codes, int(n_classes), scale=s), s
 
 
-def _scaled_projection(project_raw: Any, A: np.ndarray, s: float):
-    """``project(v, c)`` on ``X * s`` by the compiled pass on X: X s v = X (s v), (X s)'t = s X't."""
+def _scaled_projection(project_raw: Any, A: np.ndarray, s: float, loading: bool = True):
+    """``project(v, c)`` on ``X * s`` by the compiled pass on X: X s v = X (s v), (X s)'t = s X't.
+
+    ``loading=False``: the pass without X't (returned as None), for the last component.
+    """
     if s == 1.0:
-        return lambda v, c: project_raw(A, v, c)
+        return lambda v, c: project_raw(A, v, c, loading=loading)
 
     def project(v: np.ndarray, c: float):
-        g, tsum, tt = project_raw(A, np.ascontiguousarray(v * s), c)
-        return np.asarray(g) * s, tsum, tt
+        g, tsum, tt = project_raw(A, np.ascontiguousarray(v * s), c, loading=loading)
+        return (np.asarray(g) * s if loading else None), tsum, tt
 
     return project
 
@@ -66,7 +70,8 @@ def pls_vip_cpp(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2
     """PLS-VIP with the C++/OpenMP passes (float32 or float64 X, read in place)."""
     with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
         A, s, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
-        return alg.vip(n_components, _scaled_projection(core().pls_project, A, s))
+        project = core().pls_project
+        return alg.vip(n_components, _scaled_projection(project, A, s), _scaled_projection(project, A, s, False))
 
 
 @register("pls", "cpp", batched=True)
@@ -90,11 +95,20 @@ def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_componen
     scales = [s for _, s in fitted]
 
     def project_many(batch: dict[int, tuple]) -> dict[int, Any]:
-        idx = sorted(batch)
-        outs = mod.pls_project_many([mats[i] for i in idx], [np.ascontiguousarray(batch[i][0] * scales[i]) for i in idx],
-                                    [batch[i][1] for i in idx], parallel)
-        return {i: (np.asarray(g) * scales[i], tsum, tt) for i, (g, tsum, tt) in zip(idx, outs)}
+        # args (v, c) or (v, c, False): the last component's pass without X't; one call per kind
+        answers: dict[int, Any] = {}
+        for loading in (True, False):
+            idx = sorted(i for i, args in batch.items() if (len(args) < 3 or args[2]) == loading)
+            if not idx:
+                continue
+            outs = mod.pls_project_many([mats[i] for i in idx],
+                                        [np.ascontiguousarray(batch[i][0] * scales[i]) for i in idx],
+                                        [batch[i][1] for i in idx], parallel, loading=loading)
+            answers.update({i: ((np.asarray(g) * scales[i] if loading else None), tsum, tt)
+                            for i, (g, tsum, tt) in zip(idx, outs)})
+        return answers
 
-    tasks = [(lambda project, alg=alg: alg.vip(n_components, project)) for alg in algs]
+    tasks = [(lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False)))
+             for alg in algs]
     with blas_single_thread():
         return run_lockstep(tasks, project_many)

@@ -2,7 +2,7 @@
 
 Same scheme as the C++ core (:mod:`swnas.scoring._pls_cpp`, docs/scorers.md section 1): one statistics pass shifted by the
 first row and accumulated in float64, then per component one fused pass (``t = X v - c`` and
-``X't`` over the same rows); the kernel-PLS algebra is the shared NumPy code. Rows are split into a
+``X't`` over the same rows; the last component's pass takes only ``t``); the kernel-PLS algebra is the shared NumPy code. Rows are split into a
 fixed number of groups summed in order, so results do not depend on the thread count.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ _kernels: dict[str, Any] = {}
 
 
 def _compiled() -> dict[str, Any]:
-    """Compile (or load from numba's cache) the two kernels on first use."""
+    """Compile (or load from numba's cache) the kernels on first use."""
     if _kernels:
         return _kernels
     import numba
@@ -78,7 +78,24 @@ def _compiled() -> dict[str, Any]:
                     g[k, j] += t * np.float64(X[i, j])
         return g, tsum, tt
 
-    _kernels.update(stats=stats_groups, project=project_groups, version=numba.__version__)
+    @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
+    def dot_groups(X, v, c, n_groups):  # pragma: no cover - compiled
+        n, p = X.shape
+        tsum = np.zeros(n_groups)
+        tt = np.zeros(n_groups)
+        for k in prange(n_groups):
+            r0 = n * k // n_groups
+            r1 = n * (k + 1) // n_groups
+            for i in range(r0, r1):
+                a = 0.0
+                for j in range(p):
+                    a += np.float64(X[i, j]) * v[j]
+                t = a - c
+                tsum[k] += t
+                tt[k] += t * t
+        return tsum, tt
+
+    _kernels.update(stats=stats_groups, project=project_groups, dots=dot_groups, version=numba.__version__)
     return _kernels
 
 
@@ -91,9 +108,15 @@ def pls_stats_numba(X: np.ndarray, codes: np.ndarray, n_classes: int):
     return ShiftedSums(n, x0, cls_sh.sum(axis=0), s2.sum(axis=0), cls_sh, counts.sum(axis=0)).pls_stats()
 
 
-def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float):
-    """With ``t = X v - c``: ``(X't, sum(t), t't)`` in one fused parallel pass."""
+def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float, loading: bool = True):
+    """With ``t = X v - c``: ``(X't, sum(t), t't)`` in one fused parallel pass.
+
+    ``loading=False`` takes only the dot products (X't is returned as None): the last component.
+    """
     n, p = X.shape
+    if not loading:
+        tsum, tt = _compiled()["dots"](X, v, float(c), np.int64(_n_groups(n, p * 8)))
+        return None, float(tsum.sum()), float(tt.sum())
     g, tsum, tt = _compiled()["project"](X, v, float(c), np.int64(_n_groups(n, p * 8)))
     return g.sum(axis=0), float(tsum.sum()), float(tt.sum())
 
@@ -105,4 +128,5 @@ def pls_vip_numba(X: Any, codes: np.ndarray, n_classes: int, n_components: int =
     codes = host_codes(codes)
     with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
         alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
-        return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c))
+        return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c),
+                       lambda v, c: pls_project_numba(A, v, c, loading=False))
