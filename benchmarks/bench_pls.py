@@ -360,7 +360,8 @@ def profile_passes(repeats: int = 3, rounds: int = 5) -> str:
 
     Min over ``rounds`` calls, ``repeats`` times in turn (so a burst of load on a shared machine
     shows as disagreeing repeats): a BLAS ``X @ ones`` read, the compiled streaming read, the
-    statistics pass, one projection pass and the whole score. Thread count from ``OMP_NUM_THREADS``.
+    statistics pass, one projection pass, the last component's pass (dot products only) and the
+    whole score. Thread count from ``OMP_NUM_THREADS``.
     """
     import time
 
@@ -373,6 +374,7 @@ def profile_passes(repeats: int = 3, rounds: int = 5) -> str:
     steps = {"blas read": lambda: X @ ones, "compiled read": lambda: mod.pls_stream_read(X),
              "stats pass": lambda: mod.pls_stats(X, codes, N_CLASSES),
              "projection pass": lambda: mod.pls_project(X, v, 0.5),
+             "last component's pass (no X't)": lambda: mod.pls_project(X, v, 0.5, loading=False),
              "cpp score (1 + A passes)": lambda: score(X, y, backend="cpp", n_components=A)}
     best: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeats):
