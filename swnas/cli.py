@@ -327,7 +327,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
         cfg = SearchConfig(**given)
     from swnas import distributed as dist
     from swnas.runsession import search_session  # E: logging, --track, OUT/config.yaml
+    from swnas.search.validate import validate_options
 
+    validate_options(cfg.resolved())  # a refused option leaves nothing in OUT (run_search checks again)
     with search_session(cfg, out, ns, quiet):
         res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
 

@@ -39,12 +39,13 @@ def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: 
     # run there is refused), never through a file or link in OUT's place (refused with a clear error)
     usable = out.is_dir() and not out.is_symlink() if out.exists() or out.is_symlink() else True
     own = main and usable and (resume or not (out / STATE_FILE).exists())
-    logger = setup_logging(level, out / LOG_FILE if own and not (out / LOG_FILE).is_symlink() else None)
-    if own and not (out / CONFIG_NAME).is_symlink():
-        write_config(out / CONFIG_NAME, {**resolved.to_dict(), "out": str(out), **session_options(ns)})
+    # the tracker first: a --track whose package is missing is refused before OUT gets a file
     tracker = activate(make_tracker(getattr(ns, "track", None), out, rank=D.rank()))
-    tracker.config(resolved.to_dict())
+    logger = setup_logging(level, out / LOG_FILE if own and not (out / LOG_FILE).is_symlink() else None)
     try:
+        if own and not (out / CONFIG_NAME).is_symlink():
+            write_config(out / CONFIG_NAME, {**resolved.to_dict(), "out": str(out), **session_options(ns)})
+        tracker.config(resolved.to_dict())
         yield tracker
     finally:
         tracker.close()

@@ -74,6 +74,33 @@ def test_bad_values_and_paths_exit_2_without_traceback(argv, needle, tmp_path, c
     assert "Traceback" not in err and err.startswith(f"swnas {argv[0]}: error:")
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (["--param", "bogus=1"], "unknown parameter(s) bogus"),
+    (["--device", "cuda:99"], "device: 'cuda:99'"),
+    (["--backend", "nosuch"], "nosuch"),
+])
+def test_refused_search_options_leave_nothing_in_out(flags, needle, tmp_path, capsys):
+    # options are checked before OUT gets its log or config.yaml: a refused run leaves no trace
+    out = tmp_path / "s"
+    code, _, err = run(["search", "--dataset", "digits", "--out", str(out), "--iterations", "1", *flags], capsys)
+    assert code == 2 and needle in err and "Traceback" not in err, err
+    assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
+
+
+def test_missing_tracker_package_leaves_nothing_in_out(tmp_path, capsys, monkeypatch):
+    import swnas.runsession as session
+    from swnas.errors import BackendUnavailableError
+
+    def refuse(*_a, **_k):
+        raise BackendUnavailableError("--track mlflow needs the mlflow package (pip install mlflow)")
+
+    monkeypatch.setattr(session, "make_tracker", refuse)
+    out = tmp_path / "s"
+    code, _, err = run(["search", "--dataset", "digits", "--out", str(out), "--track", "mlflow"], capsys)
+    assert code == 2 and "needs the mlflow package" in err, err
+    assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
+
+
 # ------------------------------------------------------------------------------- score / backends
 def test_score_npz_and_txt_matches_library(tmp_path, capsys, planted_problem):
     from swnas.scoring import score

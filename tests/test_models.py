@@ -142,6 +142,35 @@ def test_tiny_digits_inputs():
     assert nas(torch.randn(3, 1, 8, 8)).shape == (3, 10)
 
 
+def test_nasnet_reduces_maps_down_to_one_pixel():
+    # five stages on 8 x 8 digits: the last reductions see 2 x 2 and 1 x 1 maps (a 0 x 0 map used to
+    # crash the shifted branch of FactorizedReduce), as the residual networks already allowed
+    nas = build(ArchSpec(module="nasnet", stages=[1, 1, 1, 1, 1], widths=[4, 8, 16, 32, 64], input_size=8,
+                         in_channels=1)).eval()
+    with torch.no_grad():
+        assert nas(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("side", (1, 2, 5, 8, 9))
+def test_factorized_reduce_equals_the_cropped_and_padded_form(side):
+    # the zero-filled shift gives exactly the classic form (crop one pixel, then pad an odd output
+    # back) wherever that form works, so trained NASNet checkpoints keep their outputs
+    from swnas.models.nasnet import FactorizedReduce
+
+    torch.manual_seed(0)
+    fr = FactorizedReduce(3, 6).eval()
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        got = fr(x)
+        assert got.shape == (2, 6, (side + 1) // 2, (side + 1) // 2)
+        if side < 2:
+            return
+        r = torch.relu(x)
+        a, b = fr.conv_a(r), fr.conv_b(r[:, :, 1:, 1:])
+        b = nn.functional.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+        torch.testing.assert_close(got, fr.bn(torch.cat([a, b], dim=1)), rtol=0, atol=0)
+
+
 def test_stage_output_points_are_pre_relu_sums():
     net = build(ArchSpec(stages=[1, 2, 1]))
     pts = stage_output_modules(net)

@@ -68,12 +68,10 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
-        shifted = x[:, :, 1:, 1:]
-        b = self.conv_b(shifted)
-        a = self.conv_a(x)
-        if b.shape[-2:] != a.shape[-2:]:  # odd sizes: pad the shifted branch back to a's size
-            b = nn.functional.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
-        return self.bn(torch.cat([a, b], dim=1))
+        # the branch offset by one pixel, zero-filled at the bottom and right: for odd sides its last
+        # output is 0 (the conv has no bias), and a 1 x 1 map still reduces (to 1 x 1)
+        shifted = nn.functional.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
+        return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
 
 
 class SepConv(nn.Module):
