@@ -321,29 +321,32 @@ class _FakeCudaModule:
 
     class Matrix:
         def __init__(self, A):
-            self.A, self.shape = A, A.shape
+            self.A, self.shape, self.calls = A, A.shape, []
 
         def stats(self, codes, n_classes):
             return core().pls_stats(self.A, codes, n_classes)
 
-        def project(self, v, c):
-            return core().pls_project(self.A, v, c)
+        def project(self, v, c, loading=True):
+            self.calls.append(loading)
+            return core().pls_project(self.A, v, c, loading=loading)
 
     def pls_matrix_from_host(self, A, device=0):
         assert A.flags.c_contiguous and device == self.expect_device
-        return self.Matrix(A)
+        self.matrices = getattr(self, "matrices", []) + [self.Matrix(A)]
+        return self.matrices[-1]
 
     def pls_stats_many(self, ms, codes, n_classes):
         return [m.stats(c, k) for m, c, k in zip(ms, codes, n_classes)]
 
-    def pls_project_many(self, ms, vs, cs):
-        return [m.project(v, c) for m, v, c in zip(ms, vs, cs)]
+    def pls_project_many(self, ms, vs, cs, loading=True):
+        return [m.project(v, c, loading) for m, v, c in zip(ms, vs, cs)]
 
 
 def test_cuda_glue_with_cpu_passes(monkeypatch):
     import swnas.scoring._pls_cuda as native
 
-    monkeypatch.setattr(native, "cuda_module", lambda: _FakeCudaModule())
+    fake = _FakeCudaModule()
+    monkeypatch.setattr(native, "cuda_module", lambda: fake)
     problems = [make_problem(150, 12, 3, dtype=np.float32, seed=1), make_problem(80, 30, 4, seed=2)]
     coded = [(X, np.unique(y, return_inverse=True)[1].astype(np.int32), len(np.unique(y))) for X, y in problems]
     single = [native.pls_vip_cuda(X, c, k, n_components=2) for X, c, k in coded]
@@ -351,6 +354,8 @@ def test_cuda_glue_with_cpu_passes(monkeypatch):
     for (X, y), s, m in zip(problems, single, many):
         np.testing.assert_allclose(s, reference(X, y, 2), atol=1e-9, rtol=0)
         np.testing.assert_array_equal(s, m)
+    # the last component's projection skips the X't kernel, single and batched
+    assert [m.calls for m in fake.matrices] == [[True, False]] * 4
 
 
 def test_cuda_host_data_goes_to_the_current_device(monkeypatch):

@@ -29,7 +29,11 @@ py::tuple stats_tuple(const cuda::PlsStats& s, int64_t C, int64_t p) {
                         vector_to_numpy(s.counts));
 }
 
-py::tuple projection_tuple(const cuda::PlsProjection& r) { return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt); }
+// g is None for a projection without the loading (loading=False).
+py::tuple projection_tuple(const cuda::PlsProjection& r, bool loading) {
+  if (!loading) return py::make_tuple(py::none(), r.tsum, r.tt);
+  return py::make_tuple(vector_to_numpy(r.g), r.tsum, r.tt);
+}
 
 std::unique_ptr<PyMatrix> from_device(std::uintptr_t ptr, int64_t n, int64_t p, bool is_double, int device,
                                       py::object owner, std::uintptr_t stream) {
@@ -88,16 +92,17 @@ void register_pls_cuda(py::module_& m) {
           "One pass: (colsum, centred sum of squares, class_sums (C x p), counts), float64 on the host.")
       .def(
           "project",
-          [](PyMatrix& self, py::array_t<double, py::array::c_style> v, double c) {
+          [](PyMatrix& self, py::array_t<double, py::array::c_style> v, double c, bool loading) {
             check_vector(v, *self.m);
             cuda::PlsProjection r;
             {
               py::gil_scoped_release nogil;
-              r = self.m->project(v.data(), c);
+              r = self.m->project(v.data(), c, loading);
             }
-            return projection_tuple(r);
+            return projection_tuple(r, loading);
           },
-          py::arg("v"), py::arg("c"), "With t = X v - c: (X't, sum(t), t't).");
+          py::arg("v"), py::arg("c"), py::arg("loading") = true,
+          "With t = X v - c: (X't, sum(t), t't); loading=False skips the X't kernel (None).");
   m.def("pls_matrix_from_device", &from_device, py::arg("ptr"), py::arg("n"), py::arg("p"), py::arg("is_double"),
         py::arg("device"), py::arg("owner"), py::arg("stream") = 0,
         "Borrow a C-contiguous device matrix (torch data_ptr() or __cuda_array_interface__); owner is kept alive. "
@@ -127,7 +132,7 @@ void register_pls_cuda(py::module_& m) {
   m.def(
       "pls_project_many",
       [](const std::vector<PyMatrix*>& ms, const std::vector<py::array_t<double, py::array::c_style>>& vs,
-         const std::vector<double>& cs) {
+         const std::vector<double>& cs, bool loading) {
         if (vs.size() != ms.size() || cs.size() != ms.size())
           throw py::value_error("pls_project_many: matrices, vs and cs must have the same length");
         std::vector<cuda::PlsMatrix*> raw;
@@ -141,13 +146,13 @@ void register_pls_cuda(py::module_& m) {
         std::vector<cuda::PlsProjection> rs;
         {
           py::gil_scoped_release nogil;
-          rs = cuda::pls_project_many(raw, vp, cs);
+          rs = cuda::pls_project_many(raw, vp, cs, loading);
         }
         py::list out;
-        for (const auto& r : rs) out.append(projection_tuple(r));
+        for (const auto& r : rs) out.append(projection_tuple(r, loading));
         return out;
       },
-      py::arg("matrices"), py::arg("vs"), py::arg("cs"),
+      py::arg("matrices"), py::arg("vs"), py::arg("cs"), py::arg("loading") = true,
       "One projection per matrix, all enqueued (one stream each) before any is awaited.");
 }
 

@@ -145,7 +145,7 @@ void launch_stats(const T* X, int64_t n, int64_t p, const int32_t* codes, int n_
 
 template <class T>
 void launch_project(const T* X, int64_t n, int64_t p, const double* v, double c, double* t, double* tstats, double* g,
-                    int sms, cudaStream_t stream) {
+                    int sms, cudaStream_t stream, bool loading) {
   // one wave: as many blocks as can be resident at once (the occupancy API, not a guess: registers
   // allow fewer than 8 blocks of this kernel per SM, and a second partial wave costs ~20%)
   const int64_t warps_per_block = kRowBlock / 32;
@@ -163,6 +163,7 @@ void launch_project(const T* X, int64_t n, int64_t p, const double* v, double c,
   }
   if (!launched) xv_kernel<T, false><<<grid_for(xv_kernel<T, false>), kRowBlock, 0, stream>>>(X, n, p, v, c, t, tstats);
   SWNAS_CUDA_CHECK(cudaGetLastError());
+  if (!loading) return;  // the last component: t't is all kernel PLS needs (docs/scorers.md, section 1)
   const int64_t tiles = (p + kTile - 1) / kTile;
   const int64_t chunk = rows_per_chunk(n, tiles, sms);
   const int64_t chunks = (n + chunk - 1) / chunk;
@@ -259,26 +260,28 @@ PlsStats PlsMatrix::stats(const int32_t* codes, int64_t n_classes) {
   return out;
 }
 
-void PlsMatrix::project_launch(const double* v, double c) {
+void PlsMatrix::project_launch(const double* v, double c, bool loading) {
   DeviceGuard guard(x_.device);
   Workspace& w = *ws_;
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(w.v.get(), v, w.v.bytes(), cudaMemcpyHostToDevice, w.stream));
-  w.g.zero_async(w.stream);
+  if (loading) w.g.zero_async(w.stream);
   w.tstats.zero_async(w.stream);
   dispatch_dtype(x_.dtype, [&](auto tag) {
     using T = decltype(tag);
     launch_project<T>(x_.as<T>(), x_.rows, x_.cols, w.v.get(), c, w.t.get(), w.tstats.get(), w.g.get(), w.sms,
-                      w.stream);
+                      w.stream, loading);
   });
 }
 
-PlsProjection PlsMatrix::project_finish() {
+PlsProjection PlsMatrix::project_finish(bool loading) {
   DeviceGuard guard(x_.device);
   Workspace& w = *ws_;
   PlsProjection out;
-  out.g.resize(static_cast<size_t>(x_.cols));
   double ts[2] = {0.0, 0.0};
-  SWNAS_CUDA_CHECK(cudaMemcpyAsync(out.g.data(), w.g.get(), w.g.bytes(), cudaMemcpyDeviceToHost, w.stream));
+  if (loading) {
+    out.g.resize(static_cast<size_t>(x_.cols));
+    SWNAS_CUDA_CHECK(cudaMemcpyAsync(out.g.data(), w.g.get(), w.g.bytes(), cudaMemcpyDeviceToHost, w.stream));
+  }
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(ts, w.tstats.get(), 2 * sizeof(double), cudaMemcpyDeviceToHost, w.stream));
   SWNAS_CUDA_CHECK(cudaStreamSynchronize(w.stream));
   out.tsum = ts[0];
@@ -287,13 +290,13 @@ PlsProjection PlsMatrix::project_finish() {
 }
 
 std::vector<PlsProjection> pls_project_many(const std::vector<PlsMatrix*>& ms, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs) {
+                                            const std::vector<double>& cs, bool loading) {
   if (vs.size() != ms.size() || cs.size() != ms.size())
     throw std::invalid_argument("project_many: matrices, vs and cs must have the same length");
-  for (size_t k = 0; k < ms.size(); ++k) ms[k]->project_launch(vs[k], cs[k]);
+  for (size_t k = 0; k < ms.size(); ++k) ms[k]->project_launch(vs[k], cs[k], loading);
   std::vector<PlsProjection> out;
   out.reserve(ms.size());
-  for (size_t k = 0; k < ms.size(); ++k) out.push_back(ms[k]->project_finish());
+  for (size_t k = 0; k < ms.size(); ++k) out.push_back(ms[k]->project_finish(loading));
   return out;
 }
 

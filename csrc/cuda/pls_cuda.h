@@ -15,7 +15,8 @@ struct PlsStats {
   std::vector<double> colsum, sq, class_sums, counts;  // class_sums: C x p row-major
 };
 
-// One projection: with t = X v - c, g = X't, tsum = sum(t), tt = t't.
+// One projection: with t = X v - c, g = X't, tsum = sum(t), tt = t't; g is empty for a projection
+// without the loading (the last component's, whose X't kernel PLS never uses: X't is not launched).
 struct PlsProjection {
   std::vector<double> g;
   double tsum = 0.0, tt = 0.0;
@@ -38,13 +39,13 @@ class PlsMatrix {
 
   // One pass: colsum, centred sums of squares, per-class sums; codes (host, length n) in 0..C-1.
   PlsStats stats(const int32_t* codes, int64_t n_classes);
-  // Enqueue t = X v - c and g = X't (v: host, length p) without waiting ...
-  void project_launch(const double* v, double c);
-  // ... then wait for them and copy the small results back.
-  PlsProjection project_finish();
-  PlsProjection project(const double* v, double c) {
-    project_launch(v, c);
-    return project_finish();
+  // Enqueue t = X v - c and, with `loading`, g = X't (v: host, length p) without waiting ...
+  void project_launch(const double* v, double c, bool loading = true);
+  // ... then wait for them and copy the small results back (g only with `loading`).
+  PlsProjection project_finish(bool loading = true);
+  PlsProjection project(const double* v, double c, bool loading = true) {
+    project_launch(v, c, loading);
+    return project_finish(loading);
   }
 
   const MatrixView& view() const { return x_; }
@@ -57,7 +58,7 @@ class PlsMatrix {
 
 // One projection for each matrix: all are enqueued (each on its own stream) before any is awaited.
 std::vector<PlsProjection> pls_project_many(const std::vector<PlsMatrix*>& ms, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs);
+                                            const std::vector<double>& cs, bool loading = true);
 
 }  // namespace cuda
 }  // namespace swnas

@@ -70,7 +70,7 @@ def pls_vip_cuda(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 
     M = cuda_matrix(mod, X)
     stats = M.stats(host_codes(codes), int(n_classes))
     alg = PlsAlgebra.from_stats(stats, M.shape[0], scale, "X")
-    return alg.vip(n_components, lambda v, c: M.project(v, c))
+    return alg.vip(n_components, lambda v, c: M.project(v, c), lambda v, c: M.project(v, c, loading=False))
 
 
 @register("pls", "cuda", batched=True)
@@ -87,9 +87,16 @@ def pls_vip_cuda_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_compone
             for i, (s, M) in enumerate(zip(stats, mats))]
 
     def project_many(batch: dict[int, tuple]) -> dict[int, Any]:
-        idx = sorted(batch)
-        outs = mod.pls_project_many([mats[i] for i in idx], [batch[i][0] for i in idx], [batch[i][1] for i in idx])
-        return dict(zip(idx, outs))
+        # args (v, c) or (v, c, False): the last component's projection without the X't kernel
+        answers: dict[int, Any] = {}
+        for loading in (True, False):
+            idx = sorted(i for i, args in batch.items() if (len(args) < 3 or args[2]) == loading)
+            if idx:
+                outs = mod.pls_project_many([mats[i] for i in idx], [batch[i][0] for i in idx],
+                                            [batch[i][1] for i in idx], loading=loading)
+                answers.update(zip(idx, outs))
+        return answers
 
-    tasks = [(lambda project, alg=alg: alg.vip(n_components, project)) for alg in algs]
+    tasks = [(lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False)))
+             for alg in algs]
     return run_lockstep(tasks, project_many)

@@ -62,25 +62,27 @@ def _stats(X, codes: np.ndarray, n_classes: int):
     return sums.pls_stats()
 
 
-def _project(X, v: np.ndarray, c: float):
+def _project(X, v: np.ndarray, c: float, loading: bool = True):
+    """``(X't, sum(t), t't)`` with ``t = X v - c``; without ``loading`` X't is skipped (None)."""
     cp = cupy()
     n, p = X.shape
     v_d = cp.asarray(v)
     if X.dtype == cp.float64:
         t = X @ v_d - c
-        g = X.T @ t
-        return cp.asnumpy(g), float(t.sum()), float(t @ t)
-    g = cp.zeros(p)
+        g = cp.asnumpy(X.T @ t) if loading else None
+        return g, float(t.sum()), float(t @ t)
+    g = cp.zeros(p) if loading else None
     tsum = 0.0
     tt = 0.0
     for r0, r1 in _row_blocks(n, block_rows(p)):
         B = _block64(X, r0, r1)
         t = B @ v_d - c
-        g += B.T @ t
+        if loading:
+            g += B.T @ t
         tsum += float(t.sum())
         tt += float(t @ t)
         del B
-    return cp.asnumpy(g), tsum, tt
+    return (cp.asnumpy(g) if loading else None), tsum, tt
 
 
 @register("pls", "cupy")
@@ -90,4 +92,5 @@ def pls_vip_cupy(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 
     codes = host_codes(codes)
     with on_device_of(Xc):
         alg = PlsAlgebra.from_stats(_stats(Xc, codes, int(n_classes)), Xc.shape[0], scale, "X")
-        return alg.vip(n_components, lambda v, c: _project(Xc, v, c))
+        return alg.vip(n_components, lambda v, c: _project(Xc, v, c),
+                       lambda v, c: _project(Xc, v, c, loading=False))
