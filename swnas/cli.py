@@ -305,6 +305,29 @@ def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
     return merge_options(opts, given)
 
 
+def _remove_untrained(out: Path) -> None:
+    """Remove ``out``, made by this command, if the refused search trained nothing in it.
+
+    Anything trained (a checkpoint, an epoch of a network in progress, a network in the state)
+    keeps the whole directory, so that ``--resume`` can continue it.
+    """
+    import shutil
+
+    from swnas.search.config import STATE_FILE
+
+    for sub in ("checkpoints", "training"):
+        if (out / sub).is_dir() and any(p.is_file() for p in (out / sub).rglob("*")):
+            return
+    if (out / STATE_FILE).exists():
+        try:
+            doc = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(doc, dict) or doc.get("networks"):
+            return
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def cmd_search(ns: argparse.Namespace) -> int:
     from swnas.search import SearchConfig, resume_config, run_search
 
@@ -330,8 +353,14 @@ def cmd_search(ns: argparse.Namespace) -> int:
     from swnas.search.validate import validate_options
 
     validate_options(cfg.resolved())  # a refused option leaves nothing in OUT (run_search checks again)
-    with search_session(cfg, out, ns, quiet):
-        res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
+    made_out = resume is None and not out.exists() and not out.is_symlink()
+    try:
+        with search_session(cfg, out, ns, quiet):
+            res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
+    except InputError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
+        if made_out and dist.is_main():
+            _remove_untrained(out)
+        raise
 
     if not dist.is_main():
         return 0

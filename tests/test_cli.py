@@ -87,6 +87,38 @@ def test_refused_search_options_leave_nothing_in_out(flags, needle, tmp_path, ca
     assert not out.exists() or not any(out.iterdir()), sorted(p.name for p in out.iterdir())
 
 
+def test_search_refused_after_loading_the_data_removes_the_out_it_made(tmp_path, capsys):
+    # 3 images cannot hold out a validation split: refused once the data is loaded, after the log
+    # and config.yaml were written; the directory this command made goes again
+    out = tmp_path / "s"
+    code, _, err = run(["search", "--dataset", "digits", "--out", str(out), "--subset", "3"], capsys)
+    assert code == 2 and "holds out no samples" in err, err
+    assert not out.exists()
+    # a directory the user made is kept (emptied of nothing it held before)
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    code, _, err = run(["search", "--dataset", "digits", "--out", str(out), "--subset", "3"], capsys)
+    assert code == 2 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_untrained_check_keeps_any_trained_work(tmp_path):
+    from swnas.cli import _remove_untrained
+
+    for i, (name, content) in enumerate((("checkpoints/00-A0.pt", b"x"), ("training/00-A0/last.pt", b"x"),
+                                         ("search.json", b'{"networks": [{"tag": "00-A0"}]}'),
+                                         ("search.json", b"{broken"))):
+        out = tmp_path / f"run{i}"
+        (out / name).parent.mkdir(parents=True)
+        (out / name).write_bytes(content)
+        _remove_untrained(out)
+        assert (out / name).exists(), name
+    out = tmp_path / "empty-state"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "search.json").write_text('{"networks": []}')
+    _remove_untrained(out)
+    assert not out.exists()
+
+
 def test_missing_tracker_package_leaves_nothing_in_out(tmp_path, capsys, monkeypatch):
     import swnas.runsession as session
     from swnas.errors import BackendUnavailableError
