@@ -237,7 +237,7 @@ void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, 
 
 
 // The dot products alone: t = X v - c over rows r0..r1, into tsum and t't (no X't). One read of X
-// with a third of the projection's arithmetic, so it runs close to a plain read.
+// with about half the projection's arithmetic, so it runs close to a plain read.
 template <class T>
 void dot_rows(const T* __restrict X, int64_t p, const double* __restrict v, double c, int64_t r0, int64_t r1,
               ProjAcc& acc) {
