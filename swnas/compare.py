@@ -1,11 +1,13 @@
 """Several searches side by side (the paper's Table II layout): ``swnas report DIR1 DIR2 ...``.
 
-``compare_searches([DIR1, DIR2, ...], out=PATH)`` reads every ``DIR/search.json`` (nothing else:
-no checkpoint is loaded, no network evaluated) and writes into ``PATH``:
+``compare_searches([DIR1, DIR2, ...], out=PATH)`` reads every ``DIR/search.json`` and the spec files
+it names (no checkpoint is loaded, no trained network evaluated; each spec's network is built once,
+untrained, to count the paper's FLOPs) and writes into ``PATH``:
 
 - ``compare.md`` / ``compare.csv``: one row block per search, one row per candidate A_1..A_n:
   criterion, iteration, stages, depth (``ArchSpec.depth`` and the paper's count), parameters,
-  MACs, validation and test top-1, the same after the final epochs when they ran, and which
+  MACs and the paper's FLOPs (:func:`swnas.models.keras_flops`: separable convolutions counted as
+  full ones; equal to the MACs for residual networks), validation and test top-1, the same after the final epochs when they ran, and which
   candidate is the search's ``best``;
 - ``stage_depths.png``: modules per stage over the iterations, one panel per search (Fig. 4 of
   the paper for each criterion);
@@ -32,7 +34,7 @@ MANIFEST = "compare.json"
 _FILES = ("compare.md", "compare.csv", "stage_depths.png", MANIFEST)
 COMPARE_COLUMNS = (
     "search", "directory", "criterion", "iteration", "stages", "depth", "paper_depth", "params", "macs",
-    "val_top1", "top1", "final_epochs", "final_val_top1", "final_top1", "best",
+    "paper_flops", "val_top1", "top1", "final_epochs", "final_val_top1", "final_top1", "best",
 )
 
 
@@ -90,16 +92,17 @@ def _load(dirs: Sequence[str | Path]) -> list[_Search]:
     return out
 
 
-def _paper_depth(s: _Search, net: dict) -> int | None:
-    """The paper's depth of a network from its recorded spec file (None when it cannot be read)."""
-    from swnas.models import ArchSpec, paper_depth
+def _paper_costs(s: _Search, net: dict) -> tuple[int | None, int | None]:
+    """The paper's depth and FLOPs of a network from its recorded spec file (None when it cannot be
+    read). The FLOPs come from one forward pass of a freshly built (untrained) network."""
+    from swnas.models import ArchSpec, build, keras_flops, paper_depth
     from swnas.state import inside
 
     try:
         spec = ArchSpec.from_dict(read_json(inside(s.path, net["spec"], "spec"), what="spec"))
-        return int(paper_depth(spec))
+        return int(paper_depth(spec)), int(keras_flops(build(spec)))
     except (InputError, KeyError, TypeError, ValueError):
-        return None
+        return None, None
 
 
 def _rows(s: _Search) -> list[dict]:
@@ -110,10 +113,11 @@ def _rows(s: _Search) -> list[dict]:
         n = nets[i]
         m = n["metrics"]
         fin = n.get("final") if isinstance(n.get("final"), dict) else {}
+        depth, flops = _paper_costs(s, n)
         rows.append({
             "search": s.name, "directory": str(s.path), "criterion": cfg.get("criterion"),
             "iteration": n["iteration"], "stages": list(n["stages"]), "depth": n.get("depth", m.get("depth")),
-            "paper_depth": _paper_depth(s, n), "params": m.get("params"), "macs": m.get("macs"),
+            "paper_depth": depth, "params": m.get("params"), "macs": m.get("macs"), "paper_flops": flops,
             "val_top1": m.get("val_top1"), "top1": m.get("top1"), "final_epochs": fin.get("epochs"),
             "final_val_top1": fin.get("val_top1"), "final_top1": fin.get("top1"), "best": st.get("best") == i,
         })
@@ -131,7 +135,8 @@ def _count(v: Any) -> str:
 
 
 def _markdown(searches: list[_Search], rows: list[dict]) -> str:
-    head = ("Search", "Criterion", "It.", "Stages", "Depth", "Depth (paper)", "Params", "MACs", "Val top-1 (%)",
+    head = ("Search", "Criterion", "It.", "Stages", "Depth", "Depth (paper)", "Params", "MACs", "FLOPs (paper)",
+            "Val top-1 (%)",
             "Test top-1 (%)", "Val top-1 after final (%)", "Test top-1 after final (%)", "Best")
     lines = ["# Searches compared", ""]
     for s in searches:
@@ -151,7 +156,7 @@ def _markdown(searches: list[_Search], rows: list[dict]) -> str:
                 f"**{s.name}**" if first else "", (r["criterion"] or "-") if first else "", str(r["iteration"]),
                 "-".join(map(str, r["stages"])), str(r["depth"] if r["depth"] is not None else "-"),
                 str(r["paper_depth"] if r["paper_depth"] is not None else "-"), _count(r["params"]),
-                _count(r["macs"]), _pct(r["val_top1"]), _pct(r["top1"]), _pct(r["final_val_top1"]),
+                _count(r["macs"]), _count(r["paper_flops"]), _pct(r["val_top1"]), _pct(r["top1"]), _pct(r["final_val_top1"]),
                 _pct(r["final_top1"]), "**best**" if r["best"] else "",
             )
             lines.append("| " + " | ".join(cells) + " |")
@@ -159,7 +164,9 @@ def _markdown(searches: list[_Search], rows: list[dict]) -> str:
     lines += ["", "One block per search, one row per candidate A_1..A_n. Best: the candidate each search chose "
               "by validation top-1 (after its final epochs when they ran); test accuracy is reported, never used "
               "to choose. Depth: `ArchSpec.depth`; Depth (paper): convolution layers as the paper's tables count "
-              "them. MACs: multiply-accumulates of one image (see docs/protocol.md for the paper's FLOPs)."]
+              "them. MACs: multiply-accumulates of one image. FLOPs (paper): the count of the paper's Keras code, "
+              "which takes a separable convolution as a full one (equal to the MACs for residual networks; "
+              "docs/protocol.md)."]
     return "\n".join(lines) + "\n"
 
 

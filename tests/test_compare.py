@@ -55,6 +55,7 @@ def test_comparison_holds_each_search_by_name(two_searches, tmp_path):
             net = st["networks"][i]
             assert r["stages"] == "-".join(map(str, net["stages"]))
             assert int(r["params"]) == net["metrics"]["params"] and int(r["macs"]) == net["metrics"]["macs"]
+            assert int(r["paper_flops"]) == net["metrics"]["macs"]  # residual networks: the two counts agree
             assert float(r["top1"]) == pytest.approx(net["metrics"]["top1"], abs=1e-12)
             assert float(r["val_top1"]) == pytest.approx(net["metrics"]["val_top1"], abs=1e-12)
             assert float(r["final_top1"]) == pytest.approx(net["final"]["top1"], abs=1e-12)
@@ -123,3 +124,22 @@ def test_comparison_refuses_bad_inputs(two_searches, tmp_path):
     shutil.copytree(a, other)
     cmp = compare_searches([a, other], tmp_path / "same-names")
     assert len(set(cmp.searches)) == 2 and all(s.endswith(a.name) for s in cmp.searches)
+
+
+def test_paper_flops_of_a_cell_network_count_separable_convolutions_as_full_ones(tmp_path):
+    # the paper's FLOPs column differs from the MACs exactly where the Keras counter does: cells
+    import torch
+
+    from swnas.compare import _paper_costs, _Search
+    from swnas.metrics import count_macs
+    from swnas.models import ArchSpec, build, keras_flops, paper_depth
+
+    spec = ArchSpec(module="nasnet", stages=[2, 1, 1], widths=[4, 8, 16])
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "a.json").write_text(spec.to_json())
+    depth, flops = _paper_costs(_Search("s", tmp_path, {}), {"spec": "specs/a.json"})
+    torch.manual_seed(0)
+    net = build(spec)
+    assert depth == paper_depth(spec) and flops == keras_flops(net)
+    assert flops > count_macs(net)
+    assert _paper_costs(_Search("s", tmp_path, {}), {"spec": "specs/missing.json"}) == (None, None)
