@@ -385,11 +385,14 @@ class DiskBatches:
     rank, world_size : int
     pin_memory : bool
         Page-locked batches for faster host-to-GPU copies.
+    copies : int
+        Training only: an epoch draws from ``copies`` independently augmented copies of the split
+        (the ``original`` recipe's 3), shuffled together; each image is decoded once per copy.
     """
 
     def __init__(self, split: FolderSplit, *, input_size: int, in_channels: int = 3, batch_size: int = 256,
                  train: bool = True, workers: int = 4, prefetch: int = 2, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, copies: int = 1):
         self.split = split
         self.size = _check_int(input_size, "input_size", 8)
         self.channels = in_channels
@@ -399,6 +402,7 @@ class DiskBatches:
         self.train, self.seed = bool(train), int(seed)
         self.rank, self.world = int(rank), int(world_size)
         self.pin = bool(pin_memory)
+        self.copies = _check_int(copies, "copies", 1)
         if self.batch % self.world:
             raise InputError(f"batch_size={self.batch} must be divisible by the world size {self.world}")
         if len(split) == 0:
@@ -408,7 +412,7 @@ class DiskBatches:
     def steps(self) -> int:
         """Batches per epoch."""
         if self.train:
-            return max(1, len(self.split) // self.batch)
+            return max(1, len(self.split) * self.copies // self.batch)
         return math.ceil(len(self.split) / self.batch)
 
     def jobs(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -417,12 +421,13 @@ class DiskBatches:
         if not self.train:
             idx = np.arange(n)
             return [(idx[i : i + self.batch], None) for i in range(0, n, self.batch)]
-        gb = min(self.batch, (n // self.world) * self.world)
+        total = n * self.copies  # positions of the epoch; position i shows image i % n
+        gb = min(self.batch, (total // self.world) * self.world)
         if gb == 0:
             raise InputError(f"{n} training images cannot be split over {self.world} ranks")
-        steps = n // gb
+        steps = total // gb
         rng = _epoch_seed(self.seed, epoch)
-        perm = rng.permutation(n)[: steps * gb].reshape(steps, gb)
+        perm = (rng.permutation(total)[: steps * gb] % n).reshape(steps, gb)
         uniforms = rng.random((steps, gb, TRAIN_DRAWS))
         per = gb // self.world
         sl = slice(self.rank * per, (self.rank + 1) * per)

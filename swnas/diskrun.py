@@ -58,10 +58,10 @@ class FolderBatchSource:
 
     def __init__(self, data: FolderDataset, plan: EpochPlan, device: torch.device, channels_last: bool = False,
                  mean: Any = None, std: Any = None):
-        if plan.n != len(data.train):
-            raise InputError(f"recipe: {plan.n // max(1, len(data.train))} augmented copies of the training set per "
-                             "epoch (the original recipe's copies_per_epoch) are not supported for an image folder "
-                             "streamed from disk; use a recipe with one copy per epoch, or load the folder in memory")
+        copies = plan.n // max(1, len(data.train))  # the recipe's copies_per_epoch (the original recipe: 3)
+        if copies < 1 or plan.n != copies * len(data.train):  # pragma: no cover - the trainer makes n = copies * len
+            raise InputError(f"plan: {plan.n} images per epoch is not a whole number of copies of "
+                             f"{len(data.train)} training images")
         self.plan = plan
         self.device = device
         self.channels_last = channels_last
@@ -71,7 +71,8 @@ class FolderBatchSource:
                                               data.std if std is None else std, device)
         self.reader = DiskBatches(data.train, input_size=data.input_size, in_channels=data.in_channels,
                                   batch_size=plan.global_batch, train=True, workers=data.workers, seed=plan.seed,
-                                  rank=plan.rank, world_size=plan.world_size, pin_memory=device.type == "cuda")
+                                  rank=plan.rank, world_size=plan.world_size, pin_memory=device.type == "cuda",
+                                  copies=copies)
         if self.reader.steps != plan.steps:  # pragma: no cover - both are len // global batch
             raise InputError(f"streaming source has {self.reader.steps} steps per epoch, the plan {plan.steps}")
 

@@ -163,6 +163,25 @@ def test_batches_same_for_any_worker_count_and_epoch_dependent(folder):
     assert sorted(seen.tolist()) == sorted(ds.y_train.tolist())  # 18 = 3 x 6: every image once
 
 
+def test_copies_per_epoch_show_each_image_that_often_with_its_own_augmentation(folder):
+    ds = open_imagefolder(folder, input_size=16, stats_sample=2)
+    kw = dict(input_size=16, batch_size=6, seed=3, workers=0)
+    one = DiskBatches(ds.train, **kw)
+    assert [j[0].tolist() for j in DiskBatches(ds.train, copies=1, **kw).jobs(1)] == [j[0].tolist()
+                                                                                   for j in one.jobs(1)]
+    three = DiskBatches(ds.train, copies=3, **kw)
+    jobs = three.jobs(1)
+    assert three.steps == len(jobs) == 3 * one.steps  # 54 positions in batches of 6
+    idx = np.concatenate([i for i, _ in jobs])
+    np.testing.assert_array_equal(np.bincount(idx, minlength=len(ds.train)), np.full(len(ds.train), 3))
+    # the three copies of an image are drawn with different augmentation numbers
+    draws = np.concatenate([u for _, u in jobs])
+    first = draws[idx == 0]
+    assert len(first) == 3 and len({tuple(u) for u in first}) == 3
+    with pytest.raises(InputError, match="copies"):
+        DiskBatches(ds.train, copies=0, **kw)
+
+
 def test_ranks_split_the_global_batch(folder):
     ds = open_imagefolder(folder, input_size=8, stats_sample=1)
     kw = dict(input_size=8, batch_size=6, seed=1, workers=0)
