@@ -188,68 +188,26 @@ struct ProjAcc {
   explicit ProjAcc(int64_t p) : g(p, 0.0) {}
 };
 
-template <class T>
+// Rows r0..r1 of the projection: t = X v - c into tsum and t't and, with Loading, g += X't. Without
+// it (the last component, whose X't kernel PLS never uses) only the dot products are taken: one
+// read of X with about half the arithmetic, so it runs close to a plain read.
+template <class T, bool Loading>
 void project_rows(const T* __restrict X, int64_t p, const double* __restrict v, double c, int64_t r0, int64_t r1,
                   ProjAcc& acc) {
   double* __restrict g = acc.g.data();
   double tsum = 0.0, tt = 0.0;
   int64_t i = r0;
 #ifdef SWNAS_PLS_AVX2
-  if constexpr (std::is_same<T, float>::value) i += avx2::project_blocks(X, p, v, c, r0, r1, g, tsum, tt);
-#endif
-  for (; i + 4 <= r1; i += 4) {
-    const T* __restrict x0 = X + i * p;
-    const T* __restrict x1 = x0 + p;
-    const T* __restrict x2 = x1 + p;
-    const T* __restrict x3 = x2 + p;
-    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
-    for (int64_t j = 0; j < p; ++j) {
-      const double vj = v[j];
-      a0 += static_cast<double>(x0[j]) * vj;
-      a1 += static_cast<double>(x1[j]) * vj;
-      a2 += static_cast<double>(x2[j]) * vj;
-      a3 += static_cast<double>(x3[j]) * vj;
-    }
-    const double t0 = a0 - c, t1 = a1 - c, t2 = a2 - c, t3 = a3 - c;
-    tsum += (t0 + t1) + (t2 + t3);
-    tt += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3);
-#pragma omp simd
-    for (int64_t j = 0; j < p; ++j) {
-      g[j] += (t0 * static_cast<double>(x0[j]) + t1 * static_cast<double>(x1[j])) +
-              (t2 * static_cast<double>(x2[j]) + t3 * static_cast<double>(x3[j]));
-    }
-  }
-  for (; i < r1; ++i) {
-    const T* __restrict x0 = X + i * p;
-    double a0 = 0.0;
-#pragma omp simd reduction(+ : a0)
-    for (int64_t j = 0; j < p; ++j) a0 += static_cast<double>(x0[j]) * v[j];
-    const double t0 = a0 - c;
-    tsum += t0;
-    tt += t0 * t0;
-#pragma omp simd
-    for (int64_t j = 0; j < p; ++j) g[j] += t0 * static_cast<double>(x0[j]);
-  }
-  acc.tsum += tsum;
-  acc.tt += tt;
-}
-
-
-// The dot products alone: t = X v - c over rows r0..r1, into tsum and t't (no X't). One read of X
-// with about half the projection's arithmetic, so it runs close to a plain read.
-template <class T>
-void dot_rows(const T* __restrict X, int64_t p, const double* __restrict v, double c, int64_t r0, int64_t r1,
-              ProjAcc& acc) {
-  double tsum = 0.0, tt = 0.0;
-  int64_t i = r0;
-#ifdef SWNAS_PLS_AVX2
   if constexpr (std::is_same<T, float>::value) {
-    for (; i + 4 <= r1; i += 4) {
-      const float* x[4] = {X + i * p, X + (i + 1) * p, X + (i + 2) * p, X + (i + 3) * p};
-      double t[4];
-      avx2::dot4(x, v, p, t);
-      avx2::finish_t(t, c, tsum, tt);
+    if constexpr (Loading) {
+      i += avx2::project_blocks(X, p, v, c, r0, r1, g, tsum, tt);
+    } else {
+      for (; i + 4 <= r1; i += 4) {
+        const float* x[4] = {X + i * p, X + (i + 1) * p, X + (i + 2) * p, X + (i + 3) * p};
+        double t[4];
+        avx2::dot4(x, v, p, t);
+        avx2::finish_t(t, c, tsum, tt);
+      }
     }
   }
 #endif
@@ -270,6 +228,13 @@ void dot_rows(const T* __restrict X, int64_t p, const double* __restrict v, doub
     const double t0 = a0 - c, t1 = a1 - c, t2 = a2 - c, t3 = a3 - c;
     tsum += (t0 + t1) + (t2 + t3);
     tt += (t0 * t0 + t1 * t1) + (t2 * t2 + t3 * t3);
+    if constexpr (Loading) {
+#pragma omp simd
+      for (int64_t j = 0; j < p; ++j) {
+        g[j] += (t0 * static_cast<double>(x0[j]) + t1 * static_cast<double>(x1[j])) +
+                (t2 * static_cast<double>(x2[j]) + t3 * static_cast<double>(x3[j]));
+      }
+    }
   }
   for (; i < r1; ++i) {
     const T* __restrict x0 = X + i * p;
@@ -279,6 +244,10 @@ void dot_rows(const T* __restrict X, int64_t p, const double* __restrict v, doub
     const double t0 = a0 - c;
     tsum += t0;
     tt += t0 * t0;
+    if constexpr (Loading) {
+#pragma omp simd
+      for (int64_t j = 0; j < p; ++j) g[j] += t0 * static_cast<double>(x0[j]);
+    }
   }
   acc.tsum += tsum;
   acc.tt += tt;
@@ -294,9 +263,9 @@ PlsProjection project_impl(const MatrixView& m, const double* v, double c, bool 
   for (int64_t g = 0; g < k; ++g) accs.emplace_back(loading ? p : 0);
   run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, ProjAcc& acc) {
     if (loading)
-      project_rows<T>(X, p, v, c, r0, r1, acc);
+      project_rows<T, true>(X, p, v, c, r0, r1, acc);
     else
-      dot_rows<T>(X, p, v, c, r0, r1, acc);
+      project_rows<T, false>(X, p, v, c, r0, r1, acc);
   });
   PlsProjection r;
   r.g = std::move(accs[0].g);

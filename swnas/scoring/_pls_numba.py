@@ -59,9 +59,9 @@ def _compiled() -> dict[str, Any]:
         return x0, cls, s2, counts
 
     @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-    def project_groups(X, v, c, n_groups):  # pragma: no cover - compiled
+    def project_groups(X, v, c, n_groups, loading):  # pragma: no cover - compiled
         n, p = X.shape
-        g = np.zeros((n_groups, p))
+        g = np.zeros((n_groups, p if loading else 0))
         tsum = np.zeros(n_groups)
         tt = np.zeros(n_groups)
         for k in prange(n_groups):
@@ -74,28 +74,12 @@ def _compiled() -> dict[str, Any]:
                 t = a - c
                 tsum[k] += t
                 tt[k] += t * t
-                for j in range(p):
-                    g[k, j] += t * np.float64(X[i, j])
+                if loading:  # without it (the last component) only the dot products
+                    for j in range(p):
+                        g[k, j] += t * np.float64(X[i, j])
         return g, tsum, tt
 
-    @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-    def dot_groups(X, v, c, n_groups):  # pragma: no cover - compiled
-        n, p = X.shape
-        tsum = np.zeros(n_groups)
-        tt = np.zeros(n_groups)
-        for k in prange(n_groups):
-            r0 = n * k // n_groups
-            r1 = n * (k + 1) // n_groups
-            for i in range(r0, r1):
-                a = 0.0
-                for j in range(p):
-                    a += np.float64(X[i, j]) * v[j]
-                t = a - c
-                tsum[k] += t
-                tt[k] += t * t
-        return tsum, tt
-
-    _kernels.update(stats=stats_groups, project=project_groups, dots=dot_groups, version=numba.__version__)
+    _kernels.update(stats=stats_groups, project=project_groups, version=numba.__version__)
     return _kernels
 
 
@@ -114,11 +98,8 @@ def pls_project_numba(X: np.ndarray, v: np.ndarray, c: float, loading: bool = Tr
     ``loading=False`` takes only the dot products (X't is returned as None): the last component.
     """
     n, p = X.shape
-    if not loading:
-        tsum, tt = _compiled()["dots"](X, v, float(c), np.int64(_n_groups(n, p * 8)))
-        return None, float(tsum.sum()), float(tt.sum())
-    g, tsum, tt = _compiled()["project"](X, v, float(c), np.int64(_n_groups(n, p * 8)))
-    return g.sum(axis=0), float(tsum.sum()), float(tt.sum())
+    g, tsum, tt = _compiled()["project"](X, v, float(c), np.int64(_n_groups(n, p * 8)), bool(loading))
+    return (g.sum(axis=0) if loading else None), float(tsum.sum()), float(tt.sum())
 
 
 @register("pls", "numba")
