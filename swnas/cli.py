@@ -222,6 +222,12 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
                    "(default 0.1; 0: train on everything, no best)")
     s.add_argument("--width", type=_positive_int, help="first-stage width, doubled at each stage (NASNet: cell filters)")
     s.add_argument("--cell", choices=("darts", "keras"), help="NASNet cell variant (default darts; keras = the paper's)")
+    s.add_argument("--inherit", action="store_true",
+                   help="grow T from the trained A (new modules start as identities) and fine-tune instead of training "
+                   "from scratch; A is fine-tuned as much for an equal comparison (not the paper's protocol; see "
+                   "docs/protocol.md)")
+    s.add_argument("--inherit-epochs", dest="inherit_epochs", type=_positive_int,
+                   help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
@@ -285,6 +291,7 @@ _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
     "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
+    "inherit", "inherit_epochs",
 )
 # options of one session (not stored in search.json) that a --config file may also hold
 _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")

@@ -18,9 +18,12 @@ import torch
 from swnas.errors import InputError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "ScheduleFactor", "make_optimizer", "make_scheduler",
-           "crop_padding", "estimate_training_hours", "PAPER_SEARCH_RUNS", "DECAY_SCOPES", "NORMALIZATIONS",
+           "crop_padding", "estimate_training_hours", "SCHEDULES", "finetune_recipe", "PAPER_SEARCH_RUNS", "DECAY_SCOPES", "NORMALIZATIONS",
            "FINAL_EPOCHS", "TRANSFER_EPOCHS", "steps_per_epoch", "images_per_epoch", "training_images"]
 
+#: Learning-rate schedules: steps at milestones, one cycle (warm-up then linear decay), or one
+#: cosine annealing from ``lr`` to 0 (a warm restart, used to fine-tune inherited networks).
+SCHEDULES = ("multistep", "onecycle", "cosine")
 #: Which parameters a recipe's weight decay applies to.
 DECAY_SCOPES = ("all", "kernels", "conv_kernels")
 #: How inputs are normalised: per-channel mean and std, or the per-pixel mean image subtracted.
@@ -44,7 +47,7 @@ class Recipe:
         Base (``multistep``) or peak (``onecycle``) learning rate.
     momentum, weight_decay : float
     nesterov : bool
-    schedule : {"multistep", "onecycle"}
+    schedule : {"multistep", "onecycle", "cosine"}
     milestones : tuple of float
         ``multistep``: fractions of the epochs where the rate is multiplied by ``gamma``.
     gamma : float
@@ -153,8 +156,8 @@ def get_recipe(recipe: str | Recipe = "paper", *, epochs: int | None = None,
 def _check_fields(r: Recipe) -> None:
     from swnas.models.init import INIT_SCHEMES
 
-    if r.schedule not in ("multistep", "onecycle"):
-        raise InputError(f"recipe schedule must be 'multistep' or 'onecycle', got {r.schedule!r}")
+    if r.schedule not in SCHEDULES:
+        raise InputError(f"recipe schedule must be one of {list(SCHEDULES)}, got {r.schedule!r}")
     if isinstance(r.copies_per_epoch, bool) or not isinstance(r.copies_per_epoch, int) or r.copies_per_epoch < 1:
         raise InputError(f"copies_per_epoch must be a positive integer, got {r.copies_per_epoch!r}")
     if r.decay_scope not in DECAY_SCOPES:
@@ -165,6 +168,20 @@ def _check_fields(r: Recipe) -> None:
         raise InputError(f"init must be one of {list(INIT_SCHEMES)}, got {r.init!r}")
     if r.normalize not in NORMALIZATIONS:
         raise InputError(f"normalize must be one of {list(NORMALIZATIONS)}, got {r.normalize!r}")
+
+
+def finetune_recipe(recipe: Recipe, epochs: int) -> Recipe:
+    """The recipe that fine-tunes an inherited network (``swnas search --inherit``) for ``epochs``.
+
+    A warm restart (SGDR, Loshchilov & Hutter, ICLR 2017): the rate jumps back to the recipe's
+    base (``multistep``) or peak (``onecycle``) rate and is annealed to 0 along one cosine over the
+    ``epochs``, as NASH (Elsken, Metzen & Hutter, 2017) trains each network grown by a network
+    morphism. Everything else (optimiser, weight decay, augmentation, batch, copies per epoch)
+    is the recipe's. ``docs/protocol.md`` ("Inherit mode") says why.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"inherit_epochs: expected a positive integer, got {epochs!r}")
+    return replace(recipe, epochs=int(epochs), schedule="cosine", milestones=())
 
 
 def images_per_epoch(recipe: Recipe, n_train: int) -> int:
@@ -212,6 +229,8 @@ class ScheduleFactor:
         if self.kind == "multistep":
             epoch = step // self.steps_per_epoch
             return self.gamma ** sum(1 for m in self.milestones if epoch >= m)
+        if self.kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, self.total))))
         if step < self.warmup_steps:
             return self.start_factor + (1.0 - self.start_factor) * step / self.warmup_steps
         span = max(1, self.total - self.warmup_steps)

@@ -69,6 +69,11 @@ class SearchConfig:
     training data, and ``best`` is the candidate with the highest validation accuracy (none when
     ``val_split`` is 0). ``width`` sets the first-stage width (doubled per stage) and ``cell`` the
     NASNet cell variant (:class:`swnas.models.ArchSpec`).
+
+    ``inherit`` (an addition to the paper, ``docs/protocol.md``): T grows from the trained A by
+    function-preserving growth and is fine-tuned ``inherit_epochs`` (``None``: an eighth of the
+    training epochs, at least 1) instead of trained from scratch; so is A fine-tuned as T's
+    equal-training reference, and the next A is cut from T.
     """
 
     criterion: str = "pls"
@@ -101,6 +106,8 @@ class SearchConfig:
     val_split: float = 0.1
     width: int | None = None
     cell: str = "darts"
+    inherit: bool = False
+    inherit_epochs: int | None = None
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
@@ -120,6 +127,7 @@ class SearchConfig:
             raise InputError(f"--param: criterion {c.criterion!r} takes no parameters, got {c.score_params}")
         _check_numbers(c)
         _check_protocol(c)
+        _check_inherit(c)
         from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
 
         if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
@@ -161,6 +169,40 @@ def _check_numbers(c: SearchConfig) -> None:
     if c.lr is not None and c.lr > FLOAT32_MAX:
         raise InputError(f"lr: {c.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
                          "such as 0.1")
+
+
+#: ``--inherit-epochs`` default: this fraction of the training epochs (docs/protocol.md, "Inherit mode").
+INHERIT_EPOCHS_FRACTION = 8
+
+
+def _check_inherit(c: SearchConfig) -> None:
+    """``inherit`` needs a growable module type; fills ``inherit_epochs`` (training epochs // 8, >= 1)."""
+    if not isinstance(c.inherit, bool):
+        raise InputError(f"inherit: expected true or false, got {c.inherit!r}")
+    v = c.inherit_epochs
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        raise InputError(f"inherit_epochs: expected a positive integer, got {v!r}")
+    if not c.inherit:
+        if v is not None:
+            raise InputError("--inherit-epochs applies with --inherit only")
+        return
+    from swnas.models.grow import can_inherit
+
+    why = can_inherit(c.module)
+    if why is not None:
+        raise InputError(f"--inherit: --module {c.module} cannot grow by inheritance: {why}. "
+                         "Run this search without --inherit (every network trains from scratch)")
+    if v is None:
+        if c.transfer is not None:
+            base = c.finetune_epochs if c.finetune_epochs is not None else (c.epochs or 50)
+        else:
+            try:
+                from swnas.recipes import get_recipe
+
+                base = c.epochs if c.epochs is not None else get_recipe(c.recipe).epochs
+            except InputError:
+                base = 8  # an unknown recipe is reported by validate_options, naming --recipe
+        c.inherit_epochs = max(1, int(base) // INHERIT_EPOCHS_FRACTION)
 
 
 def _check_protocol(c: SearchConfig) -> None:

@@ -52,7 +52,7 @@ def ensure_final(search: "Search", net: dict, label: str = "[final]") -> dict:
     ckpt = f"checkpoints/{name}-final.pt"
     rec = {"epochs": int(cfg.final_epochs), "top1": tr.get("top1"), "top5": tr.get("top5"),
            "val_top1": tr.get("val_top1"), "train_seconds": float(tr.get("seconds", time.perf_counter() - t0)),
-           "checkpoint": ckpt}
+           "images_trained": tr.get("images"), "checkpoint": ckpt}
     if search.main:
         path = atomic_save(lambda p: tk.save(model, p), inside(search.out, ckpt, "checkpoint"))
         rec["checkpoint_sha256"] = file_sha256(path)

@@ -66,6 +66,17 @@ def control_decision(criterion: str, n_stages: int, seed: int, iteration: int) -
     return [bool(v) for v in rng.random(n_stages) < 0.5]
 
 
+def _describe(role: str, iteration: int, inherit: bool) -> str:
+    """How progress lines name a network (``T2 (A deepened)``, ``F2 (A1 fine-tuned as T2)``)."""
+    if iteration == 0:
+        return "initial network A"
+    if role == "T":
+        return f"T{iteration} (A deepened{', inherited' if inherit else ''})"
+    if role == "F":
+        return f"F{iteration} (A{iteration - 1} fine-tuned as long as T{iteration})"
+    return f"A{iteration}{' (cut from T' + str(iteration) + ')' if inherit else ''}"
+
+
 def checkpoint_path(out: Path, net: dict) -> Path:
     """The checkpoint file of a recorded network, checked: inside ``out``, present, and (when the
     state records its SHA-256) the very file that was written. Errors name the file."""
@@ -88,22 +99,29 @@ class Search:
         self.cfg, self.out, self.tk, self.state, self.progress = cfg, out, tk, state, progress
         self.main = bool(tk.is_main())
         self.models: dict[int, Any] = {}
+        if cfg.inherit:
+            progress.networks_per_iteration(3)
 
     # -- Algorithm 1
     def run(self) -> None:
         cfg = self.cfg
         self.state.doc["environment"] = runinfo.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
+        if cfg.inherit and (self.tk.grow is None or self.tk.finetune is None):
+            raise InputError("--inherit: this toolkit cannot grow networks (it has no grow/finetune)")
         A = self.ensure_trained("A", 0, [cfg.m0] * cfg.stages)
         for k in range(1, cfg.iterations + 1):
             rec = self.state.step(k)
             if rec is not None and rec["stopped_early"]:
                 break
-            T = self.ensure_trained("T", k, [m + cfg.delta for m in A["stages"]])
+            T = self.ensure_trained("T", k, [m + cfg.delta for m in A["stages"]], parent=A)
+            ref = A
+            if cfg.inherit:  # A fine-tuned as long as T, same schedule and seed: the equal-training reference
+                ref = self.ensure_trained("F", k, list(A["stages"]), parent=A, seed=int(T["seed"]))
             if rec is None:
-                rec = self.compare(k, A, T)
+                rec = self.compare(k, A, T, ref)
                 if rec["stopped_early"]:
                     break
-            A = self.ensure_trained("A", k, list(rec["stages_after"]))
+            A = self.ensure_trained("A", k, list(rec["stages_after"]), parent=T)
             if rec["new_A"] != A["index"]:
                 rec["new_A"] = A["index"]
                 self.write()
@@ -116,17 +134,20 @@ class Search:
         self.write()
         self.tk.barrier()
 
-    def compare(self, k: int, A: dict, T: dict) -> dict:
-        """Score A and T, apply :func:`decide` (or a control criterion), record the step."""
+    def compare(self, k: int, A: dict, T: dict, ref: dict | None = None) -> dict:
+        """Score ``ref`` (A itself; in inherit mode A fine-tuned as long as T) and T, apply
+        :func:`decide` (or a control criterion), record the step."""
         cfg = self.cfg
-        self.progress.step(self.state.steps_done(), f"scoring the stages of A and T{k} ({cfg.criterion})")
+        ref = A if ref is None else ref
+        what = "A" if ref is A else f"F{k} (A fine-tuned as T{k})"
+        self.progress.step(self.state.steps_done(), f"scoring the stages of {what} and T{k} ({cfg.criterion})")
         if cfg.criterion in CONTROL_CRITERIA:
             grow = control_decision(cfg.criterion, len(A["stages"]), cfg.seed, k)
         else:
-            self.ensure_scored([A, T])
-            grow = decide(A["scores"], T["scores"])
-            tracking.active().scores(k, A["scores"], T["scores"])  # E: --track
-        sa = A["scores"] or [None] * len(grow)
+            self.ensure_scored([ref, T])
+            grow = decide(ref["scores"], T["scores"])
+            tracking.active().scores(k, ref["scores"], T["scores"])  # E: --track
+        sa = ref["scores"] or [None] * len(grow)
         st = T["scores"] or [None] * len(grow)
         comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
                  for i, (a, t, g) in enumerate(zip(sa, st, grow))]
@@ -136,10 +157,13 @@ class Search:
             "stages_after": [m + (cfg.delta if g else 0) for m, g in zip(A["stages"], grow)],
             "no_growth": not any(grow), "new_A": None, "stopped_early": False,
         }
+        if ref is not A:
+            rec["reference"] = ref["index"]
         self.state.iterations.append(rec)
+        ra = "A" if ref is A else "F"
         for c in comps:
             verdict = f"grow by {cfg.delta}" if c["grow"] else "keep"
-            how = (f"score A {c['score_A']:.6g} vs T {c['score_T']:.6g}" if c["score_A"] is not None
+            how = (f"score {ra} {c['score_A']:.6g} vs T {c['score_T']:.6g}" if c["score_A"] is not None
                    else f"{cfg.criterion} control")
             self.progress.say(f"    iteration {k} stage {c['stage']}: {how} -> {verdict}")
         if rec["no_growth"]:
@@ -148,15 +172,22 @@ class Search:
                 self.state.status = "stopped_early"
                 self.progress.say(f"    iteration {k}: no stage grew; stopping early (--stop-early)")
             else:
-                self.progress.say(f"    iteration {k}: no stage grew; continuing with A retrained, as the paper "
+                again = "fine-tuned" if cfg.inherit else "retrained"
+                self.progress.say(f"    iteration {k}: no stage grew; continuing with A {again}, as the paper "
                                   "does (--stop-early stops here)")
         self.write()
         self.tk.barrier()
         return rec
 
     # -- networks
-    def ensure_trained(self, role: str, iteration: int, stages: list[int]) -> dict:
-        """The recorded network ``role``/``iteration``, training (and recording) it when missing."""
+    def ensure_trained(self, role: str, iteration: int, stages: list[int], parent: dict | None = None,
+                       seed: int | None = None) -> dict:
+        """The recorded network ``role``/``iteration``, training (and recording) it when missing.
+
+        In inherit mode a network with a ``parent`` grows from the parent's trained weights
+        (:attr:`Toolkit.grow`) and is fine-tuned (:attr:`Toolkit.finetune`); otherwise it is
+        built afresh (or transferred) and trained. ``seed`` defaults to ``config.seed + index``.
+        """
         net = self.state.find(role, iteration)
         if net is not None:
             if list(net["stages"]) != list(stages):
@@ -166,17 +197,23 @@ class Search:
                 )
             return net
         index = len(self.state.networks)
-        seed = self.cfg.seed + index
-        kind = "initial network A" if iteration == 0 else (f"T{iteration} (A deepened)" if role == "T" else f"A{iteration}")
-        self.progress.step(self.state.steps_done(), f"training {kind}: stages {stages}")
+        seed = self.cfg.seed + index if seed is None else int(seed)
+        inherit = bool(self.cfg.inherit) and parent is not None
+        kind = _describe(role, iteration, inherit)
+        self.progress.step(self.state.steps_done(), f"{'fine-tuning' if inherit else 'training'} {kind}: stages {stages}")
         t0 = time.perf_counter()
-        model = self.tk.build(list(stages), seed)
+        if inherit:
+            model = self.tk.grow(self.model(parent), list(stages), seed)
+            trainer = self.tk.finetune
+        else:
+            model = self.tk.build(list(stages), seed)
+            trainer = self.tk.train
         # E: per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.resume)
         work = resume.network_workdir(self.out, f"{index:02d}-{role}{iteration}")
         note = resume.describe_partial(work, kind)
         if note:
             self.progress.say(note)
-        tr = dict(resume.train_with_checkpoints(self.tk.train, model, seed, work))
+        tr = dict(resume.train_with_checkpoints(trainer, model, seed, work))
         seconds = float(tr.get("seconds", time.perf_counter() - t0))
         meas = dict(self.tk.measure(model, seconds))
         if meas.get("carbon_method"):
@@ -186,6 +223,10 @@ class Search:
                "metrics": metrics_record(meas, tr, seconds)}
         if tr.get("history") is not None:
             net["history"] = tr["history"]
+        if inherit:
+            net["inherited_from"] = {"index": parent["index"], "role": parent["role"],
+                                     "iteration": parent["iteration"],
+                                     "checkpoint_sha256": parent.get("checkpoint_sha256")}
         net.update(self.save_network(model, f"{index:02d}-{role}{iteration}"))
         self.state.add_network(net)
         live = self.state.current_a()  # keep the current A and the new network; drop the rest

@@ -40,9 +40,15 @@ class Progress:
         self.echo = echo
         self.iterations = iterations
         self.enabled = enabled
+        self.per_iteration = 2
         self.total_steps = 3 * iterations + 1
         self.train_times: list[float] = []
         self.score_times: list[float] = []
+
+    def networks_per_iteration(self, k: int) -> None:
+        """Networks trained per iteration: 2 (T and A), 3 in inherit mode (T, F and A)."""
+        self.per_iteration = int(k)
+        self.total_steps = (k + 1) * self.iterations + 1
 
     def say(self, msg: str) -> None:
         if not self.enabled:
@@ -60,7 +66,7 @@ class Progress:
     def eta(self, trained: int, scored: int, running: bool) -> str:
         """`` | ETA ~...`` from the mean step times so far, or ``""`` when nothing is left or known."""
         n = self.iterations
-        left_train = max(0, 2 * n + 1 - trained)
+        left_train = max(0, self.per_iteration * n + 1 - trained)
         left_score = max(0, n - scored)
         if not running or (left_train + left_score) == 0 or not self.train_times:
             return ""

@@ -14,7 +14,7 @@ from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMI
 from swnas.state import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "metrics_record",
-           "RESUME_FREE"]
+           "RESUME_FREE", "ROLES", "cost_summary"]
 
 # options that may differ when resuming whatever was done: they do not change what is computed
 # (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance)
@@ -22,8 +22,11 @@ RESUME_FREE = ("device", "quiet", "backend", "workers")
 # options that change how networks are built or trained, and those that change how they are scored
 _TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
              "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn", "val_split", "width",
-             "cell")
+             "cell", "inherit", "inherit_epochs")
 _SCORING = ("criterion", "reduce", "score_params")
+#: Network roles: A (the current network; A0 the initial one, A1..An the candidates), T (A deepened
+#: by delta), F (inherit mode: A fine-tuned as long as T, the reference T is compared with).
+ROLES = ("A", "T", "F")
 _NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed": int, "metrics": dict,
              "checkpoint": str, "spec": str}
 _ITER_KEYS = {"iteration": int, "A": int, "T": int, "comparisons": list, "grown": list, "stages_before": list,
@@ -48,6 +51,7 @@ def metrics_record(measured: dict, trained: dict, seconds: float) -> dict:
         "top5": trained.get("top5"),
         "val_top1": trained.get("val_top1"),
         "epochs": trained.get("epochs"),
+        "images_trained": trained.get("images"),
         "train_seconds": float(seconds),
     })
 
@@ -139,6 +143,40 @@ class SearchState:
 
         scored = [i for i in self.candidates if val(i) is not None]
         self.doc["best"] = max(scored, key=lambda i: (val(i), -i)) if scored else None
+        self.doc["cost"] = cost_summary(self.doc)
+
+
+def cost_summary(doc: dict) -> dict | None:
+    """Images trained by the search, and by the paper's protocol at the same settings.
+
+    The paper's protocol trains A0 and every T_k and A_k as long as A0 (from scratch, or
+    fine-tuned from a donor for the same epochs), so its images are ``A0's x (1 + 2 n)`` for the
+    ``n`` candidates trained, plus the same final epochs. ``growth_*`` counts T_1..T_n, A_1..A_n
+    (and the F_k of inherit mode) only: what inherit mode changes. ``None`` when a network did not
+    report its images (a toolkit without image counts).
+    """
+    nets = doc.get("networks") or []
+    a0 = next((n for n in nets if n.get("role") == "A" and n.get("iteration") == 0), None)
+
+    def images(rec: Any) -> int | None:
+        v = rec.get("images_trained") if isinstance(rec, dict) else None
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    if a0 is None or any(images(n.get("metrics")) is None for n in nets):
+        return None
+    finals = [images(n["final"]) for n in nets if isinstance(n.get("final"), dict)]
+    if any(f is None for f in finals):
+        return None
+    per_net = images(a0["metrics"])
+    n_cand = sum(1 for n in nets if n.get("role") == "A" and n.get("iteration", 0) >= 1)
+    growth = sum(images(n["metrics"]) for n in nets if n is not a0)
+    growth_paper = 2 * n_cand * per_net
+    total = per_net + growth + sum(finals)
+    paper = per_net * (1 + 2 * n_cand) + sum(finals)
+    return {"images_trained": total, "paper_protocol_images": paper,
+            "ratio": total / paper if paper else None,
+            "growth_images": growth, "growth_images_paper_protocol": growth_paper,
+            "growth_ratio": growth / growth_paper if growth_paper else None}
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -180,8 +218,8 @@ def _check_entries(state: dict, path: Path) -> None:
         _check_fields(net, _NET_KEYS, where)
         if net["index"] != i:
             raise InputError(f"{where}: 'index' is {net['index']}, expected {i}")
-        if net["role"] not in ("A", "T"):
-            raise InputError(f"{where}: 'role' must be 'A' or 'T', got {net['role']!r}")
+        if net["role"] not in ROLES:
+            raise InputError(f"{where}: 'role' must be one of {', '.join(ROLES)}, got {net['role']!r}")
         if not net["stages"] or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
                                         for s in net["stages"]):
             raise InputError(f"{where}: 'stages' must be positive module counts, got {net['stages']!r}")
@@ -208,6 +246,8 @@ def _check_entries(state: dict, path: Path) -> None:
         for key, role in (("A", "A"), ("T", "T")):
             if not index_ok(rec[key], role):
                 raise InputError(f"{where}: {key!r} = {rec[key]!r} is not the index of a trained {role}")
+        if rec.get("reference") is not None and not index_ok(rec["reference"], "F"):
+            raise InputError(f"{where}: 'reference' = {rec['reference']!r} is not the index of a trained F")
         if rec.get("new_A") is not None and not index_ok(rec["new_A"], "A"):
             raise InputError(f"{where}: 'new_A' = {rec['new_A']!r} is not the index of a trained A")
 
@@ -280,6 +320,8 @@ def comparable_state(state: dict) -> dict:
     s = copy.deepcopy(state)
     for net in s.get("networks", []):
         net.pop("checkpoint_sha256", None)
+        if isinstance(net.get("inherited_from"), dict):
+            net["inherited_from"].pop("checkpoint_sha256", None)
         for k in TIMING_KEYS:
             net.get("metrics", {}).pop(k, None)
         for epoch in net.get("history") or []:  # per-epoch timings

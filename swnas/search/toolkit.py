@@ -41,6 +41,15 @@ class Toolkit:
         The candidates' final training (:mod:`swnas.search.final`): continues ``model`` in place
         for ``epochs`` at the schedule's last rate, resumable from ``checkpoint_dir``; returns
         ``top1``, ``top5``, ``val_top1``, ``seconds``. ``None``: no final training.
+    grow : (parent_model, stages, seed) -> model, optional
+        Inherit mode: a network with ``stages`` modules per stage inheriting the parent's weights,
+        added modules starting as identities (:func:`swnas.models.grow.inherit`).
+    finetune : (model, seed, checkpoint_dir=None) -> dict, optional
+        Inherit mode: fine-tunes in place (``--inherit-epochs``, a warm restart; returns what
+        ``train`` returns).
+
+    Every training callable may also return ``images``: the images it trained on (epochs x
+    training images x copies per epoch), recorded as ``metrics.images_trained``.
     """
 
     build: Callable[[list, int], Any]
@@ -54,6 +63,8 @@ class Toolkit:
     barrier: Callable[[], None] = lambda: None
     carbon_note: str = ""
     final_train: Callable[[Any, int, int, str], dict] | None = None
+    grow: Callable[[Any, list, int], Any] | None = None
+    finetune: Callable[..., dict] | None = None
 
 
 def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
@@ -119,7 +130,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     from swnas import models as M
     from swnas.data import load_dataset
     from swnas.features import stage_scores
-    from swnas.recipes import get_recipe
+    from swnas.recipes import finetune_recipe, get_recipe, training_images
     from swnas.search.validate import check_problem_sizes
     from swnas.tracking import epoch_callback
     from swnas.train import train
@@ -132,6 +143,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     epochs = training_epochs(cfg, donor is not None)
     rec = get_recipe(cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     show = progress and dist.is_main()
+    n_train = int(len(ds.y_train))
     used = {"device": "cpu"}
 
     def build(stages, seed):
@@ -151,13 +163,21 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         if p is not None:
             used["device"] = str(p.device)
         return {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "seconds": r.seconds, "epochs": r.epochs,
-                "history": r.history}
+                "history": r.history, "images": training_images(recipe, n_train, r.epochs)}
 
     def train_fn(model, seed, checkpoint_dir=None):
         return run_training(model, seed, rec, checkpoint_dir)
 
     def final_fn(model, seed, final_epochs, checkpoint_dir):
         return run_training(model, seed, final_recipe(rec, final_epochs), checkpoint_dir)
+
+    def grow_fn(parent, stages, seed):
+        from swnas.models.grow import inherit
+
+        return inherit(parent, list(stages), seed=seed)
+
+    def finetune_fn(model, seed, checkpoint_dir=None):
+        return run_training(model, seed, finetune_recipe(rec, int(cfg.inherit_epochs)), checkpoint_dir)
 
     def score_fn(model):
         return [r.stage for r in _stage_scores_distributed(model, ds, cfg, stage_scores)]
@@ -171,6 +191,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         measure=lambda model, seconds: measure_network(model, ds, seconds, used["device"]),
         save=lambda model, path: M.save_model(model, path), load=load_model_checked, spec=spec,
         is_main=dist.is_main, barrier=dist.barrier, carbon_note=CARBON_NOTE, final_train=final_fn,
+        grow=grow_fn if cfg.inherit else None, finetune=finetune_fn if cfg.inherit else None,
     )
 
 
