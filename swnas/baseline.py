@@ -68,6 +68,7 @@ def train_architecture(
     input_size: int | None = None,
     workers: int = 4,
     sync_bn: bool = False,
+    val_split: float = 0.0,
 ) -> dict:
     """Train one architecture from scratch and write ``OUT/model.pt`` and ``OUT/train.json``.
 
@@ -80,13 +81,16 @@ def train_architecture(
     Training keeps an epoch checkpoint in ``OUT/training/``: the same call after a kill continues
     from it. ``input_size`` and ``workers`` apply to a streamed ``imagefolder``; ``sync_bn`` under DDP.
     The network starts from the recipe's initialisation (``original``: he-normal), as the networks of a
-    search trained from scratch do.
+    search trained from scratch do. ``val_split`` holds out the same stratified validation split a
+    search with that ``--val-split`` and ``seed`` holds out (``metrics.val_top1``), so a baseline
+    trains on exactly the search networks' images.
     """
     import torch
 
     from swnas import distributed as dist
     from swnas import models as M
     from swnas.data import check_source, load_dataset
+    from swnas.recipes import training_images
     from swnas.recipes import get_recipe
     from swnas.search.state import metrics_record
     from swnas.search.toolkit import measure_network
@@ -105,7 +109,8 @@ def train_architecture(
         lock = RunLock(out).acquire()
         clean_temp_files(out)
     try:
-        ds = load_dataset(dataset, data, subset=subset, seed=seed, input_size=input_size, workers=workers)
+        ds = load_dataset(dataset, data, subset=subset, seed=seed, input_size=input_size, workers=workers,
+                          val_split=val_split)
         spec = dataclasses.replace(spec, num_classes=ds.num_classes, input_size=ds.input_size,
                                    in_channels=ds.in_channels)
         torch.manual_seed(seed)
@@ -122,8 +127,9 @@ def train_architecture(
             "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,
             "spec": spec.to_dict(), "dataset": dataset,
             "options": {"data": data, "subset": subset, "recipe": recipe, "epochs": epochs, "batch_size": batch_size,
-                        "lr": lr, "seed": seed, "device": device},
-            "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "epochs": r.epochs}, r.seconds),
+                        "lr": lr, "seed": seed, "device": device, "val_split": val_split},
+            "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
+                                             "images": training_images(rec, len(ds.y_train), r.epochs)}, r.seconds),
             "checkpoint": MODEL_FILE,
         }
         if dist.is_main():

@@ -151,10 +151,49 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
 
     _add_paper_parser(sub)
+    _add_study_parser(sub)
 
     # backends -----------------------------------------------------------------------------
     sub.add_parser("backends", help="scorer backends available here, and why the others are not")
     return p
+
+
+def _add_study_parser(sub: Any) -> None:
+    from swnas.study import ARMS, StudyConfig
+
+    d = StudyConfig()
+    st = sub.add_parser("study", help="does the criterion beat chance, and does --inherit choose as well? "
+                        "(arms x seeds, resumable)",
+                        description="Run PLS and the random/uniform controls in inherit mode, PLS under the paper's "
+                        "protocol and uniform baselines, for several seeds, at one reduced scale; the same command "
+                        "continues an interrupted study. Writes OUT/summary.md, summary.csv and two plots.")
+    st.add_argument("--out", metavar="DIR", required=True)
+    st.add_argument("--dataset", default=d.dataset)
+    st.add_argument("--data", metavar="PATH")
+    st.add_argument("--seeds", type=_int_list, default=d.seeds, help="comma-separated (default 0,1,2)")
+    st.add_argument("--arms", type=lambda v: [a for a in v.split(",") if a], default=d.arms,
+                    help=f"comma-separated subset of {','.join(ARMS)}")
+    st.add_argument("--subset", type=_positive_int, default=d.subset, help=f"training images (default {d.subset})")
+    st.add_argument("--m0", type=_positive_int, default=d.m0)
+    st.add_argument("--delta", type=_positive_int, default=d.delta)
+    st.add_argument("--iterations", type=_positive_int, default=d.iterations)
+    st.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    st.add_argument("--final-epochs", dest="final_epochs", type=_nonneg_int, default=None)
+    st.add_argument("--inherit-epochs", dest="inherit_epochs", type=_positive_int, default=None)
+    st.add_argument("--lr", type=_positive_float, default=d.lr)
+    st.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=d.batch_size)
+    st.add_argument("--baseline-depths", dest="baseline_depths", type=_int_list, default=d.baseline_depths)
+    st.add_argument("--device", default=d.device)
+    st.add_argument("--threads", type=_positive_int, default=None,
+                    help="torch intra-op threads (default: torch's); fix it to make runs comparable")
+    st.add_argument("--quiet", action="store_true")
+
+
+def _int_list(v: str) -> list[int]:
+    try:
+        return [int(x) for x in v.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {v!r}") from None
 
 
 def _add_paper_parser(sub: Any) -> None:
@@ -535,7 +574,24 @@ def cmd_paper(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(ns: argparse.Namespace) -> int:
+    from swnas.study import StudyConfig, run_study
+
+    if ns.threads is not None:
+        import torch
+
+        torch.set_num_threads(ns.threads)
+    cfg = StudyConfig(dataset=ns.dataset, data=ns.data, seeds=ns.seeds, arms=ns.arms, subset=ns.subset, m0=ns.m0,
+                      delta=ns.delta, iterations=ns.iterations, epochs=ns.epochs, final_epochs=ns.final_epochs,
+                      inherit_epochs=ns.inherit_epochs, lr=ns.lr, batch_size=ns.batch_size,
+                      baseline_depths=ns.baseline_depths, device=ns.device)
+    path = run_study(cfg, ns.out, echo=_echo(ns.quiet))
+    print(path.read_text())
+    return 0
+
+
 _COMMANDS = {
+    "study": cmd_study,
     "search": cmd_search,
     "report": cmd_report,
     "ensemble": cmd_ensemble,
