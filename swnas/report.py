@@ -24,6 +24,7 @@ __all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMN
 COLUMNS = (
     "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
     "latency_ms", "carbon_kg", "top1", "top5", "val_top1", "final_epochs", "final_top1", "final_val_top1",
+    "images_trained",
 )
 
 
@@ -47,8 +48,20 @@ def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
         "depth": depth if depth is not None else m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
         "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
         "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"), "val_top1": m.get("val_top1"),
-        "final_epochs": None, "final_top1": None, "final_val_top1": None,
+        "final_epochs": None, "final_top1": None, "final_val_top1": None, "images_trained": m.get("images_trained"),
     }
+
+
+def cost_line(state: dict) -> str:
+    """The search's training cost, and the paper protocol's at the same settings (empty when unknown)."""
+    c = state.get("cost")
+    if not isinstance(c, dict) or not c.get("paper_protocol_images"):
+        return ""
+    mode = "inherit mode" if state.get("config", {}).get("inherit") else "the paper's protocol"
+    return (f"Training cost ({mode}): {c['images_trained']:,} images trained in all; the paper's protocol trains "
+            f"{c['paper_protocol_images']:,} at the same settings ({c['ratio']:.2f}x). T, F and A networks of the "
+            f"iterations: {c['growth_images']:,} vs {c['growth_images_paper_protocol']:,} images "
+            f"({c['growth_ratio']:.2f}x).")
 
 
 def _baselines(out: Path) -> list[dict]:
@@ -94,6 +107,7 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
             "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
             "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
             "val_top1": None, "final_epochs": None, "final_top1": None, "final_val_top1": None,
+            "images_trained": None,
         })
     return rows
 
@@ -126,6 +140,10 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
         f"Status {state['status']}: {len(state['networks'])} networks trained, "
         f"{len(state['candidates'])} candidates.",
         "",
+    ]
+    if cost_line(state):
+        lines += [cost_line(state), ""]
+    lines += [
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",
     ]

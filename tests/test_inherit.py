@@ -312,3 +312,38 @@ def test_kill_during_T_fine_tuning_then_resume_equals_the_uninterrupted_run(tmp_
     got, want = load_state(run_dir), load_state(ref_dir)
     assert [n["role"] for n in want["networks"]] == ["A", "T", "F", "A"]
     assert comparable_state(got) == comparable_state(want)  # scores, decisions, accuracies, histories
+
+
+def test_transfer_gives_A0_only_and_T_may_outgrow_the_donor(tmp_path):
+    from swnas.search import default_toolkit
+
+    torch.manual_seed(3)
+    donor = M.build(M.ArchSpec(module="basic", stages=[2, 2, 2], num_classes=10, input_size=8, in_channels=1))
+    M.save_model(donor, tmp_path / "donor.pt")
+    with pytest.raises(InputError, match="too shallow for m0 \\+ delta = 3"):
+        default_toolkit(SearchConfig(dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"),
+                                     device="cpu").resolved(), progress=False)
+    cfg = SearchConfig(dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"), device="cpu",
+                       inherit=True).resolved()
+    tk = default_toolkit(cfg, progress=False)
+    a0 = tk.build([2, 2, 2], 0)  # from the donor
+    assert torch.equal(a0.stages[1][1].conv1.weight, donor.stages[1][1].conv1.weight)
+    t = tk.grow(a0.eval(), [3, 3, 3], 1)  # deeper than the donor: grown, not transferred
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(t(x), a0(x), rtol=0, atol=1e-6)
+    with pytest.raises(InputError, match="too shallow for m0 = 3"):
+        default_toolkit(SearchConfig(dataset="digits", m0=3, delta=1, transfer=str(tmp_path / "donor.pt"),
+                                     inherit=True).resolved(), progress=False)
+
+
+def test_report_states_the_cost_against_the_paper_protocol():
+    from swnas.report import cost_line
+
+    state = {"config": {"inherit": True}, "cost": {"images_trained": 3200, "paper_protocol_images": 6000,
+                                                   "ratio": 3200 / 6000, "growth_images": 1200,
+                                                   "growth_images_paper_protocol": 4000, "growth_ratio": 0.3}}
+    line = cost_line(state)
+    assert "inherit mode" in line and "3,200 images" in line and "6,000" in line and "(0.53x)" in line
+    assert "1,200 vs 4,000 images (0.30x)" in line
+    assert cost_line({"config": {}, "cost": None}) == ""

@@ -108,10 +108,11 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
             f"transfer: the donor is a {template.module} network with {len(template.stages)} stages; "
             f"give --module {template.module} --stages {len(template.stages)}"
         )
-    if cfg.m0 + cfg.delta > min(template.stages):
+    need = cfg.m0 if cfg.inherit else cfg.m0 + cfg.delta  # inherit mode: the donor gives A0's weights only
+    if need > min(template.stages):
         raise InputError(
-            f"transfer: the donor's stages {list(template.stages)} are too shallow for m0 + delta = "
-            f"{cfg.m0 + cfg.delta} modules (a candidate cannot be deeper than its donor)"
+            f"transfer: the donor's stages {list(template.stages)} are too shallow for "
+            f"{'m0' if cfg.inherit else 'm0 + delta'} = {need} modules (a network cannot be deeper than its donor)"
         )
     return template, donor
 
