@@ -425,6 +425,10 @@ def cmd_search(ns: argparse.Namespace) -> int:
     print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
           f"(A_1..A_n; the initial A is the starting network)")
     print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
+    cost = res.state.get("cost")
+    if isinstance(cost, dict) and cost.get("ratio") is not None:
+        print(f"training cost: {cost['images_trained']:,} images, {cost['ratio']:.2f}x what the paper's protocol trains "
+              f"at these settings ({cost['paper_protocol_images']:,})")
     if res.best is not None:
         best = res.networks[res.best]
         print(f"best candidate (highest validation accuracy): {show(best)}  spec: {out / best['spec']}")
