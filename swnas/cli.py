@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -398,15 +399,30 @@ def cmd_search(ns: argparse.Namespace) -> int:
     from swnas.runsession import search_session  # E: logging, --track, OUT/config.yaml
     from swnas.search.validate import validate_options
 
+    from swnas.search.opening import fresh_allowed, lock_out
+
     validate_options(cfg.resolved())  # a refused option leaves nothing in OUT (run_search checks again)
+    from swnas.tracking import check_tracker
+
+    check_tracker(getattr(ns, "track", None))  # a missing --track package is refused before OUT exists
+    main = os.environ.get("RANK", "0") in ("", "0")  # the process group is joined later, in the toolkit
+    # the lock first: nothing in OUT is written (config.yaml, search.log, --track files) or removed
+    # unless this command holds it, so a refused second run never touches the run that holds it
     made_out = resume is None and not out.exists() and not out.is_symlink()
+    lock = lock_out(out, resume is not None) if main else None
     try:
-        with search_session(cfg, out, ns, quiet):
-            res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
-    except InputError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
-        if made_out and dist.is_main():
-            _remove_untrained(out)
-        raise
+        if main and resume is None:
+            fresh_allowed(out)  # before the session rewrites config.yaml of a search that trained
+        try:
+            with search_session(cfg, out, ns, quiet):
+                res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet), lock=lock)
+        except SwnasError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
+            if made_out and main:
+                _remove_untrained(out)  # still under this command's lock
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
 
     if not dist.is_main():
         return 0
