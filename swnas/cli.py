@@ -623,6 +623,10 @@ _COMMANDS = {
 }
 
 
+def _search_dir(ns: argparse.Namespace) -> str:
+    return str(getattr(ns, "resume", None) or getattr(ns, "out", "runs/search"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status."""
     parser = build_parser()
@@ -630,7 +634,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[ns.command](ns)
     except SwnasError as exc:
-        print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
+        from swnas.errors import WriteError
+
+        hint = ""
+        if isinstance(exc, WriteError) and ns.command == "search":
+            hint = f"; the search continues with `swnas search --resume {_search_dir(ns)}`"
+        print(f"swnas {ns.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # the trainer's divergence report (names the epoch)
         lr = getattr(ns, "lr", None)
@@ -641,11 +650,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
               file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         hint = ""
         if ns.command == "search":
-            d = getattr(ns, "resume", None) or getattr(ns, "out", "runs/search")
-            hint = f"; continue with `swnas search --resume {d}`"
+            hint = f"; continue with `swnas search --resume {_search_dir(ns)}`"
         print(f"swnas {ns.command}: interrupted{hint}", file=sys.stderr)
         return 130

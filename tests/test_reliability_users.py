@@ -68,3 +68,85 @@ def test_refused_search_never_removes_a_directory_made_meanwhile(tmp_path, capsy
         assert code == 2 and "in use by pid" in err, err
         assert out.is_dir() and snapshot(out) == before
         assert (out / RunLock.NAME).exists()  # the holder's lock file is still the one it holds
+
+
+# ------------------------------------------------------------------ 2. disk full
+TORCH_FULL = ("[enforce fail at inline_container.cc:626] . unexpected pos 3456 vs 3350")
+
+
+def test_disk_full_while_saving_a_checkpoint_is_a_message_and_resumes(tmp_path, capsys, monkeypatch):
+    calls = Calls()
+    factory = fake_factory(calls)
+    full = {"on": True}
+
+    def with_full_disk(cfg, progress=True):
+        tk = factory(cfg, progress)
+        save = tk.save
+
+        def save_or_fail(m, p):
+            Path(p).write_text("half a checkpoint")
+            if full["on"] and calls.train == 2:
+                raise RuntimeError(TORCH_FULL)
+            save(m, p)
+
+        tk.save = save_or_fail
+        return tk
+
+    monkeypatch.setattr(search_mod, "default_toolkit", with_full_disk)
+    out = tmp_path / "s"
+    code, _, err = run(["search", *SMALL, "--out", out], capsys)
+    assert code == 2 and f"cannot write {out / 'checkpoints' / '01-T1.pt'}" in err, err
+    assert "no space left" in err and f"swnas search --resume {out}" in err
+    state = json.loads((out / "search.json").read_text())
+    assert [n["index"] for n in state["networks"]] == [0]  # the earlier state is intact
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    full["on"] = False
+    assert run(["search", "--resume", out, "--no-report", "--quiet"], capsys)[0] == 0
+
+
+def test_disk_full_while_writing_the_state_is_a_message(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import swnas.state as state_mod
+
+    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    out = tmp_path / "s"
+    real_fsync, seen = os.fsync, []
+
+    def fsync(fd):  # the file system reports ENOSPC when the delayed blocks are allocated
+        name = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else ""
+        if ".search.json." in name:
+            seen.append(name)
+            if len(seen) == 3:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(state_mod.os, "fsync", fsync)
+    code, _, err = run(["search", *SMALL, "--out", out], capsys)
+    if not seen:
+        pytest.skip("needs /proc/self/fd to tell the state's writes apart")
+    assert code == 2 and f"cannot write {out / 'search.json'}: No space left on device" in err, err
+    assert json.loads((out / "search.json").read_text())["networks"]  # the previous complete state
+
+
+def test_disk_full_during_export_keeps_the_earlier_file(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from test_reliability import real_toolkit_factory
+
+    monkeypatch.setattr(search_mod, "default_toolkit", real_toolkit_factory(4))
+    out = tmp_path / "s"
+    assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
+    to = tmp_path / "m.pt"
+    assert run(["export", out, "--to", to], capsys)[0] == 0
+    before = to.read_bytes()
+
+    def full(obj, f, *a, **k):
+        Path(f).write_bytes(b"PK half")
+        raise RuntimeError(TORCH_FULL)
+
+    monkeypatch.setattr(torch, "save", full)
+    code, _, err = run(["export", out, "--to", to], capsys)
+    assert code == 2 and f"cannot write {to}" in err and "unexpected pos" in err, err
+    assert to.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "s"]
