@@ -16,7 +16,7 @@ from typing import Callable
 from swnas.errors import InputError
 from swnas.paper import more_tables
 from swnas.paper.runs import (PaperSettings, baseline_row, candidate_rows, ensure_baseline, ensure_search,
-                              match_best)
+                              match_best, open_dir)
 from swnas.paper.tables import side_by_side, write_table
 
 __all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES", "PAPER_TABLE_RUNS", "table_images",
@@ -92,7 +92,7 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     if name not in TABLE_RUNNERS:
         raise InputError(f"table: {name!r} is not implemented; choose one of {', '.join(TABLE_RUNNERS)}")
     check_settings(name, st)  # before DIR is made: a bad option leaves nothing behind
-    st.out.mkdir(parents=True, exist_ok=True)
+    open_dir(st)  # DIR/paper.json: runs made with other settings are refused, never reused
     got = TABLE_RUNNERS[name](st)
     rows, notes = got if isinstance(got, tuple) else (got, [])
     table = side_by_side(name, rows, notes=[st.scale_note(), *notes])
