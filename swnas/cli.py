@@ -213,6 +213,9 @@ def _add_paper_parser(sub: Any) -> None:
     pp.add_argument("--target-dataset", help="table6: the dataset the found architectures are trained on "
                     "(digits, cifar10, imagefolder, imagenet32)")
     pp.add_argument("--target-data", metavar="PATH", help="table6: where the target dataset is")
+    pp.add_argument("--inherit", action="store_true", help="run the table's searches in inherit mode (not the "
+                    "paper's protocol; rows labelled '(inherit)', never matched to a published row; "
+                    "writes OUT/TABLE-inherit.md)")
     pp.add_argument("--quiet", action="store_true")
 
 
@@ -571,7 +574,7 @@ def cmd_paper(ns: argparse.Namespace) -> int:
 
     st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
                        recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet), target_dataset=ns.target_dataset,
-                       target_data=ns.target_data)
+                       target_data=ns.target_data, inherit=ns.inherit)
     md, csv_path = run_table(ns.table, st)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")

@@ -23,13 +23,17 @@ from swnas.errors import InputError
 
 __all__ = ["PaperSettings", "ensure_search", "ensure_baseline", "ensure_training", "candidate_rows", "baseline_row",
            "training_row", "match_best", "say", "open_dir", "check_search", "check_training", "PAPER_FILE",
-           "PAPER_FORMAT"]
+           "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
 
 #: The settings file of a ``swnas paper`` DIR and its format tag.
 PAPER_FILE = "paper.json"
 PAPER_FORMAT = "swnas-paper/1"
 #: Search options that may differ between the stored run and the asked one (where it runs, not what).
 _FREE_SEARCH_KEYS = ("device", "backend", "workers")
+#: Appended to the names of runs made in inherit mode and to their tables' files.
+INHERIT_SUFFIX = "-inherit"
+#: Appended to the setting of every row measured in inherit mode (never a published row's key).
+INHERIT_LABEL = " (inherit)"
 #: What defines a trained architecture (classes, input size and channels follow the dataset).
 _SPEC_KEYS = ("module", "stages", "widths", "stem", "shortcut", "stem_kind", "drop_path", "cell")
 #: Options given as paths: compared as absolute paths.
@@ -42,6 +46,10 @@ class PaperSettings:
 
     ``target_dataset`` / ``target_data`` are the second dataset of Table VI (``None``: the smoke
     run moves to ``dataset`` itself with another seed; at paper scale Table VI needs one).
+    ``inherit`` runs the table's searches in inherit mode (an addition to the paper,
+    ``docs/protocol.md``): they live under their own names (``searches/NAME-inherit``), so one DIR
+    may hold a table both ways, and their rows are labelled ``SETTING (inherit)`` so that none is
+    matched to a published row.
     """
 
     dataset: str
@@ -54,6 +62,7 @@ class PaperSettings:
     echo: Callable[[str], None] | None = print
     target_dataset: str | None = None
     target_data: str | None = None
+    inherit: bool = False
 
     def search_options(self) -> dict:
         """Options shared by every search of a table (the paper's, or the smoke scale)."""
@@ -62,7 +71,13 @@ class PaperSettings:
         if self.smoke:
             opts.update(iterations=1, m0=1, delta=1, epochs=1, final_epochs=1, batch_size=64, subset=300,
                         val_split=0.2)
+        if self.inherit:
+            opts["inherit"] = True
         return opts
+
+    def run_name(self, name: str) -> str:
+        """The directory name of a search or retraining: ``NAME-inherit`` in inherit mode."""
+        return f"{name}{INHERIT_SUFFIX}" if self.inherit else name
 
     def baseline_epochs(self) -> int | None:
         """A baseline trains as long as a candidate in all (search epochs + final epochs)."""
@@ -176,7 +191,7 @@ def ensure_search(st: PaperSettings, name: str, **options: Any) -> tuple[Path, d
     """Run (or resume, or read back) the search ``DIR/searches/NAME``; returns its directory and state."""
     from swnas.search import SearchConfig, run_search
 
-    out = st.out / "searches" / name
+    out = st.out / "searches" / st.run_name(name)
     opts = dict(st.search_options(), **options)
     resume = (out / "search.json").is_file()
     if resume:
@@ -250,10 +265,12 @@ def cost_row(spec: Any, metrics: dict) -> dict:
 
 def candidate_rows(out: Path, state: dict, setting: str) -> list[dict]:
     """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1 (after the
-    final epochs when they ran)."""
+    final epochs when they ran). A search run in inherit mode labels its rows ``SETTING (inherit)``."""
     from swnas.models import ArchSpec, paper_depth
 
     rows = []
+    if (state.get("config") or {}).get("inherit"):
+        setting += INHERIT_LABEL  # the paper measured nothing in inherit mode: no published row shares this key
     for idx in state["candidates"]:
         net = state["networks"][idx]
         spec = ArchSpec.from_json((out / net["spec"]).read_text())
