@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -213,6 +214,9 @@ def _add_paper_parser(sub: Any) -> None:
     pp.add_argument("--target-dataset", help="table6: the dataset the found architectures are trained on "
                     "(digits, cifar10, imagefolder, imagenet32)")
     pp.add_argument("--target-data", metavar="PATH", help="table6: where the target dataset is")
+    pp.add_argument("--inherit", action="store_true", help="run the table's searches in inherit mode (not the "
+                    "paper's protocol; rows labelled '(inherit)', never matched to a published row; "
+                    "writes OUT/TABLE-inherit.md)")
     pp.add_argument("--quiet", action="store_true")
 
 
@@ -398,15 +402,30 @@ def cmd_search(ns: argparse.Namespace) -> int:
     from swnas.runsession import search_session  # E: logging, --track, OUT/config.yaml
     from swnas.search.validate import validate_options
 
+    from swnas.search.opening import fresh_allowed, lock_out
+
     validate_options(cfg.resolved())  # a refused option leaves nothing in OUT (run_search checks again)
+    from swnas.tracking import check_tracker
+
+    check_tracker(getattr(ns, "track", None))  # a missing --track package is refused before OUT exists
+    main = os.environ.get("RANK", "0") in ("", "0")  # the process group is joined later, in the toolkit
+    # the lock first: nothing in OUT is written (config.yaml, search.log, --track files) or removed
+    # unless this command holds it, so a refused second run never touches the run that holds it
     made_out = resume is None and not out.exists() and not out.is_symlink()
+    lock = lock_out(out, resume is not None) if main else None
     try:
-        with search_session(cfg, out, ns, quiet):
-            res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet))
-    except InputError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
-        if made_out and dist.is_main():
-            _remove_untrained(out)
-        raise
+        if main and resume is None:
+            fresh_allowed(out)  # before the session rewrites config.yaml of a search that trained
+        try:
+            with search_session(cfg, out, ns, quiet):
+                res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet), lock=lock)
+        except SwnasError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
+            if made_out and main:
+                _remove_untrained(out)  # still under this command's lock
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
 
     if not dist.is_main():
         return 0
@@ -571,7 +590,7 @@ def cmd_paper(ns: argparse.Namespace) -> int:
 
     st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
                        recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet), target_dataset=ns.target_dataset,
-                       target_data=ns.target_data)
+                       target_data=ns.target_data, inherit=ns.inherit)
     md, csv_path = run_table(ns.table, st)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")
@@ -607,6 +626,10 @@ _COMMANDS = {
 }
 
 
+def _search_dir(ns: argparse.Namespace) -> str:
+    return str(getattr(ns, "resume", None) or getattr(ns, "out", "runs/search"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status."""
     parser = build_parser()
@@ -614,7 +637,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[ns.command](ns)
     except SwnasError as exc:
-        print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
+        from swnas.errors import WriteError
+
+        hint = ""
+        if isinstance(exc, WriteError) and ns.command == "search":
+            hint = f"; the search continues with `swnas search --resume {_search_dir(ns)}`"
+        print(f"swnas {ns.command}: error: {exc}{hint}", file=sys.stderr)
         return 2
     except FloatingPointError as exc:  # the trainer's divergence report (names the epoch)
         lr = getattr(ns, "lr", None)
@@ -625,11 +653,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
               file=sys.stderr)
-        return 1
+        return 2
     except KeyboardInterrupt:
         hint = ""
         if ns.command == "search":
-            d = getattr(ns, "resume", None) or getattr(ns, "out", "runs/search")
-            hint = f"; continue with `swnas search --resume {d}`"
+            hint = f"; continue with `swnas search --resume {_search_dir(ns)}`"
         print(f"swnas {ns.command}: interrupted{hint}", file=sys.stderr)
         return 130

@@ -55,6 +55,20 @@ class _RankFilter(logging.Filter):
         return True
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file whose failed writes (a full disk) say so in one line, not with logging's traceback."""
+
+    _told = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and not self._told:
+            self._told = True
+            sys.stderr.write(f"swnas: cannot write the log {self.baseFilename}: {exc.strerror or exc}\n")
+        elif not isinstance(exc, OSError):
+            super().handleError(record)
+
+
 def setup_logging(level: str | int = "info", log_file: str | os.PathLike | None = None, *,
                   stream: IO[str] | None = None, rank: int | None = None,
                   world_size: int | None = None) -> logging.Logger:
@@ -88,7 +102,7 @@ def setup_logging(level: str | int = "info", log_file: str | os.PathLike | None 
     if log_file is not None and rank == 0:
         path = Path(log_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(path, mode="a", encoding="utf-8")
+        fh = _QuietFileHandler(path, mode="a", encoding="utf-8")
         fh.setFormatter(logging.Formatter(_FILE_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
         handlers.append(fh)
     for h in handlers:

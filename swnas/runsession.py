@@ -15,7 +15,7 @@ from typing import Iterator
 
 from swnas.config_file import CONFIG_NAME, write_config
 from swnas.logs import setup_logging
-from swnas.search.config import LOG_FILE, STATE_FILE, SearchConfig
+from swnas.search.config import LOG_FILE, SearchConfig
 from swnas.tracking import Tracker, activate, make_tracker
 
 __all__ = ["search_session", "session_options"]
@@ -28,17 +28,21 @@ def session_options(ns: argparse.Namespace) -> dict:
 
 @contextlib.contextmanager
 def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: bool) -> Iterator[Tracker]:
-    """Set up logging, tracking and the config write-back for a search in ``out``; yields the tracker."""
+    """Set up logging, tracking and the config write-back for a search in ``out``; yields the tracker.
+
+    Call it only while holding ``out``'s :class:`~swnas.state.RunLock`: it writes ``config.yaml``,
+    ``search.log`` and the ``--track`` files there.
+    """
     from swnas import distributed as D
 
     main = D.rank() == 0
     level = getattr(ns, "log_level", None) or ("warning" if quiet else "info")
     resolved = cfg.resolved()
     resume = getattr(ns, "resume", None) is not None
-    # write into OUT only where the search itself will: never over another search's files (a fresh
-    # run there is refused), never through a file or link in OUT's place (refused with a clear error)
+    # the caller holds OUT's lock (swnas.search.opening.lock_out) and has refused a fresh run over a
+    # search that trained something; never write through a file or link in OUT's place
     usable = out.is_dir() and not out.is_symlink() if out.exists() or out.is_symlink() else True
-    own = main and usable and (resume or not (out / STATE_FILE).exists())
+    own = main and usable
     # the tracker first: a --track whose package is missing is refused before OUT gets a file
     tracker = activate(make_tracker(getattr(ns, "track", None), out, rank=D.rank()))
     logger = setup_logging(level, out / LOG_FILE if own and not (out / LOG_FILE).is_symlink() else None)

@@ -17,9 +17,12 @@ from typing import Any, Callable, Sequence
 from swnas.errors import InputError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_save", "read_json", "to_jsonable", "file_sha256",
-           "inside", "refuse_links", "prepare_out_dir", "clean_temp_files", "RunLock", "TEMP_SUFFIX"]
+           "inside", "refuse_links", "prepare_out_dir", "clean_temp_files", "RunLock", "TEMP_SUFFIX", "temp_path",
+           "is_temp_file", "write_failure"]
 
-TEMP_SUFFIX = ".tmp"
+#: the ending of every temporary file swnas writes (``.NAME.XXXXXXXX.swnas.tmp``); only files named
+#: so are ever removed as leftovers of killed writes, never a user's ``notes.tmp``
+TEMP_SUFFIX = ".swnas.tmp"
 
 
 
@@ -48,15 +51,56 @@ def _file_mode() -> int:
 def _write_failure(exc: RuntimeError) -> bool:
     """torch reports a full disk or an unwritable file as a RuntimeError; recognise it."""
     text = str(exc).lower()
-    return any(k in text for k in ("iostream", "file write failed", "pytorchstreamwriter", "no space left"))
+    return any(k in text for k in ("iostream", "file write failed", "pytorchstreamwriter", "no space left",
+                                   "unexpected pos", "inline_container"))
+
+
+def write_failure(exc: BaseException, path: str | os.PathLike) -> "WriteError | None":
+    """The :class:`~swnas.errors.WriteError` naming ``path`` that ``exc`` amounts to, or ``None``.
+
+    A full disk, a read-only file system, a permission or an I/O error (an :class:`OSError`, or
+    torch's ``RuntimeError`` from its zip writer such as "unexpected pos") becomes one clear error;
+    anything else (a bug) is not translated.
+    """
+    from swnas.errors import SwnasError, WriteError
+
+    if isinstance(exc, WriteError):  # from a nested writer's temporary file: name the destination
+        inner = getattr(exc, "reason", None)
+        if inner is None or not is_temp_file(Path(exc.filename or "").name):
+            return None
+        why = inner
+    elif isinstance(exc, SwnasError):
+        return None
+    elif isinstance(exc, OSError):
+        why = exc.strerror or str(exc)
+    elif isinstance(exc, RuntimeError) and _write_failure(exc):
+        why = "no space left on device or the file cannot be written (" + str(exc).strip().splitlines()[0][:200] + ")"
+    else:
+        return None
+    return WriteError(f"cannot write {path}: {why}; the previous {Path(path).name} (if any) is unchanged. "
+                      "Free some space (or fix the permissions) and run the command again", str(path), why)
+
+
+def temp_path(path: str | os.PathLike, suffix: str = TEMP_SUFFIX) -> str:
+    """Create an empty temporary file beside ``path`` (``.NAME.XXXXXXXX.swnas.tmp``) and return its path."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether ``name`` is one of swnas's temporary files (see :data:`TEMP_SUFFIX`)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
 def atomic_save(write: Callable[[str], Any], path: str | os.PathLike, suffix: str = TEMP_SUFFIX) -> Path:
     """Run ``write(tmp_path)`` and move the result onto ``path`` atomically.
 
     The file gets the mode of a plainly created one (``0666`` less the umask). A write that fails
-    because the disk is full or the file cannot be written raises :class:`OSError` naming ``path``
-    (torch's own "iostream error" included); the temporary file is removed.
+    because the disk is full or the file cannot be written raises :class:`~swnas.errors.WriteError`
+    (an :class:`OSError`) naming ``path`` (torch's own "iostream error" and "unexpected pos"
+    included); the temporary file is removed and the previous ``path`` is untouched.
 
     Parameters
     ----------
@@ -66,25 +110,24 @@ def atomic_save(write: Callable[[str], Any], path: str | os.PathLike, suffix: st
         Destination; its directory is created when missing.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
-        try:
-            write(tmp)
-        except RuntimeError as exc:
-            if _write_failure(exc):
-                raise OSError(f"cannot write {path}: {exc}") from None
-            raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(path, suffix)
+        write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        err = write_failure(exc, path)
+        if err is not None:
+            raise err from None
         raise
     return path
 
@@ -172,6 +215,9 @@ def prepare_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
 def clean_temp_files(root: str | os.PathLike, subdirs: Sequence[str] = ("",)) -> list[Path]:
     """Remove the temporary files that writes killed midway left in ``root`` (and its ``subdirs``).
 
+    Only swnas's own (:func:`is_temp_file`: ``.NAME.XXXXXXXX.swnas.tmp``) are removed; a user's
+    ``notes.tmp`` is not.
+
     Only call this while holding the directory's :class:`RunLock` (no write can be in progress).
     """
     removed = []
@@ -180,7 +226,7 @@ def clean_temp_files(root: str | os.PathLike, subdirs: Sequence[str] = ("",)) ->
         if not d.is_dir() or d.is_symlink():
             continue
         for f in d.iterdir():
-            if f.name.endswith(TEMP_SUFFIX) and (f.is_file() or f.is_symlink()):
+            if is_temp_file(f.name) and (f.is_file() or f.is_symlink()):
                 f.unlink()
                 removed.append(f)
     return removed

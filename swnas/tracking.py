@@ -24,7 +24,7 @@ from pathlib import Path
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.state import to_jsonable
 
-__all__ = ["TRACKERS", "Tracker", "make_tracker", "network_tag", "activate", "active", "epoch_callback"]
+__all__ = ["TRACKERS", "Tracker", "make_tracker", "check_tracker", "network_tag", "activate", "active", "epoch_callback"]
 
 TRACKERS = ("none", "tensorboard", "mlflow", "jsonl")
 
@@ -149,6 +149,24 @@ class _MLflow(Tracker):
 
     def close(self):
         self.m.end_run()
+
+
+_PACKAGES = {"tensorboard": ("torch.utils.tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow")}
+
+
+def check_tracker(kind: str | None) -> None:
+    """Refuse an unknown ``--track`` or one whose package is missing, writing nothing anywhere."""
+    import importlib
+
+    k = "none" if kind is None else str(kind).lower()
+    if k not in TRACKERS:
+        raise InputError(f"track must be one of {list(TRACKERS)}, got {kind!r}")
+    if k in _PACKAGES:
+        module, package = _PACKAGES[k]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise BackendUnavailableError(f"--track {k} needs the {package} package (pip install {package})") from exc
 
 
 def make_tracker(kind: str | None, out_dir: str | Path, *, rank: int = 0) -> Tracker:

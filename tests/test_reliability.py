@@ -306,7 +306,7 @@ def test_full_disk_is_a_message(tmp_path, capsys, monkeypatch):
     out = tmp_path / "t"
     code, _, err = run(["train", "--stages", "1,1,1", *TINY_TRAIN, "--out", out, "--quiet"], capsys)
     # the first write is the epoch checkpoint OUT/training/last.pt (swnas train resumes from it)
-    assert code == 1 and "cannot read or write a file" in err and "training/last.pt" in err
+    assert code == 2 and "cannot write" in err and "training/last.pt" in err and "unexpected pos" in err
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [".lock"]  # no temp file left behind
 
 
@@ -340,11 +340,16 @@ def test_temp_files_of_killed_writes_are_cleaned_and_modes_agree(tmp_path, capsy
     monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 2
-    left = [out / ".search.json.x1.tmp", out / "checkpoints" / ".02-A1.pt.x2.tmp", out / "specs" / ".j.tmp"]
+    left = [out / ".search.json.x1.swnas.tmp", out / "checkpoints" / ".02-A1.pt.x2.swnas.tmp",
+            out / "specs" / ".j.swnas.tmp"]
     for p in left:
         p.write_text("half a file")
+    users = [out / "notes.tmp", out / ".notes.tmp", out / "checkpoints" / "mine.tmp"]  # not swnas's own
+    for p in users:
+        p.write_text("keep me")
     assert run(["search", "--resume", out, "--quiet", "--no-report"], capsys)[0] == 0
     assert not any(p.exists() for p in left)
+    assert all(p.read_text() == "keep me" for p in users)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "search.json", out / "search.log",
                                                          out / "checkpoints" / "00-A0.pt")}
     assert len(set(modes.values())) == 1, modes

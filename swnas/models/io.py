@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,17 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "spec": spec.to_json(), "state_dict": state, "extra": dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    from swnas.state import temp_path, write_failure
+
+    tmp = temp_path(path)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        err = write_failure(exc, path)  # a full disk: a clear error naming the file
+        if err is not None:
+            raise err from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

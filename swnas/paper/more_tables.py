@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.paper.runs import (PaperSettings, candidate_rows, cost_row, ensure_baseline, ensure_search,
-                              ensure_training, match_best, pct, say, training_row)
+from swnas.paper.runs import (INHERIT_LABEL, PaperSettings, candidate_rows, cost_row, ensure_baseline,
+                              ensure_search, ensure_training, match_best, pct, say, training_row)
 
 __all__ = ["table4", "table6", "ensemble", "cell_search_options", "CELL_BASELINES", "CELL_SEARCH",
            "SMOKE_CELL_WIDTH", "ENSEMBLE_ITERATIONS"]
@@ -107,13 +107,6 @@ def target_of(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
              "pipeline; it is not a transfer to another dataset."])
 
 
-def _check_target(res: dict, label: str, want: dict, where: Path) -> None:
-    opts = res.get("options") or {}
-    got = {"dataset": res.get("dataset"), **{k: opts.get(k) for k in ("data", "subset", "seed")}}
-    if got != want:
-        raise InputError(f"--out: {where} holds {label} trained with {got}, not {want}; choose another --out")
-
-
 def table6(st: PaperSettings) -> tuple[list[dict], list[str]]:
     """The PLS-VIP search's candidates and uniform ResNets, trained from scratch on the target dataset."""
     from swnas.models import ArchSpec, paper_depth
@@ -127,16 +120,16 @@ def table6(st: PaperSettings) -> tuple[list[dict], list[str]]:
         net = state["networks"][idx]
         spec = ArchSpec.from_json((src / net["spec"]).read_text())
         label = f"it={net['iteration']}"
-        jobs.append((label, f"A{net['iteration']}", spec, paper_depth(spec),
-                     "best on validation (source search)" if idx == state.get("best") else None))
+        jobs.append((label, st.run_name(f"A{net['iteration']}"), spec, paper_depth(spec),
+                     "best on validation (source search)" if idx == state.get("best") else None, True))
     for label, m in (SMOKE_TRANSFER_BASELINES if st.smoke else TRANSFER_BASELINES):
-        jobs.append((label, label, ArchSpec(module="basic", stages=[m, m, m]), None, None))
+        jobs.append((label, label, ArchSpec(module="basic", stages=[m, m, m]), None, None, False))
     rows = []
-    for label, name, spec, depth, note in jobs:
+    for label, name, spec, depth, note, found in jobs:
         res = ensure_training(st, base / name, f"{label} ({target})", spec, dataset=target, data=tdata,
                               subset=subset, seed=tseed)
-        _check_target(res, label, {"dataset": target, "data": tdata, "subset": subset, "seed": tseed}, base / name)
-        row = training_row(target, label, res, depth=depth)
+        setting = target + (INHERIT_LABEL if found and st.inherit else "")
+        row = training_row(setting, label, res, depth=depth)
         if note:
             row["note"] = note
         rows.append(row)

@@ -16,7 +16,8 @@ from typing import Callable
 from swnas.errors import InputError
 from swnas.paper import more_tables
 from swnas.paper.runs import (PaperSettings, baseline_row, candidate_rows, ensure_baseline, ensure_search,
-                              match_best)
+                              match_best, open_dir)
+from swnas.paper.runs import INHERIT_SUFFIX
 from swnas.paper.tables import side_by_side, write_table
 
 __all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES", "PAPER_TABLE_RUNS", "table_images",
@@ -74,10 +75,18 @@ TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple[list[dict]
 }
 
 
+#: Tables whose searches grow NASNet cells, which cannot grow by inheritance (no identity branch).
+CELL_TABLES = ("table4", "ensemble")
+
+
 def check_settings(name: str, st: PaperSettings) -> None:
     """The data options of a table, checked without reading anything (InputError naming the option)."""
     from swnas.data import check_source
 
+    if st.inherit and name in CELL_TABLES:
+        raise InputError(f"--inherit: {name} runs the NASNet cell search, and cells cannot grow by inheritance "
+                         "(a cell has no identity branch; docs/protocol.md, 'Inherit mode'); run it without "
+                         "--inherit")
     check_source(st.dataset, st.data)
     if st.data is not None and not Path(st.data).exists():
         raise InputError(f"data: {st.data} does not exist")
@@ -92,11 +101,33 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     if name not in TABLE_RUNNERS:
         raise InputError(f"table: {name!r} is not implemented; choose one of {', '.join(TABLE_RUNNERS)}")
     check_settings(name, st)  # before DIR is made: a bad option leaves nothing behind
-    st.out.mkdir(parents=True, exist_ok=True)
+    open_dir(st)  # DIR/paper.json: runs made with other settings are refused, never reused
     got = TABLE_RUNNERS[name](st)
     rows, notes = got if isinstance(got, tuple) else (got, [])
+    if st.inherit:
+        notes = [*notes, inherit_note(name, st)]
     table = side_by_side(name, rows, notes=[st.scale_note(), *notes])
+    if st.inherit:
+        table.name += INHERIT_SUFFIX
+        table.title += " - inherit mode (an addition to the paper, not its protocol)"
     return write_table(table, st.out)
+
+
+def inherit_note(name: str, st: PaperSettings) -> str:
+    """What inherit mode changed in table ``name``, with each search's training cost against the
+    paper's protocol (read from its ``search.json``)."""
+    from swnas.search import load_state
+
+    costs = []
+    for d in sorted((st.out / "searches").glob(f"*{INHERIT_SUFFIX}")):
+        cost = (load_state(d).get("cost") or {}) if (d / "search.json").is_file() else {}
+        if isinstance(cost.get("ratio"), (int, float)):
+            costs.append(f"{d.name} {cost['ratio']:.2f}x")
+    return ("Inherit mode (--inherit; docs/protocol.md, 'Inherit mode'): each T grows from the trained A with "
+            "identity-initialised modules and is fine-tuned, compared with A fine-tuned as long; A_k is cut from T_k. "
+            "Rows of these searches are labelled '(inherit)' and are never matched to a published row: the paper "
+            "trained every network from scratch. Baselines train from scratch as in the paper. Images trained "
+            "against the paper's protocol at these settings: " + (", ".join(costs) if costs else "n/a") + ".")
 
 
 #: What each table trains at paper scale on CIFAR-10, as (networks, epochs, training images) groups:

@@ -5,6 +5,13 @@ tables: Table III's scratch search is Table II's PLS-VIP search), ``DIR/baseline
 networks, also the weight-transfer donor) and ``DIR/retrain/TARGET/NAME`` (an architecture
 trained from scratch on another dataset, Table VI). Running a table again reuses what DIR holds:
 finished searches and trainings are read back, a killed one resumes. See ``docs/protocol.md``.
+
+A DIR holds the runs of one set of settings (:meth:`PaperSettings.identity`: dataset, data path,
+seed, smoke scale, recipe), recorded in ``DIR/paper.json`` by the first table run there; a table
+asked for with other settings is refused before anything runs (:func:`open_dir`). Each run read
+back is also compared with the run the table asks for (a search's stored config, a training's
+dataset, options and architecture), so a run made with other settings is never reused or labelled
+with the new ones (:func:`check_search`, :func:`check_training`).
 """
 from __future__ import annotations
 
@@ -12,8 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from swnas.errors import InputError
+
 __all__ = ["PaperSettings", "ensure_search", "ensure_baseline", "ensure_training", "candidate_rows", "baseline_row",
-           "training_row", "match_best", "say"]
+           "training_row", "match_best", "say", "open_dir", "check_search", "check_training", "PAPER_FILE",
+           "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
+
+#: The settings file of a ``swnas paper`` DIR and its format tag.
+PAPER_FILE = "paper.json"
+PAPER_FORMAT = "swnas-paper/1"
+#: Search options that may differ between the stored run and the asked one (where it runs, not what).
+_FREE_SEARCH_KEYS = ("device", "backend", "workers")
+#: Appended to the names of runs made in inherit mode and to their tables' files.
+INHERIT_SUFFIX = "-inherit"
+#: Appended to the setting of every row measured in inherit mode (never a published row's key).
+INHERIT_LABEL = " (inherit)"
+#: What defines a trained architecture (classes, input size and channels follow the dataset).
+_SPEC_KEYS = ("module", "stages", "widths", "stem", "shortcut", "stem_kind", "drop_path", "cell")
+#: Options given as paths: compared as absolute paths.
+_PATH_KEYS = ("data", "transfer")
 
 
 @dataclass(frozen=True)
@@ -22,6 +46,10 @@ class PaperSettings:
 
     ``target_dataset`` / ``target_data`` are the second dataset of Table VI (``None``: the smoke
     run moves to ``dataset`` itself with another seed; at paper scale Table VI needs one).
+    ``inherit`` runs the table's searches in inherit mode (an addition to the paper,
+    ``docs/protocol.md``): they live under their own names (``searches/NAME-inherit``), so one DIR
+    may hold a table both ways, and their rows are labelled ``SETTING (inherit)`` so that none is
+    matched to a published row.
     """
 
     dataset: str
@@ -34,6 +62,7 @@ class PaperSettings:
     echo: Callable[[str], None] | None = print
     target_dataset: str | None = None
     target_data: str | None = None
+    inherit: bool = False
 
     def search_options(self) -> dict:
         """Options shared by every search of a table (the paper's, or the smoke scale)."""
@@ -42,7 +71,13 @@ class PaperSettings:
         if self.smoke:
             opts.update(iterations=1, m0=1, delta=1, epochs=1, final_epochs=1, batch_size=64, subset=300,
                         val_split=0.2)
+        if self.inherit:
+            opts["inherit"] = True
         return opts
+
+    def run_name(self, name: str) -> str:
+        """The directory name of a search or retraining: ``NAME-inherit`` in inherit mode."""
+        return f"{name}{INHERIT_SUFFIX}" if self.inherit else name
 
     def baseline_epochs(self) -> int | None:
         """A baseline trains as long as a candidate in all (search epochs + final epochs)."""
@@ -52,6 +87,12 @@ class PaperSettings:
 
         e = get_recipe(self.recipe).epochs
         return e + max(1, e // 2)
+
+    def identity(self) -> dict:
+        """What the runs of a DIR are made with (``DIR/paper.json``): dataset, data path (absolute),
+        seed, smoke scale and recipe. ``device`` and ``echo`` change where and how loudly, not what."""
+        return {"dataset": self.dataset, "data": _abspath(self.data), "seed": self.seed, "smoke": self.smoke,
+                "recipe": self.recipe}
 
     def scale_note(self) -> str:
         o = self.search_options()
@@ -69,14 +110,95 @@ def say(st: PaperSettings, msg: str) -> None:
         st.echo(msg)
 
 
+# ------------------------------------------------------------------------------- settings
+def _abspath(p: Any) -> Any:
+    import os
+
+    return os.path.abspath(p) if isinstance(p, (str, Path)) else p
+
+
+def _differences(stored: dict, asked: dict, keys: Any) -> list[str]:
+    """``"key: stored X, asked Y"`` for every key whose values differ (paths compared absolute)."""
+    out = []
+    for k in keys:
+        a, b = stored.get(k), asked.get(k)
+        if k in _PATH_KEYS:
+            a, b = _abspath(a), _abspath(b)
+        if a != b:
+            out.append(f"{k}: stored {stored.get(k)!r}, asked {asked.get(k)!r}")
+    return out
+
+
+def _refuse(st: PaperSettings, what: str, diff: list[str]) -> None:
+    raise InputError(f"--out {st.out}: {what} was made with other settings ({'; '.join(diff)}); run this table "
+                     "with the settings it was made with, or choose another --out for these")
+
+
+def open_dir(st: PaperSettings) -> None:
+    """Create ``st.out`` and record its settings in ``DIR/paper.json``, or check that the recorded
+    settings are the ones asked for (:class:`InputError` naming each difference otherwise)."""
+    from swnas.state import atomic_write_json, read_json
+
+    path = st.out / PAPER_FILE
+    mine = st.identity()
+    if path.exists():
+        doc = read_json(path, what="paper settings")
+        stored = doc.get("settings") if isinstance(doc, dict) else None
+        if not isinstance(stored, dict) or doc.get("format") != PAPER_FORMAT:
+            raise InputError(f"--out {st.out}: {path} is not a swnas paper settings file ({PAPER_FORMAT})")
+        diff = _differences(stored, mine, sorted(set(stored) | set(mine)))
+        if diff:
+            runs = sorted(str(p.relative_to(st.out)) for sub in ("searches", "baselines", "retrain")
+                          for p in (st.out / sub).glob("*") if p.is_dir())
+            held = f"the runs {', '.join(runs[:6])}{' ...' if len(runs) > 6 else ''}" if runs else "DIR"
+            _refuse(st, f"{held} (settings in {PAPER_FILE})", diff)
+        return
+    st.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {"format": PAPER_FORMAT, "settings": mine})
+
+
+def check_search(st: PaperSettings, out: Path, stored: dict, asked: dict) -> None:
+    """Refuse the stored search ``out`` when its config differs from the one asked for (both resolved
+    :class:`~swnas.search.SearchConfig` dicts; where it runs may differ)."""
+    keys = sorted((set(stored) | set(asked)) - set(_FREE_SEARCH_KEYS))
+    diff = _differences(stored, asked, keys)
+    if diff:
+        _refuse(st, f"the search {out.relative_to(st.out)}", diff)
+
+
+def _training_identity(doc: dict) -> dict:
+    opts = doc.get("options") if isinstance(doc.get("options"), dict) else {}
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    ident = {k: opts.get(k) for k in ("data", "subset", "recipe", "epochs", "batch_size", "lr", "seed", "val_split")}
+    ident.update({k: spec.get(k) for k in _SPEC_KEYS})
+    for k in ("stages", "widths"):
+        ident[k] = list(ident[k]) if isinstance(ident[k], (list, tuple)) else ident[k]
+    ident["dataset"] = doc.get("dataset")
+    return ident
+
+
+def check_training(st: PaperSettings, out: Path, stored: dict, asked: dict) -> None:
+    """Refuse the stored training ``out`` (its ``train.json``) when its dataset, options or
+    architecture differ from the training asked for (a dict of the same shape)."""
+    a, b = _training_identity(stored), _training_identity(asked)
+    diff = _differences(a, b, sorted(set(a) | set(b)))
+    if diff:
+        _refuse(st, f"the training {out.relative_to(st.out)}", diff)
+
+
 # ------------------------------------------------------------------------------- runs
 def ensure_search(st: PaperSettings, name: str, **options: Any) -> tuple[Path, dict]:
     """Run (or resume, or read back) the search ``DIR/searches/NAME``; returns its directory and state."""
     from swnas.search import SearchConfig, run_search
 
-    out = st.out / "searches" / name
+    out = st.out / "searches" / st.run_name(name)
     opts = dict(st.search_options(), **options)
     resume = (out / "search.json").is_file()
+    if resume:
+        from swnas.search import load_state
+
+        stored = load_state(out).get("config")
+        check_search(st, out, stored if isinstance(stored, dict) else {}, SearchConfig(**opts).resolved().to_dict())
     say(st, f"== search {name}: " + ("resuming / reading back" if resume else "starting"))
     res = run_search(None if resume else SearchConfig(**opts), out, resume=resume, echo=None if st.echo is None
                      else (lambda s: say(st, "   " + s)))
@@ -93,11 +215,19 @@ def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, data
     from swnas.baseline import train_architecture
     from swnas.state import read_json
 
+    epochs, batch_size = st.baseline_epochs(), st.search_options().get("batch_size")
     if (out / "train.json").is_file():
-        return read_json(out / "train.json", what=label)
+        doc = read_json(out / "train.json", what=label)
+        if not isinstance(doc, dict):
+            raise InputError(f"--out {st.out}: {out / 'train.json'} is not a training result")
+        asked = {"dataset": dataset, "spec": spec.to_dict(),
+                 "options": {"data": data, "subset": subset, "recipe": st.recipe, "epochs": epochs,
+                             "batch_size": batch_size, "lr": None, "seed": seed, "val_split": 0.0}}
+        check_training(st, out, doc, asked)
+        return doc
     say(st, f"== training {label} on {dataset}: stages {list(spec.stages)}")
     return train_architecture(spec=spec, dataset=dataset, data=data, subset=subset, recipe=st.recipe,
-                              epochs=st.baseline_epochs(), batch_size=st.search_options().get("batch_size"),
+                              epochs=epochs, batch_size=batch_size,
                               seed=seed, device=st.device, out=out, name=label, progress=False, force=True)
 
 
@@ -135,10 +265,12 @@ def cost_row(spec: Any, metrics: dict) -> dict:
 
 def candidate_rows(out: Path, state: dict, setting: str) -> list[dict]:
     """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1 (after the
-    final epochs when they ran)."""
+    final epochs when they ran). A search run in inherit mode labels its rows ``SETTING (inherit)``."""
     from swnas.models import ArchSpec, paper_depth
 
     rows = []
+    if (state.get("config") or {}).get("inherit"):
+        setting += INHERIT_LABEL  # the paper measured nothing in inherit mode: no published row shares this key
     for idx in state["candidates"]:
         net = state["networks"][idx]
         spec = ArchSpec.from_json((out / net["spec"]).read_text())

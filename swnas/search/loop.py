@@ -283,6 +283,7 @@ def run_search(
     toolkit: Toolkit | None = None,
     resume: bool = False,
     echo: Callable[[str], None] | None = print,
+    lock: Any = None,
 ) -> SearchResult:
     """Run (or continue) Algorithm 1 with its whole state in ``out_dir``.
 
@@ -298,6 +299,9 @@ def run_search(
         Continue the search stored in ``out_dir``; finished steps are not repeated.
     echo : callable or None
         Where progress lines go (``None``: silent). The log file ``OUT/search.log`` gets them too.
+    lock : RunLock, optional
+        A lock on ``out_dir`` the caller already holds (:func:`swnas.search.opening.lock_out`);
+        without it the run takes (and releases) its own.
 
     Returns
     -------
@@ -310,7 +314,7 @@ def run_search(
         cfg = resume_config(out) if config is None else config.resolved()
     else:
         cfg = (config or SearchConfig()).resolved()
-    with open_run(cfg, out, toolkit, resume, echo) as (tk, state, progress):
+    with open_run(cfg, out, toolkit, resume, echo, held=lock) as (tk, state, progress):
         Search(cfg, out, tk, state, progress).run()
     s = state.doc
     return SearchResult(out_dir=out, state=s, networks=s["networks"], candidates=s["candidates"],

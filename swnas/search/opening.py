@@ -20,7 +20,7 @@ from swnas.search.toolkit import Toolkit
 from swnas.search.validate import validate_options
 from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, refuse_links
 
-__all__ = ["open_run", "OUT_ENTRIES"]
+__all__ = ["open_run", "lock_out", "fresh_allowed", "OUT_ENTRIES"]
 
 # what a search keeps in OUT (none of them may be a symbolic link)
 OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME,
@@ -33,7 +33,7 @@ def _is_main(tk: Toolkit | None) -> bool:
     return os.environ.get("RANK", "0") in ("", "0")
 
 
-def _fresh_allowed(out: Path) -> None:
+def fresh_allowed(out: Path) -> None:
     """A fresh search may start in ``out`` unless it holds a search that trained something."""
     path = out / STATE_FILE
     if not path.exists():
@@ -75,28 +75,54 @@ def _open_state(cfg: SearchConfig, out: Path, tk: Toolkit, resume: bool, progres
     return state
 
 
+def lock_out(out: Path, resume: bool) -> RunLock:
+    """Check ``out`` and take its :class:`RunLock`; nothing in ``out`` is written or removed before.
+
+    ``out`` is created when missing (not for ``resume``); its known entries must not be symbolic
+    links. Writability is checked once the lock is held. Raises :class:`InputError` when the lock
+    is held by another run (naming it), before anything in the directory changes.
+    """
+    if resume and not out.is_dir():
+        raise InputError(f"search directory: no such directory: {out}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    if out.is_dir():
+        refuse_links(out, OUT_ENTRIES)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        lock = RunLock(out).acquire()
+    except PermissionError as exc:
+        raise InputError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        prepare_out_dir(out)  # a probe file, now under the lock
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
 @contextlib.contextmanager
 def open_run(cfg: SearchConfig, out: Path, toolkit: Toolkit | None, resume: bool,
-             echo: Callable[[str], None] | None) -> Iterator[tuple[Toolkit, SearchState, Progress]]:
+             echo: Callable[[str], None] | None,
+             held: RunLock | None = None) -> Iterator[tuple[Toolkit, SearchState, Progress]]:
     """Validate, lock ``out``, open (or create) the state; yields ``(toolkit, state, progress)``.
 
     The lock is held until the ``with`` block ends (the kernel drops it if the process dies).
+    ``held`` is a lock on ``out`` the caller already holds (:func:`lock_out`); it is not released here.
     """
     validate_options(cfg)
     main = _is_main(toolkit)
     lock = None
-    if main:
-        if resume and not out.is_dir():
-            raise InputError(f"search directory: no such directory: {out}")
-        if out.is_dir():
-            refuse_links(out, OUT_ENTRIES)
-        prepare_out_dir(out)
-        lock = RunLock(out).acquire()
+    if main and held is None:
+        lock = lock_out(out, resume)
     try:
         if main:
             clean_temp_files(out, ("", "checkpoints", "specs", "report"))
         if not resume:
-            _fresh_allowed(out)
+            fresh_allowed(out)
         if toolkit is None:
             import swnas.search as pkg  # looked up there so that tests can substitute it
 

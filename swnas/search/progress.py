@@ -55,9 +55,17 @@ class Progress:
             return
         self.echo(msg)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(self.log, flags, 0o666)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        try:
+            fd = os.open(self.log, flags, 0o666)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        except OSError as exc:  # a full disk: a clear error naming the log (earlier lines are kept)
+            from swnas.state import write_failure
+
+            err = write_failure(exc, self.log)
+            if err is None:
+                raise
+            raise err from None
 
     def step(self, done: int, what: str) -> None:
         """Announce step ``done + 1`` of the run."""
