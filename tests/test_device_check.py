@@ -195,3 +195,17 @@ def test_gpu_steps_fail_without_a_gpu(tmp_path):
         pytest.skip("a GPU is present")
     assert device_check.scale(tmp_path) == 1 and device_check.bench(tmp_path) == 1
     assert not drv.judge_json(tmp_path / "scale.json")[0]
+
+
+def test_torch_average_ranks_reference_matches_scipy():
+    """The torch reference the scale step and the GPU tests compare the CUDA ranks with, on the CPU."""
+    import torch
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    X = np.maximum(rng.standard_normal((501, 9)), 0.0).astype(np.float32)
+    X[::5, 2] = -0.0
+    X[:, 3] = 1.25
+    X[:, 4] = np.round(X[:, 4] * 3) / 3
+    R = device_check.average_ranks_torch(torch.from_numpy(X)).numpy()
+    np.testing.assert_array_equal(R, rankdata(X, axis=0) - (X.shape[0] + 1) / 2)
