@@ -2,6 +2,7 @@
 problems. Plain helpers live in ``tests/helpers.py`` (``from helpers import ...``)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -21,6 +22,26 @@ def _real_cupy_importable() -> bool:
 
 #: True when the ``cupy`` backend runs through the NumPy stand-in (tests/fake_cupy.py)
 CUPY_STANDIN = not _real_cupy_importable()
+
+#: Set by the device check (benchmarks/device_check_driver.py): on a GPU machine a skipped GPU test
+#: is a failure, and the NumPy stand-in must not replace a CuPy that fails to import.
+REQUIRE_GPU = os.environ.get("SWNAS_REQUIRE_GPU", "") not in ("", "0")
+
+
+def pytest_configure(config) -> None:
+    if REQUIRE_GPU and CUPY_STANDIN:
+        raise pytest.UsageError("SWNAS_REQUIRE_GPU=1 but cupy does not import (with warnings as errors): "
+                                "the tests would run the NumPy stand-in instead of CuPy")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if REQUIRE_GPU and rep.skipped and item.get_closest_marker("gpu") is not None:
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"SWNAS_REQUIRE_GPU=1: GPU test skipped ({reason})"
 
 
 def _backend_param(name: str, device: str):

@@ -47,10 +47,14 @@ def test_every_cuda_allocation_goes_through_the_raii_buffer():
         assert "cudaFree" not in code, f"{name}: raw cudaFree (use cuda::DeviceBuffer)"
 
 
-def test_ilfs_checks_before_it_allocates():
+def test_ilfs_checks_before_it_allocates_and_takes_any_row_count():
+    """No row limit any more: rows beyond grid.y's 65,535 blocks go in slabs (GPU test:
+    tests/test_gpu_paths.py::test_ilfs_rows_beyond_one_grid)."""
     code = _code((CSRC / "cuda" / "ilfs_cuda.cu").read_text())
     body = code[code.index("bool counts_impl"):]
-    assert body.index("too many rows") < body.index("DeviceBuffer")
+    assert body.index("out of range") < body.index("DeviceBuffer")
+    assert "too many rows" not in body and "int64_t(65535) * kRows" in body
+    assert body.count("r0 += slab_rows") == 2  # class sums and token counts
 
 
 def test_no_device_wide_synchronisation():

@@ -143,8 +143,9 @@ def _need(backend):
 def test_backends_match_reference(backend, corr, dtype):
     """Relative to the largest score: 1e-8 for float64. float32: the rank Gram matrix is a float32
     product (ranks are exact integers), measured ~1e-8 off on the CPU; 1e-7 still fails a float32
-    accumulation bug elsewhere (~3e-7 and up). On a GPU the float32 Gram is summed in float chunks: 1e-5."""
-    tol = 1e-8 if dtype == np.float64 else (1e-5 if on_real_gpu(backend) else 1e-7)
+    accumulation bug elsewhere (~3e-7 and up). On a GPU the float32 Gram sums 16-row float32 tiles in
+    float64 (tests/test_inffs_gram_emulation.py): 1e-6, the device check's bound."""
+    tol = 1e-8 if dtype == np.float64 else (1e-6 if on_real_gpu(backend) else 1e-7)
     X, y = planted(700, 130, 4, seed=21, dtype=dtype)
     X = with_quirks(X)
     ref = score(X, y, "inffs", backend="numpy", corr=corr, alpha=0.6).features
@@ -183,7 +184,7 @@ GPU_BACKENDS = ["cuda", "cupy"]
 @pytest.mark.gpu
 @pytest.mark.parametrize("backend", GPU_BACKENDS)
 @pytest.mark.parametrize("corr", ["spearman", "pearson"])
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-5)])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-6)])
 def test_gpu_backends_match_reference(backend, corr, dtype, tol):
     _need(backend)
     import torch

@@ -84,8 +84,11 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
                  cudaStream_t st) {
   // every check before the first allocation or copy
   const int threads = 128;
-  const dim3 grid(unsigned((p + threads - 1) / threads), unsigned((n + kRows - 1) / kRows));
-  if ((n + kRows - 1) / kRows > 65535) throw std::invalid_argument("X: too many rows for the CUDA il-FS kernel");
+  // rows go in slabs of at most 65,535 blocks of kRows (grid.y's limit): any n fits
+  const int64_t slab_rows = int64_t(65535) * kRows;
+  auto slab_grid = [&](int64_t rows) {
+    return dim3(unsigned((p + threads - 1) / threads), unsigned((rows + kRows - 1) / kRows));
+  };
   if (nc < 1 || tt < 2) throw std::invalid_argument("n_classes/TT: out of range");
   std::vector<int32_t> hy(n);
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(hy.data(), y, sizeof(int32_t) * n, cudaMemcpyDeviceToHost, st));
@@ -106,8 +109,11 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
   counts_buf.zero_async(st);
   bad_buf.zero_async(st);
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(cnt, hc.data(), sizeof(double) * nc, cudaMemcpyHostToDevice, st));
-  class_sums<T><<<grid, threads, 0, st>>>(X, y, n, p, sums);
-  SWNAS_CUDA_CHECK(cudaGetLastError());
+  for (int64_t r0 = 0; r0 < n; r0 += slab_rows) {
+    const int64_t rows = std::min(slab_rows, n - r0);
+    class_sums<T><<<slab_grid(rows), threads, 0, st>>>(X + r0 * p, y + r0, rows, p, sums);
+    SWNAS_CUDA_CHECK(cudaGetLastError());
+  }
   const int64_t ncp = int64_t(nc) * p;
   class_means<<<unsigned((ncp + 255) / 256), 256, 0, st>>>(sums, cnt, nc, p, bad);
   SWNAS_CUDA_CHECK(cudaGetLastError());
@@ -116,11 +122,16 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
   SWNAS_CUDA_CHECK(cudaStreamSynchronize(st));
   if (!hbad) {
     const size_t shmem = sizeof(unsigned int) * size_t(tt) * threads;
-    if (shmem <= 32 * 1024)
-      token_counts<T, true><<<grid, threads, shmem, st>>>(X, y, n, p, sums, nc, tt, dcounts);
-    else
-      token_counts<T, false><<<grid, threads, 0, st>>>(X, y, n, p, sums, nc, tt, dcounts);
-    SWNAS_CUDA_CHECK(cudaGetLastError());
+    for (int64_t r0 = 0; r0 < n; r0 += slab_rows) {
+      const int64_t rows = std::min(slab_rows, n - r0);
+      if (shmem <= 32 * 1024)
+        token_counts<T, true><<<slab_grid(rows), threads, shmem, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt,
+                                                                        dcounts);
+      else
+        token_counts<T, false><<<slab_grid(rows), threads, 0, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt,
+                                                                    dcounts);
+      SWNAS_CUDA_CHECK(cudaGetLastError());
+    }
     std::vector<unsigned long long> hcounts(size_t(tt) * p);
     SWNAS_CUDA_CHECK(cudaMemcpyAsync(hcounts.data(), dcounts, sizeof(unsigned long long) * hcounts.size(),
                                      cudaMemcpyDeviceToHost, st));

@@ -163,25 +163,32 @@ __global__ void ranks_from_runs(const uint64_t* __restrict__ skeys, const int32_
   }
 }
 
-// G (double, upper triangle of 64x64 tiles) += Z'Z over one chunk of rows; accumulate in T per chunk.
+// Rows of Z summed in T before a partial sum joins the double accumulators of gram_splitk: short enough that
+// float32 rounding cannot build a bias over repeated (tied) products, docs/backends.md "Precision of the GPU Gram".
+constexpr int kGramTileRows = 16;
+// Most rows one gram_splitk block sums (split-K chunk): bounds a block's work, not its precision.
+constexpr int64_t kGramChunkRows = 65536;
+
+// G (double, upper triangle of 64x64 tiles) += Z'Z over one chunk of rows: every tile of kGramTileRows rows is
+// summed in T (FMA), the tiles in double, and the chunks meet in G through double atomics.
 template <typename T>
 __global__ void __launch_bounds__(256) gram_splitk(const T* __restrict__ Z, int64_t n, int64_t p, int64_t kchunk,
                                                    double* G) {
-  __shared__ T As[16][64];
-  __shared__ T Bs[16][64];
+  __shared__ T As[kGramTileRows][64];
+  __shared__ T Bs[kGramTileRows][64];
   const int nt = int((p + 63) / 64);
   int t = blockIdx.x, bi = 0;
   while (t >= nt - bi) { t -= nt - bi; ++bi; }
   const int bj = bi + t;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  T acc[4][4];
+  double acc[4][4];
 #pragma unroll
   for (int m = 0; m < 4; ++m)
 #pragma unroll
-    for (int q = 0; q < 4; ++q) acc[m][q] = T(0);
+    for (int q = 0; q < 4; ++q) acc[m][q] = 0.0;
   const int64_t k0 = int64_t(blockIdx.y) * kchunk, k1 = min(n, k0 + kchunk);
-  for (int64_t kk = k0; kk < k1; kk += 16) {
-    for (int l = threadIdx.x; l < 16 * 64; l += 256) {
+  for (int64_t kk = k0; kk < k1; kk += kGramTileRows) {
+    for (int l = threadIdx.x; l < kGramTileRows * 64; l += 256) {
       const int r = l / 64, c = l % 64;
       const int64_t row = kk + r;
       const int64_t ca = int64_t(bi) * 64 + c, cbb = int64_t(bj) * 64 + c;
@@ -189,16 +196,25 @@ __global__ void __launch_bounds__(256) gram_splitk(const T* __restrict__ Z, int6
       Bs[r][c] = (row < k1 && cbb < p) ? Z[row * p + cbb] : T(0);
     }
     __syncthreads();
+    T part[4][4];
 #pragma unroll
-    for (int r = 0; r < 16; ++r) {
+    for (int m = 0; m < 4; ++m)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) part[m][q] = T(0);
+#pragma unroll
+    for (int r = 0; r < kGramTileRows; ++r) {
       T a[4], b[4];
 #pragma unroll
       for (int m = 0; m < 4; ++m) { a[m] = As[r][ty + 16 * m]; b[m] = Bs[r][tx + 16 * m]; }
 #pragma unroll
       for (int m = 0; m < 4; ++m)
 #pragma unroll
-        for (int q = 0; q < 4; ++q) acc[m][q] += a[m] * b[q];
+        for (int q = 0; q < 4; ++q) part[m][q] += a[m] * b[q];
     }
+#pragma unroll
+    for (int m = 0; m < 4; ++m)
+#pragma unroll
+      for (int q = 0; q < 4; ++q) acc[m][q] += double(part[m][q]);
     __syncthreads();
   }
 #pragma unroll
@@ -206,7 +222,7 @@ __global__ void __launch_bounds__(256) gram_splitk(const T* __restrict__ Z, int6
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
       const int64_t gi = int64_t(bi) * 64 + ty + 16 * m, gj = int64_t(bj) * 64 + tx + 16 * q;
-      if (gi < p && gj < p && gi <= gj) atomicAdd(&G[gi * p + gj], double(acc[m][q]));
+      if (gi < p && gj < p && gi <= gj) atomicAdd(&G[gi * p + gj], acc[m][q]);
     }
 }
 
@@ -312,14 +328,14 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
   } else {
     rank_columns<T>(X, n, p, Z, st);
   }
-  // split-K Gram: enough blocks to fill the GPU, float chunks short enough to stay accurate
+  // split-K Gram: enough blocks to fill the GPU, at most kGramChunkRows rows per block, chunks of whole tiles
   const int64_t nt = (p + 63) / 64, tiles = nt * (nt + 1) / 2;
   int64_t nchunks = std::max<int64_t>(1, 2048 / tiles);
-  nchunks = std::max<int64_t>(nchunks, (n + 4095) / 4096);
+  nchunks = std::max<int64_t>(nchunks, (n + kGramChunkRows - 1) / kGramChunkRows);
   nchunks = std::min<int64_t>(nchunks, std::max<int64_t>(1, (n + 255) / 256));
   nchunks = std::min<int64_t>(nchunks, 65535);
   int64_t kchunk = (n + nchunks - 1) / nchunks;
-  kchunk = (kchunk + 15) / 16 * 16;
+  kchunk = (kchunk + kGramTileRows - 1) / kGramTileRows * kGramTileRows;
   nchunks = (n + kchunk - 1) / kchunk;
   SWNAS_CUDA_CHECK(cudaMemsetAsync(G, 0, sizeof(double) * size_t(p) * p, st));
   gram_splitk<T><<<dim3(unsigned(tiles), unsigned(nchunks)), 256, 0, st>>>(Z, n, p, kchunk, G);

@@ -62,7 +62,9 @@ def array_info(a: Any, name: str = "X") -> ArrayInfo:
         return ArrayInfo("numpy", "cpu", a.dtype, tuple(a.shape))
     if _is_torch(a):
         t = _torch()
-        dt = {t.float32: np.float32, t.float64: np.float64, t.float16: np.float16,
+        # bfloat16 (AMP features) has no NumPy dtype: described as a 2-byte float, it is promoted to
+        # float32 like float16 (as_float_matrix)
+        dt = {t.float32: np.float32, t.float64: np.float64, t.float16: np.float16, t.bfloat16: np.float16,
               t.int64: np.int64, t.int32: np.int32, t.int16: np.int16, t.int8: np.int8,
               t.uint8: np.uint8, t.bool: np.bool_}.get(a.dtype)
         if dt is None:

@@ -37,6 +37,16 @@ def solve_torch(G, std, alpha: float, factor: float) -> np.ndarray:
     return x[:, 0].cpu().numpy() - 1.0
 
 
+def _release_cache(corr: str) -> None:
+    """The ranking sizes its column blocks from cudaMemGetInfo, which counts the blocks PyTorch's
+    caching allocator holds (after training: most of the GPU) as used: hand them back first, or
+    the blocks shrink to a few columns and the sort runs many times."""
+    if corr == "spearman":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 def _gram_buffers(t):
     import torch
 
@@ -55,6 +65,7 @@ def inffs_cuda(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, cor
     with torch.cuda.device(t.device):
         n, p = t.shape
         Z, G, std = _gram_buffers(t)
+        _release_cache(corr)
         stream = torch.cuda.current_stream(t.device).cuda_stream
         mod.inffs_rank_gram(t.data_ptr(), dtype_code(t), n, p, corr == "spearman", Z.data_ptr(), G.data_ptr(),
                             std.data_ptr(), stream)
@@ -74,6 +85,7 @@ def inffs_cuda_many(problems, alpha: float = 0.5, factor: float = 0.9, corr: str
         return [inffs_cuda(t, c, k, alpha, factor, corr) for t, (_, c, k) in zip(ts, problems)]
     with torch.cuda.device(ts[0].device):
         bufs = [_gram_buffers(t) for t in ts]
+        _release_cache(corr)
         stream = torch.cuda.current_stream(ts[0].device).cuda_stream
         mod.inffs_rank_gram_many(
             [(t.data_ptr(), dtype_code(t), t.shape[0], t.shape[1], Z.data_ptr(), G.data_ptr(), s.data_ptr())

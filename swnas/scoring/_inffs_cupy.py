@@ -3,8 +3,8 @@ written against an array module ``xp`` (CuPy on the GPU; the tests run the ident
 NumPy and with a NumPy stand-in for CuPy).
 
 Columns are ranked in chunks (one batched ``argsort`` per chunk, ties averaged with a
-cumulative-sum group index), the rank Gram matrix is accumulated in float64 from row-chunk
-products in the input precision (cuBLAS), and ``eigvalsh`` + Cholesky + two triangular solves run
+cumulative-sum group index), the rank Gram matrix is accumulated from float64 row-chunk products
+(cuBLAS DGEMM on chunks cast from the input precision), and ``eigvalsh`` + Cholesky + two triangular solves run
 on the device.
 """
 from __future__ import annotations
@@ -67,8 +67,11 @@ def rank_gram_xp(xp, X, corr: str = "spearman", rows: int = 8192):
         Zt[const] = 0
     G = xp.zeros((p, p))
     for i in range(0, n, rows):
-        Zk = Zt[:, i:i + rows]
-        G += (Zk @ Zk.T).astype(xp.float64)
+        # float64 GEMM: a float32 product would sum each chunk's rows in float32, and tied ranks
+        # (the zeros of ReLU features) repeat one product so often that rounding builds a bias
+        # (docs/backends.md, "Precision of the GPU Gram matrix")
+        Zk = Zt[:, i:i + rows].astype(xp.float64)
+        G += Zk @ Zk.T
     return G, std
 
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from swnas.errors import InputError
 from swnas.scoring._arrays import array_info
 from swnas.scoring._host import host_codes, host_matrix
 from swnas.scoring._pls_algebra import PlsAlgebra, run_lockstep
@@ -39,6 +40,8 @@ def cuda_matrix(mod: Any, X: Any, device: int | None = None):
     """
     info = array_info(X)
     n, p = info.shape
+    if info.dtype not in (np.float32, np.float64):  # the kernels read float32 or float64, nothing else
+        raise InputError(f"X: dtype {info.dtype} has no CUDA kernel (float32 or float64)")
     is_double = info.dtype == np.float64
     if info.device == "cuda" and info.kind == "torch":
         import torch

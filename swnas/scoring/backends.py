@@ -14,6 +14,7 @@ is visible); otherwise :func:`backend_status` says why, and naming it raises
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
@@ -61,12 +62,14 @@ def core():
 def _cuda_status() -> tuple[Any, str]:
     if os.environ.get("SWNAS_DISABLE_CUDA", "") not in ("", "0"):
         return None, "disabled by SWNAS_DISABLE_CUDA"
+    # Not built at all is no failure: `from swnas import _cuda` then raises a plain ImportError
+    # ("cannot import name"), which must not be confused with a module that exists and fails to load.
+    if importlib.util.find_spec("swnas._cuda") is None:
+        return None, "the CUDA module was not built (no CUDA compiler at install time)"
     try:
         from swnas import _cuda
     except ImportError as exc:
         msg = str(exc)
-        if "No module named" in msg:
-            return None, "the CUDA module was not built (no CUDA compiler at install time)"
         warnings.warn(f"swnas: the CUDA module failed to load and is turned off: {msg}", RuntimeWarning,
                       stacklevel=2)
         return None, f"the CUDA module failed to load ({msg})"
