@@ -7,13 +7,13 @@ import torch
 
 from swnas.errors import InputError
 from swnas.features import (
-    avgpool_stats,
     parse_reduce,
     reduce_map,
     stage_features,
     stage_scores,
 )
 from swnas.models import ArchSpec, build
+from swnas.pooling import avgpool_stats
 
 
 def _trained_like(spec, seed=0):
