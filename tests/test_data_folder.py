@@ -293,7 +293,7 @@ def test_search_and_ensemble_over_a_streamed_folder(folder, tmp_path, monkeypatc
 
     monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
     cfg = SearchConfig(dataset="imagefolder", data=str(folder), input_size=16, workers=0, iterations=1, stages=3,
-                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu", keep_going=True)
+                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu")
     run_search(cfg, tmp_path / "out", echo=None)
     state = load_state(tmp_path / "out")
     assert len(state["networks"]) == 3 and state["config"]["input_size"] == 16
