@@ -13,7 +13,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".t
 def scan_annotated_val(val_dir: Path, classes: list[str]) -> tuple[list[str], list[int]] | None:
     """Tiny ImageNet's val/: images/ plus val_annotations.txt (file <TAB> class ...) instead of class
     folders; ``None`` when ``val_dir`` has no annotation file. Shared by the in-memory and the
-    streaming (:mod:`swnas.diskdata`) readers."""
+    streaming (:mod:`swnas.data.folder`) readers."""
     ann = val_dir / "val_annotations.txt"
     if not ann.is_file():
         return None
