@@ -102,7 +102,8 @@ def _torchvision_loader(root: Path, train: bool, batch: int, workers: int, as_fl
 
 
 def _swnas_loader(root: Path, train: bool, batch: int, workers: int, size: int):
-    from swnas.diskdata import DiskBatches, open_imagefolder
+    from swnas.data.decode import DiskBatches
+    from swnas.data.folder import open_imagefolder
 
     ds = open_imagefolder(root, input_size=size)
     split = ds.train if train else ds.test

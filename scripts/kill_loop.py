@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ["--dataset", "digits", "--subset", "200", "--iterations", "2", "--m0", "1", "--delta", "1",
-         "--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu", "--keep-going",
+         "--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu",
          "--no-report", "--quiet"]
 
 

@@ -129,7 +129,7 @@ def train_architecture(
             "options": {"data": data, "subset": subset, "recipe": recipe, "epochs": epochs, "batch_size": batch_size,
                         "lr": lr, "seed": seed, "device": device, "val_split": val_split},
             "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
-                                             "images": training_images(rec, len(ds.y_train), r.epochs)}, r.seconds),
+                                             "images": training_images(rec, ds.size("train"), r.epochs)}, r.seconds),
             "checkpoint": MODEL_FILE,
         }
         if dist.is_main():

@@ -253,9 +253,6 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
     s.add_argument("--param", dest="score_params", type=_param, action="append", metavar="KEY=VALUE",
                    help="criterion parameter, e.g. n_components=2 (repeatable)")
     s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
-    s.add_argument("--keep-going", dest="keep_going", action="store_true",
-                   help="accepted for compatibility and ignored: the search goes on when no stage grows (the paper's "
-                   "protocol); see --stop-early")
     s.add_argument("--stop-early", dest="stop_early", action="store_true", help="stop when no stage grows")
     s.add_argument("--final-epochs", dest="final_epochs", type=_nonneg_int,
                    help="train each candidate this many more epochs after the search (default: half the training "
@@ -332,7 +329,7 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
 # ------------------------------------------------------------------------------------- commands
 _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
-    "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
+    "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend",
     "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
     "inherit", "inherit_epochs",
 )
@@ -391,9 +388,8 @@ def cmd_search(ns: argparse.Namespace) -> int:
         out = Path(resume)
         if hasattr(ns, "out") and Path(ns.out).resolve() != out.resolve():
             raise InputError(f"--out {ns.out}: differs from --resume {resume}; the resumed run lives in {resume}")
-        for flag in ("keep_going", "stop_early"):
-            if flag in given and given[flag] is False:
-                given.pop(flag)
+        if given.get("stop_early") is False:
+            given.pop("stop_early")
         cfg = resume_config(out, given)
     else:
         out = Path(getattr(ns, "out", "runs/search"))

@@ -15,6 +15,7 @@ __all__ = [
     "softmax",
     "topk_accuracy",
     "evaluate_ensemble",
+    "evaluate_ensemble_on",
     "ensemble_search",
 ]
 
@@ -78,6 +79,34 @@ def _default_logits_fn(mean, std, batch_size: int, device: str) -> Callable[[Any
     return fn
 
 
+def _combine(models: Sequence[Any], logits_of: Callable[[Any], Any], labels: np.ndarray,
+             members: Sequence[int] | None) -> EnsembleResult:
+    """Mean softmax of ``logits_of(model)`` over ``models``, scored against ``labels``."""
+    if len(models) == 0:
+        raise InputError("models: the ensemble needs at least one network")
+    labels = np.asarray(labels).reshape(-1)
+    total = None
+    m1, m5 = [], []
+    for i, model in enumerate(models):
+        p = softmax(np.asarray(logits_of(model)))
+        if p.shape[0] != labels.shape[0]:
+            raise InputError(f"models[{i}]: produced {p.shape[0]} predictions for {labels.shape[0]} labels")
+        if total is not None and p.shape != total.shape:
+            raise InputError(f"models[{i}]: predicts {p.shape[1]} classes, the others {total.shape[1]}")
+        m1.append(topk_accuracy(p, labels, 1))
+        m5.append(topk_accuracy(p, labels, 5))
+        total = p if total is None else total + p
+    avg = total / len(models)
+    return EnsembleResult(
+        members=list(members) if members is not None else list(range(len(models))),
+        top1=topk_accuracy(avg, labels, 1),
+        top5=topk_accuracy(avg, labels, 5),
+        n_test=int(labels.shape[0]),
+        member_top1=m1,
+        member_top5=m5,
+    )
+
+
 def evaluate_ensemble(
     models: Sequence[Any],
     images: np.ndarray,
@@ -101,30 +130,33 @@ def evaluate_ensemble(
     members : sequence of int, optional
         Labels for the members in the result (default 0..len-1).
     """
-    if len(models) == 0:
-        raise InputError("models: the ensemble needs at least one network")
-    labels = np.asarray(labels).reshape(-1)
     fn = logits_fn or _default_logits_fn(mean, std, batch_size, device)
-    total = None
-    m1, m5 = [], []
-    for i, model in enumerate(models):
-        p = softmax(np.asarray(fn(model, images)))
-        if p.shape[0] != labels.shape[0]:
-            raise InputError(f"models[{i}]: produced {p.shape[0]} predictions for {labels.shape[0]} labels")
-        if total is not None and p.shape != total.shape:
-            raise InputError(f"models[{i}]: predicts {p.shape[1]} classes, the others {total.shape[1]}")
-        m1.append(topk_accuracy(p, labels, 1))
-        m5.append(topk_accuracy(p, labels, 5))
-        total = p if total is None else total + p
-    avg = total / len(models)
-    return EnsembleResult(
-        members=list(members) if members is not None else list(range(len(models))),
-        top1=topk_accuracy(avg, labels, 1),
-        top5=topk_accuracy(avg, labels, 5),
-        n_test=int(labels.shape[0]),
-        member_top1=m1,
-        member_top5=m5,
-    )
+    return _combine(models, lambda model: fn(model, images), labels, members)
+
+
+def evaluate_ensemble_on(
+    models: Sequence[Any],
+    data: Any,
+    split: str = "test",
+    *,
+    mean=None,
+    std=None,
+    batch_size: int = 512,
+    device: str = "auto",
+    members: Sequence[int] | None = None,
+) -> EnsembleResult:
+    """:func:`evaluate_ensemble` on a split of a data source (:class:`swnas.data.DataSource`), read
+    batch by batch, so an image folder streamed from disk works as arrays in memory do.
+
+    ``mean``/``std`` default to the source's channel statistics.
+    """
+    from swnas.train import predict_split
+
+    def logits_of(model):
+        return predict_split(model, data, split, mean=mean, std=std, batch_size=batch_size,
+                             device=device).numpy()
+
+    return _combine(models, logits_of, data.labels(split), members)
 
 
 def ensemble_search(
@@ -133,14 +165,14 @@ def ensemble_search(
     device: str = "auto",
     members: Sequence[int] | None = None,
     dataset: Any = None,
-    logits_fn: Callable[[Any, np.ndarray], Any] | None = None,
     write: bool = True,
 ) -> EnsembleResult:
     """Evaluate the ensemble of a search's candidate set on its dataset's test set.
 
     Loads every candidate checkpoint of ``OUT/search.json`` (or the network indices ``members``),
-    after the candidate's final epochs when they ran, reloads the search's dataset with its
-    validation split and normalisation (or uses ``dataset``) and writes ``OUT/ensemble.json``.
+    after the candidate's final epochs when they ran, reopens the search's data set with its
+    options (:func:`swnas.data.reopen_dataset`: validation split, image size, in memory or
+    streamed) and normalisation (or uses ``dataset``, a data source) and writes ``OUT/ensemble.json``.
     """
     from swnas.search import checkpoint_path, final_record, load_recorded, load_state
     from swnas.state import atomic_write_json, refuse_links
@@ -157,19 +189,15 @@ def ensemble_search(
         if not (isinstance(i, int) and 0 <= i < len(nets)):
             raise InputError(f"members: {i!r} is not a network index of {out} (0..{len(nets) - 1})")
         checkpoint_path(out, final_record(nets[i]))  # inside OUT, present, the recorded file (before loading data)
-    from swnas.data import input_normalization, load_dataset
+    from swnas.data import input_normalization, reopen_dataset
     from swnas.recipes import get_recipe
 
     cfg = state["config"]
     if dataset is None:  # the training split the networks saw, so the statistics are theirs
-        dataset = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
-                               val_split=cfg.get("val_split") or 0.0)
+        dataset = reopen_dataset(cfg)
     mean, std = input_normalization(dataset, get_recipe(cfg.get("recipe", "paper")).normalize)
     models = [load_recorded(out, final_record(nets[i])) for i in idx]  # after their final epochs when they ran
-    res = evaluate_ensemble(
-        models, dataset.x_test, dataset.y_test, mean=mean, std=std, device=device,
-        logits_fn=logits_fn, members=idx,
-    )
+    res = evaluate_ensemble_on(models, dataset, "test", mean=mean, std=std, device=device, members=idx)
     if write:
         atomic_write_json(out / ENSEMBLE_FILE, res.to_dict())
     return res

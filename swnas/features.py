@@ -3,7 +3,8 @@
 Which output: the last module of each stage — for residual blocks the residual sum *before* the
 block's final ReLU (the blocks' ``preact`` identity), for NASNet the last normal cell's output.
 This is what the original code scores (docs/scorers.md, section 5). The forward pass runs in eval mode under
-``torch.no_grad`` on un-augmented images.
+``torch.no_grad``, with TF32 off, on un-augmented images: arrays (:func:`stage_scores`) or a data
+source's evaluation batches (:func:`stage_scores_of`), both through :func:`score_stage_batches`.
 
 Reductions (``reduce=``):
 
@@ -21,6 +22,8 @@ score (their mean) is the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,16 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from swnas.errors import InputError
-from swnas.pooling import avgpool_stats
 
 __all__ = [
     "REDUCTIONS",
     "parse_reduce",
     "reduce_map",
-    "avgpool_stats",
     "stage_features",
     "stage_scores",
+    "stage_scores_of",
+    "score_stage_batches",
     "iter_stage_batches",
+    "full_precision_matmuls",
 ]
 
 REDUCTIONS = ("avgpool8", "gap", "gmp", "grid:K")
@@ -153,25 +157,37 @@ def _check_images(images: Any, in_channels: int | None) -> tuple[Any, bool]:
     return images, is_u8
 
 
-def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = "avgpool8", *, batch_size: int = 256,
-                       device: str | torch.device | None = None, mean: Any = None, std: Any = None,
-                       reducer: Callable[[torch.Tensor], torch.Tensor] | None = None):
-    """Yield ``(start, stop, [reduced (b, p_i) tensor per stage])`` over ``images`` in batches.
+@contextmanager
+def full_precision_matmuls() -> Iterator[None]:
+    """TF32 off for cuDNN convolutions and CUDA matmuls inside the block; the previous flags after.
 
-    One forward pass per batch in eval mode (no autograd) with hooks on every stage at once; each hook reduces
-    its map immediately (before the block's in-place ReLU), so only reduced features live on.
-    The model's training flag is restored afterwards.
+    Stage features are scored in float32 as on the CPU: with TF32 (PyTorch's default for cuDNN
+    convolutions) GPU features differ from CPU ones by about 1e-3. Training may keep TF32.
+    """
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = cudnn
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
+def _forward_stages(model: nn.Module, batches: Iterable[tuple[Any, Any]], reduce: str | Reduction = "avgpool8", *,
+                    device: str | torch.device | None = None, mean: Any = None, std: Any = None,
+                    reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
+                    ) -> Iterator[tuple[list[torch.Tensor], Any]]:
+    """``([reduced (b, p_i) tensor per stage], labels)`` for every ``(images, labels)`` batch.
+
+    The one stage-feature forward pass: eval mode, no autograd, TF32 off
+    (:func:`full_precision_matmuls`), hooks on every stage at once; each hook reduces its map
+    immediately (before the block's in-place ReLU), so only reduced features live on. The model's
+    training flag and device are restored afterwards.
     """
     red = parse_reduce(reduce)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InputError(f"batch_size: must be a positive integer, got {batch_size!r}")
-    spec = getattr(model, "spec", None)
-    images, is_u8 = _check_images(images, getattr(spec, "in_channels", None))
+    in_channels = getattr(getattr(model, "spec", None), "in_channels", None)
     dev = torch.device(device) if device is not None else _model_device(model)
-    c = images.shape[3] if is_u8 else images.shape[1]
-    hw = tuple(images.shape[1:3]) if is_u8 else tuple(images.shape[2:4])
-    mean_t = _mean_stats(mean, c, hw, dev)
-    std_t = _channel_stats(std, "std", c, dev)
     fn = reducer if reducer is not None else red
     points = _stage_points(model)
     current: list[torch.Tensor | None] = [None] * len(points)
@@ -188,12 +204,16 @@ def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = 
     model.eval()
     if orig_device != dev:
         model.to(dev)
-    n = int(images.shape[0])
+    stats = None
     try:
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            with torch.no_grad():
-                xb = images[start:stop]
+        for xb, yb in batches:
+            xb, is_u8 = _check_images(xb, in_channels)
+            if stats is None:
+                c = xb.shape[3] if is_u8 else xb.shape[1]
+                hw = tuple(xb.shape[1:3]) if is_u8 else tuple(xb.shape[2:4])
+                stats = (_mean_stats(mean, c, hw, dev), _channel_stats(std, "std", c, dev))
+            mean_t, std_t = stats
+            with torch.no_grad(), full_precision_matmuls():
                 xb = torch.from_numpy(np.ascontiguousarray(xb)) if isinstance(xb, np.ndarray) else xb
                 xb = xb.to(dev, non_blocking=True)
                 if is_u8:
@@ -210,13 +230,38 @@ def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = 
                 feats = list(current)
             if any(f is None for f in feats):  # pragma: no cover - hooks always fire
                 raise RuntimeError("a stage hook did not fire")
-            yield start, stop, feats
+            yield feats, yb
     finally:
         for h in handles:
             h.remove()
         if orig_device != dev:
             model.to(orig_device)
         model.train(was_training)
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InputError(f"batch_size: must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = "avgpool8", *, batch_size: int = 256,
+                       device: str | torch.device | None = None, mean: Any = None, std: Any = None,
+                       reducer: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    """Yield ``(start, stop, [reduced (b, p_i) tensor per stage])`` over ``images`` in batches.
+
+    One forward pass per batch in eval mode (no autograd, no TF32) with hooks on every stage at
+    once; each hook reduces its map immediately (before the block's in-place ReLU), so only
+    reduced features live on. The model's training flag is restored afterwards.
+    """
+    parse_reduce(reduce)
+    _check_batch_size(batch_size)
+    images, _ = _check_images(images, getattr(getattr(model, "spec", None), "in_channels", None))
+    n = int(images.shape[0])
+    spans = [(start, min(n, start + batch_size)) for start in range(0, n, batch_size)]
+    batches = ((images[a:b], (a, b)) for a, b in spans)
+    for feats, (a, b) in _forward_stages(model, batches, reduce, device=device, mean=mean, std=std, reducer=reducer):
+        yield a, b, feats
 
 
 def stage_features(model: nn.Module, images: Any, reduce: str = "avgpool8", *, batch_size: int = 256,
@@ -235,6 +280,61 @@ def stage_features(model: nn.Module, images: Any, reduce: str = "avgpool8", *, b
         for i, f in enumerate(feats):
             parts[i].append(f.float().cpu().numpy())
     return [np.concatenate(p, axis=0) for p in parts]
+
+
+def _use_streaming(streaming: bool | str, criterion: str, params: dict) -> bool:
+    from swnas.scoring.streaming import supports_streaming
+
+    if streaming == "auto":
+        return supports_streaming(criterion, **params)
+    if isinstance(streaming, bool):
+        if streaming and not supports_streaming(criterion, **params):
+            raise InputError(f"streaming: criterion {criterion!r} with these parameters needs the whole feature matrix")
+        return streaming
+    raise InputError(f"streaming: expected 'auto', True or False, got {streaming!r}")
+
+
+def score_stage_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]], n_classes: int,
+                        criterion: str = "pls", reduce: str = "avgpool8", *, device: str | torch.device | None = None,
+                        backend: str = "auto", mean: Any = None, std: Any = None, streaming: bool = True,
+                        all_reduce: bool = False, **params: Any) -> list:
+    """Score every stage over ``(images, codes)`` batches: the one stage-scoring path.
+
+    ``codes`` are int64 class codes ``0 .. n_classes - 1``. ``streaming``: every batch's reduced
+    features go straight into one :class:`~swnas.scoring.streaming.StreamingScorer` per stage, on
+    the forward pass's device (memory bounded by the batch, not N); ``all_reduce`` then sums the
+    statistics over the process group (each rank saw its shard). Otherwise the features are
+    collected and scored with one :func:`~swnas.scoring.score_many` call.
+    """
+    from swnas.scoring import score_many
+    from swnas.scoring.streaming import StreamingScorer
+
+    forward = _forward_stages(model, batches, reduce, device=device, mean=mean, std=std)
+    if streaming:
+        scorers: list[StreamingScorer] = []
+        for feats, yb in forward:
+            if not scorers:
+                scorers = [StreamingScorer(criterion, n_classes=n_classes, backend=backend, **params) for _ in feats]
+            yb = yb.to(feats[0].device)
+            for sc, f in zip(scorers, feats):
+                sc.update(f, yb)
+        if not scorers:
+            raise InputError("images: is empty")
+        return [(sc.all_reduce() if all_reduce else sc).result() for sc in scorers]
+    parts: list[list[torch.Tensor]] = []
+    codes: list[torch.Tensor] = []
+    for feats, yb in forward:
+        if not parts:
+            parts = [[] for _ in feats]
+        for i, f in enumerate(feats):
+            parts[i].append(f.float())
+        codes.append(yb)
+    if not parts:
+        raise InputError("images: is empty")
+    y = torch.cat(codes).numpy()
+    mats: list[Any] = [torch.cat(p, dim=0) for p in parts]
+    mats = [m.numpy() if m.device.type == "cpu" else m for m in mats]
+    return score_many([(m, y) for m in mats], criterion=criterion, backend=backend, **params)
 
 
 def stage_scores(model: nn.Module, images: Any, labels: Any, criterion: str = "pls", reduce: str = "avgpool8",
@@ -263,42 +363,43 @@ def stage_scores(model: nn.Module, images: Any, labels: Any, criterion: str = "p
     -------
     list of ScoreResult, one per stage (``.stage`` is the stage score).
     """
-    from swnas.scoring import score_many
     from swnas.scoring._arrays import encode_labels
-    from swnas.scoring.streaming import StreamingScorer, supports_streaming
 
     if not isinstance(images, (np.ndarray, torch.Tensor)) or images.ndim != 4:
         raise InputError("images: expected a 4-D uint8 NHWC or float NCHW array")
     n = int(images.shape[0])
     codes, classes = encode_labels(labels, n, "labels")
-    codes = np.asarray(codes, dtype=np.int64)
-    n_classes = int(classes.shape[0])
-    if streaming == "auto":
-        use_stream = supports_streaming(criterion, **params)
-    elif isinstance(streaming, bool):
-        use_stream = streaming
-        if use_stream and not supports_streaming(criterion, **params):
-            raise InputError(f"streaming: criterion {criterion!r} with these parameters needs the whole feature matrix")
-    else:
-        raise InputError(f"streaming: expected 'auto', True or False, got {streaming!r}")
+    codes_t = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+    use_stream = _use_streaming(streaming, criterion, params)
+    parse_reduce(reduce)
+    _check_batch_size(batch_size)
+    images, _ = _check_images(images, getattr(getattr(model, "spec", None), "in_channels", None))
+    batches = ((images[i : i + batch_size], codes_t[i : i + batch_size]) for i in range(0, n, batch_size))
+    return score_stage_batches(model, batches, int(classes.shape[0]), criterion, reduce, device=device,
+                               backend=backend, mean=mean, std=std, streaming=use_stream, **params)
 
-    batches = iter_stage_batches(model, images, reduce, batch_size=batch_size, device=device, mean=mean, std=std)
-    if use_stream:
-        scorers: list[StreamingScorer] = []
-        codes_t = torch.from_numpy(codes)
-        for start, stop, feats in batches:
-            if not scorers:
-                scorers = [StreamingScorer(criterion, n_classes=n_classes, backend=backend, **params) for _ in feats]
-            yb = codes_t[start:stop].to(feats[0].device)
-            for sc, f in zip(scorers, feats):
-                sc.update(f, yb)
-        return [sc.result() for sc in scorers]
-    parts: list[list[torch.Tensor]] = []
-    for _s, _e, feats in batches:
-        if not parts:
-            parts = [[] for _ in feats]
-        for i, f in enumerate(feats):
-            parts[i].append(f.float())
-    mats: list[Any] = [torch.cat(p, dim=0) for p in parts]
-    mats = [m.numpy() if m.device.type == "cpu" else m for m in mats]
-    return score_many([(m, codes) for m in mats], criterion=criterion, backend=backend, **params)
+
+def stage_scores_of(model: nn.Module, data: Any, criterion: str = "pls", reduce: str = "avgpool8", *,
+                    split: str = "train", batch_size: int = 256, device: str | torch.device | None = None,
+                    backend: str = "auto", mean: Any = None, std: Any = None, rank: int = 0, world_size: int = 1,
+                    **params: Any) -> list:
+    """Per-stage scores of ``model`` on a split of a data source (:class:`swnas.data.DataSource`).
+
+    Reads the source's un-augmented batches (:meth:`~swnas.data.DataSource.eval_batches`); the
+    classes present in the split are coded ``0 .. C-1`` as :func:`stage_scores` codes them. With
+    ``world_size > 1`` and a criterion that streams (PLS; inf-FS with ``corr="pearson"``), rank r
+    reads every K-th image and the statistics are summed over ranks, so every rank gets the
+    single-process result; other criteria score the whole split on every rank. ``mean``/``std``
+    default to the source's channel statistics.
+    """
+    labels = np.asarray(data.labels(split), np.int64)
+    present = np.unique(labels)
+    lut = np.full(int(present.max()) + 1 if len(present) else 0, -1, np.int64)
+    lut[present] = np.arange(len(present))
+    lut_t = torch.from_numpy(lut)
+    use_stream = _use_streaming("auto", criterion, params)
+    shard = dict(rank=rank, world_size=world_size) if use_stream and world_size > 1 else {}
+    batches = ((xb, lut_t[yb]) for xb, yb in data.eval_batches(split, _check_batch_size(batch_size), **shard))
+    return score_stage_batches(model, batches, int(len(present)), criterion, reduce, device=device, backend=backend,
+                               mean=data.mean if mean is None else mean, std=data.std if std is None else std,
+                               streaming=use_stream, all_reduce=bool(shard), **params)

@@ -369,12 +369,11 @@ def export_normalization(cfg: dict) -> dict | None:
     import numpy as np
     import torch
 
-    from swnas.data import input_normalization, load_dataset
+    from swnas.data import input_normalization, reopen_dataset
     from swnas.recipes import get_recipe
 
     try:
-        ds = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
-                          val_split=cfg.get("val_split") or 0.0)
+        ds = reopen_dataset(cfg)
         kind = get_recipe(cfg.get("recipe") or "paper").normalize
         mean, std = input_normalization(ds, kind)
     except (InputError, OSError) as e:

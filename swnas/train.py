@@ -1,14 +1,16 @@
-"""The trainer: in-memory data on the device, on-device augmentation, AMP, DDP, resumable checkpoints.
+"""The trainer and the evaluators: on-device augmentation, AMP, DDP, resumable checkpoints.
 
-One code path serves CPU and GPU. The batches come from a batch source (:mod:`swnas.loader`):
-by default the training images live on the device as uint8 (CIFAR-10: 150 MB) and each step
-gathers a batch by index, crops/flips it with one vectorised gather (:mod:`swnas.augment`) and
-normalises it to float -- no DataLoader, no worker processes; ``batches=`` plugs in another
-source. :func:`train` reads as: set up (:func:`_setup`, :func:`_restore`), then per epoch
+One code path serves CPU and GPU. The batches come from the data source's batch source
+(:meth:`swnas.data.DataSource.train_batches`): for data in memory the training images live on the
+device as uint8 (CIFAR-10: 150 MB) and each step gathers a batch by index, crops/flips it with one
+vectorised gather (:mod:`swnas.augment`) and normalises it to float -- no DataLoader, no worker
+processes; an image folder is decoded by worker processes; ``batches=`` plugs in another source.
+Evaluation reads un-augmented batches of a split (:func:`evaluate_split`) or of arrays
+(:func:`evaluate`) through one forward pass. :func:`train` reads as: set up (:func:`_setup`, :func:`_restore`), then per epoch
 :func:`_train_epoch`, :func:`_save_checkpoint`, :func:`_report_epoch`, then :func:`_result`. On CUDA the batch is channels_last and the forward pass runs under bf16 autocast (fp16
 with a GradScaler on request); ``compile=True`` wraps the model in :func:`torch.compile`.
 
-Randomness is derived from ``(seed, epoch)`` (:class:`swnas.loader.EpochPlan`): the epoch's sample
+Randomness is derived from ``(seed, epoch)`` (:class:`swnas.data.batches.EpochPlan`): the epoch's sample
 order and every image's crop offsets and flip bit are drawn from one generator seeded by those two
 numbers, for the *global* batch, on every rank. Hence
 
@@ -29,7 +31,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +44,16 @@ import torch.nn.functional as F
 
 from swnas import distributed as D
 from swnas.augment import normalize
-from swnas.data import Dataset, input_normalization
+from swnas.data.batches import BatchSource, EpochPlan, mix_seed
+from swnas.data.batches import norm_tensors as _norm_tensors
+from swnas.data.source import DataSource, input_normalization
 from swnas.errors import InputError
 from swnas.logs import EpochLines, use_bars
-from swnas.loader import BatchSource, EpochPlan, InMemoryBatches, mix_seed
-from swnas.loader import norm_tensors as _norm_tensors
 from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
 from swnas.state import atomic_save
 
-__all__ = ["TrainResult", "train", "evaluate", "predict_logits", "load_checkpoint",
-           "CHECKPOINT_NAME"]
+__all__ = ["TrainResult", "train", "evaluate", "evaluate_split", "predict_logits", "predict_split",
+           "load_checkpoint", "CHECKPOINT_NAME"]
 
 log = logging.getLogger("swnas.train")
 
@@ -135,16 +137,11 @@ def _resolve_device(device: Any) -> torch.device:
     return dev
 
 
-def _check_dataset(data: Any) -> Dataset:
-    if not isinstance(data, Dataset):
-        raise InputError(f"data must be a swnas.data.Dataset (see load_dataset), got {type(data).__name__}")
-    x, y = data.x_train, data.y_train
-    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4:
-        raise InputError("data.x_train must be a uint8 NHWC NumPy array")
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-        raise InputError(f"data.y_train must be {len(x)} integer labels, got {getattr(y, 'shape', None)}")
-    if len(data.mean) != x.shape[3] or len(data.std) != x.shape[3]:
-        raise InputError(f"data.mean/std must have one value per channel ({x.shape[3]})")
+def _check_source(data: Any) -> DataSource:
+    if not isinstance(data, DataSource):
+        raise InputError(f"data must be a data source such as swnas.data.Dataset (see swnas.data.load_dataset), "
+                         f"got {type(data).__name__}")
+    data.check()
     return data
 
 
@@ -198,10 +195,19 @@ def _as_batch_source(images: Any, labels: Any | None) -> tuple[torch.Tensor, tor
     return x, y, is_u8
 
 
-def _iter_logits(model: nn.Module, x: torch.Tensor, is_u8: bool, mean, std, batch_size: int,
-                 device: Any, amp: Any):
+def _array_batches(x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> Iterator[tuple[torch.Tensor, Any]]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return ((x[i : i + batch_size], None if y is None else y[i : i + batch_size]) for i in range(0, len(x), batch_size))
+
+
+def _iter_logits(model: nn.Module, batches: Iterable[tuple[torch.Tensor, Any]], mean, std, device: Any,
+                 amp: Any) -> Iterator[tuple[torch.Tensor, Any]]:
+    """``(float logits, labels)`` of every batch ``(uint8 NHWC or normalised float NCHW images, labels)``.
+
+    The one evaluation forward pass: arrays (:func:`evaluate`, :func:`predict_logits`) and data
+    sources (:func:`evaluate_split`, :func:`predict_split`) both come here.
+    """
     net = _unwrap(model)
     if device is None:
         p = next(iter(net.parameters()), None)
@@ -211,30 +217,63 @@ def _iter_logits(model: nn.Module, x: torch.Tensor, is_u8: bool, mean, std, batc
     net.to(dev)
     mode = _resolve_amp(amp, dev)
     cl = dev.type == "cuda"
-    if is_u8:
-        if mean is None or std is None:
-            raise InputError("mean and std are required for uint8 images (per channel, [0, 1] units)")
-        scale, shift = _norm_tensors(mean, std, dev)
-        if scale.shape[1] != x.shape[3]:
-            raise InputError(f"mean/std have {scale.shape[1]} channels but images have {x.shape[3]}")
-        if shift.shape[2:] != (1, 1) and tuple(shift.shape[2:]) != tuple(x.shape[1:3]):
-            raise InputError(f"mean: a per-pixel mean image of {tuple(shift.shape[2:])} does not fit images of "
-                             f"{tuple(x.shape[1:3])}")
+    norm: tuple[torch.Tensor, torch.Tensor] | None = None
     was_training = net.training
     net.eval()
     try:
         with torch.inference_mode():
-            for i in range(0, len(x), batch_size):
-                xb = x[i : i + batch_size].to(dev, non_blocking=True)
-                if is_u8:
-                    xb = normalize(xb, scale, shift, channels_last=cl)
-                elif cl:
-                    xb = xb.contiguous(memory_format=torch.channels_last)
+            for xb, yb in batches:
+                if xb.dtype == torch.uint8:
+                    if norm is None:
+                        norm = _uint8_norm(mean, std, dev, tuple(xb.shape))
+                    xb = normalize(xb.to(dev, non_blocking=True), norm[0], norm[1], channels_last=cl)
+                else:
+                    xb = xb.to(dev, non_blocking=True)
+                    if cl:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
                 with _autocast(mode, dev):
                     out = net(xb)
-                yield i, out.float()
+                yield out.float(), yb
     finally:
         net.train(was_training)
+
+
+def _uint8_norm(mean, std, dev: torch.device, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` for uint8 NHWC batches of ``shape``, checked against the images."""
+    if mean is None or std is None:
+        raise InputError("mean and std are required for uint8 images (per channel, [0, 1] units)")
+    scale, shift = _norm_tensors(mean, std, dev)
+    if scale.shape[1] != shape[3]:
+        raise InputError(f"mean/std have {scale.shape[1]} channels but images have {shape[3]}")
+    if shift.shape[2:] != (1, 1) and tuple(shift.shape[2:]) != tuple(shape[1:3]):
+        raise InputError(f"mean: a per-pixel mean image of {tuple(shift.shape[2:])} does not fit images of "
+                         f"{tuple(shape[1:3])}")
+    return scale, shift
+
+
+def _collect_logits(outputs: Iterable[tuple[torch.Tensor, Any]]) -> torch.Tensor:
+    parts = [out.cpu() for out, _ in outputs]
+    if not parts:
+        raise InputError("images holds no samples")
+    return torch.cat(parts)
+
+
+def _accuracy(outputs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    n1 = n5 = n = 0
+    loss = 0.0
+    for out, yb in outputs:
+        yb = yb.to(out.device).long()
+        if int(yb.max()) >= out.shape[1] or int(yb.min()) < 0:
+            raise InputError(f"labels must lie in 0..{out.shape[1] - 1} (the model's outputs)")
+        loss += float(F.cross_entropy(out, yb, reduction="sum"))
+        k = min(5, out.shape[1])
+        top = out.topk(k, dim=1).indices
+        n1 += int((top[:, 0] == yb).sum())
+        n5 += int((top == yb[:, None]).any(1).sum())
+        n += len(yb)
+    if n == 0:
+        raise InputError("images holds no samples")
+    return {"top1": n1 / n, "top5": n5 / n, "loss": loss / n}
 
 
 def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | None = None,
@@ -247,11 +286,8 @@ def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | Non
     float NCHW already normalised; NumPy or torch. The model runs in eval mode on ``device`` (default:
     where its parameters are), then returns to its previous mode.
     """
-    x, _, is_u8 = _as_batch_source(images, None)
-    parts = [out.cpu() for _, out in _iter_logits(model, x, is_u8, mean, std, batch_size, device, amp)]
-    if not parts:
-        raise InputError("images holds no samples")
-    return torch.cat(parts)
+    x, _, _ = _as_batch_source(images, None)
+    return _collect_logits(_iter_logits(model, _array_batches(x, None, batch_size), mean, std, device, amp))
 
 
 def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float] | None = None,
@@ -262,22 +298,27 @@ def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float
     Inputs as for :func:`predict_logits`. With fewer than 5 classes top-5 counts the top
     ``classes`` predictions (i.e. it is 1).
     """
-    x, y, is_u8 = _as_batch_source(images, labels)
+    x, y, _ = _as_batch_source(images, labels)
     if len(x) == 0:
         raise InputError("images holds no samples")
-    n1 = n5 = 0
-    loss = 0.0
-    for i, out in _iter_logits(model, x, is_u8, mean, std, batch_size, device, amp):
-        yb = y[i : i + len(out)].to(out.device)
-        if int(yb.max()) >= out.shape[1] or int(yb.min()) < 0:
-            raise InputError(f"labels must lie in 0..{out.shape[1] - 1} (the model's outputs)")
-        loss += float(F.cross_entropy(out, yb, reduction="sum"))
-        k = min(5, out.shape[1])
-        top = out.topk(k, dim=1).indices
-        n1 += int((top[:, 0] == yb).sum())
-        n5 += int((top == yb[:, None]).any(1).sum())
-    n = len(x)
-    return {"top1": n1 / n, "top5": n5 / n, "loss": loss / n}
+    return _accuracy(_iter_logits(model, _array_batches(x, y, batch_size), mean, std, device, amp))
+
+
+def predict_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
+                  batch_size: int = 512, device: Any = None, amp: Any = "auto") -> torch.Tensor:
+    """:func:`predict_logits` on a split of a data source (its un-augmented evaluation batches).
+
+    ``mean``/``std`` default to the source's channel statistics (:func:`swnas.data.input_normalization`).
+    """
+    mean, std = (data.mean if mean is None else mean), (data.std if std is None else std)
+    return _collect_logits(_iter_logits(model, data.eval_batches(which, batch_size), mean, std, device, amp))
+
+
+def evaluate_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
+                   batch_size: int = 512, device: Any = None, amp: Any = "auto") -> dict[str, float]:
+    """:func:`evaluate` on a split (``train``, ``val``, ``test``) of a data source, batch by batch."""
+    mean, std = (data.mean if mean is None else mean), (data.std if std is None else std)
+    return _accuracy(_iter_logits(model, data.eval_batches(which, batch_size), mean, std, device, amp))
 
 
 # --------------------------------------------------------------------------- training
@@ -302,7 +343,7 @@ class _Run:
     start: int = 0
 
 
-def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: Dataset, rec: Recipe) -> tuple[int, bool]:
+def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: DataSource, rec: Recipe) -> tuple[int, bool]:
     if rec.lr > float(np.finfo(np.float32).max):  # the optimizer steps in float32
         raise InputError(f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
                          "such as 0.1")
@@ -416,13 +457,13 @@ def _report_epoch(bar: Any, stats: dict, epochs: int) -> None:
         EpochLines(epochs, logger=log).epoch(stats)
 
 
-def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, flip: bool, device: Any, amp: Any,
+def _setup(model: nn.Module, data: DataSource, rec: Recipe, seed: int, pad: int, flip: bool, device: Any, amp: Any,
            compile: bool, sync_bn: bool, checkpoint_dir: Any) -> _Run:
     ws, rk = D.world_size(), D.rank()
     dev = _resolve_device(device)
     amp_mode = _resolve_amp(amp, dev)
     # an epoch of ``copies_per_epoch`` independently augmented copies (the original recipe: 3)
-    plan = EpochPlan.make(len(data.y_train) * rec.copies_per_epoch, rec.batch_size, ws, rk, pad, flip, seed)
+    plan = EpochPlan.make(data.size("train") * rec.copies_per_epoch, rec.batch_size, ws, rk, pad, flip, seed)
     if ws > 1 and sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
@@ -441,18 +482,10 @@ def _setup(model: nn.Module, data: Dataset, rec: Recipe, seed: int, pad: int, fl
     return run
 
 
-def _result(run: _Run, data: Dataset, eval_batch_size: int, norm: tuple) -> TrainResult:
+def _result(run: _Run, data: DataSource, eval_batch_size: int, norm: tuple) -> TrainResult:
     ev = dict(mean=norm[0], std=norm[1], batch_size=eval_batch_size, device=run.dev, amp=run.amp)
-    if getattr(data, "streaming", False):  # E: evaluation view read from disk (swnas.diskrun)
-        from swnas.diskrun import evaluate_folder
-
-        test = evaluate_folder(run.model, data, "test", **ev)
-        val = evaluate_folder(run.model, data, "val", **ev) if data.val is not None else None
-        return _result_from(run, test, val)
-    test = evaluate(run.model, data.x_test, data.y_test, **ev)
-    val = None
-    if data.x_val is not None and data.y_val is not None and len(data.x_val):
-        val = evaluate(run.model, data.x_val, data.y_val, **ev)
+    test = evaluate_split(run.model, data, "test", **ev)
+    val = evaluate_split(run.model, data, "val", **ev) if data.has_split("val") else None
     return _result_from(run, test, val)
 
 
@@ -471,7 +504,7 @@ def _result_from(run: _Run, test: dict, val: dict | None) -> TrainResult:
 
 def train(
     model: nn.Module,
-    data: Dataset,
+    data: DataSource,
     *,
     recipe: str | Recipe = "paper",
     epochs: int | None = None,
@@ -490,14 +523,14 @@ def train(
     eval_batch_size: int = 512,
     batches: Callable[[EpochPlan, torch.device], BatchSource] | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``data.x_train`` and evaluate it on the validation and test sets.
+    """Train ``model`` in place on ``data``'s training split and evaluate it on the validation and test sets.
 
     Parameters
     ----------
     model : nn.Module
         Maps normalised float NCHW images to logits.
-    data : Dataset
-        From :func:`swnas.data.load_dataset`.
+    data : DataSource
+        From :func:`swnas.data.load_dataset` (in memory or an image folder streamed from disk).
     recipe : {"paper", "original", "fast"} or Recipe
         See :mod:`swnas.recipes`. ``epochs``, ``batch_size`` (global) and ``lr`` override it;
         the ``paper`` milestones stay at 50% and 75% of the epochs. Its ``normalize`` decides how
@@ -531,7 +564,7 @@ def train(
     eval_batch_size : int
     batches : callable, optional
         ``batches(plan, device) -> BatchSource``: where the training batches come from (see
-        :mod:`swnas.loader`); default :class:`~swnas.loader.InMemoryBatches` over ``data.x_train``.
+        :mod:`swnas.data.batches`); default ``data.train_batches(plan, device, ...)``.
 
     Returns
     -------
@@ -544,18 +577,13 @@ def train(
     """
     D.init_from_env()
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
-    data = data if getattr(data, "streaming", False) else _check_dataset(data)  # E: FolderDataset (swnas.diskrun)
+    data = _check_source(data)
     pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
     norm = input_normalization(data, rec.normalize)  # per channel, or the training mean image (``original``)
-    if batches is None and getattr(data, "streaming", False):  # E: batches decoded from disk by workers
-        from swnas.diskrun import FolderBatchSource
-
-        source: BatchSource = FolderBatchSource(data, run.plan, run.dev, channels_last=run.dev.type == "cuda",
-                                                mean=norm[0], std=norm[1])
-    elif batches is None:
-        source = InMemoryBatches(data.x_train, data.y_train, norm[0], norm[1], run.plan, run.dev,
-                                 channels_last=run.dev.type == "cuda")
+    if batches is None:  # in memory on the device, or decoded from disk by workers
+        source: BatchSource = data.train_batches(run.plan, run.dev, mean=norm[0], std=norm[1],
+                                                 channels_last=run.dev.type == "cuda")
     else:
         source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)

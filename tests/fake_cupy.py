@@ -3,9 +3,8 @@ absent: the CuPy backend modules then run their own array code on the CPU agains
 
 It emulates what those modules use: arrays with a ``device`` (always device 0), ``asarray`` /
 ``asnumpy`` / ``from_dlpack``, ``cuda.Device`` and ``cuda.runtime.getDeviceCount``, ``cupyx``'s
-``solve_triangular``, and ``RawModule`` for the two pooling kernels of :mod:`swnas.pooling`
-(emulated in NumPy, with CUDA's launch limits checked). It records the largest ``zeros``/``empty``
-allocation and every kernel launch, so tests can assert on working-memory sizes and grids.
+``solve_triangular``. It records the largest ``zeros``/``empty`` allocation, so tests can assert on
+working-memory sizes.
 """
 from __future__ import annotations
 
@@ -42,11 +41,10 @@ class Device:
 
 
 class _Recorder:
-    """What the tests inspect: the largest allocation and every kernel launch."""
+    """What the tests inspect: the largest allocation."""
 
     def __init__(self) -> None:
         self.peak_alloc = 0
-        self.launches: list[tuple[str, tuple, tuple]] = []
 
     def alloc(self, a: np.ndarray) -> ndarray:
         self.peak_alloc = max(self.peak_alloc, int(a.nbytes))
@@ -80,46 +78,6 @@ def from_dlpack(t) -> ndarray:
     return np.from_dlpack(t).view(ndarray)
 
 
-def _check_launch(grid: tuple, block: tuple) -> None:
-    grid = tuple(grid) + (1,) * (3 - len(grid))
-    block = tuple(block) + (1,) * (3 - len(block))
-    if not (1 <= grid[0] <= 2**31 - 1 and 1 <= grid[1] <= 65535 and 1 <= grid[2] <= 65535):
-        raise RuntimeError(f"fake cupy: invalid grid {grid} (CUDA_ERROR_INVALID_VALUE)")
-    if not (1 <= block[0] * block[1] * block[2] <= 1024):
-        raise RuntimeError(f"fake cupy: invalid block {block}")
-
-
-def _pool(x, out, n, c, h, w, k, ho, wo) -> None:
-    n, c, k, ho, wo = int(n), int(c), int(k), int(ho), int(wo)
-    v = np.asarray(x)[:, :, :ho * k, :wo * k].reshape(n, c, ho, k, wo, k).mean(axis=(3, 5), dtype=np.float32)
-    np.asarray(out)[...] = v.reshape(n, -1)
-
-
-def _sums(feats, labels, colsum, clssum, n, p, rows) -> None:
-    f = np.asarray(feats)[:int(n)].astype(np.float64)
-    np.asarray(colsum)[...] += f.sum(axis=0)
-    np.add.at(np.asarray(clssum), np.asarray(labels)[:int(n)], f)
-
-
-_KERNELS = {"swnas_pool": _pool, "swnas_sums": _sums}
-
-
-class RawModule:
-    def __init__(self, code: str = "", **_: Any) -> None:
-        self.code = code
-
-    def get_function(self, name: str):
-        if name not in _KERNELS or name not in self.code:
-            raise KeyError(f"fake cupy: no emulation for kernel {name!r}")
-
-        def launch(grid, block, args):
-            _check_launch(grid, block)
-            record.launches.append((name, tuple(grid), tuple(block)))
-            _KERNELS[name](*args)
-
-        return launch
-
-
 int64 = np.int64  # a dtype and a scalar constructor, as in cupy
 float32 = np.float32
 float64 = np.float64
@@ -135,7 +93,7 @@ def build_modules() -> dict[str, types.ModuleType]:
     cp = types.ModuleType("cupy")
     me = sys.modules[__name__]
     for name in ("ndarray", "zeros", "empty", "asarray", "ascontiguousarray", "asnumpy", "from_dlpack",
-                 "RawModule", "int64", "float32", "float64", "record"):
+                 "int64", "float32", "float64", "record"):
         setattr(cp, name, getattr(me, name))
     cp.__getattr__ = _getattr  # everything else: NumPy's function of the same name
     cp.cuda = types.SimpleNamespace(Device=Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))

@@ -10,18 +10,18 @@ from swnas.config_file import load_config, merge_options, write_config
 from swnas.errors import InputError
 from swnas.runinfo import environment, git_revision
 
-ALLOWED = ("dataset", "batch_size", "epochs", "score_params", "keep_going", "data")
+ALLOWED = ("dataset", "batch_size", "epochs", "score_params", "stop_early", "data")
 
 
 def test_yaml_and_json_agree(tmp_path):
     pytest.importorskip("yaml")
     y = tmp_path / "run.yaml"
-    y.write_text("dataset: digits\nbatch-size: 64\nscore_params:\n  n_components: 3\nkeep_going: true\n")
+    y.write_text("dataset: digits\nbatch-size: 64\nscore_params:\n  n_components: 3\nstop_early: true\n")
     j = tmp_path / "run.json"
     j.write_text(json.dumps({"dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3},
-                             "keep-going": True}))
+                             "stop-early": True}))
     assert load_config(y, ALLOWED) == load_config(j, ALLOWED) == {
-        "dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3}, "keep_going": True}
+        "dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3}, "stop_early": True}
 
 
 def test_errors_name_the_file_and_problem(tmp_path):

@@ -60,7 +60,7 @@ def toolkit(inj: Injector) -> Toolkit:
     )
 
 
-CFG = SearchConfig(iterations=3, stages=3, m0=1, delta=1, dataset="digits", keep_going=True)
+CFG = SearchConfig(iterations=3, stages=3, m0=1, delta=1, dataset="digits")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Stage features: hook points, reductions, streaming vs stored scoring, fused pooling kernels."""
+"""Stage features: hook points, reductions, streaming vs stored scoring, the scoring pass's precision."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,6 @@ import torch
 
 from swnas.errors import InputError
 from swnas.features import (
-    avgpool_stats,
     parse_reduce,
     reduce_map,
     stage_features,
@@ -171,73 +170,8 @@ def test_streaming_refused_for_a_whole_matrix_criterion():
         stage_scores(net, x, y, streaming="yes")
 
 
-# ----------------------------------------------------------------------------- fused kernels
-def _ref_stats(x, k, labels, n_classes):
-    pooled = _np_avgpool(x.astype(np.float64), k, k)
-    cls = np.zeros((n_classes, pooled.shape[1]))
-    np.add.at(cls, labels, pooled)
-    return pooled, pooled.sum(0), cls
-
-
-@pytest.mark.parametrize("shape, k", [((37, 16, 32, 32), 8), ((5, 32, 16, 16), 8), ((9, 3, 7, 9), 3), ((4, 2, 2, 2), 2)])
-def test_cpp_fused_pooling_matches_reference(shape, k):
-    rng = np.random.default_rng(2)
-    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
-    labels = rng.integers(0, 5, shape[0])
-    pooled, cs, ks = avgpool_stats(x, k, labels, 5, backend="cpp")
-    rp, rcs, rks = _ref_stats(x, k, labels, 5)
-    assert pooled.dtype == np.float32 and cs.dtype == np.float64 and ks.shape == (5, pooled.shape[1])
-    np.testing.assert_allclose(pooled, rp, rtol=1e-5, atol=1e-6)
-    # sums are float64 of the float32 pooled values: exact up to the float32 rounding of each value
-    np.testing.assert_allclose(cs, pooled.astype(np.float64).sum(0), rtol=1e-12, atol=1e-10)
-    np.testing.assert_allclose(ks, rks, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(cs, rcs, rtol=1e-5, atol=1e-5)
-    # torch input gives torch output; same values as the torch ops
-    pt, cst, kst = avgpool_stats(torch.from_numpy(x), k, torch.from_numpy(labels), 5, backend="torch")
-    np.testing.assert_allclose(pt.numpy(), pooled, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(kst.numpy(), ks, rtol=1e-6, atol=1e-5)
-    only, none1, none2 = avgpool_stats(torch.from_numpy(x), k, backend="cpp")
-    assert isinstance(only, torch.Tensor) and none1 is None and none2 is None
-    np.testing.assert_allclose(only.numpy(), pooled, rtol=0, atol=0)
-
-
-def test_fused_pooling_input_errors():
-    x = np.zeros((2, 3, 8, 8), np.float32)
-    with pytest.raises(InputError, match="k"):
-        avgpool_stats(x, 9)
-    with pytest.raises(InputError, match="labels"):
-        avgpool_stats(x, 8, np.array([0, 7]), 5, backend="cpp")
-    with pytest.raises(InputError, match="x"):
-        avgpool_stats(np.zeros((2, 8, 8), np.float32), 8)
-    with pytest.raises(InputError, match="float32"):
-        avgpool_stats(x.astype(np.float64), 8, backend="cpp")
-    with pytest.raises(InputError, match="backend"):
-        avgpool_stats(x, 8, backend="fortran")
-
-
 def _gpu_ok():
     return torch.cuda.is_available()
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not _gpu_ok(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backend", ["cuda", "cupy"])
-def test_gpu_fused_pooling_matches_reference(backend):
-    if backend == "cupy":
-        pytest.importorskip("cupy")
-    rng = np.random.default_rng(3)
-    for shape, k in (((300, 16, 32, 32), 8), ((70, 64, 8, 8), 8), ((9, 3, 7, 9), 3)):
-        x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
-        labels = rng.integers(0, 10, shape[0])
-        xt = torch.from_numpy(x).cuda()
-        pooled, cs, ks = avgpool_stats(xt, k, labels, 10, backend=backend)
-        rp, rcs, rks = _ref_stats(x, k, labels, 10)
-        assert pooled.is_cuda and cs.dtype == torch.float64
-        np.testing.assert_allclose(pooled.cpu().numpy(), rp, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(cs.cpu().numpy(), rcs, rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(ks.cpu().numpy(), rks, rtol=1e-5, atol=1e-4)
-        only, _, _ = avgpool_stats(xt, k, backend=backend)
-        np.testing.assert_allclose(only.cpu().numpy(), rp, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu
@@ -252,47 +186,61 @@ def test_gpu_stage_scores_stream_on_device_and_match_cpu():
     assert next(net.parameters()).device.type == "cpu"  # moved back
 
 
-def test_cupy_pooling_through_the_standin_matches_torch(cupy_standin):
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(40, 3, 16, 16)).astype(np.float32)
-    labels = rng.integers(0, 4, 40)
-    pooled, cs, ks = avgpool_stats(x, 8, labels, 4, backend="cupy")
-    pt, cst, kst = avgpool_stats(torch.from_numpy(x), 8, torch.from_numpy(labels), 4, backend="torch")
-    np.testing.assert_allclose(np.asarray(pooled), pt.numpy(), rtol=1e-6, atol=1e-6)
-    p64 = np.asarray(pooled, dtype=np.float64)  # the sums are float64 sums of the pooled float32 values
-    np.testing.assert_allclose(np.asarray(cs), p64.sum(axis=0), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(ks), np.eye(4)[labels].T @ p64, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(np.asarray(ks), kst.numpy(), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_cupy_pooling_sums_keep_the_grid_legal_above_4m_rows(cupy_standin):
-    """ceil(n / 64) > 65535 above 4.19M rows: the sums are launched per slab of rows."""
-    from swnas.pooling import MAX_GRID_Y
+def _flag_recorder(net):
+    seen = []
 
-    n = 64 * MAX_GRID_Y + 1000
-    x = np.ones((n, 1, 1, 1), dtype=np.float32)
-    x[-1] = 3.0
-    labels = np.zeros(n, dtype=np.int64)
-    labels[-1] = 1
-    _, cs, ks = avgpool_stats(x, 1, labels, 2, backend="cupy")
-    assert float(cs[0]) == n + 2.0
-    assert ks[:, 0].tolist() == [n - 1.0, 3.0]
-    grids = [g for name, g, _ in cupy_standin.launches if name == "swnas_sums"]
-    assert len(grids) == 2 and max(g[1] for g in grids) <= MAX_GRID_Y
+    def hook(_m, _inp, _out):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+
+    first_conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(hook)
+    return seen
 
 
-def test_pooling_honours_swnas_disable_cuda(monkeypatch):
-    from swnas.errors import BackendUnavailableError
-    from swnas.pooling import pooling_backend
-    from swnas.scoring.backends import reset_probes
+@pytest.fixture
+def tf32_on():
+    """TF32 allowed for cuDNN and matmuls (what training may run with); the flags restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
-    monkeypatch.setenv("SWNAS_DISABLE_CUDA", "1")
-    reset_probes()
-    try:
-        with pytest.raises(BackendUnavailableError, match="SWNAS_DISABLE_CUDA"):
-            pooling_backend(np.zeros((1, 1, 8, 8), np.float32), "cuda")
-        assert pooling_backend(np.zeros((1, 1, 8, 8), np.float32)) == "cpp"
-    finally:
-        monkeypatch.delenv("SWNAS_DISABLE_CUDA")
-        reset_probes()
+
+@pytest.mark.parametrize("path", ["arrays", "data source"])
+def test_scoring_forward_pass_runs_without_tf32_and_restores_the_flags(path, tf32_on):
+    """GPU stage features must match CPU ones: cuDNN and matmul TF32 are off while scoring."""
+    from swnas.data import Dataset
+    from swnas.features import stage_scores_of
+
+    net = _trained_like(ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1))
+    seen = _flag_recorder(net)
+    x, y = _digits_like(40)
+    if path == "arrays":
+        got = stage_scores(net, x, y, batch_size=16, mean=[0.5], std=[0.25])
+    else:
+        ds = Dataset(name="digits", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=10,
+                     input_size=8, in_channels=1, mean=(0.5,), std=(0.25,))
+        got = stage_scores_of(net, ds, batch_size=16)
+    assert len(got) == 3 and len(seen) == 3  # three batches of 16, 16, 8 images
+    assert seen == [(False, False)] * 3
+    assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32  # restored after
+    net(torch.zeros(1, 1, 8, 8))  # an ordinary forward pass afterwards keeps the caller's flags
+    assert seen[-1] == (True, True)
+
+
+def test_data_source_and_array_stage_scores_agree():
+    from swnas.data import Dataset
+    from swnas.features import stage_scores_of
+
+    net = _trained_like(ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1))
+    x, y = _digits_like(60)
+    y = np.where(y == 3, 7, y)  # a class absent from the split: coded away as stage_scores codes it
+    ds = Dataset(name="digits", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=10,
+                 input_size=8, in_channels=1, mean=(0.5,), std=(0.25,))
+    for crit, params in (("pls", {"n_components": 2}), ("inffs", {})):
+        want = stage_scores(net, x, y, crit, batch_size=16, mean=[0.5], std=[0.25], **params)
+        got = stage_scores_of(net, ds, crit, batch_size=16, **params)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a.features, b.features)

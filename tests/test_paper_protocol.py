@@ -61,9 +61,8 @@ def test_no_growth_goes_on_and_is_recorded(tmp_path):
     assert len(res.networks) == 7 and calls["train"] == 7
     stopped = run_search(_cfg(stop_early=True), tmp_path / "t", toolkit=_toolkit(never_grows)[0], echo=None)
     assert stopped.status == "stopped_early" and len(stopped.networks) == 2 and stopped.candidates == []
-    # --keep-going is accepted and changes nothing
-    again = run_search(_cfg(keep_going=True), tmp_path / "u", toolkit=_toolkit(never_grows)[0], echo=None)
-    assert len(again.networks) == 7
+    with pytest.raises(InputError, match="keep_going"):  # the old no-op option is gone
+        SearchConfig.from_dict({**_cfg().to_dict(), "keep_going": True})
 
 
 def test_candidates_are_a1_to_an_with_final_epochs_and_validation_best(tmp_path):

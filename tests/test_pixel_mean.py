@@ -10,7 +10,7 @@ import swnas.train
 from swnas.augment import crop_flip_normalize
 from swnas.data import input_normalization, load_dataset, mean_image
 from swnas.errors import InputError
-from swnas.loader import InMemoryBatches, norm_tensors
+from swnas.data.batches import InMemoryBatches, norm_tensors
 from swnas.models import ArchSpec, build
 
 
@@ -77,7 +77,7 @@ def _record_batches(monkeypatch) -> list[torch.Tensor]:
                 seen.append(xb.clone())
                 yield xb, yb
 
-    monkeypatch.setattr(swnas.train, "InMemoryBatches", Recording)
+    monkeypatch.setattr("swnas.data.arrays.InMemoryBatches", Recording)
     return seen
 
 
@@ -90,13 +90,13 @@ def _net():
 def test_original_recipe_trains_on_zero_mean_pixels(digits, monkeypatch):
     seen = _record_batches(monkeypatch)
     evaluated = []
-    real_eval = swnas.train.evaluate
+    real_eval = swnas.train.evaluate_split
 
-    def spy(model, images, labels, **kw):
+    def spy(model, data, which, **kw):
         evaluated.append(kw["mean"])
-        return real_eval(model, images, labels, **kw)
+        return real_eval(model, data, which, **kw)
 
-    monkeypatch.setattr(swnas.train, "evaluate", spy)
+    monkeypatch.setattr(swnas.train, "evaluate_split", spy)
     n = len(digits.y_train)  # batches of n cover each image 3 times per epoch (3 copies)
     swnas.train.train(_net(), digits, recipe="original", epochs=1, batch_size=n, pad=0, device="cpu",
                       progress=False)
@@ -124,19 +124,20 @@ def test_paper_recipe_batches_are_channel_normalised_as_before(digits, monkeypat
     assert float(xs.mean(0).abs().max()) > 0.5  # per pixel it is not centred
 
 
-def test_stage_scores_use_the_recipes_normalisation(digits):
+def test_stage_scores_use_the_recipes_normalisation(digits, monkeypatch):
     from swnas.search import SearchConfig
-    from swnas.search.toolkit import _stage_scores_distributed
+    from swnas.search.toolkit import stage_scores_for
 
     got = {}
 
-    def fake_scores(model, x, y, **kw):
+    def fake_scores(model, data, *a, **kw):
         got.update(kw)
         return []
 
+    monkeypatch.setattr("swnas.features.stage_scores_of", fake_scores)
     for recipe, expect in (("original", digits.train_mean_image), ("paper", np.asarray(digits.mean))):
         cfg = SearchConfig(dataset="digits", recipe=recipe, device="cpu").resolved()
-        _stage_scores_distributed(_net(), digits, cfg, fake_scores)
+        stage_scores_for(_net(), digits, cfg)
         np.testing.assert_array_equal(np.asarray(got["mean"]), expect)
 
 
@@ -174,38 +175,38 @@ def _folder(root):
 
 
 def test_streamed_folder_mean_image_and_evaluation(tmp_path, monkeypatch):
-    from swnas.diskdata import decode_eval, open_imagefolder
-    from swnas.diskrun import evaluate_folder, folder_mean_image
+    from swnas.data.decode import decode_eval
+    from swnas.data.folder import open_imagefolder
 
     ds = open_imagefolder(_folder(tmp_path / "imgs"), input_size=8, workers=0, stats_sample=4)
     x = np.stack([decode_eval(p, 8) for p in ds.train.paths])
-    img = folder_mean_image(ds, sample=len(x))  # every training image: the exact mean image
+    img = ds.pixel_mean(sample=len(x))  # every training image: the exact mean image
     np.testing.assert_allclose(img, x.astype(np.float64).mean(0) / 255.0, rtol=0, atol=1e-6)
     mean, std = input_normalization(ds, "pixel_mean")
     assert mean.shape == (8, 8, 3) and std == (1.0, 1.0, 1.0)
     net = build(ArchSpec(stages=[1, 1, 1], num_classes=2, input_size=8, in_channels=3))
     xt = np.stack([decode_eval(p, 8) for p in ds.test.paths])
     want = swnas.train.evaluate(net, xt, ds.y_test, mean=img, std=std)
-    got = evaluate_folder(net, ds, "test", mean=img, std=std, batch_size=3)
+    got = swnas.train.evaluate_split(net, ds, "test", mean=img, std=std, batch_size=3)
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
     # the trainer evaluates a streamed folder with the recipe's normalisation too
     seen = []
-    real = evaluate_folder
+    real = swnas.train.evaluate_split
 
     def spy(model, data, which, **kw):
         seen.append(kw["mean"])
         return real(model, data, which, **kw)
 
-    monkeypatch.setattr("swnas.diskrun.evaluate_folder", spy)
+    monkeypatch.setattr("swnas.train.evaluate_split", spy)
     from dataclasses import replace
 
     from swnas.recipes import get_recipe
 
     one_copy = replace(get_recipe("original"), copies_per_epoch=1)
     swnas.train.train(net, ds, recipe=one_copy, epochs=1, batch_size=5, device="cpu", progress=False)
-    assert len(seen) == 1 and seen[0] is folder_mean_image(ds)
+    assert len(seen) == 1 and seen[0] is ds.pixel_mean()
     # the recipe's three augmented copies per epoch, streamed: each training image comes 3 times
-    from swnas.diskdata import DiskBatches
+    from swnas.data.decode import DiskBatches
 
     labels = []
     real_epoch = DiskBatches.epoch

@@ -24,7 +24,7 @@ import torch
 torch.set_num_threads(1)
 mode, out, marker = sys.argv[1], sys.argv[2], sys.argv[3]
 if mode == "stall":
-    import swnas.loader as L
+    import swnas.data.batches as L
     original = L.InMemoryBatches.epoch
     def epoch(self, e):
         for i, batch in enumerate(original(self, e)):

@@ -157,9 +157,9 @@ def test_early_stop_when_nothing_grows(tmp_path):
     assert res.final_stages == [4, 2, 2]
 
 
-def test_keep_going_continues_without_growth(tmp_path):
+def test_all_iterations_run_without_growth(tmp_path):
     tk, calls = fake_toolkit(depth_rule(set()))
-    res = run_search(cfg(iterations=2, keep_going=True), tmp_path / "s", toolkit=tk, echo=None)
+    res = run_search(cfg(iterations=2), tmp_path / "s", toolkit=tk, echo=None)
     assert res.status == "complete"
     assert all(r["no_growth"] and not r["stopped_early"] for r in res.state["iterations"])
     assert len(res.networks) == 5 and len(res.candidates) == 2

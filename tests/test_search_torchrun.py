@@ -49,7 +49,7 @@ if resume:
     cfg = resume_config(out, {"iterations": iterations})
 else:
     cfg = SearchConfig(dataset="digits", subset=160, iterations=iterations, stages=3, m0=1, delta=1, epochs=1,
-                       batch_size=32, lr=0.05, device="cpu", seed=2, keep_going=True)
+                       batch_size=32, lr=0.05, device="cpu", seed=2)
 res = run_search(cfg, out, resume=resume, echo=print if rank == 0 else None)
 builtins.open, os.open = real_open, real_os_open
 view = {"rank": rank, "written": written, "status": res.status,

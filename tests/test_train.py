@@ -337,7 +337,7 @@ def test_gpu_augmentation_matches_cpu_reference_and_training_runs(tmp_path):
 
 def test_a_plugged_in_batch_source_sees_the_plan_and_trains_identically():
     """``batches=`` replaces where batches come from; a source following the plan gives the same run."""
-    from swnas.loader import EpochPlan, InMemoryBatches
+    from swnas.data.batches import EpochPlan, InMemoryBatches
 
     data = tiny_data(n=96)
     seen = []
@@ -366,7 +366,7 @@ def test_a_plugged_in_batch_source_sees_the_plan_and_trains_identically():
 
 
 def test_epoch_plan_draws_the_same_global_batches_on_every_rank():
-    from swnas.loader import EpochPlan
+    from swnas.data.batches import EpochPlan
 
     plans = [EpochPlan.make(n=50, batch_size=16, world_size=2, rank=r, pad=1, flip=True, seed=3) for r in (0, 1)]
     assert plans[0].steps == 3 and plans[0].per_rank == 8 and plans[0].images_per_epoch == 48

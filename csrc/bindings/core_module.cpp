@@ -8,5 +8,4 @@ PYBIND11_MODULE(_core, m) {
   swnas::register_pls_cpu(m);
   swnas::register_inffs_cpu(m);
   swnas::register_ilfs_cpu(m);
-  swnas::register_features_cpu(m);
 }

@@ -29,5 +29,4 @@ PYBIND11_MODULE(_cuda, m) {
   swnas::register_pls_cuda(m);
   swnas::register_inffs_cuda(m);
   swnas::register_ilfs_cuda(m);
-  swnas::register_features_cuda(m);
 }

@@ -7,11 +7,9 @@ namespace swnas {
 void register_pls_cpu(pybind11::module_& m);
 void register_inffs_cpu(pybind11::module_& m);
 void register_ilfs_cpu(pybind11::module_& m);
-void register_features_cpu(pybind11::module_& m);
 // CUDA module (_cuda): each is defined in csrc/bindings/<name>_cuda.cpp over csrc/cuda/<name>_cuda.h
 // (kernels in namespace swnas::cuda).
 void register_pls_cuda(pybind11::module_& m);
 void register_inffs_cuda(pybind11::module_& m);
 void register_ilfs_cuda(pybind11::module_& m);
-void register_features_cuda(pybind11::module_& m);
 }  // namespace swnas

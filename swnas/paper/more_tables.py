@@ -151,8 +151,8 @@ def _members(out: Path, state: dict, family: str) -> list[dict]:
 
 def _evaluate(st: PaperSettings, members: list[dict], cfg: dict) -> dict:
     """The ensemble's result, read back from ``DIR/ensembles/`` when its members have not changed."""
-    from swnas.data import input_normalization, load_dataset
-    from swnas.ensemble import evaluate_ensemble
+    from swnas.data import input_normalization, reopen_dataset
+    from swnas.ensemble import evaluate_ensemble_on
     from swnas.recipes import get_recipe
     from swnas.search import final_record, load_recorded
     from swnas.state import atomic_write_json, read_json
@@ -164,11 +164,10 @@ def _evaluate(st: PaperSettings, members: list[dict], cfg: dict) -> dict:
         if held.get("members") == key:
             return held
     say(st, f"== ensemble of {len(members)} networks")
-    ds = load_dataset(cfg["dataset"], cfg.get("data"), subset=cfg.get("subset"), seed=cfg.get("seed", 0),
-                      val_split=cfg.get("val_split") or 0.0)
+    ds = reopen_dataset(cfg)
     models = [load_recorded(m["out"], final_record(m["net"])) for m in members]
     mean, std = input_normalization(ds, get_recipe(cfg.get("recipe", "paper")).normalize)  # as they trained
-    res = evaluate_ensemble(models, ds.x_test, ds.y_test, mean=mean, std=std, device=st.device)
+    res = evaluate_ensemble_on(models, ds, "test", mean=mean, std=std, device=st.device)
     doc = {"members": key, **{k: v for k, v in res.to_dict().items() if k != "members"}}
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, doc)

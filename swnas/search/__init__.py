@@ -90,17 +90,5 @@ __all__ = [
     "load_recorded",
     "final_record",
     "validate_options",
-    "train_architecture",
 ]
 
-
-def __getattr__(name: str):
-    if name == "train_architecture":  # moved to swnas.baseline; kept importable from here
-        from swnas.baseline import train_architecture
-
-        return train_architecture
-    if name in ("CRITERIA", "MODULES"):  # the registries' names (swnas.scoring, swnas.models)
-        from swnas.search.config import criterion_names, module_names
-
-        return criterion_names() if name == "CRITERIA" else module_names()
-    raise AttributeError(f"module 'swnas.search' has no attribute {name!r}")

@@ -63,7 +63,7 @@ class SearchConfig:
     (``None``: as ``epochs``).
 
     The protocol is the paper's (``docs/protocol.md``): all ``iterations`` run even when no stage
-    grows (``stop_early`` stops instead; ``keep_going`` is accepted and ignored); the candidates are
+    grows (``stop_early`` stops instead); the candidates are
     A_1..A_n; each is then trained ``final_epochs`` more (``None``: half the training epochs, the
     paper's 100 of 200; 0 skips); networks train on all but a stratified ``val_split`` of the
     training data, and ``best`` is the candidate with the highest validation accuracy (none when
@@ -95,7 +95,6 @@ class SearchConfig:
     subset: int | None = None
     device: str = "auto"
     backend: str = "auto"
-    keep_going: bool = False
     score_params: dict = field(default_factory=dict)
     # E (paper scale, docs/scale.md): image side of a streamed imagefolder, its decoding workers, SyncBatchNorm
     input_size: int | None = None

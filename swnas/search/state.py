@@ -268,7 +268,7 @@ def _resume_blockers(state: dict, key: str, new: Any, stored: Any) -> str | None
         return f"{scored} scoring step(s) used it" if scored else None
     if key == "iterations":
         return f"{scored} iteration(s) are already done" if new < scored else None
-    if key in ("keep_going", "stop_early"):
+    if key == "stop_early":
         stopped = any(r.get("stopped_early") for r in state["iterations"])
         return "the run already stopped early under it" if stopped else None
     if key == "final_epochs":

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
 
-__all__ = ["Toolkit", "default_toolkit", "measure_network", "CARBON_NOTE"]
+__all__ = ["Toolkit", "default_toolkit", "measure_network", "stage_scores_for", "CARBON_NOTE"]
 
 CARBON_NOTE = "swnas.metrics.carbon (ML CO2 Impact formula: power x hours x PUE x grid intensity)"
 
@@ -130,7 +130,6 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     from swnas import distributed as dist
     from swnas import models as M
     from swnas.data import load_dataset
-    from swnas.features import stage_scores
     from swnas.recipes import finetune_recipe, get_recipe, training_images
     from swnas.search.validate import check_problem_sizes
     from swnas.tracking import epoch_callback
@@ -144,7 +143,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     epochs = training_epochs(cfg, donor is not None)
     rec = get_recipe(cfg.recipe, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     show = progress and dist.is_main()
-    n_train = int(len(ds.y_train))
+    n_train = ds.size("train")
     used = {"device": "cpu"}
 
     def build(stages, seed):
@@ -181,7 +180,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         return run_training(model, seed, finetune_recipe(rec, int(cfg.inherit_epochs)), checkpoint_dir)
 
     def score_fn(model):
-        return [r.stage for r in _stage_scores_distributed(model, ds, cfg, stage_scores)]
+        return [r.stage for r in stage_scores_for(model, ds, cfg)]
 
     def spec(model):
         s = model.spec
@@ -226,48 +225,19 @@ def load_model_checked(path: str) -> Any:
     return load_model(path)
 
 
-def _stage_scores_distributed(model, ds, cfg: SearchConfig, stage_scores):
-    """Stage scores of ``model`` on the un-augmented training set, normalised as the recipe trains.
+def stage_scores_for(model: Any, ds: Any, cfg: SearchConfig) -> list:
+    """Stage scores of ``model`` on the un-augmented training split, normalised as the recipe trains.
 
-    With one process this is ``swnas.features.stage_scores``. Under torchrun, when the criterion
-    streams (PLS; inf-FS with ``corr="pearson"``), each rank runs the forward pass over its shard
-    (every K-th image), accumulates one :class:`~swnas.scoring.streaming.StreamingScorer` per
-    stage and sums the statistics with ``all_reduce`` before scoring, so every rank gets the
-    single-process result. Criteria that need the whole matrix are scored on every rank in full.
+    :func:`swnas.features.stage_scores_of` on this process's rank: under torchrun a criterion
+    that streams reads every K-th image per rank and the statistics are summed over ranks, so
+    every rank gets the single-process result.
     """
     from swnas import distributed as dist
-
     from swnas.data import input_normalization
+    from swnas.features import stage_scores_of
     from swnas.recipes import get_recipe
 
-    device = None if cfg.device == "auto" else cfg.device
     mean, std = input_normalization(ds, get_recipe(cfg.recipe).normalize)  # as the networks were trained
-    kw = dict(criterion=cfg.criterion, reduce=cfg.reduce, device=device, backend=cfg.backend,
-              mean=mean, std=std, **cfg.score_params)
-    if getattr(ds, "streaming", False):  # E: an image folder read from disk (swnas.diskrun)
-        from swnas.diskrun import stage_scores_folder
-
-        return stage_scores_folder(model, ds, rank=dist.rank(), world_size=dist.world_size(), **kw)
-    if dist.world_size() <= 1:
-        return stage_scores(model, ds.x_train, ds.y_train, **kw)
-    import numpy as np
-    import torch
-
-    from swnas.features import iter_stage_batches
-    from swnas.scoring._arrays import encode_labels
-    from swnas.scoring.streaming import StreamingScorer, supports_streaming
-
-    if not supports_streaming(cfg.criterion, **cfg.score_params):
-        return stage_scores(model, ds.x_train, ds.y_train, **kw)
-    n = int(ds.x_train.shape[0])
-    codes, classes = encode_labels(ds.y_train, n, "labels")  # the global class coding, same on every rank
-    r, w = dist.rank(), dist.world_size()
-    x = ds.x_train[r::w]
-    y = torch.from_numpy(np.asarray(codes, dtype=np.int64)[r::w])
-    scorers = [StreamingScorer(cfg.criterion, n_classes=int(classes.shape[0]), backend=cfg.backend, **cfg.score_params)
-               for _ in model.stages]
-    for start, stop, feats in iter_stage_batches(model, x, cfg.reduce, device=device, mean=mean, std=std):
-        yb = y[start:stop].to(feats[0].device)
-        for sc, f in zip(scorers, feats):
-            sc.update(f, yb)
-    return [sc.all_reduce().result() for sc in scorers]
+    return stage_scores_of(model, ds, cfg.criterion, cfg.reduce, device=None if cfg.device == "auto" else cfg.device,
+                           backend=cfg.backend, mean=mean, std=std, rank=dist.rank(), world_size=dist.world_size(),
+                           **cfg.score_params)

@@ -91,8 +91,7 @@ def check_problem_sizes(cfg: SearchConfig, template: Any, ds: Any) -> None:
     if cfg.criterion in CONTROL_CRITERIA:
         return
     probe = M.build(template.with_stages([1] * len(template.stages)))
-    images = ds.head(2) if getattr(ds, "streaming", False) else ds.x_train[:2]  # E: streamed folders decode 2
-    feats = stage_features(probe, images, cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)
+    feats = stage_features(probe, ds.head(2), cfg.reduce, device="cpu", mean=ds.mean, std=ds.std)
     p = min(int(f.shape[1]) for f in feats)
-    n_classes = int(np.unique(ds.y_train).shape[0])
-    check_criterion_params(cfg.criterion, cfg.score_params, int(ds.y_train.shape[0]), p, n_classes)
+    n_classes = int(np.unique(ds.labels("train")).shape[0])
+    check_criterion_params(cfg.criterion, cfg.score_params, ds.size("train"), p, n_classes)

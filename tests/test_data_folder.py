@@ -1,4 +1,4 @@
-"""Streaming ImageFolder: indexing without decoding, transforms, determinism, workers, layouts."""
+"""Image folders streamed from disk (swnas.data.folder): indexing without decoding, transforms, determinism, workers, layouts."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from swnas.diskdata import (TRAIN_DRAWS, DiskBatches, PathTable, _crop_box, decode_eval, decode_train,
-                            open_imagefolder)
+from swnas.data.decode import TRAIN_DRAWS, DiskBatches, PathTable, _crop_box, decode_eval, decode_train
+from swnas.data.folder import FolderDataset, open_imagefolder
 from swnas.errors import InputError
 
 CLASSES = ("ant", "bee", "cat")
@@ -43,7 +43,7 @@ def test_path_table_round_trip():
 
 
 def test_open_indexes_without_decoding(folder, monkeypatch):
-    import swnas.diskdata as dd
+    import swnas.data.folder as dd
 
     calls = []
     real = dd.decode_eval
@@ -214,15 +214,15 @@ def _tiny_model(ds):
 
 
 def test_load_dataset_streams_large_folders(folder, monkeypatch):
-    import swnas.diskdata as dd
+    import swnas.data.folder as dd
     from swnas.data import Dataset, load_dataset
 
     small = load_dataset("imagefolder", folder, input_size=16)  # auto: 24 x 16 x 16 x 3 bytes fit in memory
     assert isinstance(small, Dataset) and small.x_train.shape == (18, 16, 16, 3)
     monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
     big = load_dataset("imagefolder", folder, input_size=16, workers=0)
-    assert big.streaming and big.workers == 0 and len(big.train) == 18
-    assert load_dataset("imagefolder", folder, input_size=16, stream=True, workers=0).streaming
+    assert isinstance(big, FolderDataset) and big.workers == 0 and len(big.train) == 18
+    assert isinstance(load_dataset("imagefolder", folder, input_size=16, stream=True, workers=0), FolderDataset)
     with pytest.raises(InputError, match="stream"):
         load_dataset("imagefolder", folder, input_size=16, stream="sometimes")
 
@@ -256,32 +256,59 @@ def test_train_and_evaluate_from_disk_resume_equal(folder, tmp_path):
 
 @pytest.mark.slow
 def test_stage_scores_from_disk_match_in_memory(folder):
-    from swnas.diskrun import stage_scores_folder
-    from swnas.features import stage_scores
+    from swnas.features import stage_scores, stage_scores_of
 
     ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
     model = _tiny_model(ds)
     x = np.stack([decode_eval(ds.train.paths[i], 16) for i in range(len(ds.train))])
     want = stage_scores(model, x, ds.y_train, criterion="pls", mean=ds.mean, std=ds.std, n_components=2)
     for crit, params in (("pls", {"n_components": 2}), ("inffs", {})):
-        got = stage_scores_folder(model, ds, crit, batch_size=5, **params)
+        got = stage_scores_of(model, ds, crit, batch_size=5, **params)
         ref = want if crit == "pls" else stage_scores(model, x, ds.y_train, criterion=crit, mean=ds.mean, std=ds.std)
         assert len(got) == 3
         for g, w in zip(got, ref):
             assert g.stage == pytest.approx(w.stage, rel=1e-4, abs=1e-6)
 
 
+def test_ensemble_of_a_streamed_folder_matches_decoded_arrays(folder):
+    from swnas.ensemble import evaluate_ensemble, evaluate_ensemble_on
+
+    ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
+    models = [_tiny_model(ds) for _ in range(2)]
+    torch.manual_seed(5)
+    models[1] = __import__("swnas.models", fromlist=["build"]).build(models[0].spec)  # other weights
+    xt = np.stack([decode_eval(ds.test.paths[i], 16) for i in range(len(ds.test))])
+    want = evaluate_ensemble(models, xt, ds.y_test, mean=ds.mean, std=ds.std, device="cpu")
+    got = evaluate_ensemble_on(models, ds, "test", batch_size=4, device="cpu")  # the folder's own statistics
+    assert got.n_test == len(ds.test) == 6
+    assert got.member_top1 == want.member_top1 and got.top1 == want.top1 and got.top5 == want.top5
+
+
 @pytest.mark.slow
-def test_search_over_a_streamed_folder(folder, tmp_path, monkeypatch):
-    """The real toolkit over a streamed image folder: training, stage scores and metrics from disk."""
-    import swnas.diskdata as dd
+def test_search_and_ensemble_over_a_streamed_folder(folder, tmp_path, monkeypatch):
+    """The real toolkit over a streamed image folder: training, stage scores, metrics and the ensemble
+    from disk, the ensemble on the image size the search trained at."""
+    import swnas.data.folder as dd
     from swnas.search import SearchConfig, load_state, run_search
 
     monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
     cfg = SearchConfig(dataset="imagefolder", data=str(folder), input_size=16, workers=0, iterations=1, stages=3,
-                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu", keep_going=True)
+                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu")
     run_search(cfg, tmp_path / "out", echo=None)
     state = load_state(tmp_path / "out")
     assert len(state["networks"]) == 3 and state["config"]["input_size"] == 16
     assert all(np.isfinite(s) for n in state["networks"][:2] for s in n["scores"])
     assert all(0.0 <= n["metrics"]["top1"] <= 1.0 and len(n["history"]) == 1 for n in state["networks"])
+    import swnas.ensemble as E
+
+    sizes = []
+    real = E.evaluate_ensemble_on
+    monkeypatch.setattr(E, "evaluate_ensemble_on", lambda models, data, *a, **k: sizes.append(
+        (type(data).__name__, data.input_size)) or real(models, data, *a, **k))
+    res = E.ensemble_search(tmp_path / "out", device="cpu")
+    assert sizes == [("FolderDataset", 16)]  # reopened streamed, at the search's image size
+    cand = [state["networks"][i] for i in state["candidates"]]
+    assert res.members == state["candidates"] and res.n_test == 6
+    # the members' test accuracy is the one recorded after their final epochs: same split, size and normalisation
+    assert res.member_top1 == [n["final"]["top1"] for n in cand]
+    assert (tmp_path / "out" / "ensemble.json").is_file()

@@ -7,10 +7,11 @@ crop offsets and flip bit from one generator seeded by ``(seed, epoch)`` for the
 identical on every rank, so a resumed or distributed run sees the batches an uninterrupted
 single-process run would.
 
-A batch source turns a plan into batches. :class:`InMemoryBatches` keeps the training set on the
-device as uint8 and crops, flips and normalises each batch with one vectorised gather
-(:mod:`swnas.augment`). Another source (for instance one streaming from disk through a
-DataLoader) only needs the same three members: ``plan``, ``epoch(e)`` and ``close()``.
+A batch source turns a plan into batches; a data source makes one with
+:meth:`~swnas.data.source.DataSource.train_batches`. :class:`InMemoryBatches` keeps the training
+set on the device as uint8 and crops, flips and normalises each batch with one vectorised gather
+(:mod:`swnas.augment`); :class:`swnas.data.folder.FolderBatchSource` decodes an image folder in
+worker processes. Any source needs the same three members: ``plan``, ``epoch(e)`` and ``close()``.
 """
 from __future__ import annotations
 

@@ -1,14 +1,13 @@
-"""Datasets as in-memory uint8 NHWC arrays: digits, CIFAR-10, ImageFolder trees, ImageNet 32x32.
+"""Loaders: digits, CIFAR-10, ImageFolder trees and ImageNet 32x32 into a data source.
 
-Every loader returns a :class:`Dataset` whose images are ``uint8`` arrays of shape
-``(N, H, W, C)`` and whose labels are ``int64`` arrays of shape ``(N,)`` with values
-``0 .. num_classes - 1``. Keeping images as uint8 is what lets the trainer hold a whole data set
-on the GPU (CIFAR-10: 150 MB) and do augmentation there.
+Every in-memory loader returns a :class:`~swnas.data.arrays.Dataset` whose images are ``uint8``
+arrays of shape ``(N, H, W, C)`` and whose labels are ``int64`` arrays of shape ``(N,)`` with
+values ``0 .. num_classes - 1``; a large ``imagefolder`` tree opens as a
+:class:`~swnas.data.folder.FolderDataset` instead (files indexed, batches decoded on demand).
 
-Memory cost: a data set of N images of size S x S x C takes ``N * S * S * C`` bytes, e.g.
-CIFAR-10 180 MB (train + test), Tiny ImageNet at 64 px 0.6 GB, ImageNet 32x32 3.9 GB, ImageNet
-at 64 px 15.7 GB and at 224 px 193 GB -- full-resolution ImageNet does not fit in memory this way;
-use it resized (``input_size``) or a subset.
+Memory cost in memory: ``N * S * S * C`` bytes, e.g. CIFAR-10 180 MB (train + test), Tiny
+ImageNet at 64 px 0.6 GB, ImageNet 32x32 3.9 GB, ImageNet at 64 px 15.7 GB and at 224 px 193 GB --
+full-resolution ImageNet does not fit in memory this way; it streams (``stream=``).
 
 Split rules: the test set is never used to select anything. ``val_split`` holds out a stratified,
 seeded fraction of the *training* set; ``subset=K`` first keeps a reproducible, per-class-balanced
@@ -18,298 +17,23 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from swnas.data.arrays import Dataset
+from swnas.data.arrays import make_dataset as _finish
+from swnas.data.files import IMAGE_EXTENSIONS, scan_annotated_val
+from swnas.data.source import DataSource
+from swnas.data.splits import stratified_split
 from swnas.errors import InputError
 
-__all__ = [
-    "Dataset",
-    "check_source",
-    "load_dataset",
-    "load_npz_arrays",
-    "channel_stats",
-    "mean_image",
-    "input_normalization",
-    "balanced_subset",
-    "stratified_split",
-    "DATASETS",
-    "IMAGE_EXTENSIONS",
-]
+__all__ = ["DATASETS", "check_source", "load_dataset", "reopen_dataset", "load_npz_arrays"]
 
 DATASETS = ("digits", "cifar10", "imagefolder", "imagenet32")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-
-
-@dataclass
-class Dataset:
-    """An image-classification data set held in memory.
-
-    Attributes
-    ----------
-    name : str
-        Loader name (``"digits"``, ``"cifar10"``, ``"imagefolder"``, ``"imagenet32"``).
-    x_train, x_test, x_val : np.ndarray
-        uint8 images, shape ``(N, H, W, C)``. ``x_val`` is ``None`` unless ``val_split > 0``.
-    y_train, y_test, y_val : np.ndarray
-        int64 labels in ``0 .. num_classes - 1``, shape ``(N,)``.
-    num_classes, input_size, in_channels : int
-        Number of classes, image side (H == W) and channels.
-    mean, std : tuple of float
-        Per-channel mean and standard deviation of the training images in [0, 1] units, used to
-        normalise inputs (``(x / 255 - mean) / std``).
-    classes : list of str or None
-        Class names when the source has them (ImageFolder).
-
-    The training images' per-pixel mean image (the ``original`` recipe's normalisation) is
-    :attr:`train_mean_image`, computed on first use and kept.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    input_size: int
-    in_channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    x_val: np.ndarray | None = None
-    y_val: np.ndarray | None = None
-    classes: list[str] | None = None
-
-    @property
-    def train_mean_image(self) -> np.ndarray:
-        """Per-pixel mean of ``x_train`` (after the validation split), float32 ``(H, W, C)`` in [0, 1] units."""
-        cached = self.__dict__.get("_train_mean_image")
-        if cached is None or cached[0] is not self.x_train:  # recomputed if x_train is replaced
-            cached = (self.x_train, mean_image(self.x_train))
-            self.__dict__["_train_mean_image"] = cached
-        return cached[1]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by all image and label arrays."""
-        arrays = [self.x_train, self.y_train, self.x_test, self.y_test, self.x_val, self.y_val]
-        return int(sum(a.nbytes for a in arrays if a is not None))
-
-    def __repr__(self) -> str:  # the default repr would print whole arrays
-        val = 0 if self.x_val is None else len(self.x_val)
-        return (
-            f"Dataset(name={self.name!r}, train={len(self.x_train)}, val={val}, "
-            f"test={len(self.x_test)}, shape={self.x_train.shape[1:]}, "
-            f"num_classes={self.num_classes})"
-        )
-
-
-# --------------------------------------------------------------------------- validation helpers
-
-
-def _check_images(x: Any, what: str, source: str) -> np.ndarray:
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{source}: {what} must be a NumPy array, got {type(x).__name__}")
-    if x.dtype != np.uint8:
-        raise InputError(f"{source}: {what} must have dtype uint8 (0..255), got {x.dtype}")
-    if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[3] not in (1, 3):
-        raise InputError(
-            f"{source}: {what} must have shape (N, H, W, C) with H == W and C in (1, 3) "
-            f"(uint8 NHWC), got {x.shape}"
-        )
-    if x.shape[0] == 0:
-        raise InputError(f"{source}: {what} holds no images")
-    return x
-
-
-def _check_labels(y: Any, n: int, what: str, source: str) -> np.ndarray:
-    if not isinstance(y, np.ndarray):
-        raise InputError(f"{source}: {what} must be a NumPy array, got {type(y).__name__}")
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise InputError(f"{source}: {what} must have shape (N,), got {y.shape}")
-    if y.dtype.kind not in "iu":
-        raise InputError(f"{source}: {what} must be integer class labels, got dtype {y.dtype}")
-    if len(y) != n:
-        raise InputError(
-            f"{source}: {what} has {len(y)} labels but the images number {n} (they must match)"
-        )
-    if len(y) and y.min() < 0:
-        raise InputError(f"{source}: {what} has negative labels (min {int(y.min())})")
-    return y.astype(np.int64, copy=False)
-
-
-def _finish(
-    name: str,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    source: str,
-    *,
-    val_split: float,
-    subset: int | None,
-    seed: int,
-    num_classes: int | None = None,
-    classes: list[str] | None = None,
-) -> Dataset:
-    """Validate arrays, apply subset and validation split, compute statistics."""
-    x_train = _check_images(x_train, "x_train", source)
-    x_test = _check_images(x_test, "x_test", source)
-    y_train = _check_labels(y_train, len(x_train), "y_train", source)
-    y_test = _check_labels(y_test, len(x_test), "y_test", source)
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise InputError(
-            f"{source}: x_train images are {x_train.shape[1:]} but x_test images are "
-            f"{x_test.shape[1:]} (they must match)"
-        )
-    if num_classes is None:
-        num_classes = int(max(y_train.max(), y_test.max())) + 1
-    for y, what in ((y_train, "y_train"), (y_test, "y_test")):
-        if int(y.max()) >= num_classes:
-            raise InputError(
-                f"{source}: {what} has label {int(y.max())} but there are {num_classes} classes"
-            )
-    if len(np.unique(y_train)) < 2:
-        raise InputError(f"{source}: y_train holds a single class; need at least 2")
-    if subset is not None:
-        idx = balanced_subset(y_train, subset, seed=seed)
-        x_train, y_train = x_train[idx], y_train[idx]
-    x_val = y_val = None
-    if val_split:
-        tr, va = stratified_split(y_train, val_split, seed=seed)
-        x_val, y_val = x_train[va], y_train[va]
-        x_train, y_train = x_train[tr], y_train[tr]
-    mean, std = channel_stats(x_train)
-    return Dataset(
-        name=name,
-        x_train=np.ascontiguousarray(x_train),
-        y_train=np.ascontiguousarray(y_train),
-        x_test=np.ascontiguousarray(x_test),
-        y_test=np.ascontiguousarray(y_test),
-        x_val=None if x_val is None else np.ascontiguousarray(x_val),
-        y_val=None if y_val is None else np.ascontiguousarray(y_val),
-        num_classes=int(num_classes),
-        input_size=int(x_train.shape[1]),
-        in_channels=int(x_train.shape[3]),
-        mean=mean,
-        std=std,
-        classes=classes,
-    )
-
-
-def channel_stats(images: np.ndarray, chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std (population) of uint8 NHWC images, in [0, 1] units.
-
-    Sums are accumulated in float64 chunk by chunk, so the memory cost stays small for large sets.
-    """
-    c = images.shape[-1]
-    s = np.zeros(c)
-    ss = np.zeros(c)
-    n = 0
-    for i in range(0, len(images), chunk):
-        block = images[i : i + chunk].reshape(-1, c).astype(np.float64)
-        s += block.sum(0)
-        ss += np.square(block).sum(0)
-        n += block.shape[0]
-    mean = s / n
-    var = np.maximum(ss / n - mean**2, 0.0)
-    std = np.sqrt(var)
-    std[std == 0] = 255.0  # a constant channel: leave it unscaled rather than divide by zero
-    return tuple(float(v) for v in mean / 255.0), tuple(float(v) for v in std / 255.0)
-
-
-def mean_image(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Per-pixel mean image of uint8 NHWC images: float32 ``(H, W, C)`` in [0, 1] units.
-
-    Accumulated in float64 chunk by chunk, like :func:`channel_stats`.
-    """
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or len(images) == 0:
-        raise InputError(f"images: expected a non-empty uint8 NHWC array, got {getattr(images, 'shape', None)}")
-    total = np.zeros(images.shape[1:], np.float64)
-    for i in range(0, len(images), chunk):
-        total += images[i : i + chunk].sum(axis=0, dtype=np.float64)
-    return (total / (255.0 * len(images))).astype(np.float32)
-
-
-def input_normalization(data: Any, normalize: str = "channel") -> tuple[Any, tuple[float, ...]]:
-    """``(mean, std)`` that the trainer, the evaluators and the stage scorer normalise inputs with.
-
-    ``normalize`` is a recipe's :attr:`~swnas.recipes.Recipe.normalize`: ``"channel"`` gives the
-    per-channel ``(data.mean, data.std)``; ``"pixel_mean"`` gives the training split's mean image
-    ``(H, W, C)`` and a std of 1 per channel, i.e. ``x / 255 - mean_image`` (the released code's
-    normalisation, ``docs/protocol.md``). For an image folder streamed from disk the mean image is
-    estimated on a seeded sample of training images (:func:`swnas.diskrun.folder_mean_image`).
-    Everything computed from the same data set options gets the same values, so a search's
-    networks are evaluated later (ensemble, report) exactly as they were trained.
-    """
-    if normalize == "channel":
-        return data.mean, data.std
-    if normalize != "pixel_mean":
-        raise InputError(f"normalize must be 'channel' or 'pixel_mean', got {normalize!r}")
-    ones = tuple(1.0 for _ in data.mean)
-    if getattr(data, "streaming", False):  # E: an image folder read from disk
-        from swnas.diskrun import folder_mean_image
-
-        return folder_mean_image(data), ones
-    return data.train_mean_image, ones
-
-
-def balanced_subset(labels: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
-    """Indices of a reproducible subset of ``k`` samples balanced across classes.
-
-    Each class gets ``k // C`` samples (the first ``k % C`` classes one more); a class with too few
-    samples gives all it has and the shortfall is taken from the other classes. The returned
-    indices are sorted.
-    """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"subset must be a positive integer, got {k!r}")
-    n = len(labels)
-    if k >= n:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    quota = np.full(len(classes), k // len(classes))
-    quota[: k % len(classes)] += 1
-    sizes = np.array([len(p) for p in pools])
-    take = np.minimum(quota, sizes)
-    short = k - int(take.sum())
-    while short > 0:  # hand the shortfall to classes that still have samples, round robin
-        for i in np.flatnonzero(sizes > take):
-            if short == 0:
-                break
-            take[i] += 1
-            short -= 1
-    return np.sort(np.concatenate([p[:t] for p, t in zip(pools, take)]))
-
-
-def stratified_split(labels: np.ndarray, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (train, held_out) with ``fraction`` of each class held out, seeded.
-
-    Every class keeps at least one training sample; classes with at least two samples give at
-    least one held-out sample. Both index arrays are sorted.
-    """
-    if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not 0.0 < fraction < 1.0:
-        raise InputError(f"val_split must be a fraction in (0, 1), got {fraction!r}")
-    rng = np.random.default_rng(seed + 1)
-    held = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        m = int(round(fraction * len(idx)))
-        m = min(max(m, 1 if len(idx) >= 2 else 0), len(idx) - 1)
-        held.append(idx[:m])
-    held_idx = np.sort(np.concatenate(held))
-    if len(held_idx) == 0:
-        raise InputError(f"val_split={fraction} holds out no samples of {len(labels)}")
-    mask = np.ones(len(labels), bool)
-    mask[held_idx] = False
-    return np.flatnonzero(mask), held_idx
-
 
 def load_npz_arrays(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Read ``keys`` from a ``.npz`` file with ``allow_pickle=False``; every fault is an InputError."""
@@ -332,6 +56,7 @@ def load_npz_arrays(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str,
             f"data file {str(path)!r} is truncated or not a valid .npz of plain arrays "
             f"(keys {list(keys)}): {exc}"
         ) from exc
+
 
 
 # --------------------------------------------------------------------------- digits
@@ -428,28 +153,6 @@ def _list_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     if not items:
         raise InputError(f"imagefolder: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
     return classes, items
-
-
-def scan_annotated_val(val_dir: Path, classes: list[str]) -> tuple[list[str], list[int]] | None:
-    """Tiny ImageNet's val/: images/ plus val_annotations.txt (file <TAB> class ...) instead of class
-    folders; ``None`` when ``val_dir`` has no annotation file. Shared by the in-memory and the
-    streaming (:mod:`swnas.diskdata`) readers."""
-    ann = val_dir / "val_annotations.txt"
-    if not ann.is_file():
-        return None
-    index = {c: i for i, c in enumerate(classes)}
-    paths, labels = [], []
-    for line in ann.read_text().splitlines():
-        parts = line.split("\t")
-        if len(parts) < 2:
-            continue
-        if parts[1] not in index:
-            raise InputError(f"imagefolder: {str(ann)!r} names class {parts[1]!r} absent from train/")
-        paths.append(str(val_dir / "images" / parts[0]))
-        labels.append(index[parts[1]])
-    if not paths:
-        raise InputError(f"imagefolder: {str(ann)!r} lists no images")
-    return paths, labels
 
 
 def _tiny_imagenet_val(val_dir: Path, classes: list[str]) -> list[tuple[Path, int]] | None:
@@ -582,8 +285,8 @@ def load_dataset(
     download: bool | None = None,
     stream: bool | str = "auto",
     workers: int = 4,
-) -> Dataset:
-    """Load a data set into uint8 NHWC arrays.
+) -> DataSource:
+    """Open a data set: uint8 NHWC arrays in memory, or a large image folder streamed from disk.
 
     Parameters
     ----------
@@ -613,7 +316,7 @@ def load_dataset(
     download : bool, optional
         For a torchvision CIFAR-10 directory: whether to download (default: try).
     stream : bool or "auto"
-        ``imagefolder`` only: return a :class:`swnas.diskdata.FolderDataset` that indexes the files
+        ``imagefolder`` only: return a :class:`swnas.data.FolderDataset` that indexes the files
         and decodes batches on demand (ImageNet-style training and evaluation views at
         ``input_size``; see ``docs/scale.md``) instead of decoding every image into memory.
         ``auto`` streams when the decoded images would exceed 1 GiB.
@@ -622,7 +325,8 @@ def load_dataset(
 
     Returns
     -------
-    Dataset
+    DataSource
+        A :class:`~swnas.data.Dataset` (in memory) or a :class:`~swnas.data.FolderDataset` (streamed).
 
     Raises
     ------
@@ -646,10 +350,22 @@ def load_dataset(
     if name == "cifar10":
         return _load_cifar10(path, download, **kw)
     if name == "imagefolder":
-        from swnas import diskdata  # E: ImageNet-size folders stream from disk
+        from swnas.data import folder  # ImageNet-size folders stream from disk
 
-        if path is not None and Path(path).is_dir() and diskdata.wants_streaming(stream, path, input_size, in_channels):
-            return diskdata.open_imagefolder(path, input_size=input_size or 224, in_channels=in_channels,
-                                             workers=workers, **kw)
+        if path is not None and Path(path).is_dir() and folder.wants_streaming(stream, path, input_size, in_channels):
+            return folder.open_imagefolder(path, input_size=input_size or 224, in_channels=in_channels,
+                                           workers=workers, **kw)
         return _load_imagefolder(path, input_size, in_channels, **kw)
     return _load_imagenet32(path, **kw)
+
+
+def reopen_dataset(options: Mapping[str, Any]) -> DataSource:
+    """The data set a run trained on, from its recorded options (a search's ``config``).
+
+    Reads ``dataset``, ``data``, ``subset``, ``seed``, ``val_split``, ``input_size`` and ``workers``
+    as :func:`load_dataset` takes them, so the ensemble, the report and the export see the very
+    training split (and image size) the networks saw.
+    """
+    return load_dataset(options["dataset"], options.get("data"), subset=options.get("subset"),
+                        seed=options.get("seed", 0), val_split=options.get("val_split") or 0.0,
+                        input_size=options.get("input_size"), workers=options.get("workers", 4))

@@ -1,11 +1,7 @@
-"""ImageFolder trees streamed from disk: an index without decoding, batches decoded in workers.
+"""Image-folder files decoded into uint8 batches: packed paths, the two views, and worker batches.
 
-:func:`open_imagefolder` lists ``root/train/<class>/*`` and ``root/val/<class>/*`` (or ``test/``;
-Tiny ImageNet's ``val/images`` + ``val_annotations.txt`` layout too) and returns a
-:class:`FolderDataset` that holds file names and labels only. Opening ImageNet (1.28 M files) this
-way costs the directory walk and ~100 MB of packed path bytes, never the 190 GB of decoded pixels.
-
-:class:`DiskBatches` turns one split into uint8 NHWC batches of ``input_size`` pixels:
+:class:`DiskBatches` turns one split (:class:`FolderSplit`) into uint8 NHWC batches of
+``input_size`` pixels:
 
 - training: the standard ImageNet augmentation, a random resized crop (area 8-100 %, aspect
   3/4-4/3, ten tries then a centre crop) and a horizontal flip;
@@ -27,22 +23,17 @@ affordable on the CPU; see ``docs/scale.md``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from swnas.data import IMAGE_EXTENSIONS, balanced_subset, stratified_split
-from swnas.data import scan_annotated_val as _scan_annotated_val
 from swnas.errors import InputError
 
-__all__ = ["PathTable", "FolderSplit", "FolderDataset", "DiskBatches", "open_imagefolder",
-           "decode_eval", "decode_train", "RESIZE_RATIO", "TRAIN_DRAWS", "STREAM_ABOVE_BYTES",
-           "estimated_decoded_bytes", "wants_streaming"]
+__all__ = ["PathTable", "FolderSplit", "DiskBatches", "decode_eval", "decode_train", "check_int",
+           "RESIZE_RATIO", "TRAIN_DRAWS"]
 
 RESIZE_RATIO = 256 / 224  # evaluation: shorter side to input_size * 256 / 224, then centre crop
 _SCALE = (0.08, 1.0)
@@ -97,176 +88,12 @@ class FolderSplit:
         return FolderSplit(self.paths.take(idx), self.labels[idx])
 
 
-@dataclass
-class FolderDataset:
-    """An image folder opened for streaming; the counterpart of :class:`swnas.data.Dataset`.
 
-    Attributes
-    ----------
-    name : str
-        ``"imagefolder"``.
-    root : Path
-    train, test : FolderSplit
-    val : FolderSplit or None
-        A stratified, seeded fraction of ``train`` when ``val_split > 0``.
-    num_classes, input_size, in_channels : int
-    mean, std : tuple of float
-        Per-channel statistics in [0, 1] units, estimated on a seeded sample of training images
-        (evaluation transform), used as for the in-memory data sets.
-    classes : list of str
-    workers : int
-        DataLoader worker processes that decode batches (``--workers``).
-    streaming : bool
-        Always True: the trainer and the feature extractor read batches through :class:`DiskBatches`.
-    """
-
-    name: str
-    root: Path
-    train: FolderSplit
-    test: FolderSplit
-    num_classes: int
-    input_size: int
-    in_channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    classes: list[str]
-    val: FolderSplit | None = None
-    workers: int = 4
-    streaming: bool = field(default=True, repr=False)
-
-    @property
-    def y_train(self) -> np.ndarray:
-        return self.train.labels
-
-    @property
-    def y_test(self) -> np.ndarray:
-        return self.test.labels
-
-    @property
-    def y_val(self) -> np.ndarray | None:
-        return None if self.val is None else self.val.labels
-
-    def head(self, k: int) -> np.ndarray:
-        """The first ``k`` training images in the evaluation view, uint8 NHWC (for probing shapes)."""
-        k = min(int(k), len(self.train))
-        return np.stack([decode_eval(self.train.paths[i], self.input_size, self.in_channels) for i in range(k)])
-
-    def split(self, which: str) -> FolderSplit:
-        """``"train"``, ``"val"`` or ``"test"``."""
-        got = {"train": self.train, "val": self.val, "test": self.test}.get(which)
-        if got is None:
-            raise InputError(f"split must be 'train', 'test' or (with a val_split) 'val', got {which!r}")
-        return got
-
-    def __repr__(self) -> str:
-        val = 0 if self.val is None else len(self.val)
-        return (f"FolderDataset(root={str(self.root)!r}, train={len(self.train)}, val={val}, "
-                f"test={len(self.test)}, input_size={self.input_size}, num_classes={self.num_classes})")
-
-
-# ------------------------------------------------------------------------------ indexing
-
-
-def _scan_classes(root: Path) -> tuple[list[str], list[str], list[int]]:
-    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
-    if not classes:
-        raise InputError(f"imagefolder: {str(root)!r} has no class sub-directories (expected root/<class>/<image>)")
-    paths: list[str] = []
-    labels: list[int] = []
-    for ci, c in enumerate(classes):
-        for dirpath, dirnames, files in os.walk(root / c):
-            dirnames.sort()
-            for f in sorted(files):
-                if f.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(dirpath, f))
-                    labels.append(ci)
-    if not paths:
-        raise InputError(f"imagefolder: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
-    return classes, paths, labels
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
+def check_int(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
-
-def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_channels: int = 3,
-                     val_split: float = 0.0, subset: int | None = None, seed: int = 0,
-                     stats_sample: int = 256, workers: int = 4) -> FolderDataset:
-    """Index an ImageFolder tree for streaming, without decoding its images.
-
-    Parameters
-    ----------
-    path : path-like
-        A directory holding ``train/`` and ``val/`` (or ``test/``).
-    input_size : int
-        Side of the square crops the batches hold (224 for ImageNet).
-    in_channels : {3, 1}
-        RGB or grey.
-    val_split, subset, seed :
-        As for :func:`swnas.data.load_dataset`: a balanced subset of the training files, then a
-        stratified held-out fraction of them.
-    stats_sample : int
-        How many training images (seeded choice) are decoded to estimate the channel mean/std.
-    workers : int
-        DataLoader worker processes the batches of this data set are decoded in (0: in the caller).
-
-    Returns
-    -------
-    FolderDataset
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise InputError(f"imagefolder: {str(root)!r} is not a directory")
-    input_size = _check_int(input_size, "input_size", 8)
-    if in_channels not in (1, 3):
-        raise InputError(f"in_channels must be 1 or 3, got {in_channels!r}")
-    stats_sample = _check_int(stats_sample, "stats_sample", 1)
-    workers = _check_int(workers, "workers", 0)
-    train_dir = root / "train"
-    test_dir = next((root / n for n in ("val", "test") if (root / n).is_dir()), None)
-    if not train_dir.is_dir() or test_dir is None:
-        raise InputError(f"imagefolder: {str(root)!r} must contain train/ and val/ (or test/) sub-directories")
-    classes, tr_paths, tr_labels = _scan_classes(train_dir)
-    annotated = _scan_annotated_val(test_dir, classes)
-    if annotated is None:
-        te_classes, te_paths, te_labels = _scan_classes(test_dir)
-        if te_classes != classes:
-            raise InputError(f"imagefolder: class folders of {str(test_dir)!r} differ from those of {str(train_dir)!r}")
-    else:
-        te_paths, te_labels = annotated
-    if len(classes) < 2:
-        raise InputError(f"imagefolder: {str(train_dir)!r} holds a single class; need at least 2")
-    train = FolderSplit(PathTable(tr_paths), np.asarray(tr_labels, np.int64))
-    test = FolderSplit(PathTable(te_paths), np.asarray(te_labels, np.int64))
-    if subset is not None:
-        train = train.subset(balanced_subset(train.labels, _check_int(subset, "subset", 2), seed=seed))
-    val = None
-    if val_split:
-        tr, va = stratified_split(train.labels, val_split, seed=seed)
-        train, val = train.subset(tr), train.subset(va)
-    mean, std = _sample_stats(train, input_size, in_channels, stats_sample, seed)
-    return FolderDataset(name="imagefolder", root=root, train=train, test=test, val=val,
-                         num_classes=len(classes), input_size=input_size, in_channels=in_channels,
-                         mean=mean, std=std, classes=classes, workers=workers)
-
-
-def _sample_stats(split: FolderSplit, size: int, channels: int, k: int, seed: int
-                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    rng = np.random.default_rng(seed + 7)
-    idx = np.sort(rng.choice(len(split), size=min(k, len(split)), replace=False))
-    s = np.zeros(channels)
-    ss = np.zeros(channels)
-    for i in idx:  # one image at a time: the estimate costs one decoded image of memory
-        x = decode_eval(split.paths[int(i)], size, channels).reshape(-1, channels).astype(np.float64)
-        s += x.sum(0)
-        ss += np.square(x).sum(0)
-    count = len(idx) * size * size * 255.0**2
-    mean = s / (count / 255.0)
-    std = np.sqrt(np.maximum(ss / count - mean**2, 0.0))
-    std[std == 0] = 1.0
-    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -394,15 +221,15 @@ class DiskBatches:
                  train: bool = True, workers: int = 4, prefetch: int = 2, seed: int = 0,
                  rank: int = 0, world_size: int = 1, pin_memory: bool = False, copies: int = 1):
         self.split = split
-        self.size = _check_int(input_size, "input_size", 8)
+        self.size = check_int(input_size, "input_size", 8)
         self.channels = in_channels
-        self.batch = _check_int(batch_size, "batch_size", 1)
-        self.workers = _check_int(workers, "workers", 0)
-        self.prefetch = _check_int(prefetch, "prefetch", 1)
+        self.batch = check_int(batch_size, "batch_size", 1)
+        self.workers = check_int(workers, "workers", 0)
+        self.prefetch = check_int(prefetch, "prefetch", 1)
         self.train, self.seed = bool(train), int(seed)
         self.rank, self.world = int(rank), int(world_size)
         self.pin = bool(pin_memory)
-        self.copies = _check_int(copies, "copies", 1)
+        self.copies = check_int(copies, "copies", 1)
         if self.batch % self.world:
             raise InputError(f"batch_size={self.batch} must be divisible by the world size {self.world}")
         if len(split) == 0:
@@ -450,44 +277,3 @@ class DiskBatches:
         return self.epoch(0)
 
 
-
-# ------------------------------------------------------------------------------ in memory or streamed
-
-STREAM_ABOVE_BYTES = 1 << 30  # ``stream="auto"``: stream an image folder whose decoded pixels exceed 1 GiB
-
-
-def estimated_decoded_bytes(path: str | os.PathLike, input_size: int | None, in_channels: int = 3) -> int:
-    """Bytes an image folder would take decoded at ``input_size`` (files counted, none decoded).
-
-    Without ``input_size`` the first training image's smaller side is used (its header is read).
-    """
-    root = Path(path)
-    count = 0
-    first = None
-    for sub in ("train", "val", "test"):
-        for dirpath, _, files in os.walk(root / sub):
-            for f in files:
-                if f.lower().endswith(IMAGE_EXTENSIONS):
-                    count += 1
-                    if first is None and sub == "train":
-                        first = os.path.join(dirpath, f)
-    if input_size is None:
-        if first is None:
-            return 0
-        from PIL import Image
-
-        try:
-            with Image.open(first) as im:
-                input_size = min(im.size)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"imagefolder: cannot read image {first!r}: {exc}") from exc
-    return count * int(input_size) ** 2 * int(in_channels)
-
-
-def wants_streaming(stream: bool | str, path: str | os.PathLike, input_size: int | None, in_channels: int) -> bool:
-    """Resolve ``stream`` (True, False or ``"auto"``: above :data:`STREAM_ABOVE_BYTES` decoded)."""
-    if isinstance(stream, bool):
-        return stream
-    if stream != "auto":
-        raise InputError(f"stream must be True, False or 'auto', got {stream!r}")
-    return estimated_decoded_bytes(path, input_size, in_channels) > STREAM_ABOVE_BYTES
