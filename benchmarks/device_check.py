@@ -438,6 +438,7 @@ def search(work: Path, backend: str = "cuda", device: str = "cuda") -> int:
     from swnas.scoring import backends
 
     calls = {"batched": 0, "single": 0}
+    saved = dict(backends._IMPLS)
     for batched, key in ((True, "batched"), (False, "single")):
         impl = backends.get_impl("inffs", backend, batched=batched)
         if impl is None:
@@ -450,9 +451,13 @@ def search(work: Path, backend: str = "cuda", device: str = "cuda") -> int:
         backends._IMPLS[("inffs", backend, batched)] = counted
     d = work / "search-inffs"
     t0 = time.perf_counter()
-    rc = cli.main(["search", "--dataset", "digits", "--criterion", "inffs", "--backend", backend, "--device", device,
-                   "--m0", "1", "--iterations", "1", "--epochs", "1", "--final-epochs", "0", "--val-split", "0",
-                   "--out", str(d), "--no-report", "--quiet"])
+    try:
+        rc = cli.main(["search", "--dataset", "digits", "--criterion", "inffs", "--backend", backend,
+                       "--device", device, "--m0", "1", "--iterations", "1", "--epochs", "1",
+                       "--final-epochs", "0", "--val-split", "0", "--out", str(d), "--no-report", "--quiet"])
+    finally:  # the registry is process-wide: leave it as it was (the test suite shares it)
+        backends._IMPLS.clear()
+        backends._IMPLS.update(saved)
     secs = time.perf_counter() - t0
     row: dict[str, Any] = {"dir": d.name, "rc": rc, "seconds": secs, "score_many_calls": calls["batched"],
                            "single_calls": calls["single"]}

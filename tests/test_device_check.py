@@ -184,8 +184,12 @@ def test_summary_gathers_every_step(tmp_path):
 def test_search_step_counts_score_many_calls_on_the_cpu(tmp_path, monkeypatch):
     """The tiny search step's glue with cpp standing in for cuda: a complete inf-FS search whose
     every scored network went through the batched implementation."""
+    from swnas.scoring import backends
+
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = dict(backends._IMPLS)
     assert device_check.search(tmp_path, backend="cpp", device="cpu") == 0
+    assert backends._IMPLS == before, "the step's call counters must not outlive it"
     row = json.loads((tmp_path / "search.json").read_text())["runs"][0]
     assert row["pass"] and row["backend"] == "cpp" and row["score_many_calls"] >= row["scored_networks"] >= 1
 
