@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from swnas import resume
 from swnas.errors import InputError
-from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_links
+from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_dangerous_dir, refuse_links
 
 __all__ = ["train_architecture", "TRAIN_FORMAT", "MODEL_FILE", "RESULT_FILE"]
 
@@ -38,8 +38,12 @@ def _resolve_spec(spec: Any, module: str, stages: Sequence[int] | None) -> Any:
 
 
 def _check_out(out: Path, force: bool) -> None:
+    refuse_dangerous_dir(out)
     if out.is_dir():
-        refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME))
+        refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME, resume.TRAINING_DIR))
+        if (out / "search.json").exists():  # its training/ holds a killed search's epoch checkpoints
+            raise InputError(f"--out {out}: holds a search (search.json); train a baseline in "
+                             f"{out / 'baselines' / 'NAME'} or another directory, not in the search's own")
     prepare_out_dir(out)
     held = [n for n in (MODEL_FILE, RESULT_FILE) if (out / n).exists()]
     if held and not force:

@@ -305,6 +305,8 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
     x.add_argument("--normalize-inputs", dest="normalize_inputs", action="store_true",
                    help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training")
+    x.add_argument("--force", action="store_true",
+                   help="replace existing files at PATH (never a search's own files, never a device or other special file)")
 
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
@@ -534,7 +536,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from swnas.report import export_candidate
 
     paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
-                             normalize_inputs=ns.normalize_inputs)
+                             normalize_inputs=ns.normalize_inputs, force=ns.force)
     for p in paths:
         print(f"wrote {p}")
     return 0

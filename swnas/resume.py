@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,8 +26,14 @@ log = logging.getLogger("swnas.resume")
 
 
 def network_workdir(out: str | Path, name: str) -> Path:
-    """``OUT/training/<name>``: where network ``name`` (``"01-T1"``) keeps its epoch checkpoint."""
-    return Path(out) / TRAINING_DIR / name
+    """``OUT/training/<name>``: where network ``name`` (``"01-T1"``) keeps its epoch checkpoint.
+
+    Refused (:class:`~swnas.errors.InputError`) when a symbolic link is on the way: swnas does not
+    write or remove through links out of OUT.
+    """
+    from swnas.state import inside
+
+    return inside(out, f"{TRAINING_DIR}/{name}", "training directory")
 
 
 def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
@@ -69,13 +74,22 @@ def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, wo
 
 
 def finish_network(workdir: str | Path, main: bool = True) -> None:
-    """Remove a finished network's training directory (rank 0), and ``OUT/training`` once empty."""
+    """Remove a finished network's epoch checkpoint (rank 0), then its directory and ``OUT/training``
+    when they are empty. Only swnas's own files are removed (``last.pt``, its temporary files), never
+    anything else found there, and never through a symbolic link."""
     if not main:
         return
+    from swnas.state import is_temp_file
+    from swnas.train import CHECKPOINT_NAME
+
     w = Path(workdir)
-    shutil.rmtree(w, ignore_errors=True)
-    if w.parent.name == TRAINING_DIR:
+    if w.is_symlink() or not w.is_dir():
+        return
+    for f in w.iterdir():
+        if (f.name == CHECKPOINT_NAME or is_temp_file(f.name)) and (f.is_file() or f.is_symlink()):
+            f.unlink()
+    for d in (w, w.parent) if w.parent.name in (TRAINING_DIR, "final") and w.name != TRAINING_DIR else (w,):
         try:
-            w.parent.rmdir()
+            d.rmdir()
         except OSError:
             pass  # other entries remain, or it is already gone

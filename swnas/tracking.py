@@ -64,8 +64,13 @@ class _JsonLines(Tracker):
     kind = "jsonl"
 
     def __init__(self, out: Path):
+        import os
+
         out.mkdir(parents=True, exist_ok=True)
-        self.fh = open(out / "track.jsonl", "a", encoding="utf-8")
+        # appended to (a resumed search keeps its earlier events); never through a symbolic link
+        fd = os.open(out / "track.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
+        self.fh = os.fdopen(fd, "a", encoding="utf-8")
 
     def _write(self, obj: dict) -> None:
         self.fh.write(json.dumps(to_jsonable(obj), allow_nan=False) + "\n")

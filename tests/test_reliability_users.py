@@ -146,7 +146,128 @@ def test_disk_full_during_export_keeps_the_earlier_file(tmp_path, capsys, monkey
         raise RuntimeError(TORCH_FULL)
 
     monkeypatch.setattr(torch, "save", full)
-    code, _, err = run(["export", out, "--to", to], capsys)
+    code, _, err = run(["export", out, "--to", to, "--force"], capsys)
     assert code == 2 and f"cannot write {to}" in err and "unexpected pos" in err, err
     assert to.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "s"]
+
+
+# ------------------------------------------------------------------ 3. only what swnas owns
+@pytest.mark.parametrize("where", ["/", "/etc", "~"])
+def test_dangerous_out_is_refused(where, tmp_path, capsys, monkeypatch, no_training_anywhere):
+    def guard(self):  # should the check regress, the test still writes nothing in / or /etc
+        raise AssertionError(f"would lock and write in {self.path.parent}")
+
+    monkeypatch.setattr(RunLock, "acquire", guard)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    target = os.path.expanduser(where)
+    for argv in (["search", *SMALL, "--out", target], ["train", "--stages", "1,1,1", *TINY_TRAIN, "--out", target]):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and "give a directory of the run's own" in err, (argv, err)
+
+
+@pytest.fixture
+def no_training_anywhere(monkeypatch):
+    """Nothing may be trained or written (the real trainer and the search's toolkit both fail)."""
+    import swnas.train as train_mod
+
+    def boom(*a, **k):
+        raise AssertionError("trained although --out is refused")
+
+    monkeypatch.setattr(train_mod, "train", boom)
+    monkeypatch.setattr(search_mod, "default_toolkit", boom)
+
+
+@pytest.mark.parametrize("entry", ["track.jsonl", "tensorboard", "training", "final"])
+def test_links_in_out_are_refused_before_training(entry, tmp_path, capsys, no_training_anywhere):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / entry).symlink_to(victim, target_is_directory=True)
+    code, _, err = run(["search", *SMALL, "--out", out, "--track", "jsonl"], capsys)
+    assert code == 2 and "symbolic link" in err and entry in err, err
+    assert list(victim.iterdir()) == []
+
+
+def test_link_inside_training_is_refused_on_resume(stopped_search, tmp_path, capsys, monkeypatch):
+    out = stopped_search
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    (out / "training").mkdir()
+    (out / "training" / "02-A1").symlink_to(victim, target_is_directory=True)
+    code, _, err = run(["search", "--resume", out, "--no-report", "--quiet"], capsys)
+    assert code == 2 and "symbolic link" in err, err
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]
+
+
+def test_train_in_a_killed_search_keeps_its_training_dir(stopped_search, capsys, no_training_anywhere):
+    out = stopped_search
+    (out / "training" / "02-A1").mkdir(parents=True)
+    (out / "training" / "02-A1" / "last.pt").write_bytes(b"epoch 7 of a long network")
+    code, _, err = run(["train", "--stages", "1,1,1", *TINY_TRAIN, "--out", out, "--quiet"], capsys)
+    assert code == 2 and "holds a search" in err and "baselines" in err, err
+    assert (out / "training" / "02-A1" / "last.pt").read_bytes() == b"epoch 7 of a long network"
+
+
+def test_finished_network_removes_only_its_own_files(tmp_path):
+    from swnas import resume
+
+    w = resume.network_workdir(tmp_path, "03-T2")
+    w.mkdir(parents=True)
+    (w / "last.pt").write_text("ck")
+    (w / ".last.pt.abc123.swnas.tmp").write_text("half")
+    (w / "notes.txt").write_text("mine")
+    resume.finish_network(w)
+    assert sorted(p.name for p in w.iterdir()) == ["notes.txt"]
+    (w / "notes.txt").unlink()
+    resume.finish_network(w)
+    assert not (tmp_path / "training").exists()
+
+
+def test_report_file_in_out_is_found_before_training(tmp_path, capsys, no_training_anywhere):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "report").write_text("my report")
+    code, _, err = run(["search", *SMALL, "--out", out], capsys)
+    assert code == 2 and "report is a file" in err, err
+    assert (out / "report").read_text() == "my report"
+
+
+@pytest.fixture
+def exported(tmp_path, capsys, monkeypatch):
+    from test_reliability import real_toolkit_factory
+
+    monkeypatch.setattr(search_mod, "default_toolkit", real_toolkit_factory(4))
+    out = tmp_path / "s"
+    assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
+    return out
+
+
+def test_export_never_overwrites_without_force(exported, tmp_path, capsys):
+    out = exported
+    to = tmp_path / "mine.pt"
+    to.write_text("a file of the user's")
+    code, _, err = run(["export", out, "--to", to], capsys)
+    assert code == 2 and "exists; give --force" in err
+    assert to.read_text() == "a file of the user's"
+    # a search's own file is never replaced, not even with --force
+    state = (out / "search.json").read_bytes()
+    for target in (out / "search.json", out / "checkpoints" / "00-A0.pt", out / "specs" / "new.pt"):
+        code, _, err = run(["export", out, "--to", target, "--force"], capsys)
+        assert code == 2 and "is one of the files of the run" in err, (target, err)
+    assert (out / "search.json").read_bytes() == state and not (out / "specs" / "new.pt").exists()
+    # leftovers of a killed export to the same name are removed; other files are not
+    (tmp_path / ".mine.pt.k1ll3d.swnas.tmp").write_text("half")
+    (tmp_path / ".mine.pt.notes").write_text("mine")
+    assert run(["export", out, "--to", to, "--force"], capsys)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mine.pt.notes", "mine.pt", "s"]
+
+
+def test_export_refuses_a_device_file(exported, capsys):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null here")
+    code, _, err = run(["export", exported, "--to", "/dev/null", "--force"], capsys)
+    assert code == 2 and "not a regular file" in err, err
