@@ -271,3 +271,70 @@ def test_export_refuses_a_device_file(exported, capsys):
         pytest.skip("no /dev/null here")
     code, _, err = run(["export", exported, "--to", "/dev/null", "--force"], capsys)
     assert code == 2 and "not a regular file" in err, err
+
+
+# ------------------------------------------------------------------ 4. --track mlflow stays inside --out
+class FakeMlflow:
+    """Records what swnas asks of MLflow (the package need not be installed)."""
+
+    def __init__(self):
+        self.calls, self.env_at_start = [], {}
+
+    def set_tracking_uri(self, uri):
+        self.calls.append(("set_tracking_uri", uri))
+
+    def get_experiment_by_name(self, name):
+        self.calls.append(("get_experiment_by_name", name))
+
+    def create_experiment(self, name, artifact_location=None):
+        self.calls.append(("create_experiment", name, artifact_location))
+        return "1"
+
+    def start_run(self, run_name=None, experiment_id=None):
+        self.env_at_start = {k: os.environ.get(k) for k in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+        self.calls.append(("start_run", run_name, experiment_id))
+
+    def log_params(self, d):
+        pass
+
+    def log_metrics(self, d, step=None):
+        pass
+
+    def end_run(self):
+        self.calls.append(("end_run",))
+
+
+@pytest.mark.parametrize("user_uri", [None, "http://tracking.example:5000"])
+def test_mlflow_tracks_under_out_without_telemetry(user_uri, tmp_path, capsys, monkeypatch):
+    import sys
+
+    fake = FakeMlflow()
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    for k in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(k, raising=False)
+    if user_uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", user_uri)
+    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    out = tmp_path / "s"
+    assert run(["search", *SMALL, "--out", out, "--track", "mlflow"], capsys)[0] == 0
+    assert fake.env_at_start == {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    names = [c[0] for c in fake.calls]
+    if user_uri:  # the user's server, as configured
+        assert "set_tracking_uri" not in names and ("start_run", "s", None) in fake.calls
+    else:
+        assert ("set_tracking_uri", f"sqlite:///{out / 'mlflow.db'}") in fake.calls
+        assert ("create_experiment", "swnas", (out / "mlflow-artifacts").as_uri()) in fake.calls
+        assert ("start_run", "s", "1") in fake.calls
+    assert list(cwd.iterdir()) == []
+
+
+def test_mlflow_settings_respect_the_users_choices():
+    from swnas.tracking import mlflow_settings
+
+    st = mlflow_settings("/runs/x", {"DO_NOT_TRACK": "0"})
+    assert st["env"] == {"MLFLOW_DISABLE_TELEMETRY": "true"}  # the user's DO_NOT_TRACK=0 stays
+    assert st["tracking_uri"] == "sqlite:////runs/x/mlflow.db"
+    assert mlflow_settings("/runs/x", {"MLFLOW_TRACKING_URI": "file:/m"})["tracking_uri"] is None

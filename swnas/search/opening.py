@@ -24,10 +24,10 @@ __all__ = ["open_run", "lock_out", "fresh_allowed", "OUT_ENTRIES"]
 
 # what a search keeps in OUT (none of them may be a symbolic link)
 OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME,
-               "training", "config.yaml", "final", "track.jsonl", "tensorboard")
+               "training", "config.yaml", "final", "track.jsonl", "tensorboard", "mlflow.db", "mlflow-artifacts")
 
 # the entries of OUT that are directories
-OUT_DIRS = ("checkpoints", "specs", "report", "baselines", "training", "final", "tensorboard")
+OUT_DIRS = ("checkpoints", "specs", "report", "baselines", "training", "final", "tensorboard", "mlflow-artifacts")
 
 
 def _is_main(tk: Toolkit | None) -> bool:
