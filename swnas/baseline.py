@@ -102,6 +102,7 @@ def train_architecture(
     from swnas.train import train
 
     spec = _resolve_spec(spec, module, stages)
+    M.check_size(spec, "--spec" if stages is None else "--stages")  # before anything is built or loaded
     check_source(dataset, data)
     check_device(device)
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)

@@ -338,3 +338,80 @@ def test_mlflow_settings_respect_the_users_choices():
     assert st["env"] == {"MLFLOW_DISABLE_TELEMETRY": "true"}  # the user's DO_NOT_TRACK=0 stays
     assert st["tracking_uri"] == "sqlite:////runs/x/mlflow.db"
     assert mlflow_settings("/runs/x", {"MLFLOW_TRACKING_URI": "file:/m"})["tracking_uri"] is None
+
+
+# ------------------------------------------------------------------ 5. resource bounds
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "criterion: *i\n"
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("bomb.yaml", BOMB, "uses a YAML anchor or alias (line 1"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("big.yaml", "# padding\n" * 200_000, "bytes; a run's options fit in"),
+])
+def test_hostile_config_is_refused_quickly_and_briefly(name, text, needle, tmp_path, capsys, no_training_anywhere):
+    import time
+
+    cfg = tmp_path / name
+    cfg.write_text(text)
+    t0 = time.perf_counter()
+    code, _, err = run(["search", "--config", cfg, "--out", tmp_path / "s"], capsys)
+    assert code == 2 and needle in err, err[:500]
+    assert time.perf_counter() - t0 < 10 and len(err) < 1000  # nothing expanded, nothing echoed
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--m0", "1000000"], "3 stages of 1000001 modules, too large to build"),
+    (["--width", "1000000"], "channels wide"),
+    (["--stages", "100"], "channels wide"),
+    (["--module", "nasnet", "--width", "5000"], "GiB of float32 weights"),
+    (["--iterations", "10000", "--delta", "1000"], "too large to build"),
+])
+def test_oversized_search_is_refused_before_anything_is_built(argv, needle, tmp_path, capsys, monkeypatch,
+                                                              no_training_anywhere):
+    from swnas import models as M
+
+    only_on_meta(monkeypatch)
+    code, _, err = run(["search", *SMALL, *argv, "--out", tmp_path / "s"], capsys)
+    assert code == 2 and needle in err, err
+    assert not (tmp_path / "s").exists()
+
+
+def only_on_meta(monkeypatch, limit: int = 1 << 12) -> None:
+    """Should a size check regress, fail instead of allocating: wide networks build only on ``meta``."""
+    import torch
+
+    from swnas import models as M
+
+    real = M.build
+
+    def build(spec):
+        if torch.empty(0).device.type != "meta" and max(spec.stage_widths) > limit:
+            raise AssertionError("a network too large to build was built outside the meta device")
+        return real(spec)
+
+    monkeypatch.setattr(M, "build", build)
+
+
+def test_oversized_train_is_refused(tmp_path, capsys, no_training_anywhere):
+    code, _, err = run(["train", "--stages", "5000,5000,5000", *TINY_TRAIN, "--out", tmp_path / "t"], capsys)
+    assert code == 2 and "15000 in all" in err
+    spec = tmp_path / "wide.json"
+    spec.write_text(json.dumps({"module": "basic", "stages": [1, 1, 1], "widths": [10**6] * 3}))
+    code, _, err = run(["train", "--spec", spec, *TINY_TRAIN, "--out", tmp_path / "t"], capsys)
+    assert code == 2 and "--spec: a stage 1000000 channels wide" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_crafted_spec_in_a_comparison_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        assert run(["search", *SMALL, "--out", d], capsys)[0] == 0
+    spec = dirs[1] / "specs" / "02-A1.json"
+    spec.write_text(json.dumps({"module": "basic", "stages": [1, 1, 1], "widths": [2**15, 2**15, 2**15]}))
+    only_on_meta(monkeypatch)
+    code, _, err = run(["report", *dirs, "--quiet"], capsys)
+    assert code == 2 and "02-A1.json" in err and "GiB of float32 weights" in err, err
