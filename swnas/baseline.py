@@ -125,8 +125,11 @@ def train_architecture(
         note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None
         if note:
             logging.getLogger("swnas.train").warning(note.strip())
-        r = train(model, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
-                  progress=progress and dist.is_main(), checkpoint_dir=work, sync_bn=sync_bn)
+        r = resume.train_with_checkpoints(  # a stale epoch checkpoint (other settings) is replaced, with a warning
+            lambda m, s, checkpoint_dir=None: train(m, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
+                                                    device=device, seed=s, progress=progress and dist.is_main(),
+                                                    checkpoint_dir=checkpoint_dir, sync_bn=sync_bn),
+            model, seed, work)
         meas = measure_network(model, ds, r.seconds, str(next(model.parameters()).device))
         result = {
             "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,

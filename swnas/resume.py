@@ -18,6 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+from swnas.errors import InputError
+
 __all__ = ["TRAINING_DIR", "network_workdir", "partial_progress", "describe_partial", "train_with_checkpoints",
            "finish_network"]
 
@@ -36,14 +38,25 @@ def network_workdir(out: str | Path, name: str) -> Path:
     return inside(out, f"{TRAINING_DIR}/{name}", "training directory")
 
 
+def _unreadable(exc: Exception, path: Path) -> InputError:
+    return InputError(f"{exc}; remove {path} to train this network from its first epoch (only its unfinished "
+                      "epochs are lost) and run the command again")
+
+
 def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
-    """``(epochs done, epochs planned)`` of the checkpoint in ``workdir``, or ``None`` when there is none."""
+    """``(epochs done, epochs planned)`` of the checkpoint in ``workdir``, or ``None`` when there is none.
+
+    A corrupt checkpoint is an :class:`InputError` that says which file to remove.
+    """
     from swnas.train import CHECKPOINT_NAME, load_checkpoint
 
     path = Path(workdir) / CHECKPOINT_NAME
     if not path.is_file():
         return None
-    ck = load_checkpoint(path)
+    try:
+        ck = load_checkpoint(path)
+    except InputError as exc:
+        raise _unreadable(exc, path) from None
     planned = ck.get("config", {}).get("recipe", {}).get("epochs")
     return int(ck["epoch"]), None if planned is None else int(planned)
 
@@ -66,11 +79,34 @@ def _accepts_checkpoint_dir(fn: Callable[..., Any]) -> bool:
     return "checkpoint_dir" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _stale(exc: InputError) -> bool:
+    """Whether the trainer refused its epoch checkpoint because it was made with other settings
+    (:func:`swnas.train.train`'s message; ``tests/test_reliability_users.py`` ties the two)."""
+    return "belongs to a different run" in str(exc)
+
+
 def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, workdir: Path) -> dict:
-    """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``."""
-    if _accepts_checkpoint_dir(train):
+    """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``.
+
+    An epoch checkpoint made with other training settings (an option changed while this network
+    was unfinished, as after a divergence: the same ``--out`` again, or ``--resume``, with a lower
+    ``--lr``) is removed and the network trains from its first epoch, with a warning. Only call
+    this while holding the directory's lock, for a network not yet recorded as trained.
+    """
+    if not _accepts_checkpoint_dir(train):
+        return train(model, seed)
+    try:
         return train(model, seed, checkpoint_dir=str(workdir))
-    return train(model, seed)
+    except InputError as exc:
+        if not _stale(exc):
+            raise
+    from swnas.train import CHECKPOINT_NAME
+
+    path = Path(workdir) / CHECKPOINT_NAME
+    log.warning("%s was made with other training settings (an option changed since, e.g. a lower --lr after a "
+                "divergence); it is removed and this network trains from its first epoch", path)
+    path.unlink(missing_ok=True)  # every rank saw the same file at start-up
+    return train(model, seed, checkpoint_dir=str(workdir))
 
 
 def finish_network(workdir: str | Path, main: bool = True) -> None:

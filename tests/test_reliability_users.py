@@ -415,3 +415,76 @@ def test_crafted_spec_in_a_comparison_is_refused(tmp_path, capsys, monkeypatch):
     only_on_meta(monkeypatch)
     code, _, err = run(["report", *dirs, "--quiet"], capsys)
     assert code == 2 and "02-A1.json" in err and "GiB of float32 weights" in err, err
+
+
+# ------------------------------------------------------------------ 6. the documented recovery after divergence
+REAL = ["--dataset", "digits", "--subset", "200", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
+        "--iterations", "1", "--m0", "1", "--delta", "1", "--final-epochs", "0", "--no-report", "--quiet"]
+
+
+@pytest.fixture
+def diverged_first_network(tmp_path, capsys, monkeypatch):
+    """A real search whose first network 'diverged' after its epoch checkpoint was written
+    (training/00-A0/last.pt made with --lr 0.5, nothing recorded in search.json)."""
+    from swnas.search.toolkit import default_toolkit
+
+    def diverging(cfg, progress=True):
+        tk = default_toolkit(cfg, progress=progress)
+
+        def measure(model, seconds):
+            raise FloatingPointError("loss became nan at epoch 2")
+
+        tk.measure = measure
+        return tk
+
+    monkeypatch.setattr(search_mod, "default_toolkit", diverging)
+    out = tmp_path / "s"
+    code, _, err = run(["search", *REAL, "--lr", "0.5", "--out", out], capsys)
+    assert code == 1 and "training diverged" in err and "--lr 0.05" in err, err
+    assert (out / "training" / "00-A0" / "last.pt").is_file()
+    assert json.loads((out / "search.json").read_text())["networks"] == []
+    monkeypatch.setattr(search_mod, "default_toolkit", default_toolkit)
+    return out
+
+
+@pytest.mark.parametrize("how", ["resume", "fresh"])
+def test_restart_after_divergence_with_a_lower_lr(how, diverged_first_network, capsys):
+    out = diverged_first_network
+    argv = (["search", "--resume", out, "--lr", "0.05", "--no-report", "--quiet"] if how == "resume"
+            else ["search", *REAL, "--lr", "0.05", "--out", out])
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert "trains from its first epoch" in err and "checkpoint_dir" not in err
+    state = json.loads((out / "search.json").read_text())
+    assert state["config"]["lr"] == 0.05 and state["status"] == "complete" and len(state["networks"]) == 3
+    assert not (out / "training").exists()
+
+
+def test_stale_checkpoint_message_is_the_trainers(tmp_path):
+    """resume._stale recognises swnas.train's refusal of a checkpoint made with other settings."""
+    import torch
+
+    from swnas import models as M
+    from swnas import resume
+    from swnas.data import load_dataset
+    from swnas.errors import InputError
+    from swnas.train import train
+
+    ds = load_dataset("digits", subset=100, seed=0)
+    model = M.build(M.ArchSpec(stages=[1, 1, 1], num_classes=10, input_size=8, in_channels=1, widths=[4, 4, 4]))
+    train(model, ds, epochs=1, batch_size=50, lr=0.1, device="cpu", seed=0, progress=False, checkpoint_dir=tmp_path)
+    torch.manual_seed(0)
+    with pytest.raises(InputError) as exc:
+        train(model, ds, epochs=1, batch_size=50, lr=0.01, device="cpu", seed=0, progress=False,
+              checkpoint_dir=tmp_path)
+    assert resume._stale(exc.value) and not resume._stale(InputError("checkpoint 'x' is corrupt"))
+
+
+def test_corrupt_epoch_checkpoint_says_what_to_remove(stopped_search, capsys):
+    out = stopped_search
+    ck = out / "training" / "02-A1" / "last.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"PK\x03\x04 truncated")
+    code, _, err = run(["search", "--resume", out, "--no-report", "--quiet"], capsys)
+    assert code == 2 and f"remove {ck} to train this network from its first epoch" in err, err
+    assert "weights_only" not in err
