@@ -349,9 +349,26 @@ def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
     for k in _SESSION_OPTS:
         if k in opts:
             v = opts.pop(k)
+            _check_session_option(ns.config, k, v)
             if not hasattr(ns, k):
                 setattr(ns, k, v)
     return merge_options(opts, given)
+
+
+def _check_session_option(path: str, key: str, value: Any) -> None:
+    """A session option from a config file has the type its flag would give it."""
+    if key in ("html", "no_report", "quiet"):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif key in ("log_level", "track"):
+        ok = value is None or isinstance(value, str)
+        want = "a name"
+    else:  # out
+        ok = isinstance(value, str) and value != ""
+        want = "a directory path"
+    if not ok:
+        shown = repr(value)
+        raise InputError(f"config: {path}: {key} must be {want}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
 
 
 def _remove_untrained(out: Path) -> None:

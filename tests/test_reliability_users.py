@@ -488,3 +488,56 @@ def test_corrupt_epoch_checkpoint_says_what_to_remove(stopped_search, capsys):
     code, _, err = run(["search", "--resume", out, "--no-report", "--quiet"], capsys)
     assert code == 2 and f"remove {ck} to train this network from its first epoch" in err, err
     assert "weights_only" not in err
+
+
+# ------------------------------------------------------------------ 7. crafted files are messages, not tracebacks
+CRAFTED = [
+    (lambda s: s["networks"][2]["metrics"].update(top1="high"), "metrics.top1 must be a number or null"),
+    (lambda s: s["networks"][2]["metrics"].update(params=[1]), "metrics.params must be a number or null"),
+    (lambda s: s["networks"][2]["metrics"].update(params=10**400), "metrics.params must be a number or null"),
+    (lambda s: s["networks"][2].update(history="x"), "'history' must be a list of epochs"),
+    (lambda s: s["networks"][2].update(history=["x"]), "'history[0]' must be an object"),
+    (lambda s: s["iterations"][0].update(comparisons=[{"stage": "x"}]), "'stage' must be a stage number 1..3"),
+    (lambda s: s["iterations"][0].update(comparisons=[None]), "comparisons[0]: expected an object"),
+    (lambda s: s["iterations"][0]["comparisons"][0].update(score_A="big"), "'score_A' must be a number or null"),
+    (lambda s: s["networks"][2].update(stages=[10**30, 1, 1]), "holds more than 10000 modules"),
+    (lambda s: s["networks"][2].update(final="x"), "'final' must be an object"),
+    (lambda s: s["networks"][2].update(final={"epochs": "x", "checkpoint": "c"}), "final.epochs must be a number"),
+    (lambda s: s.update(environment="x"), "'environment' must be an object"),
+    (lambda s: s["networks"][0].update(seed=10**30), "'seed' = 1000000000000000000000000000000 is out of range"),
+    (lambda s: s.update(format="swnas-search/2"), "has format swnas-search/2, but this version of swnas reads "
+                                                   "swnas-search/1"),
+]
+
+
+@pytest.mark.parametrize("edit, needle", CRAFTED)
+def test_crafted_state_fields_are_messages(edit, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    good, out = tmp_path / "good", tmp_path / "s"
+    for d in (good, out):
+        assert run(["search", *SMALL, "--out", d], capsys)[0] == 0
+    state = json.loads((out / "search.json").read_text())
+    edit(state)
+    (out / "search.json").write_text(json.dumps(state))
+    for argv in (["report", out, "--no-ensemble", "--quiet", "--html"], ["report", out, good, "--quiet"],
+                 ["export", out, "--to", tmp_path / "m.pt"], ["search", "--resume", out, "--quiet", "--no-report"]):
+        code, _, err = run(argv, capsys)
+        assert code == 2 and needle in err and len(err) < 1000, (argv, err)
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("out: [1, 2]", "out must be a directory path, got [1, 2]"),
+    ("score_params: [1, 2]", "score_params: expected a mapping"),
+    ("html: 3", "html must be true or false"),
+    ("log_level: 5", "log_level must be a name"),
+    ("data: [1]", "data: expected a name or path"),
+    ("reduce: {a: 1}", "reduce: expected a name or path"),
+    ("stop_early: 'yes'", "stop_early: expected true or false"),
+])
+def test_config_values_of_the_wrong_type_are_messages(line, needle, tmp_path, capsys, monkeypatch,
+                                                      no_training_anywhere):
+    monkeypatch.chdir(tmp_path)  # the default --out, runs/search, would be here
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"dataset: digits\niterations: 1\n{line}\n")
+    code, _, err = run(["search", "--config", cfg, "--quiet"], capsys)
+    assert code == 2 and needle in err, err
