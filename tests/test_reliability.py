@@ -191,13 +191,15 @@ def test_swapped_checkpoint_is_refused_everywhere(two_real_searches, tmp_path, c
         code, _, err = run(argv, capsys)
         assert code == 2 and "02-A1.pt" in err and "SHA-256" in err, (argv, err)
     assert not (tmp_path / "m.pt").exists()
-    # without the recorded hash (an older state), the parameter count still gives it away
-    state = json.loads((mine / "search.json").read_text())
-    for net in state["networks"]:
-        net.pop("checkpoint_sha256")
-    (mine / "search.json").write_text(json.dumps(state))
-    code, _, err = run(["export", mine, "--to", tmp_path / "m.pt"], capsys)
-    assert code == 2 and "02-A1.pt" in err and "parameters" in err
+    # a missing or null recorded hash never skips the check
+    for value in ("pop", None):
+        state = json.loads((mine / "search.json").read_text())
+        for net in state["networks"]:
+            net.pop("checkpoint_sha256") if value == "pop" else net.update(checkpoint_sha256=value)
+        (mine / "search.json").write_text(json.dumps(state))
+        code, _, err = run(["export", mine, "--to", tmp_path / "m.pt"], capsys)
+        assert code == 2 and "not the SHA-256 of the checkpoint" in err, err
+        assert not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../w6/checkpoints/00-A0.pt"])

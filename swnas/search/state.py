@@ -269,12 +269,17 @@ def _check_network_fields(net: dict, where: str) -> None:
         _check_numbers(fin, _FINAL_NUMBERS, where, "final")
         if not isinstance(fin.get("checkpoint"), str):
             raise InputError(f"{where}: final.checkpoint must be a path, got {_short(fin.get('checkpoint'))}")
-    for k in ("checkpoint_sha256", "depth"):
-        v = net.get(k)
-        if k == "depth" and v is not None and not _is_number(v):
-            raise InputError(f"{where}: 'depth' must be a number, got {_short(v)}")
-        if k == "checkpoint_sha256" and v is not None and not isinstance(v, str):
-            raise InputError(f"{where}: 'checkpoint_sha256' must be a hex string, got {_short(v)}")
+    if net.get("depth") is not None and not _is_number(net["depth"]):
+        raise InputError(f"{where}: 'depth' must be a number, got {_short(net['depth'])}")
+    # every checkpoint a search records has its hash; without one a foreign file of the same shape
+    # could not be told apart, so a missing or null hash is refused, never a reason to skip the check
+    for rec, what in ((net, "checkpoint_sha256"), (fin, "final.checkpoint_sha256")):
+        if rec is None:
+            continue
+        v = rec.get("checkpoint_sha256")
+        if not (isinstance(v, str) and len(v) == 64 and all(ch in "0123456789abcdef" for ch in v)):
+            raise InputError(f"{where}: {what} is {_short(v)}, not the SHA-256 of the checkpoint; swnas cannot tell "
+                             "that the file is the one it wrote (restore the search.json written with it)")
 
 
 def _check_iteration_fields(rec: dict, n_stages: int, where: str) -> None:
