@@ -541,3 +541,51 @@ def test_config_values_of_the_wrong_type_are_messages(line, needle, tmp_path, ca
     cfg.write_text(f"dataset: digits\niterations: 1\n{line}\n")
     code, _, err = run(["search", "--config", cfg, "--quiet"], capsys)
     assert code == 2 and needle in err, err
+
+
+# ------------------------------------------------------------------ 8. smaller findings
+class Gadget:
+    """A pickled object that weights_only=True refuses (its loading would call print)."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_malicious_checkpoint_is_refused_without_torchs_advice(tmp_path, capsys):
+    import torch
+
+    from swnas.errors import InputError
+    from swnas.models import load
+    from swnas.train import load_checkpoint
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "swnas-model-v1", "x": Gadget()}, path)
+    for reader in (load, load_checkpoint):
+        with pytest.raises(InputError) as exc:
+            reader(path)
+        msg = str(exc.value)
+        assert "swnas never loads" in msg and "weights_only" not in msg, msg
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_a_validation_split_leaving_few_training_images_warns(tmp_path, capsys):
+    from swnas.data import load_dataset
+    from swnas.search import SearchConfig
+    from swnas.search.toolkit import warn_small_training_split
+
+    import logging
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("swnas.search")
+    logger.addHandler(handler)
+    try:
+        ds = load_dataset("digits", seed=0, val_split=0.9999)
+        cfg = SearchConfig(dataset="digits", val_split=0.9999)
+        assert warn_small_training_split(cfg, len(ds.y_train), ds.num_classes)
+    finally:
+        logger.removeHandler(handler)
+    assert any("--val-split 0.9999 leaves" in m for m in seen), seen
+    assert not warn_small_training_split(SearchConfig(dataset="digits"), 1617, 10)
+    assert not warn_small_training_split(SearchConfig(dataset="digits", val_split=0.0), 10, 10)

@@ -54,7 +54,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or holding pickled objects
-        raise InputError(f"path: cannot read checkpoint {str(p)!r} ({type(e).__name__}: {e})") from None
+        from swnas.state import load_failure
+
+        raise InputError(f"path: cannot read checkpoint {str(p)!r} ({load_failure(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"path: {str(p)!r} is not a swnas model checkpoint (format {FORMAT!r} expected)")
     if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("spec"), str):
