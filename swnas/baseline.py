@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from swnas import resume
 from swnas.errors import InputError
-from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_links
+from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_dangerous_dir, refuse_links
 
 __all__ = ["train_architecture", "TRAIN_FORMAT", "MODEL_FILE", "RESULT_FILE"]
 
@@ -38,8 +38,12 @@ def _resolve_spec(spec: Any, module: str, stages: Sequence[int] | None) -> Any:
 
 
 def _check_out(out: Path, force: bool) -> None:
+    refuse_dangerous_dir(out)
     if out.is_dir():
-        refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME))
+        refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME, resume.TRAINING_DIR))
+        if (out / "search.json").exists():  # its training/ holds a killed search's epoch checkpoints
+            raise InputError(f"--out {out}: holds a search (search.json); train a baseline in "
+                             f"{out / 'baselines' / 'NAME'} or another directory, not in the search's own")
     prepare_out_dir(out)
     held = [n for n in (MODEL_FILE, RESULT_FILE) if (out / n).exists()]
     if held and not force:
@@ -98,6 +102,7 @@ def train_architecture(
     from swnas.train import train
 
     spec = _resolve_spec(spec, module, stages)
+    M.check_size(spec, "--spec" if stages is None else "--stages")  # before anything is built or loaded
     check_source(dataset, data)
     check_device(device)
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
@@ -120,8 +125,11 @@ def train_architecture(
         note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None
         if note:
             logging.getLogger("swnas.train").warning(note.strip())
-        r = train(model, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr, device=device, seed=seed,
-                  progress=progress and dist.is_main(), checkpoint_dir=work, sync_bn=sync_bn)
+        r = resume.train_with_checkpoints(  # a stale epoch checkpoint (other settings) is replaced, with a warning
+            lambda m, s, checkpoint_dir=None: train(m, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
+                                                    device=device, seed=s, progress=progress and dist.is_main(),
+                                                    checkpoint_dir=checkpoint_dir, sync_bn=sync_bn),
+            model, seed, work)
         meas = measure_network(model, ds, r.seconds, str(next(model.parameters()).device))
         result = {
             "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,

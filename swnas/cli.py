@@ -305,6 +305,8 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
     x.add_argument("--normalize-inputs", dest="normalize_inputs", action="store_true",
                    help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training")
+    x.add_argument("--force", action="store_true",
+                   help="replace existing files at PATH (never a search's own files, never a device or other special file)")
 
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
@@ -347,9 +349,26 @@ def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
     for k in _SESSION_OPTS:
         if k in opts:
             v = opts.pop(k)
+            _check_session_option(ns.config, k, v)
             if not hasattr(ns, k):
                 setattr(ns, k, v)
     return merge_options(opts, given)
+
+
+def _check_session_option(path: str, key: str, value: Any) -> None:
+    """A session option from a config file has the type its flag would give it."""
+    if key in ("html", "no_report", "quiet"):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif key in ("log_level", "track"):
+        ok = value is None or isinstance(value, str)
+        want = "a name"
+    else:  # out
+        ok = isinstance(value, str) and value != ""
+        want = "a directory path"
+    if not ok:
+        shown = repr(value)
+        raise InputError(f"config: {path}: {key} must be {want}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
 
 
 def _remove_untrained(out: Path) -> None:
@@ -533,7 +552,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from swnas.report import export_candidate
 
     paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
-                             normalize_inputs=ns.normalize_inputs)
+                             normalize_inputs=ns.normalize_inputs, force=ns.force)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -98,8 +98,15 @@ def _paper_costs(s: _Search, net: dict) -> tuple[int | None, int | None]:
     from swnas.models import ArchSpec, build, keras_flops, paper_depth
     from swnas.state import inside
 
+    from swnas.models import check_size
+
     try:
-        spec = ArchSpec.from_dict(read_json(inside(s.path, net["spec"], "spec"), what="spec"))
+        path = inside(s.path, net["spec"], "spec")
+        spec = ArchSpec.from_dict(read_json(path, what="spec"))
+    except (InputError, KeyError, TypeError, ValueError):
+        return None, None
+    check_size(spec, f"spec {path}")  # a crafted spec is refused before it is built (naming the file)
+    try:
         return int(paper_depth(spec)), int(keras_flops(build(spec)))
     except (InputError, KeyError, TypeError, ValueError):
         return None, None

@@ -39,6 +39,20 @@ def _yaml():
     return yaml
 
 
+#: the largest config file read (a run's options take a few hundred bytes)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _refuse_aliases(yaml: Any, text: str, p: Path) -> None:
+    """Refuse YAML anchors and aliases: options need none, and aliases nested in aliases expand
+    exponentially (a "billion laughs" file of 1 KB becomes gigabytes once walked or printed)."""
+    for tok in yaml.scan(text):
+        if isinstance(tok, (yaml.AliasToken, yaml.AnchorToken)):
+            mark = tok.start_mark
+            raise InputError(f"config: {p} uses a YAML anchor or alias (line {mark.line + 1}, column "
+                             f"{mark.column + 1}); write each option's value out instead")
+
+
 def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -> dict:
     """Read a YAML or JSON mapping of options; keys normalised to ``snake_case``.
 
@@ -58,16 +72,27 @@ def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -
     p = Path(path)
     if not p.is_file():
         raise InputError(f"config: no such file: {p}")
-    text = p.read_text(encoding="utf-8")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise InputError(f"config: {p} is {p.stat().st_size} bytes; a run's options fit in {MAX_CONFIG_BYTES} "
+                         "(is it the right file?)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"config: {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     yaml = _yaml()
     is_yaml = p.suffix.lower() in (".yaml", ".yml")
     if is_yaml and yaml is None:
         raise InputError(f"config: reading {p} needs PyYAML (pip install pyyaml), or give the options as JSON")
     try:
         if is_yaml or (p.suffix.lower() != ".json" and yaml is not None and not text.lstrip().startswith("{")):
+            _refuse_aliases(yaml, text, p)
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
+    except InputError:
+        raise
+    except RecursionError:
+        raise InputError(f"config: {p} is nested too deeply to be a run's options") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"config: {p} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except Exception as exc:  # yaml.YAMLError and its subclasses carry the position in str()

@@ -289,6 +289,7 @@ def export_candidate(
     torchscript: bool = False,
     onnx: bool = False,
     normalize_inputs: bool = False,
+    force: bool = False,
 ) -> list[Path]:
     """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
 
@@ -299,6 +300,8 @@ def export_candidate(
     ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package). With
     ``normalize_inputs`` those two take images scaled to [0, 1] (float, NCHW) and apply the training
     normalisation themselves (:class:`swnas.models.NormalizedInputs`); the ``.pt`` file is the bare network either way.
+    An existing file is replaced only with ``force``; a search's own files (``search.json``,
+    ``checkpoints/``, ...) and anything but a regular file (a device, a FIFO) never are.
     """
     from swnas.search import load_state
 
@@ -310,7 +313,7 @@ def export_candidate(
     k = len(cands) - 1 if candidate is None else candidate
     if not (isinstance(k, int) and 0 <= k < len(cands)):
         raise InputError(f"--candidate: {candidate!r} is out of range; {out} has candidates 0..{len(cands) - 1}")
-    to, ts_path, onnx_path = _export_paths(to, torchscript, onnx)
+    to, ts_path, onnx_path = _export_paths(to, torchscript, onnx, force)
     if onnx:
         try:
             import onnx as _onnx  # noqa: F401
@@ -385,8 +388,29 @@ def export_normalization(cfg: dict) -> dict | None:
             "formula": "uint8 HWC image -> (image / 255 - mean) / std, then CHW"}
 
 
-def _export_paths(to: str | Path, torchscript: bool, onnx: bool) -> tuple[Path, Path | None, Path | None]:
-    """``--to`` and the TorchScript/ONNX files beside it, checked: none is a directory, none overwrites another.
+def _refuse_overwrite(path: Path, force: bool) -> None:
+    """An export never replaces a search's own file or a special file, and an existing file only with ``force``."""
+    from swnas.search.opening import OUT_ENTRIES
+
+    if path.is_symlink():
+        raise InputError(f"--to {path}: is a symbolic link; swnas does not write through links")
+    real = path.resolve()
+    for parent in real.parents:
+        if (parent / "search.json").is_file() or (parent / "train.json").is_file():
+            first = real.relative_to(parent).parts[0]
+            if first in (*OUT_ENTRIES, "model.pt", "train.json"):
+                raise InputError(f"--to {path}: is one of the files of the run in {parent}; export elsewhere")
+    if path.exists():
+        if not path.is_file():
+            raise InputError(f"--to {path}: exists and is not a regular file (a device, a FIFO, ...); export elsewhere")
+        if not force:
+            raise InputError(f"--to {path}: exists; give --force to replace it, or another --to")
+
+
+def _export_paths(to: str | Path, torchscript: bool, onnx: bool,
+                  force: bool = False) -> tuple[Path, Path | None, Path | None]:
+    """``--to`` and the TorchScript/ONNX files beside it, checked: none is a directory, none overwrites another,
+    none replaces an existing file without ``force`` (:func:`_refuse_overwrite`).
 
     The extra files share ``to``'s name without its ``.pt``/``.torchscript``/``.onnx`` endings:
     ``m.pt`` -> ``m.torchscript.pt`` and ``m.onnx``.
@@ -409,6 +433,16 @@ def _export_paths(to: str | Path, torchscript: bool, onnx: bool) -> tuple[Path, 
             raise InputError(f"--to {to}: {flag} would write its file over the checkpoint; give --to {base}.pt")
         if extra.is_dir():
             raise InputError(f"{flag}: {extra} is a directory")
+    for p in (to, ts_path, onnx_path):
+        if p is not None:
+            _refuse_overwrite(p, force)
+    if to.parent.is_dir():  # temporary files of an earlier export to the same name, killed midway
+        from swnas.state import is_temp_file
+
+        mine = tuple(f".{p.name}." for p in (to, ts_path, onnx_path) if p is not None)
+        for f in to.parent.iterdir():
+            if f.name.startswith(mine) and is_temp_file(f.name) and f.is_file() and not f.is_symlink():
+                f.unlink()
     return to, ts_path, onnx_path
 
 

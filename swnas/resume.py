@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-import shutil
 from pathlib import Path
 from typing import Any, Callable
+
+from swnas.errors import InputError
 
 __all__ = ["TRAINING_DIR", "network_workdir", "partial_progress", "describe_partial", "train_with_checkpoints",
            "finish_network"]
@@ -27,18 +28,35 @@ log = logging.getLogger("swnas.resume")
 
 
 def network_workdir(out: str | Path, name: str) -> Path:
-    """``OUT/training/<name>``: where network ``name`` (``"01-T1"``) keeps its epoch checkpoint."""
-    return Path(out) / TRAINING_DIR / name
+    """``OUT/training/<name>``: where network ``name`` (``"01-T1"``) keeps its epoch checkpoint.
+
+    Refused (:class:`~swnas.errors.InputError`) when a symbolic link is on the way: swnas does not
+    write or remove through links out of OUT.
+    """
+    from swnas.state import inside
+
+    return inside(out, f"{TRAINING_DIR}/{name}", "training directory")
+
+
+def _unreadable(exc: Exception, path: Path) -> InputError:
+    return InputError(f"{exc}; remove {path} to train this network from its first epoch (only its unfinished "
+                      "epochs are lost) and run the command again")
 
 
 def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
-    """``(epochs done, epochs planned)`` of the checkpoint in ``workdir``, or ``None`` when there is none."""
+    """``(epochs done, epochs planned)`` of the checkpoint in ``workdir``, or ``None`` when there is none.
+
+    A corrupt checkpoint is an :class:`InputError` that says which file to remove.
+    """
     from swnas.train import CHECKPOINT_NAME, load_checkpoint
 
     path = Path(workdir) / CHECKPOINT_NAME
     if not path.is_file():
         return None
-    ck = load_checkpoint(path)
+    try:
+        ck = load_checkpoint(path)
+    except InputError as exc:
+        raise _unreadable(exc, path) from None
     planned = ck.get("config", {}).get("recipe", {}).get("epochs")
     return int(ck["epoch"]), None if planned is None else int(planned)
 
@@ -61,21 +79,53 @@ def _accepts_checkpoint_dir(fn: Callable[..., Any]) -> bool:
     return "checkpoint_dir" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _stale(exc: InputError) -> bool:
+    """Whether the trainer refused its epoch checkpoint because it was made with other settings
+    (:func:`swnas.train.train`'s message; ``tests/test_reliability_users.py`` ties the two)."""
+    return "belongs to a different run" in str(exc)
+
+
 def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, workdir: Path) -> dict:
-    """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``."""
-    if _accepts_checkpoint_dir(train):
+    """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``.
+
+    An epoch checkpoint made with other training settings (an option changed while this network
+    was unfinished, as after a divergence: the same ``--out`` again, or ``--resume``, with a lower
+    ``--lr``) is removed and the network trains from its first epoch, with a warning. Only call
+    this while holding the directory's lock, for a network not yet recorded as trained.
+    """
+    if not _accepts_checkpoint_dir(train):
+        return train(model, seed)
+    try:
         return train(model, seed, checkpoint_dir=str(workdir))
-    return train(model, seed)
+    except InputError as exc:
+        if not _stale(exc):
+            raise
+    from swnas.train import CHECKPOINT_NAME
+
+    path = Path(workdir) / CHECKPOINT_NAME
+    log.warning("%s was made with other training settings (an option changed since, e.g. a lower --lr after a "
+                "divergence); it is removed and this network trains from its first epoch", path)
+    path.unlink(missing_ok=True)  # every rank saw the same file at start-up
+    return train(model, seed, checkpoint_dir=str(workdir))
 
 
 def finish_network(workdir: str | Path, main: bool = True) -> None:
-    """Remove a finished network's training directory (rank 0), and ``OUT/training`` once empty."""
+    """Remove a finished network's epoch checkpoint (rank 0), then its directory and ``OUT/training``
+    when they are empty. Only swnas's own files are removed (``last.pt``, its temporary files), never
+    anything else found there, and never through a symbolic link."""
     if not main:
         return
+    from swnas.state import is_temp_file
+    from swnas.train import CHECKPOINT_NAME
+
     w = Path(workdir)
-    shutil.rmtree(w, ignore_errors=True)
-    if w.parent.name == TRAINING_DIR:
+    if w.is_symlink() or not w.is_dir():
+        return
+    for f in w.iterdir():
+        if (f.name == CHECKPOINT_NAME or is_temp_file(f.name)) and (f.is_file() or f.is_symlink()):
+            f.unlink()
+    for d in (w, w.parent) if w.parent.name in (TRAINING_DIR, "final") and w.name != TRAINING_DIR else (w,):
         try:
-            w.parent.rmdir()
+            d.rmdir()
         except OSError:
             pass  # other entries remain, or it is already gone

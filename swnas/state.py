@@ -18,7 +18,7 @@ from swnas.errors import InputError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_save", "read_json", "to_jsonable", "file_sha256",
            "inside", "refuse_links", "prepare_out_dir", "clean_temp_files", "RunLock", "TEMP_SUFFIX", "temp_path",
-           "is_temp_file", "write_failure"]
+           "is_temp_file", "write_failure", "refuse_dangerous_dir", "load_failure"]
 
 #: the ending of every temporary file swnas writes (``.NAME.XXXXXXXX.swnas.tmp``); only files named
 #: so are ever removed as leftovers of killed writes, never a user's ``notes.tmp``
@@ -79,6 +79,17 @@ def write_failure(exc: BaseException, path: str | os.PathLike) -> "WriteError | 
         return None
     return WriteError(f"cannot write {path}: {why}; the previous {Path(path).name} (if any) is unchanged. "
                       "Free some space (or fix the permissions) and run the command again", str(path), why)
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line and without torch's
+    advice to load it with ``weights_only=False`` (which would run code from the file: never do it)."""
+    text = str(exc)
+    if "weights_only" in text or "Unpickl" in type(exc).__name__:
+        return (f"{type(exc).__name__}: it holds pickled Python objects besides tensors and plain values, which "
+                "swnas never loads (it was not written by swnas, or was altered)")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}"
 
 
 def temp_path(path: str | os.PathLike, suffix: str = TEMP_SUFFIX) -> str:
@@ -197,9 +208,29 @@ def refuse_links(root: str | os.PathLike, names: Sequence[str]) -> None:
                              "and does not follow links (remove the link or choose another --out)")
 
 
+def refuse_dangerous_dir(path: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse an output directory that is obviously not a run's own: ``/``, a top-level directory
+    such as ``/etc`` or ``/home``, or the home directory itself (a run writes and cleans up there)."""
+    p = Path(path)
+    try:
+        real = p.resolve()
+    except (OSError, RuntimeError):
+        return
+    home = None
+    try:
+        home = Path.home().resolve()
+    except (OSError, RuntimeError, KeyError):
+        pass
+    if len(real.parts) <= 2 or real == home:
+        kind = "the home directory" if real == home else "a file-system root or top-level directory"
+        raise InputError(f"{what} {p}: is {kind} ({real}); give a directory of the run's own, "
+                         f"such as {real / 'runs' / 'search'}")
+
+
 def prepare_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
     """Create the output directory ``path`` and check that files can be written in it (before any work)."""
     p = Path(path)
+    refuse_dangerous_dir(p, what)
     if p.exists() and not p.is_dir():
         raise InputError(f"{what} {p}: exists and is not a directory")
     try:

@@ -8,8 +8,11 @@ network's final metrics -- and forwards it to one sink:
     Event files under ``OUT/tensorboard/`` (needs the ``tensorboard`` package; view with
     ``tensorboard --logdir OUT/tensorboard``). Network 7 (T3)'s curves are ``07-T3/loss`` etc.
 ``mlflow``
-    The active MLflow tracking URI (``MLFLOW_TRACKING_URI``, default ``./mlruns``); one run per
-    search, named after OUT.
+    One run per search, named after OUT, in experiment ``swnas`` of ``OUT/mlflow.db`` (artifacts
+    under ``OUT/mlflow-artifacts/``) unless the user set ``MLFLOW_TRACKING_URI``, whose server or
+    store is then used as configured. MLflow's telemetry is turned off (``MLFLOW_DISABLE_TELEMETRY``,
+    ``DO_NOT_TRACK``) unless the user set those variables: by default nothing reaches the network
+    and nothing is written outside OUT (:func:`mlflow_settings`).
 ``jsonl``
     ``OUT/track.jsonl``, one JSON object per event; needs nothing.
 
@@ -24,7 +27,7 @@ from pathlib import Path
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.state import to_jsonable
 
-__all__ = ["TRACKERS", "Tracker", "make_tracker", "check_tracker", "network_tag", "activate", "active", "epoch_callback"]
+__all__ = ["TRACKERS", "Tracker", "make_tracker", "check_tracker", "mlflow_settings", "MLFLOW_QUIET_ENV", "network_tag", "activate", "active", "epoch_callback"]
 
 TRACKERS = ("none", "tensorboard", "mlflow", "jsonl")
 
@@ -64,8 +67,13 @@ class _JsonLines(Tracker):
     kind = "jsonl"
 
     def __init__(self, out: Path):
+        import os
+
         out.mkdir(parents=True, exist_ok=True)
-        self.fh = open(out / "track.jsonl", "a", encoding="utf-8")
+        # appended to (a resumed search keeps its earlier events); never through a symbolic link
+        fd = os.open(out / "track.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                     0o666)
+        self.fh = os.fdopen(fd, "a", encoding="utf-8")
 
     def _write(self, obj: dict) -> None:
         self.fh.write(json.dumps(to_jsonable(obj), allow_nan=False) + "\n")
@@ -121,16 +129,51 @@ class _TensorBoard(Tracker):
         self.w.close()
 
 
+#: environment variables that keep MLflow off the network (its telemetry), set unless the user set them
+MLFLOW_QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+MLFLOW_EXPERIMENT = "swnas"
+
+
+def mlflow_settings(out: str | Path, environ: dict | None = None) -> dict:
+    """Where ``--track mlflow`` logs, without importing MLflow.
+
+    Returns ``{"env": {...}, "tracking_uri": str | None, "artifact_location": str | None}``:
+    the variables to set (those of :data:`MLFLOW_QUIET_ENV` the user did not set), and, unless
+    ``MLFLOW_TRACKING_URI`` is set, a SQLite store ``OUT/mlflow.db`` with artifacts in
+    ``OUT/mlflow-artifacts`` (``None`` for both when the user configured a store).
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    out = Path(out).absolute()
+    quiet = {k: v for k, v in MLFLOW_QUIET_ENV.items() if k not in env}
+    if env.get("MLFLOW_TRACKING_URI"):
+        return {"env": quiet, "tracking_uri": None, "artifact_location": None}
+    return {"env": quiet, "tracking_uri": "sqlite:///" + str(out / "mlflow.db"),
+            "artifact_location": (out / "mlflow-artifacts").as_uri()}
+
+
 class _MLflow(Tracker):
     kind = "mlflow"
 
     def __init__(self, out: Path):
+        import os
+
+        st = mlflow_settings(out)
+        os.environ.update(st["env"])  # before MLflow is imported: its telemetry reads them then
         try:
             import mlflow
         except ImportError as exc:
             raise BackendUnavailableError("--track mlflow needs the mlflow package (pip install mlflow)") from exc
         self.m = mlflow
-        self.run = mlflow.start_run(run_name=out.name)
+        experiment_id = None
+        if st["tracking_uri"] is not None:  # our own store under OUT
+            out.mkdir(parents=True, exist_ok=True)
+            mlflow.set_tracking_uri(st["tracking_uri"])
+            exp = mlflow.get_experiment_by_name(MLFLOW_EXPERIMENT)
+            experiment_id = (exp.experiment_id if exp is not None else
+                             mlflow.create_experiment(MLFLOW_EXPERIMENT, artifact_location=st["artifact_location"]))
+        self.run = mlflow.start_run(run_name=out.name, experiment_id=experiment_id)
 
     def config(self, options):
         self.m.log_params({k: str(v)[:250] for k, v in to_jsonable(options).items()})

@@ -163,7 +163,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
-        raise InputError(f"checkpoint {str(path)!r} is corrupt or not a swnas training checkpoint: {exc}") from exc
+        from swnas.state import load_failure  # never quote torch's advice to set weights_only=False
+
+        raise InputError(f"checkpoint {str(path)!r} is corrupt or not a swnas training checkpoint: {load_failure(exc)}") from None
     if not isinstance(ck, dict) or ck.get("format") != _CKPT_FORMAT:
         raise InputError(f"checkpoint {str(path)!r} is not a swnas training checkpoint")
     if ck.get("version") != _CKPT_VERSION:

@@ -79,5 +79,7 @@ def load_torchvision_donor(transfer: str):
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     except Exception as exc:  # truncated download, a file of another model
-        raise InputError(f"transfer: {path} does not hold {transfer}'s weights ({exc})") from None
+        from swnas.state import load_failure
+
+        raise InputError(f"transfer: {path} does not hold {transfer}'s weights ({load_failure(exc)})") from None
     return model.eval()

@@ -191,13 +191,15 @@ def test_swapped_checkpoint_is_refused_everywhere(two_real_searches, tmp_path, c
         code, _, err = run(argv, capsys)
         assert code == 2 and "02-A1.pt" in err and "SHA-256" in err, (argv, err)
     assert not (tmp_path / "m.pt").exists()
-    # without the recorded hash (an older state), the parameter count still gives it away
-    state = json.loads((mine / "search.json").read_text())
-    for net in state["networks"]:
-        net.pop("checkpoint_sha256")
-    (mine / "search.json").write_text(json.dumps(state))
-    code, _, err = run(["export", mine, "--to", tmp_path / "m.pt"], capsys)
-    assert code == 2 and "02-A1.pt" in err and "parameters" in err
+    # a missing or null recorded hash never skips the check
+    for value in ("pop", None):
+        state = json.loads((mine / "search.json").read_text())
+        for net in state["networks"]:
+            net.pop("checkpoint_sha256") if value == "pop" else net.update(checkpoint_sha256=value)
+        (mine / "search.json").write_text(json.dumps(state))
+        code, _, err = run(["export", mine, "--to", tmp_path / "m.pt"], capsys)
+        assert code == 2 and "not the SHA-256 of the checkpoint" in err, err
+        assert not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "../w6/checkpoints/00-A0.pt"])
@@ -262,7 +264,7 @@ def test_second_run_refused_while_the_first_holds_the_lock(tmp_path, capsys, mon
         code, _, err = run(["search", "--resume", out, "--no-report", "--quiet"], capsys)
         assert code == 2 and f"in use by pid {os.getpid()}" in err
         code, _, err = run(["train", "--stages", "1,1,1", *TINY_TRAIN, "--out", out, "--quiet"], capsys)
-        assert code == 2 and "in use by pid" in err
+        assert code == 2 and "holds a search" in err  # refused before the lock: a search's --out is not train's
     assert (out / "search.json").read_text() == before
     assert run(["search", "--resume", out, "--no-report", "--quiet"], capsys)[0] == 0  # free again
 

@@ -13,7 +13,7 @@ from swnas.errors import InputError
 from swnas.models.spec import MODULE_TYPES, ArchSpec
 
 __all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "NormalizedInputs", "stage_output_modules", "initialize",
-           "paper_depth", "keras_flops"]
+           "paper_depth", "keras_flops", "check_size"]
 
 
 def build(spec: ArchSpec) -> nn.Module:
@@ -58,4 +58,4 @@ def stage_output_modules(model: nn.Module) -> list[nn.Module]:
 
 from swnas.models.costs import keras_flops, paper_depth  # noqa: E402
 from swnas.models.init import initialize  # noqa: E402
-from swnas.models.io import NormalizedInputs, load, save_model  # noqa: E402
+from swnas.models.io import NormalizedInputs, check_size, load, save_model  # noqa: E402

@@ -11,7 +11,7 @@ from torch import nn
 from swnas.errors import InputError
 from swnas.models.spec import ArchSpec
 
-__all__ = ["save_model", "load", "read_checkpoint", "FORMAT"]
+__all__ = ["save_model", "load", "read_checkpoint", "check_size", "FORMAT", "MAX_MODULES", "MAX_WIDTH", "MAX_PARAMS"]
 
 FORMAT = "swnas-model-v1"
 
@@ -54,7 +54,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or holding pickled objects
-        raise InputError(f"path: cannot read checkpoint {str(p)!r} ({type(e).__name__}: {e})") from None
+        from swnas.state import load_failure
+
+        raise InputError(f"path: cannot read checkpoint {str(p)!r} ({load_failure(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"path: {str(p)!r} is not a swnas model checkpoint (format {FORMAT!r} expected)")
     if not isinstance(payload.get("state_dict"), dict) or not isinstance(payload.get("spec"), str):
@@ -64,6 +66,37 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except InputError as e:
         raise InputError(f"path: checkpoint {str(p)!r} holds an invalid spec ({e})") from None
     return payload
+
+
+#: what a spec may ask for, checked before anything is built or allocated (the paper's largest
+#: networks, bottleneck ResNets for ImageNet, have about 60 M parameters and 50 modules)
+MAX_MODULES = 10_000
+MAX_WIDTH = 1 << 16
+MAX_PARAMS = 2_000_000_000
+
+
+def check_size(spec: ArchSpec, what: str = "spec", max_params: int = MAX_PARAMS) -> int:
+    """The parameter count of ``spec``'s network, or :class:`InputError` naming ``what`` when it is
+    too large to build: more than :data:`MAX_MODULES` modules, a width above :data:`MAX_WIDTH`, or
+    more than ``max_params`` parameters. The network is built on PyTorch's ``meta`` device (shapes
+    only, no memory), as :func:`check_fits` does for checkpoints."""
+    from swnas.models import build
+
+    n = sum(spec.stages)
+    if n > MAX_MODULES:
+        raise InputError(f"{what}: {len(spec.stages)} stages of up to {max(spec.stages)} modules ({n} in all) is too "
+                         f"large to build (at most {MAX_MODULES} modules)")
+    widest = max([*spec.stage_widths, spec.stem_width])
+    if widest > MAX_WIDTH:
+        raise InputError(f"{what}: a stage {widest} channels wide ({len(spec.stages)} stages, widths doubling from "
+                         f"{spec.stage_widths[0]}) is too large to build (at most {MAX_WIDTH})")
+    with torch.device("meta"):
+        skeleton = build(spec)
+    params = sum(p.numel() for p in skeleton.parameters())
+    if params > max_params:
+        raise InputError(f"{what}: the network would have {params:,} parameters ({4 * params / 2**30:.1f} GiB of "
+                         f"float32 weights); at most {max_params:,} are built")
+    return params
 
 
 def check_fits(payload: dict[str, Any], path: str | os.PathLike) -> None:

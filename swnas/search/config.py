@@ -110,6 +110,17 @@ class SearchConfig:
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
+        if self.score_params is not None and not isinstance(self.score_params, dict):
+            raise InputError(f"score_params: expected a mapping of parameter: value (e.g. n_components: 2), "
+                             f"got {type(self.score_params).__name__}")
+        for name in ("criterion", "module", "reduce", "recipe", "transfer", "dataset", "data", "device", "backend",
+                     "cell"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise InputError(f"{name}: expected a name or path, got {type(v).__name__} {repr(v)[:60]}")
+        for name in ("keep_going", "sync_bn", "stop_early"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name}: expected true or false, got {repr(getattr(self, name))[:60]}")
         c = dataclasses.replace(self, score_params=dict(self.score_params or {}))
         crits, mods = criterion_names(), module_names()
         if c.criterion not in crits:

@@ -60,6 +60,9 @@ def ensure_final(search: "Search", net: dict, label: str = "[final]") -> dict:
     search.state.update_summary()
     search.write()
     search.tk.barrier()
+    from swnas.resume import finish_network
+
+    finish_network(run_dir, search.main)  # its epoch checkpoint is no longer needed (final/ goes once empty)
     top1 = rec["top1"]
     acc = f"test top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else "test top-1 n/a"
     search.progress.say(f"    {name} after {cfg.final_epochs} final epochs: {acc}")

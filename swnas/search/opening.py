@@ -18,13 +18,16 @@ from swnas.search.progress import Progress
 from swnas.search.state import SearchState
 from swnas.search.toolkit import Toolkit
 from swnas.search.validate import validate_options
-from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, refuse_links
+from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, refuse_dangerous_dir, refuse_links
 
 __all__ = ["open_run", "lock_out", "fresh_allowed", "OUT_ENTRIES"]
 
 # what a search keeps in OUT (none of them may be a symbolic link)
 OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME,
-               "training", "config.yaml")
+               "training", "config.yaml", "final", "track.jsonl", "tensorboard", "mlflow.db", "mlflow-artifacts")
+
+# the entries of OUT that are directories
+OUT_DIRS = ("checkpoints", "specs", "report", "baselines", "training", "final", "tensorboard", "mlflow-artifacts")
 
 
 def _is_main(tk: Toolkit | None) -> bool:
@@ -84,10 +87,15 @@ def lock_out(out: Path, resume: bool) -> RunLock:
     """
     if resume and not out.is_dir():
         raise InputError(f"search directory: no such directory: {out}")
+    refuse_dangerous_dir(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     if out.is_dir():
         refuse_links(out, OUT_ENTRIES)
+        for name in OUT_DIRS:  # found now, not after every network has trained
+            if (out / name).exists() and not (out / name).is_dir():
+                raise InputError(f"--out {out}: {out / name} is a file, but the search keeps a directory there; "
+                                 "move it away or choose another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -120,7 +128,9 @@ def open_run(cfg: SearchConfig, out: Path, toolkit: Toolkit | None, resume: bool
         lock = lock_out(out, resume)
     try:
         if main:
-            clean_temp_files(out, ("", "checkpoints", "specs", "report"))
+            work = [f"{d}/{w.name}" for d in ("training", "final") if (out / d).is_dir() and not (out / d).is_symlink()
+                    for w in (out / d).iterdir() if w.is_dir() and not w.is_symlink()]
+            clean_temp_files(out, ("", "checkpoints", "specs", "report", "training", "final", *work))
         if not resume:
             fresh_allowed(out)
         if toolkit is None:

@@ -187,8 +187,13 @@ def load_state(out_dir: str | Path) -> dict:
         raise InputError(f"search directory: no such directory: {out_dir}")
     path = out_dir / STATE_FILE
     state = read_json(path, what="search state")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or "format" not in state:
         raise InputError(f"search state: {path} is not a swnas search state (format {FORMAT})")
+    if state.get("format") != FORMAT:
+        fmt = state.get("format")
+        shown = repr(fmt)[:60] if not isinstance(fmt, str) else fmt[:60]
+        raise InputError(f"search state: {path} has format {shown}, but this version of swnas reads {FORMAT}; "
+                         "open it with the swnas version that wrote it (or a newer one)")
     for key, kind in (("config", dict), ("networks", list), ("candidates", list), ("iterations", list),
                       ("status", str)):
         if key not in state:
@@ -210,12 +215,101 @@ def _check_fields(entry: Any, keys: dict, where: str) -> None:
             raise InputError(f"{where}: {k!r} must be a {kind.__name__}, got {v!r}")
 
 
+#: the largest integer a state may hold (search.json is written by swnas; anything larger is crafted)
+_MAX_INT = 2**53
+_METRIC_KEYS = ("depth", "params", "macs", "memory", "peak_memory", "latency", "carbon", "top1", "top5", "val_top1",
+                "epochs", "images_trained", "train_seconds")
+_FINAL_NUMBERS = ("epochs", "top1", "top5", "val_top1", "train_seconds", "images_trained")
+
+
+def _is_number(v: Any) -> bool:
+    """A JSON number swnas could have written: not a bool, finite, within :data:`_MAX_INT`."""
+    import math
+
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return abs(v) <= _MAX_INT if isinstance(v, int) else math.isfinite(v) and abs(v) <= _MAX_INT
+
+
+def _check_numbers(obj: Any, keys: Any, where: str, what: str) -> None:
+    """Every ``obj[k]`` for ``k`` in ``keys`` (all keys when ``None``) is a number or null."""
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: {what!r} must be an object, got {type(obj).__name__}")
+    for k in obj if keys is None else keys:
+        v = obj.get(k)
+        if v is not None and not _is_number(v):
+            raise InputError(f"{where}: {what}.{k} must be a number or null, got {_short(v)}")
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_network_fields(net: dict, where: str) -> None:
+    from swnas.models.io import MAX_MODULES
+
+    for k in ("index", "iteration", "seed"):
+        if not _is_number(net[k]):
+            raise InputError(f"{where}: {k!r} = {_short(net[k])} is out of range")
+    if any(isinstance(s, int) and s > MAX_MODULES for s in net["stages"]):
+        raise InputError(f"{where}: 'stages' {_short(net['stages'])} holds more than {MAX_MODULES} modules in a stage")
+    _check_numbers(net["metrics"], _METRIC_KEYS, where, "metrics")
+    sc = net.get("scores")
+    if isinstance(sc, list) and not all(v is None or _is_number(v) for v in sc):
+        raise InputError(f"{where}: 'scores' must be numbers (or null), got {_short(sc)}")
+    hist = net.get("history")
+    if hist is not None:
+        if not isinstance(hist, list):
+            raise InputError(f"{where}: 'history' must be a list of epochs, got {_short(hist)}")
+        for e, entry in enumerate(hist):
+            _check_numbers(entry, None, where, f"history[{e}]")
+    fin = net.get("final")
+    if fin is not None:
+        _check_numbers(fin, _FINAL_NUMBERS, where, "final")
+        if not isinstance(fin.get("checkpoint"), str):
+            raise InputError(f"{where}: final.checkpoint must be a path, got {_short(fin.get('checkpoint'))}")
+    if net.get("depth") is not None and not _is_number(net["depth"]):
+        raise InputError(f"{where}: 'depth' must be a number, got {_short(net['depth'])}")
+    # every checkpoint a search records has its hash; without one a foreign file of the same shape
+    # could not be told apart, so a missing or null hash is refused, never a reason to skip the check
+    for rec, what in ((net, "checkpoint_sha256"), (fin, "final.checkpoint_sha256")):
+        if rec is None:
+            continue
+        v = rec.get("checkpoint_sha256")
+        if not (isinstance(v, str) and len(v) == 64 and all(ch in "0123456789abcdef" for ch in v)):
+            raise InputError(f"{where}: {what} is {_short(v)}, not the SHA-256 of the checkpoint; swnas cannot tell "
+                             "that the file is the one it wrote (restore the search.json written with it)")
+
+
+def _check_iteration_fields(rec: dict, n_stages: int, where: str) -> None:
+    for k in ("grown", "stages_before", "stages_after"):
+        if not all(_is_number(v) and isinstance(v, int) for v in rec[k]):
+            raise InputError(f"{where}: {k!r} must be a list of integers, got {_short(rec[k])}")
+    for c, comp in enumerate(rec["comparisons"]):
+        w = f"{where}: comparisons[{c}]"
+        if not isinstance(comp, dict):
+            raise InputError(f"{w}: expected an object, got {_short(comp)}")
+        stage = comp.get("stage")
+        if not (isinstance(stage, int) and not isinstance(stage, bool) and 1 <= stage <= n_stages):
+            raise InputError(f"{w}: 'stage' must be a stage number 1..{n_stages}, got {_short(stage)}")
+        for k in ("score_A", "score_T"):
+            if comp.get(k) is not None and not _is_number(comp.get(k)):
+                raise InputError(f"{w}: {k!r} must be a number or null, got {_short(comp.get(k))}")
+        if not isinstance(comp.get("grow"), bool):
+            raise InputError(f"{w}: 'grow' must be true or false, got {_short(comp.get('grow'))}")
+
+
 def _check_entries(state: dict, path: Path) -> None:
+    for key in ("environment", "cost"):
+        if state.get(key) is not None and not isinstance(state[key], dict):
+            raise InputError(f"search state: {path}: {key!r} must be an object, got {_short(state[key])}")
     nets = state["networks"]
     n = len(nets)
     for i, net in enumerate(nets):
         where = f"search state: {path}: networks[{i}]"
         _check_fields(net, _NET_KEYS, where)
+        _check_network_fields(net, where)
         if net["index"] != i:
             raise InputError(f"{where}: 'index' is {net['index']}, expected {i}")
         if net["role"] not in ROLES:
@@ -245,7 +339,8 @@ def _check_entries(state: dict, path: Path) -> None:
         _check_fields(rec, _ITER_KEYS, where)
         for key, role in (("A", "A"), ("T", "T")):
             if not index_ok(rec[key], role):
-                raise InputError(f"{where}: {key!r} = {rec[key]!r} is not the index of a trained {role}")
+                raise InputError(f"{where}: {key!r} = {_short(rec[key])} is not the index of a trained {role}")
+        _check_iteration_fields(rec, len(nets[rec["A"]]["stages"]), where)
         if rec.get("reference") is not None and not index_ok(rec["reference"], "F"):
             raise InputError(f"{where}: 'reference' = {rec['reference']!r} is not the index of a trained F")
         if rec.get("new_A") is not None and not index_ok(rec["new_A"], "A"):

@@ -86,6 +86,23 @@ def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
     }
 
 
+#: below this many training images per class a validation split leaves too little to train on
+MIN_TRAIN_PER_CLASS = 10
+
+
+def warn_small_training_split(cfg: SearchConfig, n_train: int, n_classes: int) -> bool:
+    """Warn (on the ``swnas`` logger) when ``--val-split`` leaves fewer than
+    :data:`MIN_TRAIN_PER_CLASS` training images per class; returns whether it warned."""
+    import logging
+
+    if not cfg.val_split or n_train >= MIN_TRAIN_PER_CLASS * max(1, int(n_classes)):
+        return False
+    logging.getLogger("swnas.search").warning(
+        "--val-split %g leaves %d training image(s) for %d classes (fewer than %d per class): the networks will "
+        "learn little; use a smaller --val-split", cfg.val_split, n_train, n_classes, MIN_TRAIN_PER_CLASS)
+    return True
+
+
 def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
     """The architecture every candidate derives from, and the transfer donor (or ``None``)."""
     from swnas import models as M
@@ -138,6 +155,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     dist.init_from_env()
     ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed, val_split=cfg.val_split,
                       input_size=cfg.input_size, workers=cfg.workers)
+    warn_small_training_split(cfg, len(ds.y_train), ds.num_classes)
     template, donor = _template(cfg, ds)
     check_problem_sizes(cfg, template, ds)
     epochs = training_epochs(cfg, donor is not None)

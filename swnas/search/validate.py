@@ -12,7 +12,7 @@ from typing import Any
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
 
-__all__ = ["validate_options", "check_criterion_params", "check_device", "check_problem_sizes"]
+__all__ = ["validate_options", "check_criterion_params", "check_device", "check_problem_sizes", "check_network_size"]
 
 _HUGE = 1 << 40  # stands for "large enough" where a problem size is not known yet
 
@@ -76,6 +76,27 @@ def validate_options(cfg: SearchConfig) -> None:
     except InputError as exc:
         raise InputError(f"--recipe/--epochs/--batch-size/--lr: {exc}") from None
     check_source(cfg.dataset, cfg.data)
+    check_network_size(cfg)
+
+
+def check_network_size(cfg: SearchConfig) -> None:
+    """Refuse a search whose largest network (T of the last iteration: ``m0 + delta * iterations``
+    modules per stage at most) is too large to build, before any data is loaded
+    (:func:`swnas.models.check_size`; CIFAR-10's input and classes stand in for the data set's).
+    A ``--transfer`` run takes its widths from the donor, checked when it is loaded."""
+    from swnas import models as M
+
+    if cfg.transfer:
+        return
+    most = int(cfg.m0) + int(cfg.delta) * int(cfg.iterations)
+    opts = f"--stages {cfg.stages} --m0 {cfg.m0} --delta {cfg.delta} --iterations {cfg.iterations}"
+    if cfg.width is not None:
+        opts += f" --width {cfg.width}"
+    if int(cfg.stages) * most > M.io.MAX_MODULES:  # before even listing the stages
+        raise InputError(f"{opts}: the last T would have {cfg.stages} stages of {most} modules, too large to build "
+                         f"(at most {M.io.MAX_MODULES} modules)")
+    spec = M.ArchSpec(module=cfg.module, stages=[most] * int(cfg.stages), cell=cfg.cell)
+    M.check_size(spec.with_width(cfg.width) if cfg.width is not None else spec, opts)
 
 
 def check_problem_sizes(cfg: SearchConfig, template: Any, ds: Any) -> None:
