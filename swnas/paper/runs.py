@@ -325,7 +325,7 @@ def training_row(setting: str, label: str, result: dict, *, depth: int | None = 
     m = result["metrics"]
     return {"setting": setting, "row": label, "stages": list(spec.stages),
             "depth": spec.depth if depth is None else depth, **cost_row(spec, m), "top1": pct(m.get("top1")),
-            "epochs": m.get("epochs")}
+            "val_top1": pct(m.get("val_top1")), "epochs": m.get("epochs")}
 
 
 def baseline_row(setting: str, label: str, result: dict) -> dict:
