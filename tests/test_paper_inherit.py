@@ -83,7 +83,7 @@ def test_table1_inherit_runs_its_own_searches_and_labels_its_rows(tmp_path, call
     assert "never matched to a published row" in md and "table1-m0-1-inherit 0." in md  # the cost ratio
     rows = _rows(out / "table1-inherit.csv")
     measured = [r for r in rows if r["source"] == "measured"]
-    assert [(r["setting"], r["row"]) for r in measured] == [("m0 (inherit)", "m0=1"), ("m0 (inherit)", "m0=2")]
+    assert [(r["setting"], r["row"]) for r in measured] == [("m0 (inherit) (smoke)", "m0=1"), ("m0 (inherit) (smoke)", "m0=2")]
     # a published row of the same label is not paired with the inherit row
     t = side_by_side("table1", measured, published=[PublishedRow("table1", "m0=2", "m0", top1=91.0)])
     assert [r.source for r in t.rows] == ["paper", "measured", "measured"]
@@ -92,7 +92,7 @@ def test_table1_inherit_runs_its_own_searches_and_labels_its_rows(tmp_path, call
     n = dict(calls)
     assert main(argv) == 0
     assert calls["train"] - n["train"] == 6 and calls["grow"] == n["grow"]  # A0, T1, A1 from scratch, twice
-    assert [r["setting"] for r in _rows(out / "table1.csv")] == ["m0", "m0"]
+    assert [r["setting"] for r in _rows(out / "table1.csv") if r["source"] == "measured"] == ["m0 (smoke)"] * 2
     capsys.readouterr()
     # an inherit search stored under the protocol's name is refused, naming the option
     shutil.rmtree(out / "searches" / "table1-m0-1")
@@ -104,7 +104,7 @@ def test_table1_inherit_runs_its_own_searches_and_labels_its_rows(tmp_path, call
         run_table("table1", st)
 
 
-@pytest.mark.parametrize("table", ["table4", "ensemble"])
+@pytest.mark.parametrize("table", ["table4", "table5", "ensemble"])
 def test_cell_tables_refuse_inherit_before_anything_runs(tmp_path, calls, table, capsys):
     from swnas.cli import main
 

@@ -95,3 +95,22 @@ def test_a_stored_training_of_other_settings_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"epochs: stored 2, asked \d+"):
         ensure_training(PaperSettings(dataset="digits", out=st.out, device="cpu", echo=None), out, "ResNet20", spec,
                         **kw)
+
+
+def test_baselines_hold_out_the_searches_validation_split(tmp_path, monkeypatch):
+    """One split for every network of a table: a baseline trains on the searches' images."""
+    import swnas.baseline as baseline_mod
+    from swnas.paper.runs import ensure_baseline, training_row
+
+    seen = {}
+
+    def fake_train(**kw):
+        seen.update(kw)
+        return {"spec": kw["spec"].to_dict(), "metrics": {"top1": 0.5, "val_top1": 0.25, "params": 1000}}
+
+    monkeypatch.setattr(baseline_mod, "train_architecture", fake_train)
+    for smoke, split in ((True, 0.2), (False, 0.1)):
+        st = PaperSettings(dataset="digits", out=tmp_path / f"P{smoke}", smoke=smoke, device="cpu", echo=None)
+        _, res = ensure_baseline(st, "ResNet20", [3, 3, 3])
+        assert seen["val_split"] == split == st.search_options()["val_split"]
+        assert training_row("scratch", "ResNet20", res)["val_top1"] == pytest.approx(25.0)

@@ -55,14 +55,16 @@ def test_table4_smoke_cells_beside_the_published_rows(smoke):
     md, cs = run_table("table4", smoke)
     rows = _rows(cs)
     labels = [(r["source"], r["setting"], r["row"]) for r in rows]
-    assert labels[0] == ("paper (derived)", "uniform", "NASNet169")
-    i = labels.index(("paper (derived)", "cells", "it=1"))
-    assert labels[i + 1] == ("measured", "cells", "it=1")  # the search's candidate right after its paper row
-    uniform = [r for r in rows if r["source"] == "measured" and r["setting"] == "uniform"]
+    assert labels[:3] == [("paper", "uniform", "NASNet169"), ("paper (derived)", "uniform", "NASNet169"),
+                          ("paper", "cells", "it=1")]  # the paper's order, derived costs beside the printed row
+    assert [lab[0] for lab in labels[-3:]] == ["measured"] * 3  # smoke rows are never paired
+    i = labels.index(("measured", "cells (smoke)", "it=1"))
+    assert "flops_b" in rows[0] and "flops_m" not in rows[0] and rows[0]["flops_b"] == "2.7"
+    uniform = [r for r in rows if r["source"] == "measured" and r["setting"] == "uniform (smoke)"]
     # shrunken stand-ins are never keyed to the published NASNet rows, and say what they stand for
     assert [r["note"] for r in uniform] == [f"smoke stand-in for NASNet{d}: [{m}, {m}, {m}] cells at width "
                                             f"{SMOKE_CELL_WIDTH}" for d, m in ((169, 1), (205, 2))]
-    for r in uniform + [rows[i + 1]]:
+    for r in uniform + [rows[i]]:
         stages = [int(s) for s in r["stages"].split("-")]
         spec = ArchSpec(module="nasnet", stages=stages, cell="keras").with_width(SMOKE_CELL_WIDTH)
         assert int(r["depth"]) == paper_depth(spec)
@@ -71,7 +73,10 @@ def test_table4_smoke_cells_beside_the_published_rows(smoke):
     state = json.loads((smoke.out / "searches" / "cells-pls" / "search.json").read_text())
     assert (state["config"]["module"], state["config"]["cell"], state["config"]["width"]) == ("nasnet", "keras", 4)
     text = md.read_text()
-    assert text.startswith("# Table IV") and "not NASNet169/205/241" in text
+    assert text.startswith("# Table IV") and "not NASNet169/205/241" in text and "4-8% below" in text
+    assert state["config"]["iterations"] == 1  # smoke; the paper-scale cell search runs 5
+    from swnas.paper.more_tables import CELL_SEARCH
+    assert CELL_SEARCH["iterations"] == 5
     _again_trains_nothing("table4", smoke)
 
 
@@ -83,11 +88,12 @@ def test_ensemble_smoke_sums_its_members(smoke):
     rows = _rows(smoke.out / "ensemble.csv")
     assert (rows[0]["source"], rows[0]["row"], rows[0]["top1"], rows[0]["params_m"]) == ("paper", "ensemble",
                                                                                           "95.68", "7.27")
-    ens = rows[1]
-    members = [r for r in rows[2:] if r["source"] == "measured"]
-    assert ens["source"] == "measured" and ens["setting"] == "residual+cells"
-    assert [(r["setting"], r["row"]) for r in members] == [("residual", "it=1"), ("cells", "it=1")]
-    assert ens["note"] == "members: residual it=1, cells it=1" and int(ens["networks"]) == 2
+    ens = rows[-1]  # smoke: not paired with the published row
+    members = [r for r in rows[1:-1] if r["source"] == "measured"]
+    assert ens["source"] == "measured" and ens["setting"] == "residual+cells (smoke)"
+    assert [(r["setting"], r["row"]) for r in members] == [("residual (smoke)", "it=1"), ("cells (smoke)", "it=1")]
+    assert ens["note"] == "members: residual it=1, cells it=1" and int(ens["members"]) == 2
+    assert "networks" not in rows[0]  # the member count is not under "networks trained"
     assert float(ens["params_m"]) == pytest.approx(sum(float(r["params_m"]) for r in members))
     # each member is the candidate after its final epochs, normalised as it was trained
     for r, name in zip(members, ("scratch-pls", "cells-pls")):
@@ -108,8 +114,9 @@ def test_table6_smoke_trains_the_candidates_on_the_target(smoke):
     out = smoke.out
     assert main(["paper", "table6", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out),
                  "--quiet"]) == 0
-    rows = _rows(out / "table6.csv")
-    assert all(r["source"] == "measured" and r["setting"] == "digits" for r in rows)
+    rows = [r for r in _rows(out / "table6.csv") if r["source"] == "measured"]
+    assert all(r["setting"] == "digits (smoke)" and 0.0 <= float(r["top5"]) <= 100.0 for r in rows)
+    assert "Top-5 (%)" in (out / "table6.md").read_text()
     state = json.loads((out / "searches" / "scratch-pls" / "search.json").read_text())
     cands = [state["networks"][i] for i in state["candidates"]]
     assert [r["row"] for r in rows] == [f"it={n['iteration']}" for n in cands] + ["ResNet20", "ResNet32"]
@@ -151,3 +158,21 @@ def test_paper_parser_takes_every_table_and_the_target():
     assert (ns.table, ns.target_dataset, ns.target_data) == ("table6", "imagenet32", "/x")
     for t in ("table4", "ensemble"):
         assert build_parser().parse_args(["paper", t, "--out", "d"]).table == t
+
+
+@pytest.mark.slow  # reuses the module's residual and cell searches (about 2 min alone)
+def test_table5_smoke_measures_both_searches_beside_the_papers_rows(smoke):
+    md, cs = run_table("table5", smoke)
+    rows = _rows(cs)
+    paper = [r for r in rows if r["source"] == "paper"]
+    assert len(paper) == 11 and paper[0]["row"] == "Zoph et al." and paper[0]["evaluated_models"] == "20000"
+    measured = [r for r in rows if r["source"] == "measured"]
+    assert [(r["setting"], r["row"]) for r in measured] == [("ours (smoke)", "residual modules"),
+                                                            ("ours (smoke)", "cell modules"),
+                                                            ("ours (smoke)", "ensemble")]
+    for r, name in zip(measured, ("scratch-pls", "cells-pls")):
+        state = json.loads((smoke.out / "searches" / name / "search.json").read_text())
+        last = state["networks"][state["candidates"][-1]]
+        assert int(r["evaluated_models"]) == len(state["networks"]) == 3 and r["gpus"] == "0"
+        assert float(r["top1"]) == pytest.approx(100 * last["final"]["top1"])
+    assert "Evaluated models" in md.read_text()

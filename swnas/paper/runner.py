@@ -18,7 +18,10 @@ from swnas.paper import more_tables
 from swnas.paper.runs import (PaperSettings, baseline_row, candidate_rows, ensure_baseline, ensure_search,
                               match_best, open_dir)
 from swnas.paper.runs import INHERIT_SUFFIX
-from swnas.paper.tables import side_by_side, write_table
+from swnas.paper.tables import PaperTable, side_by_side, write_table
+
+#: Appended to the setting of every row measured at smoke scale (never a published row's key).
+SMOKE_LABEL = " (smoke)"
 
 __all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES", "PAPER_TABLE_RUNS", "table_images",
            "table_hours"]
@@ -30,18 +33,28 @@ TABLE2_CRITERIA = ("pls", "inffs", "ilfs")
 
 
 # ------------------------------------------------------------------------------- tables
-def table1(st: PaperSettings) -> list[dict]:
-    """m0 sweep, one iteration of PLS-VIP each: the candidate A_1 of every m0."""
+#: Table I's initial depths (ICPR 2020, Table I: five rows) and the smoke scale's.
+TABLE1_M0 = (2, 4, 6, 8, 10)
+SMOKE_TABLE1_M0 = (1, 2)
+#: Tables I and II print the accuracy after the search's training (200 epochs), not after the final epochs.
+TOP1_SEARCH_NOTE = ("Top-1 is the candidate as the search trained it (metrics.top1: the paper's 200 epochs, as "
+                    "Tables I and II print); 'Top-1 after final epochs' is the same network after its final "
+                    "epochs (the paper's 300 in all, Table III's).")
+
+
+def table1(st: PaperSettings) -> tuple[list[dict], list[str]]:
+    """m0 sweep, one iteration of PLS-VIP each: the candidate A_1 of every m0, its accuracy after the
+    search's training (the paper's 200 epochs) in ``top1`` and after the final epochs beside it."""
     rows = []
-    for m0 in ((1, 2) if st.smoke else (2, 4, 6, 8)):
+    for m0 in (SMOKE_TABLE1_M0 if st.smoke else TABLE1_M0):
         out, state = ensure_search(st, f"table1-m0-{m0}", iterations=1, m0=m0)
-        for r in candidate_rows(out, state, "m0"):
+        for r in candidate_rows(out, state, "m0", after_final=False):
             r["row"] = f"m0={m0}"
             rows.append(r)
-    return rows
+    return rows, [TOP1_SEARCH_NOTE]
 
 
-def table2(st: PaperSettings) -> list[dict]:
+def table2(st: PaperSettings) -> tuple[list[dict], list[str]]:
     """Three criteria x n iterations from scratch (and each search's stage-depth chart, Fig. 4)."""
     from swnas.report import write_report
 
@@ -49,8 +62,38 @@ def table2(st: PaperSettings) -> list[dict]:
     for crit in TABLE2_CRITERIA:
         out, state = ensure_search(st, f"scratch-{crit}", criterion=crit)
         write_report(out, ensemble=False, device=st.device)
-        rows += candidate_rows(out, state, crit)
-    return match_best(rows)
+        rows += candidate_rows(out, state, crit, after_final=False)
+    return match_best(rows), [TOP1_SEARCH_NOTE, CRITERION_PARAMS_NOTE]
+
+
+#: Which criterion parameters Table II's searches use (docs/protocol.md, "Criterion parameters").
+CRITERION_PARAMS_NOTE = ("Criterion parameters are fixed defaults, not tuned on validation data as the paper "
+                         "tunes them: PLS-VIP 2 components, inf-FS and il-FS swnas.scoring's defaults "
+                         "(docs/protocol.md, 'Criterion parameters').")
+
+#: Table II's criteria as the paper names them, in its row order.
+TABLE2_NAMES = {"inffs": "inf-FS", "ilfs": "il-FS", "pls": "PLS"}
+
+
+def criterion_grid(table: PaperTable) -> str:
+    """Table II as the paper lays it out: one line per criterion (published, then measured), one
+    column per iteration, top-1 after the search's training (200 epochs)."""
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for r in table.rows:
+        setting, row = str(r.values.get("setting") or ""), str(r.values.get("row") or "")
+        top1 = r.values.get("top1")
+        if r.source == "paper (derived)" or not row.startswith("it=") or top1 is None:
+            continue
+        crit = setting.split(" ")[0]
+        label = TABLE2_NAMES.get(crit, crit) + setting[len(crit):]
+        cells.setdefault((label, r.source), {})[int(row[3:])] = top1
+    its = sorted({k for v in cells.values() for k in v}) or [1]
+    lines = ["## Top-1 (%) per iteration (the paper's layout)", "",
+             "| Criterion | Source | " + " | ".join(f"it {k}" for k in its) + " |",
+             "|" + "|".join("---" for _ in range(len(its) + 2)) + "|"]
+    for (label, source), v in cells.items():
+        lines.append(f"| {label} | {source} | " + " | ".join(f"{v[k]:.2f}" if k in v else "n/a" for k in its) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def table3(st: PaperSettings) -> list[dict]:
@@ -71,12 +114,12 @@ def table3(st: PaperSettings) -> list[dict]:
 #: Table id -> runner; a runner returns its measured rows, or (rows, notes) with lines for the table.
 TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple[list[dict], list[str]]]] = {
     "table1": table1, "table2": table2, "table3": table3, "table4": more_tables.table4,
-    "table6": more_tables.table6, "ensemble": more_tables.ensemble,
+    "table5": more_tables.table5, "table6": more_tables.table6, "ensemble": more_tables.ensemble,
 }
 
 
 #: Tables whose searches grow NASNet cells, which cannot grow by inheritance (no identity branch).
-CELL_TABLES = ("table4", "ensemble")
+CELL_TABLES = ("table4", "table5", "ensemble")
 
 
 def check_settings(name: str, st: PaperSettings) -> None:
@@ -106,7 +149,14 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     rows, notes = got if isinstance(got, tuple) else (got, [])
     if st.inherit:
         notes = [*notes, inherit_note(name, st)]
+    if st.smoke:
+        for r in rows:  # a smoke run reproduces nothing: no published row shares these keys
+            r["setting"] = f"{r.get('setting') or ''}{SMOKE_LABEL}".lstrip()
+        notes = [*notes, "Smoke scale: every measured row's setting ends in '(smoke)' and none is paired with a "
+                 "published row; the measured rows follow the published ones."]
     table = side_by_side(name, rows, notes=[st.scale_note(), *notes])
+    if name == "table2":
+        table.sections.append(criterion_grid(table))
     if st.inherit:
         table.name += INHERIT_SUFFIX
         table.title += " - inherit mode (an addition to the paper, not its protocol)"
@@ -132,19 +182,21 @@ def inherit_note(name: str, st: PaperSettings) -> str:
 
 #: What each table trains at paper scale on CIFAR-10, as (networks, epochs, training images) groups:
 #: a residual search of n = 5 trains 11 networks for 200 epochs and its 5 candidates 100 more, on the
-#: 45,000 images left by the 10% validation split; the cell search (n = 6) 13 networks and 6
-#: candidates; baselines and networks retrained on another dataset train 300 epochs on all of it
-#: (Table VI counts a 50,000-image target, CIFAR-100's size); weight transfer fine-tunes 50 epochs.
+#: 45,000 images left by the 10% validation split; the cell search (n = 5) 11 networks and 5
+#: candidates; baselines train 300 epochs on the same 45,000 images (one split for every network of a
+#: table); networks retrained on another dataset train 300 epochs on all of it (Table VI counts a
+#: 50,000-image target, CIFAR-100's size); weight transfer fine-tunes 50 epochs.
 #: Searches are shared between tables run with the same --out (Table III's, Table VI's and the
 #: ensemble's residual search is Table II's PLS-VIP search; the ensemble's cell search is Table IV's).
 _SEARCH = ((11, 200, 45_000), (5, 100, 45_000))
-_CELL_SEARCH = ((13, 200, 45_000), (6, 100, 45_000))
+_CELL_SEARCH = ((11, 200, 45_000), (5, 100, 45_000))
 PAPER_TABLE_RUNS: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "table1": ((4 * 3, 200, 45_000), (4, 100, 45_000)),  # m0 = 2, 4, 6, 8: A0, T1, A1 + A1's final epochs
+    "table1": ((5 * 3, 200, 45_000), (5, 100, 45_000)),  # m0 = 2, 4, 6, 8, 10: A0, T1, A1 + A1's final epochs
     "table2": _SEARCH * 3,
-    "table3": ((3, 300, 50_000),) + _SEARCH + ((11, 50, 45_000), (5, 100, 45_000)),
-    "table4": ((3, 300, 50_000),) + _CELL_SEARCH,  # NASNet169/205/241 + the cell search
+    "table3": ((3, 300, 45_000),) + _SEARCH + ((11, 50, 45_000), (5, 100, 45_000)),
+    "table4": ((3, 300, 45_000),) + _CELL_SEARCH,  # NASNet169/205/241 + the cell search
     "table6": _SEARCH + ((5 + 3, 300, 50_000),),  # 5 candidates + ResNet-44/56/110 on the target
+    "table5": _SEARCH + _CELL_SEARCH,  # the two searches and their ensemble (which trains nothing)
     "ensemble": _SEARCH + _CELL_SEARCH,  # evaluating the ensemble trains nothing
 }
 

@@ -100,8 +100,13 @@ class PaperSettings:
         return (f"Measured here at {scale}: dataset {self.dataset}, recipe {self.recipe}, "
                 f"{o['iterations']} iteration(s), m0 {o['m0']}, delta {o['delta']}, epochs "
                 f"{o.get('epochs') or 'of the recipe'}, final epochs {o.get('final_epochs') or 'half of them'}, "
-                f"validation split {o['val_split']}, subset {o.get('subset') or 'none'}. Top-1 is the test "
-                "accuracy after the final epochs; the best candidate is chosen on validation accuracy.")
+                f"validation split {o['val_split']}, subset {o.get('subset') or 'none'}. Every network of the "
+                f"table, baselines included, trains on the same images: the same {o['val_split']:g} of the "
+                "training set is held out for validation (the paper does not say it held any out). 'Best on "
+                "validation' marks the candidate with the highest validation accuracy, an swnas addition: the "
+                "paper selects none. Latency and carbon depend on the machine that measured them (carbon: swnas.metrics."
+                "carbon, power x hours x PUE x grid intensity, with the world-average 0.475 kg CO2e/kWh unless "
+                "configured; a candidate's carbon includes its final epochs).")
 
 
 def say(st: PaperSettings, msg: str) -> None:
@@ -206,8 +211,11 @@ def ensure_search(st: PaperSettings, name: str, **options: Any) -> tuple[Path, d
 
 
 def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, dataset: str, data: str | None,
-                    subset: int | None, seed: int) -> dict:
+                    subset: int | None, seed: int, val_split: float = 0.0) -> dict:
     """Train (or read back) the architecture ``spec`` from scratch into ``out`` (``out/train.json``).
+
+    ``val_split`` holds out the validation split a search with the same seed holds out, so the
+    network trains on exactly the images the search's networks train on.
 
     A finished training is read back; a killed one continues from its epoch checkpoint
     (:func:`swnas.baseline.train_architecture`).
@@ -222,24 +230,27 @@ def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, data
             raise InputError(f"--out {st.out}: {out / 'train.json'} is not a training result")
         asked = {"dataset": dataset, "spec": spec.to_dict(),
                  "options": {"data": data, "subset": subset, "recipe": st.recipe, "epochs": epochs,
-                             "batch_size": batch_size, "lr": None, "seed": seed, "val_split": 0.0}}
+                             "batch_size": batch_size, "lr": None, "seed": seed, "val_split": val_split}}
         check_training(st, out, doc, asked)
         return doc
     say(st, f"== training {label} on {dataset}: stages {list(spec.stages)}")
     return train_architecture(spec=spec, dataset=dataset, data=data, subset=subset, recipe=st.recipe,
-                              epochs=epochs, batch_size=batch_size,
-                              seed=seed, device=st.device, out=out, name=label, progress=False, force=True)
+                              epochs=epochs, batch_size=batch_size, seed=seed, device=st.device, out=out,
+                              name=label, progress=False, force=True, val_split=val_split)
 
 
 def ensure_baseline(st: PaperSettings, label: str, stages: list[int], module: str = "basic",
                     spec: Any = None) -> tuple[Path, dict]:
-    """Train (or read back) the uniform network ``DIR/baselines/LABEL`` (``spec`` overrides module/stages)."""
+    """Train (or read back) the uniform network ``DIR/baselines/LABEL`` (``spec`` overrides module/stages)
+    on the searches' training images: the same validation split is held out (one split for every
+    network of a table)."""
     from swnas.models import ArchSpec
 
     out = st.out / "baselines" / label
     spec = spec if spec is not None else ArchSpec(module=module, stages=list(stages))
     res = ensure_training(st, out, label, spec, dataset=st.dataset, data=st.data,
-                          subset=st.search_options().get("subset"), seed=st.seed)
+                          subset=st.search_options().get("subset"), seed=st.seed,
+                          val_split=st.search_options()["val_split"])
     return out, res
 
 
@@ -249,8 +260,14 @@ def pct(v: Any) -> float | None:
     return 100.0 * float(v) if isinstance(v, (int, float)) else None
 
 
-def cost_row(spec: Any, metrics: dict) -> dict:
-    """The cost columns of a row: parameters, the paper's FLOPs, MACs, latency, carbon."""
+def cost_row(spec: Any, metrics: dict, final: dict | None = None) -> dict:
+    """The cost columns of a row: parameters, the paper's FLOPs, MACs, memory (MB = 2^20 bytes of
+    swnas' ``memory``, which counts parameters, buffers and activations), latency and carbon.
+
+    ``final`` (a candidate's final training record) adds its final epochs to the carbon: the
+    search's carbon rate per training second times the final training's seconds, so that a
+    candidate's carbon covers all its epochs as a baseline's does.
+    """
     import torch
 
     from swnas.models import build, keras_flops
@@ -258,14 +275,25 @@ def cost_row(spec: Any, metrics: dict) -> dict:
     with torch.device("meta"):
         net = build(spec)
     m = metrics
+    carbon = m.get("carbon")
+    fs, ts = (final or {}).get("train_seconds"), m.get("train_seconds")
+    if isinstance(carbon, (int, float)) and isinstance(fs, (int, float)) and isinstance(ts, (int, float)) and ts > 0:
+        carbon = carbon * (ts + fs) / ts
     return {"params_m": m["params"] / 1e6 if m.get("params") is not None else None,
             "flops_m": keras_flops(net) / 1e6, "macs_m": m["macs"] / 1e6 if m.get("macs") is not None else None,
-            "latency_ms": m.get("latency"), "carbon_kg": m.get("carbon")}
+            "memory_mb": m["memory"] / 2**20 if isinstance(m.get("memory"), (int, float)) else None,
+            "latency_ms": m.get("latency"), "carbon_kg": carbon}
 
 
-def candidate_rows(out: Path, state: dict, setting: str) -> list[dict]:
-    """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1 (after the
-    final epochs when they ran). A search run in inherit mode labels its rows ``SETTING (inherit)``."""
+def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = True) -> list[dict]:
+    """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1.
+
+    ``after_final``: ``top1``/``val_top1`` are after the final epochs when they ran (Tables III and
+    IV print 300-epoch accuracies: 200 + 100); otherwise they are the network as the search trained
+    it (``metrics.top1``, Tables I and II's 200 epochs) and the final epochs' accuracy gets its own
+    columns (``final_top1``, ``final_val_top1``). A search run in inherit mode labels its rows
+    ``SETTING (inherit)``.
+    """
     from swnas.models import ArchSpec, paper_depth
 
     rows = []
@@ -276,9 +304,13 @@ def candidate_rows(out: Path, state: dict, setting: str) -> list[dict]:
         spec = ArchSpec.from_json((out / net["spec"]).read_text())
         m, fin = net["metrics"], net.get("final") or {}
         row = {"setting": setting, "row": f"it={net['iteration']}", "stages": list(net["stages"]),
-               "depth": paper_depth(spec), **cost_row(spec, m),
-               "top1": pct(fin.get("top1", m.get("top1"))), "val_top1": pct(fin.get("val_top1", m.get("val_top1"))),
+               "depth": paper_depth(spec), **cost_row(spec, m, fin),
                "epochs": (m.get("epochs") or 0) + (fin.get("epochs") or 0)}
+        if after_final:
+            row.update(top1=pct(fin.get("top1", m.get("top1"))), val_top1=pct(fin.get("val_top1", m.get("val_top1"))))
+        else:
+            row.update(top1=pct(m.get("top1")), val_top1=pct(m.get("val_top1")), final_top1=pct(fin.get("top1")),
+                       final_val_top1=pct(fin.get("val_top1")))
         if idx == state.get("best"):
             row["row"] += " (best)"
         rows.append(row)
@@ -293,7 +325,7 @@ def training_row(setting: str, label: str, result: dict, *, depth: int | None = 
     m = result["metrics"]
     return {"setting": setting, "row": label, "stages": list(spec.stages),
             "depth": spec.depth if depth is None else depth, **cost_row(spec, m), "top1": pct(m.get("top1")),
-            "epochs": m.get("epochs")}
+            "val_top1": pct(m.get("val_top1")), "epochs": m.get("epochs")}
 
 
 def baseline_row(setting: str, label: str, result: dict) -> dict:

@@ -4,7 +4,8 @@ The writer knows nothing of the search: a measured row is a plain dict with a ``
 key it is matched on, e.g. ``ResNet56`` or ``it=3``), an optional ``setting`` and any of the
 :data:`COLUMNS` values. :func:`side_by_side` puts every published row of a table first in its
 place and the measured rows that share its (setting, row) key right after it; measured rows
-without a published counterpart follow at the end.
+without a published counterpart follow at the end. Published rows of one key stay together (the
+printed row, then the values derived from a released model).
 """
 from __future__ import annotations
 
@@ -22,18 +23,23 @@ from swnas.state import atomic_write_text
 __all__ = ["COLUMNS", "TableRow", "PaperTable", "side_by_side", "render_markdown", "render_csv", "write_table"]
 
 #: Columns a paper table can show, in order; a table shows those any of its rows has.
-COLUMNS = ("setting", "row", "source", "stages", "depth", "params_m", "flops_m", "macs_m", "latency_ms",
-           "carbon_kg", "top1", "val_top1", "final_top1", "final_val_top1", "epochs", "networks", "note")
+COLUMNS = ("setting", "row", "source", "stages", "depth", "params_m", "flops_m", "flops_b", "macs_m", "memory_mb",
+           "latency_ms", "carbon_kg", "evaluated_models", "gpus", "top1", "top5", "val_top1", "final_top1",
+           "final_val_top1", "epochs", "networks", "members", "note")
 
 _HEADERS = {
     "setting": "Setting", "row": "Row", "source": "Source", "stages": "Stages", "depth": "Depth",
-    "params_m": "Params (M)", "flops_m": "FLOPs (M)", "macs_m": "MACs (M)", "latency_ms": "CPU latency (ms)",
-    "carbon_kg": "Carbon (kgCO2eq)", "top1": "Top-1 (%)", "val_top1": "Val top-1 (%)",
-    "final_top1": "Top-1 after final epochs (%)", "final_val_top1": "Val top-1 after final epochs (%)",
-    "epochs": "Epochs", "networks": "Networks trained", "note": "Note",
+    "params_m": "Params (M)", "flops_m": "FLOPs (M)", "flops_b": "FLOPs (B)", "macs_m": "MACs (M)",
+    "memory_mb": "Memory (MB)", "latency_ms": "CPU latency (ms)", "carbon_kg": "Carbon (kgCO2eq)",
+    "evaluated_models": "Evaluated models", "gpus": "GPUs", "top1": "Top-1 (%)", "top5": "Top-5 (%)",
+    "val_top1": "Val top-1 (%)", "final_top1": "Top-1 after final epochs (%)",
+    "final_val_top1": "Val top-1 after final epochs (%)", "epochs": "Epochs", "networks": "Networks trained",
+    "members": "Members", "note": "Note",
 }
-_DIGITS = {"params_m": 2, "flops_m": 1, "macs_m": 1, "latency_ms": 2, "carbon_kg": 3, "top1": 2, "val_top1": 2,
-           "final_top1": 2, "final_val_top1": 2}
+_DIGITS = {"params_m": 2, "flops_m": 1, "flops_b": 2, "macs_m": 1, "memory_mb": 2, "latency_ms": 2, "carbon_kg": 3,
+           "top1": 2, "top5": 2, "val_top1": 2, "final_top1": 2, "final_val_top1": 2}
+#: Tables that print FLOPs in billions (ICPR 2020, Table IV): ``flops_m`` is shown as ``flops_b``.
+FLOPS_IN_BILLIONS = ("table4",)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class PaperTable:
     title: str
     rows: list[TableRow]
     notes: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)  # Markdown printed after the table (e.g. Table II's grid)
 
     @property
     def columns(self) -> list[str]:
@@ -63,6 +70,13 @@ class PaperTable:
 def _published_values(p: PublishedRow) -> dict[str, Any]:
     d = p.to_dict()
     return {k: d[k] for k in COLUMNS if k in d}
+
+
+def _in_billions(values: dict[str, Any]) -> dict[str, Any]:
+    v = dict(values)
+    f = v.pop("flops_m", None)
+    v["flops_b"] = f / 1000 if isinstance(f, (int, float)) else None
+    return v
 
 
 def _key(values: dict[str, Any]) -> tuple[str, str]:
@@ -90,19 +104,27 @@ def side_by_side(table: str, measured: list[dict], *, notes: list[str] | None = 
             raise InputError(f"measured[{i}]: expected a dict with a 'row' label, got {m!r}")
     rows: list[TableRow] = []
     used: set[int] = set()
-    for p in pub:
-        rows.append(TableRow("paper (derived)" if p.derived else "paper", _published_values(p)))
+    groups: dict[tuple[str, str], list[PublishedRow]] = {}
+    for p in pub:  # rows of one key together, at the place of the first (printed before derived)
+        groups.setdefault((p.setting, p.row), []).append(p)
+    for key, ps in groups.items():
+        rows.extend(TableRow("paper (derived)" if p.derived else "paper", _published_values(p)) for p in ps)
+        p = ps[-1]
         for i, m in enumerate(measured):
             if i not in used and _key(m) == (p.setting, p.row):
                 rows.append(TableRow("measured", dict(m)))
                 used.add(i)
     rows.extend(TableRow("measured", dict(m)) for i, m in enumerate(measured) if i not in used)
-    srcs = sorted({p.source for p in pub})
-    all_notes = [f"Published values: {SOURCES[s]}." for s in srcs]
+    if table in FLOPS_IN_BILLIONS:
+        rows = [TableRow(r.source, _in_billions(r.values)) for r in rows]
+    cites = sorted({p.cite for p in pub if p.cite})
+    all_notes = []
+    if cites:
+        all_notes.append(f"Published values: {SOURCES['paper']}: {'; '.join(cites)}.")
     if any(p.derived for p in pub):
-        all_notes.append("'paper (derived)': architecture from the authors' released models, costs computed "
-                         "with swnas.models.costs (not printed in the paper).")
-    all_notes.append("n/a: the package does not store that published value.")
+        all_notes.append(f"'paper (derived)': {SOURCES['released']}; not printed in the paper, shown beside the "
+                         "printed row of the same architecture.")
+    all_notes.append("n/a: not printed in the paper (published rows) or not measured (measured rows).")
     all_notes.extend(notes or [])
     return PaperTable(table, TABLES[table], rows, all_notes)
 
@@ -130,6 +152,8 @@ def render_markdown(t: PaperTable) -> str:
              "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(_cells(t, r)) + " |" for r in t.rows]
     lines.append("")
+    for sec in t.sections:
+        lines += [sec.rstrip("\n"), ""]
     lines += [f"- {n}" for n in t.notes]
     return "\n".join(lines) + "\n"
 

@@ -26,7 +26,7 @@ TIMING_KEYS = ("latency", "carbon", "train_seconds")
 METRIC_UNITS = {
     "params": "count",
     "macs": "multiply-accumulates per image",
-    "memory": "bytes (parameters + buffers)",
+    "memory": "bytes (the paper's memory: input, every layer's output for one image, parameters and buffers)",
     "peak_memory": "bytes (largest activation set of one image)",
     "latency": "ms per image on the CPU (median, 1 thread)",
     "carbon": "kg CO2e of training",
