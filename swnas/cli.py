@@ -301,8 +301,9 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     # export -------------------------------------------------------------------------------
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
     x.add_argument("dir", metavar="DIR")
-    x.add_argument("--candidate", type=_nonneg_int, default=None,
-                   help="candidate number K (0 = A_1, the first candidate; default: the last)")
+    x.add_argument("--candidate", default="best", metavar="best|last|A1|A2|...",
+                   help="which candidate, named as in the report (default best: the highest validation accuracy; "
+                   "the last candidate when the search had no validation split)")
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
@@ -429,28 +430,23 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
     if not dist.is_main():
         return 0
+    from swnas.report import describe_candidate
+    from swnas.search import candidate_name
+
     final = res.networks[res.final]
-
-    def pct(v):
-        return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "n/a"
-
-    def show(net):
-        m = net["metrics"]
-        fin = net.get("final") or {}
-        after = f"; after {fin['epochs']} final epochs {pct(fin.get('val_top1'))} / {pct(fin.get('top1'))}" if fin else ""
-        return (f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, validation / test top-1 "
-                f"{pct(m.get('val_top1'))} / {pct(m.get('top1'))}{after})")
-
+    names = [candidate_name(res.networks[i]) for i in res.candidates]
+    span = f"{names[0]}..{names[-1]}" if len(names) > 1 else (names[0] if names else "none")
     print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
-          f"(A_1..A_n; the initial A is the starting network)")
-    print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
+          f"({span}; A0 is the starting network)")
+    print(f"found architecture (last A): {describe_candidate(res.state, res.final)}  spec: {out / final['spec']}")
     cost = res.state.get("cost")
     if isinstance(cost, dict) and cost.get("ratio") is not None:
         print(f"training cost: {cost['images_trained']:,} images, {cost['ratio']:.2f}x what the paper's protocol trains "
               f"at these settings ({cost['paper_protocol_images']:,})")
     if res.best is not None:
         best = res.networks[res.best]
-        print(f"best candidate (highest validation accuracy): {show(best)}  spec: {out / best['spec']}")
+        print(f"best candidate (highest validation accuracy): {describe_candidate(res.state, res.best)}  "
+              f"spec: {out / best['spec']}")
     else:
         print("no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
               "reported only, never used to choose")
@@ -534,10 +530,13 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from swnas.report import export_candidate
+    from swnas.report import describe_candidate, export_candidate
+    from swnas.search import load_state, pick_candidate
 
     paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
                              normalize_inputs=ns.normalize_inputs)
+    state = load_state(ns.dir)
+    print(f"exported {describe_candidate(state, pick_candidate(state, ns.candidate))}")
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -19,12 +19,13 @@ from typing import Any, Callable, Sequence
 from swnas.errors import InputError
 from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
 
-__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMNS"]
+__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "describe_candidate", "human_count",
+           "sig4", "COLUMNS"]
 
 COLUMNS = (
     "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
     "latency_ms", "carbon_kg", "top1", "top5", "val_top1", "final_epochs", "final_top1", "final_val_top1",
-    "images_trained",
+    "images_trained", "best",
 )
 
 
@@ -49,7 +50,55 @@ def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
         "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
         "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"), "val_top1": m.get("val_top1"),
         "final_epochs": None, "final_top1": None, "final_val_top1": None, "images_trained": m.get("images_trained"),
+        "best": None,
     }
+
+
+def human_count(v: Any) -> str:
+    """A count for people: ``0.15 M``, ``1.06 M``, ``45.5 M``, ``2.31 G``, ``96.2 k``, ``850`` (``-`` when unknown)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "-"
+    a = abs(v)
+    if a >= 1e9:
+        return f"{v / 1e9:.3g} G"
+    if a >= 1e6:
+        return f"{v / 1e6:.3g} M"
+    if a >= 1e5:
+        return f"{v / 1e6:.2f} M"
+    if a >= 1e3:
+        return f"{v / 1e3:.3g} k"
+    return f"{v:g}"
+
+
+def sig4(v: Any) -> str:
+    """A score for people: 4 significant digits (``0.9459``, ``12.35``; ``-`` when unknown)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return "-"
+    return f"{v:.4g}"
+
+
+def _pct_text(v: Any) -> str:
+    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) and not isinstance(v, bool) else "n/a"
+
+
+def describe_candidate(state: dict, index: int) -> str:
+    """One line on network ``index`` of a search for people: its name, stages, cost and accuracies.
+
+    ``A2: stages [2, 2, 1], depth 12, 0.10 M params, 1.35 M MACs; validation / test top-1 10.00% / 10.86%;
+    after 1 final epochs 10.00% / 10.58%`` (``(best)`` after the name when it is the search's best).
+    """
+    from swnas.search import candidate_name
+
+    net = state["networks"][index]
+    m = net.get("metrics") or {}
+    fin = net.get("final") if isinstance(net.get("final"), dict) else {}
+    name = candidate_name(net) if net.get("iteration") else "A0 (initial network)"
+    best = " (best)" if state.get("best") == index else ""
+    after = (f"; after {fin['epochs']} final epochs {_pct_text(fin.get('val_top1'))} / {_pct_text(fin.get('top1'))}"
+             if fin.get("epochs") else "")
+    return (f"{name}{best}: stages {list(net['stages'])}, depth {net.get('depth', m.get('depth'))}, "
+            f"{human_count(m.get('params'))} params, {human_count(m.get('macs'))} MACs; validation / test top-1 "
+            f"{_pct_text(m.get('val_top1'))} / {_pct_text(m.get('top1'))}{after}")
 
 
 def cost_line(state: dict) -> str:
@@ -84,14 +133,17 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
 
     out = Path(out_dir)
     state = state if state is not None else load_state(out)
+    from swnas.search import candidate_name
+
     nets = state["networks"]
     rows = []
-    for j, i in enumerate(state["candidates"]):
+    for i in state["candidates"]:
         n = nets[i]
-        row = _row_from_metrics(f"C{j} (A{n['iteration']})", "candidate", n["iteration"], n["stages"],
+        row = _row_from_metrics(candidate_name(n), "candidate", n["iteration"], n["stages"],
                                 n.get("depth"), n["metrics"])
         fin = n.get("final") if isinstance(n.get("final"), dict) else {}
-        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"))
+        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"),
+                   best=state.get("best") == i)
         rows.append(row)
     rows.extend(_baselines(out))
     if ensemble is not None:
@@ -107,7 +159,7 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
             "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
             "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
             "val_top1": None, "final_epochs": None, "final_top1": None, "final_val_top1": None,
-            "images_trained": None,
+            "images_trained": None, "best": None,
         })
     return rows
 
@@ -116,7 +168,7 @@ def _fmt(v: Any, kind: str) -> str:
     if v is None:
         return "-"
     if kind == "count":
-        return f"{v / 1e6:.3f} M" if v >= 1e5 else f"{v / 1e3:.1f} k"
+        return human_count(v)
     if kind == "bytes":
         return f"{v / 2**20:.2f} MiB"
     if kind == "pct":
@@ -128,6 +180,11 @@ def _fmt(v: Any, kind: str) -> str:
     if kind == "stages":
         return "-".join(str(s) for s in v)
     return str(v)
+
+
+def display_name(row: dict) -> str:
+    """A row's name as tables show it: ``A2 (best)`` for the search's best candidate."""
+    return f"{row['name']} (best)" if row.get("best") else str(row["name"])
 
 
 def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
@@ -149,7 +206,7 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     ]
     for r in rows:
         cells = (
-            r["name"], _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
+            display_name(r), _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
             _fmt(r["macs"], "count"), _fmt(r["memory"], "bytes"), _fmt(r["latency_ms"], "ms"),
             _fmt(r["carbon_kg"], "kg"), _fmt(r["top1"], "pct"), _fmt(r["top5"], "pct"),
             _fmt(r.get("val_top1"), "pct"), _fmt(r.get("final_top1"), "pct"),
@@ -157,7 +214,7 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "## Decisions", ""]
     for rec in state["iterations"]:
-        parts = [f"stage {c['stage']}: " + (f"{c['score_A']:.6g} vs {c['score_T']:.6g}" if c["score_A"] is not None
+        parts = [f"stage {c['stage']}: " + (f"{sig4(c['score_A'])} vs {sig4(c['score_T'])}" if c["score_A"] is not None
                                              else cfg.get("criterion", "control"))
                  + f" -> {'grow' if c['grow'] else 'keep'}" for c in rec["comparisons"]]
         tail = " (no stage grew; stopped)" if rec.get("stopped_early") else (" (no stage grew)" if rec.get("no_growth") else "")
@@ -283,14 +340,18 @@ def write_report(
 
 def export_candidate(
     out_dir: str | Path,
-    candidate: int | None,
+    candidate: str | None,
     to: str | Path,
     *,
     torchscript: bool = False,
     onnx: bool = False,
     normalize_inputs: bool = False,
 ) -> list[Path]:
-    """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
+    """Write the candidate ``candidate`` of a search as one file.
+
+    ``candidate`` names it as every output does: ``"best"`` (or ``None``; the highest validation
+    accuracy, the last candidate when the search had no validation split), ``"last"``, or ``"A1"``,
+    ``"A2"``, ... (:func:`swnas.search.pick_candidate`).
 
     ``to`` receives the spec and the weights (after the candidate's final epochs when they ran;
     ``swnas.models.load(to)`` rebuilds it, with the training input normalisation as its
@@ -300,23 +361,22 @@ def export_candidate(
     ``normalize_inputs`` those two take images scaled to [0, 1] (float, NCHW) and apply the training
     normalisation themselves (:class:`swnas.models.NormalizedInputs`); the ``.pt`` file is the bare network either way.
     """
-    from swnas.search import load_state
+    from swnas.search import candidate_name, load_state, pick_candidate
 
     out = Path(out_dir)
     state = load_state(out)
-    cands = state["candidates"]
-    if not cands:
+    if not state["candidates"]:
         raise InputError(f"{out}: the search has no trained candidate yet")
-    k = len(cands) - 1 if candidate is None else candidate
-    if not (isinstance(k, int) and 0 <= k < len(cands)):
-        raise InputError(f"--candidate: {candidate!r} is out of range; {out} has candidates 0..{len(cands) - 1}")
+    if candidate is not None and not isinstance(candidate, str):
+        raise InputError(f"--candidate: {candidate!r}: give best, last or a candidate name such as A2")
+    index = pick_candidate(state, candidate)
     to, ts_path, onnx_path = _export_paths(to, torchscript, onnx)
     if onnx:
         try:
             import onnx as _onnx  # noqa: F401
         except ImportError:
             raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
-    net = state["networks"][cands[k]]
+    net = state["networks"][index]
     from swnas.models import save_model
     from swnas.search import final_record, load_recorded
 
@@ -329,7 +389,7 @@ def export_candidate(
         raise InputError(f"--normalize-inputs: the training normalisation of {out} cannot be recomputed (its data "
                          "could not be read); export without it")
     written = [atomic_save(lambda p: save_model(model, p, extra={
-        "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
+        "search": str(out.resolve()), "candidate": candidate_name(net), "network": int(net["index"]),
         "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
         "final": _plain(net.get("final") or {}), "normalization": norm}), to)]
     if ts_path is not None or onnx_path is not None:
