@@ -454,7 +454,11 @@ def cmd_search(ns: argparse.Namespace) -> int:
         from swnas.report import write_report
 
         rep = write_report(out, ensemble=True, device=cfg.device, echo=_echo(quiet))
-        print(f"report: {rep.table_md} (also {rep.table_csv.name}, {rep.depth_png.name}, {rep.accuracy_png.name})")
+        if rep.ensemble is not None:
+            from swnas.report import ensemble_line
+
+            print(ensemble_line(rep.ensemble, res.state))
+        print(f"report: {rep.table_md} (also {', '.join(p.name for p in [rep.table_csv, *rep.charts])})")
         if getattr(ns, "html", False):
             from swnas.html_report import write_html
 
@@ -472,8 +476,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
     ns.dir = ns.dir[0]
     rep = write_report(ns.dir, ensemble=not ns.no_ensemble, device=ns.device, echo=_echo(ns.quiet))
     print(rep.markdown)
-    print(f"report written to {rep.directory}: {rep.table_md.name}, {rep.table_csv.name}, "
-          f"{rep.depth_png.name}, {rep.accuracy_png.name}")
+    print(f"report written to {rep.directory}: {', '.join(p.name for p in [rep.table_md, rep.table_csv, *rep.charts])}")
     if ns.html:
         from swnas.html_report import write_html
 
