@@ -47,6 +47,35 @@ def _check_out(out: Path, force: bool) -> None:
                          "give --force to replace them, or choose another --out")
 
 
+def _missing_ancestors(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, deepest first."""
+    made = []
+    p = out
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    return made
+
+
+def _remove_if_unused(made: list[Path]) -> None:
+    """Remove the directories ``made`` (deepest first) when ``made[0]`` holds no file but the lock.
+
+    A training that wrote anything (an epoch checkpoint to continue from) keeps its directory.
+    """
+    import os
+    import shutil
+
+    out = made[0]
+    if any(f.is_file() and f.name != RunLock.NAME for f in out.rglob("*")):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    for p in made[1:]:
+        try:
+            os.rmdir(p)
+        except OSError:
+            return
+
+
 def train_architecture(
     *,
     spec: Any = None,
@@ -104,6 +133,7 @@ def train_architecture(
     out = Path(out)
     dist.init_from_env()
     lock = None
+    made = _missing_ancestors(out)  # directories this command creates: a failure before any work removes them
     if dist.is_main():
         _check_out(out, force)
         lock = RunLock(out).acquire()
@@ -137,6 +167,10 @@ def train_architecture(
             atomic_write_json(out / RESULT_FILE, result)
         dist.barrier()
         resume.finish_network(work, dist.is_main())
+    except BaseException:
+        if lock is not None and made:
+            _remove_if_unused(made)  # still under the lock: no stray .lock in a directory this command made
+        raise
     finally:
         if lock is not None:
             lock.release()

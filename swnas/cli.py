@@ -420,7 +420,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         try:
             with search_session(cfg, out, ns, quiet):
                 res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet), lock=lock)
-        except SwnasError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
+        except (SwnasError, FloatingPointError):  # refused once the data was seen, or diverged at once
             if made_out and main:
                 _remove_untrained(out)  # still under this command's lock
             raise
