@@ -98,6 +98,7 @@ def train_architecture(
     workers: int = 4,
     sync_bn: bool = False,
     val_split: float = 0.0,
+    threads: int | None = None,
 ) -> dict:
     """Train one architecture from scratch and write ``OUT/model.pt`` and ``OUT/train.json``.
 
@@ -112,7 +113,9 @@ def train_architecture(
     The network starts from the recipe's initialisation (``original``: he-normal), as the networks of a
     search trained from scratch do. ``val_split`` holds out the same stratified validation split a
     search with that ``--val-split`` and ``seed`` holds out (``metrics.val_top1``), so a baseline
-    trains on exactly the search networks' images.
+    trains on exactly the search networks' images. ``threads`` sets torch's CPU intra-op threads
+    (``None``: :func:`swnas.threads.apply_threads`'s default, 1 for inputs of at most 32 px on the
+    CPU); ``train.json`` records the count under ``environment``.
     """
     import torch
 
@@ -126,9 +129,12 @@ def train_architecture(
     from swnas.search.validate import check_device
     from swnas.train import train
 
+    from swnas.threads import apply_threads
+
     spec = _resolve_spec(spec, module, stages)
     check_source(dataset, data)
     check_device(device)
+    n_threads, threads_how = apply_threads(threads, dataset, input_size, device)
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     out = Path(out)
     dist.init_from_env()
@@ -161,6 +167,7 @@ def train_architecture(
             "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
                                              "images": training_images(rec, len(ds.y_train), r.epochs)}, r.seconds),
             "checkpoint": MODEL_FILE,
+            "environment": {"threads": n_threads, "threads_setting": threads_how},
         }
         if dist.is_main():
             atomic_save(lambda p: M.save_model(model, p), out / MODEL_FILE)

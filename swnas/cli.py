@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_THREADS_HELP = ("CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
+                 "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
+
+
 def _add_study_parser(sub: Any) -> None:
     from swnas.study import ARMS, StudyConfig
 
@@ -271,6 +275,7 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
                    "docs/protocol.md)")
     s.add_argument("--inherit-epochs", dest="inherit_epochs", type=_positive_int,
                    help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
+    s.add_argument("--threads", type=_positive_int, help=_THREADS_HELP)
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
@@ -295,6 +300,7 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     t.add_argument("--name", help="label in reports (default: from the architecture)")
     t.add_argument("--out", metavar="DIR", required=True, help="where model.pt and train.json go")
     t.add_argument("--force", action="store_true", help="replace the model.pt/train.json already in --out")
+    t.add_argument("--threads", type=_positive_int, default=None, help=_THREADS_HELP)
     t.add_argument("--quiet", action="store_true")
     _scale_flags(t, search=False)
 
@@ -335,7 +341,7 @@ _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend", "keep_going",
     "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
-    "inherit", "inherit_epochs",
+    "inherit", "inherit_epochs", "threads",
 )
 # options of one session (not stored in search.json) that a --config file may also hold
 _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
@@ -524,7 +530,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
         subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
         device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet, force=ns.force,
-        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn,
+        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn, threads=ns.threads,
     )
     m = res["metrics"]
     print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
@@ -603,9 +609,9 @@ def cmd_study(ns: argparse.Namespace) -> int:
     from swnas.study import StudyConfig, run_study
 
     if ns.threads is not None:
-        import torch
+        from swnas.threads import apply_threads
 
-        torch.set_num_threads(ns.threads)
+        apply_threads(ns.threads, ns.dataset)
     cfg = StudyConfig(dataset=ns.dataset, data=ns.data, seeds=ns.seeds, arms=ns.arms, subset=ns.subset, m0=ns.m0,
                       delta=ns.delta, iterations=ns.iterations, epochs=ns.epochs, final_epochs=ns.final_epochs,
                       inherit_epochs=ns.inherit_epochs, lr=ns.lr, batch_size=ns.batch_size,

@@ -17,8 +17,9 @@ __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "me
            "RESUME_FREE", "ROLES", "cost_summary", "candidate_name", "pick_candidate"]
 
 # options that may differ when resuming whatever was done: they do not change what is computed
-# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance)
-RESUME_FREE = ("device", "quiet", "backend", "workers")
+# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance;
+# ``threads``: CPU reduction order only, recorded in ``environment``, as a different machine would)
+RESUME_FREE = ("device", "quiet", "backend", "workers", "threads")
 # options that change how networks are built or trained, and those that change how they are scored
 _TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
              "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn", "val_split", "width",
