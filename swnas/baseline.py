@@ -51,6 +51,35 @@ def _check_out(out: Path, force: bool) -> None:
                          "give --force to replace them, or choose another --out")
 
 
+def _missing_ancestors(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, deepest first."""
+    made = []
+    p = out
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    return made
+
+
+def _remove_if_unused(made: list[Path]) -> None:
+    """Remove the directories ``made`` (deepest first) when ``made[0]`` holds no file but the lock.
+
+    A training that wrote anything (an epoch checkpoint to continue from) keeps its directory.
+    """
+    import os
+    import shutil
+
+    out = made[0]
+    if any(f.is_file() and f.name != RunLock.NAME for f in out.rglob("*")):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    for p in made[1:]:
+        try:
+            os.rmdir(p)
+        except OSError:
+            return
+
+
 def train_architecture(
     *,
     spec: Any = None,
@@ -73,6 +102,7 @@ def train_architecture(
     workers: int = 4,
     sync_bn: bool = False,
     val_split: float = 0.0,
+    threads: int | None = None,
 ) -> dict:
     """Train one architecture from scratch and write ``OUT/model.pt`` and ``OUT/train.json``.
 
@@ -87,7 +117,9 @@ def train_architecture(
     The network starts from the recipe's initialisation (``original``: he-normal), as the networks of a
     search trained from scratch do. ``val_split`` holds out the same stratified validation split a
     search with that ``--val-split`` and ``seed`` holds out (``metrics.val_top1``), so a baseline
-    trains on exactly the search networks' images.
+    trains on exactly the search networks' images. ``threads`` sets torch's CPU intra-op threads
+    (``None``: :func:`swnas.threads.apply_threads`'s default, 1 for inputs of at most 32 px on the
+    CPU); ``train.json`` records the count under ``environment``.
     """
     import torch
 
@@ -101,14 +133,18 @@ def train_architecture(
     from swnas.search.validate import check_device
     from swnas.train import train
 
+    from swnas.threads import apply_threads
+
     spec = _resolve_spec(spec, module, stages)
     M.check_size(spec, "--spec" if stages is None else "--stages")  # before anything is built or loaded
     check_source(dataset, data)
     check_device(device)
+    n_threads, threads_how = apply_threads(threads, dataset, input_size, device)
     rec = get_recipe(recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     out = Path(out)
     dist.init_from_env()
     lock = None
+    made = _missing_ancestors(out)  # directories this command creates: a failure before any work removes them
     if dist.is_main():
         _check_out(out, force)
         lock = RunLock(out).acquire()
@@ -139,12 +175,17 @@ def train_architecture(
             "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
                                              "images": training_images(rec, ds.size("train"), r.epochs)}, r.seconds),
             "checkpoint": MODEL_FILE,
+            "environment": {"threads": n_threads, "threads_setting": threads_how},
         }
         if dist.is_main():
             atomic_save(lambda p: M.save_model(model, p), out / MODEL_FILE)
             atomic_write_json(out / RESULT_FILE, result)
         dist.barrier()
         resume.finish_network(work, dist.is_main())
+    except BaseException:
+        if lock is not None and made:
+            _remove_if_unused(made)  # still under the lock: no stray .lock in a directory this command made
+        raise
     finally:
         if lock is not None:
             lock.release()

@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_THREADS_HELP = ("CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
+                 "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
+
+
 def _add_study_parser(sub: Any) -> None:
     from swnas.study import ARMS, StudyConfig
 
@@ -268,6 +272,7 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
                    "docs/protocol.md)")
     s.add_argument("--inherit-epochs", dest="inherit_epochs", type=_positive_int,
                    help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
+    s.add_argument("--threads", type=_positive_int, help=_THREADS_HELP)
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
@@ -292,14 +297,16 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     t.add_argument("--name", help="label in reports (default: from the architecture)")
     t.add_argument("--out", metavar="DIR", required=True, help="where model.pt and train.json go")
     t.add_argument("--force", action="store_true", help="replace the model.pt/train.json already in --out")
+    t.add_argument("--threads", type=_positive_int, default=None, help=_THREADS_HELP)
     t.add_argument("--quiet", action="store_true")
     _scale_flags(t, search=False)
 
     # export -------------------------------------------------------------------------------
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
     x.add_argument("dir", metavar="DIR")
-    x.add_argument("--candidate", type=_nonneg_int, default=None,
-                   help="candidate number K (0 = A_1, the first candidate; default: the last)")
+    x.add_argument("--candidate", default="best", metavar="best|last|A1|A2|...",
+                   help="which candidate, named as in the report (default best: the highest validation accuracy; "
+                   "the last candidate when the search had no validation split)")
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
     x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
@@ -333,7 +340,7 @@ _SEARCH_OPTS = (
     "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
     "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend",
     "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
-    "inherit", "inherit_epochs",
+    "inherit", "inherit_epochs", "threads",
 )
 # options of one session (not stored in search.json) that a --config file may also hold
 _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
@@ -434,7 +441,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         try:
             with search_session(cfg, out, ns, quiet):
                 res = run_search(cfg, out, resume=resume is not None, echo=_echo(quiet), lock=lock)
-        except SwnasError:  # refused once the data was seen (e.g. a subset too small to hold out a split)
+        except (SwnasError, FloatingPointError):  # refused once the data was seen, or diverged at once
             if made_out and main:
                 _remove_untrained(out)  # still under this command's lock
             raise
@@ -444,28 +451,23 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
     if not dist.is_main():
         return 0
+    from swnas.report import describe_candidate
+    from swnas.search import candidate_name
+
     final = res.networks[res.final]
-
-    def pct(v):
-        return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "n/a"
-
-    def show(net):
-        m = net["metrics"]
-        fin = net.get("final") or {}
-        after = f"; after {fin['epochs']} final epochs {pct(fin.get('val_top1'))} / {pct(fin.get('top1'))}" if fin else ""
-        return (f"stages {net['stages']} (depth {net['depth']}, {m.get('params')} params, validation / test top-1 "
-                f"{pct(m.get('val_top1'))} / {pct(m.get('top1'))}{after})")
-
+    names = [candidate_name(res.networks[i]) for i in res.candidates]
+    span = f"{names[0]}..{names[-1]}" if len(names) > 1 else (names[0] if names else "none")
     print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
-          f"(A_1..A_n; the initial A is the starting network)")
-    print(f"found architecture (last A): {show(final)}  spec: {out / final['spec']}")
+          f"({span}; A0 is the starting network)")
+    print(f"found architecture (last A): {describe_candidate(res.state, res.final)}  spec: {out / final['spec']}")
     cost = res.state.get("cost")
     if isinstance(cost, dict) and cost.get("ratio") is not None:
         print(f"training cost: {cost['images_trained']:,} images, {cost['ratio']:.2f}x what the paper's protocol trains "
               f"at these settings ({cost['paper_protocol_images']:,})")
     if res.best is not None:
         best = res.networks[res.best]
-        print(f"best candidate (highest validation accuracy): {show(best)}  spec: {out / best['spec']}")
+        print(f"best candidate (highest validation accuracy): {describe_candidate(res.state, res.best)}  "
+              f"spec: {out / best['spec']}")
     else:
         print("no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
               "reported only, never used to choose")
@@ -473,7 +475,11 @@ def cmd_search(ns: argparse.Namespace) -> int:
         from swnas.report import write_report
 
         rep = write_report(out, ensemble=True, device=cfg.device, echo=_echo(quiet))
-        print(f"report: {rep.table_md} (also {rep.table_csv.name}, {rep.depth_png.name}, {rep.accuracy_png.name})")
+        if rep.ensemble is not None:
+            from swnas.report import ensemble_line
+
+            print(ensemble_line(rep.ensemble, res.state))
+        print(f"report: {rep.table_md} (also {', '.join(p.name for p in [rep.table_csv, *rep.charts])})")
         if getattr(ns, "html", False):
             from swnas.html_report import write_html
 
@@ -491,8 +497,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
     ns.dir = ns.dir[0]
     rep = write_report(ns.dir, ensemble=not ns.no_ensemble, device=ns.device, echo=_echo(ns.quiet))
     print(rep.markdown)
-    print(f"report written to {rep.directory}: {rep.table_md.name}, {rep.table_csv.name}, "
-          f"{rep.depth_png.name}, {rep.accuracy_png.name}")
+    print(f"report written to {rep.directory}: {', '.join(p.name for p in [rep.table_md, rep.table_csv, *rep.charts])}")
     if ns.html:
         from swnas.html_report import write_html
 
@@ -540,7 +545,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
         subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
         device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet, force=ns.force,
-        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn,
+        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn, threads=ns.threads,
     )
     m = res["metrics"]
     print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
@@ -549,10 +554,13 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from swnas.report import export_candidate
+    from swnas.report import describe_candidate, export_candidate
+    from swnas.search import load_state, pick_candidate
 
     paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
                              normalize_inputs=ns.normalize_inputs, force=ns.force)
+    state = load_state(ns.dir)
+    print(f"exported {describe_candidate(state, pick_candidate(state, ns.candidate))}")
     for p in paths:
         print(f"wrote {p}")
     return 0
@@ -616,9 +624,9 @@ def cmd_study(ns: argparse.Namespace) -> int:
     from swnas.study import StudyConfig, run_study
 
     if ns.threads is not None:
-        import torch
+        from swnas.threads import apply_threads
 
-        torch.set_num_threads(ns.threads)
+        apply_threads(ns.threads, ns.dataset)
     cfg = StudyConfig(dataset=ns.dataset, data=ns.data, seeds=ns.seeds, arms=ns.arms, subset=ns.subset, m0=ns.m0,
                       delta=ns.delta, iterations=ns.iterations, epochs=ns.epochs, final_epochs=ns.final_epochs,
                       inherit_epochs=ns.inherit_epochs, lr=ns.lr, batch_size=ns.batch_size,

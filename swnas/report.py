@@ -5,8 +5,13 @@
 
 - ``table.md`` / ``table.csv``: depth, params, MACs, memory, CPU latency, carbon, top-1/top-5 of
   every candidate, of the baselines and of the candidates' ensemble;
-- ``stage_depths.png``: modules per stage of A over the iterations (the paper's Fig. 4);
-- ``accuracy_vs_macs.png``: top-1 accuracy against MACs, candidates and baselines.
+- ``stage_depths.png``: modules per stage of A over the iterations, A0 included (the paper's Fig. 4);
+- ``accuracy_vs_macs.png``: top-1 accuracy against MACs: the candidates (validation, test, test
+  after the final epochs; the best starred), the baselines and the ensemble;
+- ``stage_scores.png``: per stage, the scores of A and T over the iterations (when scored).
+
+Candidates are named ``A1``..``An`` (:func:`swnas.search.candidate_name`); people read numbers
+formatted by :mod:`swnas.fmt`, ``table.csv`` keeps them whole.
 """
 from __future__ import annotations
 
@@ -17,14 +22,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from swnas.errors import InputError
+from swnas.fmt import human_count, pct, score_pair, sig4
 from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
 
-__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "COLUMNS"]
+__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "describe_candidate", "ensemble_line",
+           "display_name", "depth_figure", "accuracy_figure", "scores_figure", "human_count", "sig4", "COLUMNS"]
 
 COLUMNS = (
     "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
     "latency_ms", "carbon_kg", "top1", "top5", "val_top1", "final_epochs", "final_top1", "final_val_top1",
-    "images_trained",
+    "images_trained", "best",
 )
 
 
@@ -40,6 +47,12 @@ class Report:
     markdown: str
     rows: list = field(default_factory=list)
     ensemble: dict | None = None
+    scores_png: Path | None = None  # stage_scores.png; None when no iteration was scored (control criteria)
+
+    @property
+    def charts(self) -> list[Path]:
+        """The PNG files written."""
+        return [p for p in (self.depth_png, self.accuracy_png, self.scores_png) if p is not None]
 
 
 def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
@@ -49,7 +62,47 @@ def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
         "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
         "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"), "val_top1": m.get("val_top1"),
         "final_epochs": None, "final_top1": None, "final_val_top1": None, "images_trained": m.get("images_trained"),
+        "best": None,
     }
+
+
+def _pct_pc(v: Any) -> str:
+    return pct(v, "%")
+
+
+def ensemble_line(ens: dict, state: dict) -> str:
+    """``ensemble of A1..A3 (averaged softmax) on 10,000 test images: top-1 95.68%, top-5 ...; best single A2 94.10%``."""
+    from swnas.search import candidate_name
+
+    nets = state["networks"]
+    names = [candidate_name(nets[i]) if isinstance(i, int) and 0 <= i < len(nets) else str(i) for i in ens["members"]]
+    single = ""
+    tops = ens.get("member_top1") or []
+    if tops and len(tops) == len(names):
+        k = max(range(len(tops)), key=lambda j: tops[j])
+        single = f"; best single member {names[k]} {pct(tops[k], '%')}"
+    return (f"ensemble of {', '.join(names)} (averaged softmax) on {ens.get('n_test', 0):,} test images: "
+            f"top-1 {pct(ens.get('top1'), '%')}, top-5 {pct(ens.get('top5'), '%')}{single}")
+
+
+def describe_candidate(state: dict, index: int) -> str:
+    """One line on network ``index`` of a search for people: its name, stages, cost and accuracies.
+
+    ``A2: stages [2, 2, 1], depth 12, 0.10 M params, 1.35 M MACs; validation / test top-1 10.00% / 10.86%;
+    after 1 final epochs 10.00% / 10.58%`` (``(best)`` after the name when it is the search's best).
+    """
+    from swnas.search import candidate_name
+
+    net = state["networks"][index]
+    m = net.get("metrics") or {}
+    fin = net.get("final") if isinstance(net.get("final"), dict) else {}
+    name = candidate_name(net) if net.get("iteration") else "A0 (initial network)"
+    best = " (best)" if state.get("best") == index else ""
+    after = (f"; after {fin['epochs']} final epochs {_pct_pc(fin.get('val_top1'))} / {_pct_pc(fin.get('top1'))}"
+             if fin.get("epochs") else "")
+    return (f"{name}{best}: stages {list(net['stages'])}, depth {net.get('depth', m.get('depth'))}, "
+            f"{human_count(m.get('params'))} params, {human_count(m.get('macs'))} MACs; validation / test top-1 "
+            f"{_pct_pc(m.get('val_top1'))} / {_pct_pc(m.get('top1'))}{after}")
 
 
 def cost_line(state: dict) -> str:
@@ -84,14 +137,17 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
 
     out = Path(out_dir)
     state = state if state is not None else load_state(out)
+    from swnas.search import candidate_name
+
     nets = state["networks"]
     rows = []
-    for j, i in enumerate(state["candidates"]):
+    for i in state["candidates"]:
         n = nets[i]
-        row = _row_from_metrics(f"C{j} (A{n['iteration']})", "candidate", n["iteration"], n["stages"],
+        row = _row_from_metrics(candidate_name(n), "candidate", n["iteration"], n["stages"],
                                 n.get("depth"), n["metrics"])
         fin = n.get("final") if isinstance(n.get("final"), dict) else {}
-        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"))
+        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"),
+                   best=state.get("best") == i)
         rows.append(row)
     rows.extend(_baselines(out))
     if ensemble is not None:
@@ -107,7 +163,7 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
             "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
             "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
             "val_top1": None, "final_epochs": None, "final_top1": None, "final_val_top1": None,
-            "images_trained": None,
+            "images_trained": None, "best": None,
         })
     return rows
 
@@ -116,7 +172,7 @@ def _fmt(v: Any, kind: str) -> str:
     if v is None:
         return "-"
     if kind == "count":
-        return f"{v / 1e6:.3f} M" if v >= 1e5 else f"{v / 1e3:.1f} k"
+        return human_count(v)
     if kind == "bytes":
         return f"{v / 2**20:.2f} MiB"
     if kind == "pct":
@@ -128,6 +184,16 @@ def _fmt(v: Any, kind: str) -> str:
     if kind == "stages":
         return "-".join(str(s) for s in v)
     return str(v)
+
+
+BEST_NOTE = ("(best): the candidate with the highest validation accuracy (after its final epochs when they ran); "
+             "the test accuracy is reported, never used to choose.")
+NO_BEST_NOTE = "No best candidate: the search held out no validation split (--val-split 0)."
+
+
+def display_name(row: dict) -> str:
+    """A row's name as tables show it: ``A2 (best)`` for the search's best candidate."""
+    return f"{row['name']} (best)" if row.get("best") else str(row["name"])
 
 
 def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
@@ -149,15 +215,16 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     ]
     for r in rows:
         cells = (
-            r["name"], _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
+            display_name(r), _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
             _fmt(r["macs"], "count"), _fmt(r["memory"], "bytes"), _fmt(r["latency_ms"], "ms"),
             _fmt(r["carbon_kg"], "kg"), _fmt(r["top1"], "pct"), _fmt(r["top5"], "pct"),
             _fmt(r.get("val_top1"), "pct"), _fmt(r.get("final_top1"), "pct"),
         )
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", BEST_NOTE if any(r.get("best") for r in rows) else NO_BEST_NOTE]
     lines += ["", "## Decisions", ""]
     for rec in state["iterations"]:
-        parts = [f"stage {c['stage']}: " + (f"{c['score_A']:.6g} vs {c['score_T']:.6g}" if c["score_A"] is not None
+        parts = [f"stage {c['stage']}: " + (" vs ".join(score_pair(c["score_A"], c["score_T"])) if c["score_A"] is not None
                                              else cfg.get("criterion", "control"))
                  + f" -> {'grow' if c['grow'] else 'keep'}" for c in rec["comparisons"]]
         tail = " (no stage grew; stopped)" if rec.get("stopped_early") else (" (no stage grew)" if rec.get("no_growth") else "")
@@ -180,56 +247,141 @@ def rows_csv(rows: list[dict], columns: Sequence[str] = COLUMNS) -> str:
     return buf.getvalue()
 
 
-def _plots(state: dict, rows: list[dict], depth_png: Path, acc_png: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    nets = state["networks"]
-    cands = [nets[i] for i in state["candidates"]]
-    iters = [n["iteration"] for n in cands]
-    S = len(cands[0]["stages"]) if cands else 0
+    return plt
+
+
+def _save_png(fig: Any, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    try:
+        return atomic_save(lambda p: fig.savefig(p, format="png", dpi=120), path)
+    finally:
+        plt.close(fig)
+
+
+def depth_figure(state: dict) -> Any:
+    """Modules per stage of A over the iterations (the paper's Fig. 4), iteration 0 = the initial A0.
+
+    Grouped bars, one per stage, so that stages of equal depth stay visible side by side.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    nets = sorted((n for n in state["networks"] if n.get("role") == "A"), key=lambda n: n["iteration"])
+    iters = [n["iteration"] for n in nets]
+    S = len(nets[0]["stages"]) if nets else 0
     fig, ax = plt.subplots(figsize=(6, 4))
-    # grouped bars (the paper's Fig. 4): stages that share a depth stay visible side by side
     width = 0.8 / max(S, 1)
     for s in range(S):
         xs = [i + (s - (S - 1) / 2) * width for i in iters]
-        ax.bar(xs, [n["stages"][s] for n in cands], width=width, label=f"stage {s + 1}")
-    ax.set_xlabel("iteration")
+        ax.bar(xs, [n["stages"][s] for n in nets], width=width, label=f"stage {s + 1}")
+    ax.set_xlabel("iteration (0 = the initial network A0)")
     ax.set_ylabel("modules in the stage")
-    from matplotlib.ticker import MaxNLocator
-
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Modules per stage of A over the iterations")
     if iters:
         ax.set_xticks(iters)
+        ax.set_xticklabels([f"{i}\nA{i}" for i in iters])
     if S:
         ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic_save(lambda p: fig.savefig(p, format="png", dpi=120), depth_png)
-    plt.close(fig)
+    return fig
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, marker in (("candidate", "o"), ("baseline", "s")):
-        pts = [r for r in rows if r["kind"] == kind and isinstance(r["macs"], (int, float))
-               and isinstance(r["top1"], (int, float))]
+
+def accuracy_figure(rows: list[dict]) -> Any:
+    """Top-1 accuracy against MACs: each candidate's validation and test accuracy after the search and
+    test accuracy after its final epochs, the best candidate starred, the baselines and the ensemble."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+
+    def num(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    cands = [r for r in rows if r["kind"] == "candidate" and num(r["macs"])]
+    series = (("top1", "o", "candidates, test"), ("val_top1", "x", "candidates, validation"),
+              ("final_top1", "^", "candidates, test after final epochs"))
+    for key, marker, label in series:
+        pts = [r for r in cands if num(r.get(key))]
+        if pts:
+            if key == "final_top1" and pts[0].get("final_epochs"):
+                label = f"candidates, test after {pts[0]['final_epochs']} final epochs"
+            ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r[key] for r in pts], marker=marker, label=label)
+    for r in cands:
+        y = r.get("final_top1") if num(r.get("final_top1")) else r.get("top1")
+        if not num(y):
+            continue
+        if num(r.get("final_top1")) and num(r.get("top1")):
+            ax.plot([r["macs"] / 1e6] * 2, [100 * r["top1"], 100 * r["final_top1"]], color="0.6", lw=0.8, zorder=0)
+        ax.annotate(display_name(r), (r["macs"] / 1e6, 100 * y), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8)
+        if r.get("best"):
+            ax.scatter([r["macs"] / 1e6], [100 * y], marker="*", s=220, facecolors="none", edgecolors="gold",
+                       linewidths=1.5, label="best (highest validation accuracy)", zorder=3)
+    for kind, marker in (("baseline", "s"), ("ensemble", "D")):
+        pts = [r for r in rows if r["kind"] == kind and num(r["macs"]) and num(r["top1"])]
         if not pts:
             continue
-        ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r["top1"] for r in pts], marker=marker, label=kind + "s")
+        ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r["top1"] for r in pts], marker=marker,
+                   label=pts[0]["name"] if kind == "ensemble" else "baselines")
         for r in pts:
-            ax.annotate(r["name"].split(" ")[0] if kind == "candidate" else r["name"],
-                        (r["macs"] / 1e6, 100 * r["top1"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(r["name"], (r["macs"] / 1e6, 100 * r["top1"]), textcoords="offset points", xytext=(4, -10),
+                        fontsize=8)
     ax.set_xlabel("MACs (millions)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Accuracy against cost")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    fig.tight_layout()
-    atomic_save(lambda p: fig.savefig(p, format="png", dpi=120), acc_png)
-    plt.close(fig)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def scores_figure(state: dict) -> Any | None:
+    """Per stage, the score of A and of T at each iteration, the iterations where the stage grew marked.
+
+    ``None`` when no iteration was scored (none yet, or a control criterion: random/uniform).
+    """
+    its = [it for it in state.get("iterations", [])
+           if any(c.get("score_A") is not None for c in it.get("comparisons", []))]
+    if not its:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    plt = _pyplot()
+    S = max(len(it["comparisons"]) for it in its)
+    ref = "F" if any("reference" in it for it in its) else "A"
+    fig, axes = plt.subplots(1, S, figsize=(3.2 * S, 3.4), squeeze=False)
+    for s, ax in enumerate(axes[0]):
+        pts = [(it["iteration"], c) for it in its for c in it["comparisons"] if c.get("stage") == s + 1
+               and c.get("score_A") is not None]
+        xs = [k for k, _ in pts]
+        ax.plot(xs, [c["score_A"] for _, c in pts], marker="o", label=f"score of {ref}")
+        ax.plot(xs, [c["score_T"] for _, c in pts], marker="s", label="score of T")
+        grew = [(k, c["score_T"]) for k, c in pts if c.get("grow")]
+        if grew:
+            ax.scatter([k for k, _ in grew], [v for _, v in grew], marker="^", s=90, color="green", zorder=3,
+                       label="grew")
+        ax.set_title(f"stage {s + 1}")
+        ax.set_xlabel("iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if s == 0:
+            ax.set_ylabel(f"{state.get('config', {}).get('criterion', '')} score")
+            ax.legend(fontsize=7)
+    fig.suptitle(f"Score of {ref} and T per stage (a stage grows where T scores higher)", fontsize=10)
+    return fig
+
+
+def _plots(state: dict, rows: list[dict], depth_png: Path, acc_png: Path, scores_png: Path) -> Path | None:
+    _save_png(depth_figure(state), depth_png)
+    _save_png(accuracy_figure(rows), acc_png)
+    fig = scores_figure(state)
+    return _save_png(fig, scores_png) if fig is not None else None
 
 
 def write_report(
@@ -271,19 +423,19 @@ def write_report(
     rows = collect_rows(out, state, ens)
     refuse_links(out, ("report",))
     rep_dir = out / "report"
-    refuse_links(rep_dir, ("table.md", "table.csv", "stage_depths.png", "accuracy_vs_macs.png"))
+    refuse_links(rep_dir, ("table.md", "table.csv", "stage_depths.png", "accuracy_vs_macs.png", "stage_scores.png"))
     md = _markdown(rows, state, note)
     table_md = atomic_write_text(rep_dir / "table.md", md)
     table_csv = atomic_write_text(rep_dir / "table.csv", rows_csv(rows))
     depth_png, acc_png = rep_dir / "stage_depths.png", rep_dir / "accuracy_vs_macs.png"
-    _plots(state, rows, depth_png, acc_png)
+    scores_png = _plots(state, rows, depth_png, acc_png, rep_dir / "stage_scores.png")
     return Report(directory=rep_dir, table_md=table_md, table_csv=table_csv, depth_png=depth_png,
-                  accuracy_png=acc_png, markdown=md, rows=rows, ensemble=ens)
+                  accuracy_png=acc_png, markdown=md, rows=rows, ensemble=ens, scores_png=scores_png)
 
 
 def export_candidate(
     out_dir: str | Path,
-    candidate: int | None,
+    candidate: str | None,
     to: str | Path,
     *,
     torchscript: bool = False,
@@ -291,7 +443,11 @@ def export_candidate(
     normalize_inputs: bool = False,
     force: bool = False,
 ) -> list[Path]:
-    """Write candidate ``candidate`` (0 = A_1, the first candidate; ``None`` = the last) of a search as one file.
+    """Write the candidate ``candidate`` of a search as one file.
+
+    ``candidate`` names it as every output does: ``"best"`` (or ``None``; the highest validation
+    accuracy, the last candidate when the search had no validation split), ``"last"``, or ``"A1"``,
+    ``"A2"``, ... (:func:`swnas.search.pick_candidate`).
 
     ``to`` receives the spec and the weights (after the candidate's final epochs when they ran;
     ``swnas.models.load(to)`` rebuilds it, with the training input normalisation as its
@@ -303,23 +459,22 @@ def export_candidate(
     An existing file is replaced only with ``force``; a search's own files (``search.json``,
     ``checkpoints/``, ...) and anything but a regular file (a device, a FIFO) never are.
     """
-    from swnas.search import load_state
+    from swnas.search import candidate_name, load_state, pick_candidate
 
     out = Path(out_dir)
     state = load_state(out)
-    cands = state["candidates"]
-    if not cands:
+    if not state["candidates"]:
         raise InputError(f"{out}: the search has no trained candidate yet")
-    k = len(cands) - 1 if candidate is None else candidate
-    if not (isinstance(k, int) and 0 <= k < len(cands)):
-        raise InputError(f"--candidate: {candidate!r} is out of range; {out} has candidates 0..{len(cands) - 1}")
+    if candidate is not None and not isinstance(candidate, str):
+        raise InputError(f"--candidate: {candidate!r}: give best, last or a candidate name such as A2")
+    index = pick_candidate(state, candidate)
     to, ts_path, onnx_path = _export_paths(to, torchscript, onnx, force)
     if onnx:
         try:
             import onnx as _onnx  # noqa: F401
         except ImportError:
             raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
-    net = state["networks"][cands[k]]
+    net = state["networks"][index]
     from swnas.models import save_model
     from swnas.search import final_record, load_recorded
 
@@ -332,7 +487,7 @@ def export_candidate(
         raise InputError(f"--normalize-inputs: the training normalisation of {out} cannot be recomputed (its data "
                          "could not be read); export without it")
     written = [atomic_save(lambda p: save_model(model, p, extra={
-        "search": str(out.resolve()), "candidate": k, "network": int(net["index"]),
+        "search": str(out.resolve()), "candidate": candidate_name(net), "network": int(net["index"]),
         "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
         "final": _plain(net.get("final") or {}), "normalization": norm}), to)]
     if ts_path is not None or onnx_path is not None:

@@ -199,7 +199,8 @@ def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monk
     code, o, err = run(["search", "--dataset", "digits", "--iterations", "2", "--m0", "1", "--delta", "1",
                         "--out", str(out), "--no-report", "--param", "n_components=3"], capsys)
     assert code == 0, err
-    assert "found architecture (last A): stages [3, 1, 1]" in o
+    assert "found architecture (last A): A2: stages [3, 1, 1]" in o  # candidates are named A1..An everywhere
+    assert "2 candidates (A1..A2; A0 is the starting network)" in o
     assert "[step 1/7] training initial network A" in o and "ETA" in o
     assert "iteration 2 stage 1: score A 2 vs T 3 -> grow by 1" in o
     state = json.loads((out / "search.json").read_text())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from swnas.fmt import score_pair
 from swnas.html_report import render_html, write_html
 from swnas.report import write_report
 from swnas.search import SearchConfig, Toolkit, run_search
@@ -93,11 +94,11 @@ def test_html_is_self_contained_and_holds_the_search(searched):
     for r in audit.refs:
         assert base64.b64decode(r.split(",", 1)[1])[:8] == PNG_MAGIC
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    assert audit.tags.count("img") == 3  # curves + the two report charts
+    assert audit.tags.count("img") == 4  # curves + the three report charts (depths, accuracy, per-stage scores)
     text = " ".join(audit.text)
     for it in state["iterations"]:
         for c in it["comparisons"]:
-            assert str(c["score_A"]) in text and str(c["score_T"]) in text
+            assert all(v in text for v in score_pair(c["score_A"], c["score_T"]))
     assert text.count("grow") >= sum(len(it["grown"]) for it in state["iterations"])
     for i in state["candidates"]:
         assert f"{100 * state['networks'][i]['metrics']['top1']:.2f}" in text

@@ -172,7 +172,7 @@ def test_issue_digits_search(tmp_path, capsys):
     for k, i in enumerate(state["candidates"]):
         one = ensemble_search(out, members=[i], device="cpu", write=False)
         assert one.top1 == pytest.approx(nets[i]["final"]["top1"], abs=1e-12)
-        path, = export_candidate(out, k, tmp_path / f"a{k}.pt")
+        path, = export_candidate(out, f"A{k + 1}", tmp_path / f"a{k}.pt")
         got = load_model_file(path).state_dict()
         fin = load_recorded(out, final_record(nets[i])).state_dict()
         before = load_recorded(out, nets[i]).state_dict()

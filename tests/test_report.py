@@ -145,7 +145,7 @@ def test_export_round_trip(real_search, tmp_path):
     from swnas import models as M
 
     state = json.loads((real_search / "search.json").read_text())
-    paths = export_candidate(real_search, 1, tmp_path / "exp" / "best.pt", torchscript=True)
+    paths = export_candidate(real_search, "A2", tmp_path / "exp" / "best.pt", torchscript=True)
     assert paths[0] == tmp_path / "exp" / "best.pt" and paths[1].name == "best.torchscript.pt"
     net = M.load(paths[0])
     ref = M.load(real_search / state["networks"][state["candidates"][1]]["checkpoint"])
@@ -164,8 +164,8 @@ def test_export_round_trip(real_search, tmp_path):
             warnings.simplefilter("ignore", FutureWarning)
             ts = torch.jit.load(str(paths[1]))
         torch.testing.assert_close(ts(x), ref(x), rtol=1e-5, atol=1e-6)
-    with pytest.raises(InputError, match="out of range"):
-        export_candidate(real_search, 5, tmp_path / "x.pt")
+    with pytest.raises(InputError, match="not a candidate of this search"):
+        export_candidate(real_search, "A5", tmp_path / "x.pt")
 
 
 def test_export_with_normalized_inputs(real_search, tmp_path):
@@ -173,7 +173,7 @@ def test_export_with_normalized_inputs(real_search, tmp_path):
     from swnas import models as M
 
     state = json.loads((real_search / "search.json").read_text())
-    paths = export_candidate(real_search, 0, tmp_path / "n.pt", torchscript=True, normalize_inputs=True)
+    paths = export_candidate(real_search, "A1", tmp_path / "n.pt", torchscript=True, normalize_inputs=True)
     ref = M.load(real_search / state["networks"][state["candidates"][0]]["checkpoint"])
     norm = M.load(paths[0]).normalization
     x01 = torch.rand(3, 1, 8, 8)
@@ -184,7 +184,7 @@ def test_export_with_normalized_inputs(real_search, tmp_path):
         torch.testing.assert_close(ts(x01), want, rtol=1e-5, atol=1e-6)
         assert not torch.allclose(ts(x01), ref(x01))  # the wrapper does change the input
     with pytest.raises(InputError, match="--normalize-inputs"):
-        export_candidate(real_search, 0, tmp_path / "m.pt", normalize_inputs=True)
+        export_candidate(real_search, "A1", tmp_path / "m.pt", normalize_inputs=True)
 
 
 def test_normalized_inputs_with_a_mean_image():
@@ -215,9 +215,9 @@ def test_export_onnx_needs_the_package(real_search, tmp_path):
         import onnx  # noqa: F401
     except ImportError:
         with pytest.raises(InputError, match="onnx package is not installed"):
-            export_candidate(real_search, 0, tmp_path / "m.pt", onnx=True)
+            export_candidate(real_search, "A1", tmp_path / "m.pt", onnx=True)
     else:  # pragma: no cover - depends on the environment
-        paths = export_candidate(real_search, 0, tmp_path / "m.pt", onnx=True)
+        paths = export_candidate(real_search, "A1", tmp_path / "m.pt", onnx=True)
         assert paths[-1].suffix == ".onnx" and paths[-1].stat().st_size > 0
 
 

@@ -61,7 +61,8 @@ checked up front), :mod:`~swnas.search.opening` (lock, checks, state), and
 from __future__ import annotations
 
 from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMING_KEYS, SearchConfig
-from swnas.search.state import RESUME_FREE, comparable_state, load_state, metrics_record, resume_config
+from swnas.search.state import (RESUME_FREE, candidate_name, comparable_state, load_state, metrics_record, pick_candidate,
+                                resume_config)
 from swnas.search.toolkit import Toolkit, default_toolkit, measure_network
 from swnas.search.loop import SearchResult, checkpoint_path, decide, run_search
 from swnas.search.checkpoints import final_record, load_model, load_recorded
@@ -85,6 +86,8 @@ __all__ = [
     "default_toolkit",
     "measure_network",
     "metrics_record",
+    "candidate_name",
+    "pick_candidate",
     "checkpoint_path",
     "load_model",
     "load_recorded",

@@ -107,6 +107,8 @@ class SearchConfig:
     cell: str = "darts"
     inherit: bool = False
     inherit_epochs: int | None = None
+    # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.threads)
+    threads: int | None = None
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
@@ -136,6 +138,8 @@ class SearchConfig:
         if c.criterion in CONTROL_CRITERIA and c.score_params:
             raise InputError(f"--param: criterion {c.criterion!r} takes no parameters, got {c.score_params}")
         _check_numbers(c)
+        if c.threads is not None and (not isinstance(c.threads, int) or isinstance(c.threads, bool) or c.threads < 1):
+            raise InputError(f"threads: expected a positive integer, got {c.threads!r}")
         _check_protocol(c)
         _check_inherit(c)
         from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor

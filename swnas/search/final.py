@@ -17,6 +17,7 @@ import copy
 import time
 from typing import TYPE_CHECKING
 
+from swnas.search.state import candidate_name
 from swnas.state import atomic_save, file_sha256, inside, to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,8 +44,9 @@ def ensure_final(search: "Search", net: dict, label: str = "[final]") -> dict:
     rec = net.get("final")
     if isinstance(rec, dict) and rec.get("epochs") == cfg.final_epochs:
         return rec
-    name = f"{net['index']:02d}-{net['role']}{net['iteration']}"
-    search.progress.say(f"{label} final training of {name}: {cfg.final_epochs} more epochs")
+    name = f"{net['index']:02d}-{net['role']}{net['iteration']}"  # file names; people read A1, A2, ...
+    shown = candidate_name(net)
+    search.progress.say(f"{label} final training of {shown}: {cfg.final_epochs} more epochs")
     t0 = time.perf_counter()
     model = copy.deepcopy(search.model(net))
     run_dir = inside(search.out, f"final/{name}", "final training directory")
@@ -65,5 +67,8 @@ def ensure_final(search: "Search", net: dict, label: str = "[final]") -> dict:
     finish_network(run_dir, search.main)  # its epoch checkpoint is no longer needed (final/ goes once empty)
     top1 = rec["top1"]
     acc = f"test top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else "test top-1 n/a"
-    search.progress.say(f"    {name} after {cfg.final_epochs} final epochs: {acc}")
+    val = rec["val_top1"]
+    if isinstance(val, (int, float)):
+        acc = f"validation top-1 {100 * val:.2f}%, {acc}"
+    search.progress.say(f"    {shown} after {cfg.final_epochs} final epochs: {acc}")
     return net["final"]

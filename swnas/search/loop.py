@@ -105,7 +105,11 @@ class Search:
     # -- Algorithm 1
     def run(self) -> None:
         cfg = self.cfg
-        self.state.doc["environment"] = runinfo.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
+        from swnas.threads import apply_threads
+
+        _, how = apply_threads(cfg.threads, cfg.dataset, cfg.input_size, cfg.device)  # before any network is built
+        env = runinfo.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
+        self.state.doc["environment"] = dict(env, threads_setting=how)
         if cfg.inherit and (self.tk.grow is None or self.tk.finetune is None):
             raise InputError("--inherit: this toolkit cannot grow networks (it has no grow/finetune)")
         A = self.ensure_trained("A", 0, [cfg.m0] * cfg.stages)

@@ -14,11 +14,12 @@ from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMI
 from swnas.state import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "metrics_record",
-           "RESUME_FREE", "ROLES", "cost_summary"]
+           "RESUME_FREE", "ROLES", "cost_summary", "candidate_name", "pick_candidate"]
 
 # options that may differ when resuming whatever was done: they do not change what is computed
-# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance)
-RESUME_FREE = ("device", "quiet", "backend", "workers")
+# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance;
+# ``threads``: CPU reduction order only, recorded in ``environment``, as a different machine would)
+RESUME_FREE = ("device", "quiet", "backend", "workers", "threads")
 # options that change how networks are built or trained, and those that change how they are scored
 _TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
              "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn", "val_split", "width",
@@ -31,6 +32,54 @@ _NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed"
              "checkpoint": str, "spec": str}
 _ITER_KEYS = {"iteration": int, "A": int, "T": int, "comparisons": list, "grown": list, "stages_before": list,
               "stages_after": list, "no_growth": bool, "stopped_early": bool}
+
+
+def candidate_name(net: dict) -> str:
+    """How every output names a candidate: ``A1``, ``A2``, ... (the A of its iteration, Algorithm 1).
+
+    ``search.json`` keeps network indices (``"candidates": [2, 4], "best": 2``); tables, charts,
+    progress lines and ``swnas export`` show and take these names.
+    """
+    return f"A{int(net['iteration'])}"
+
+
+def pick_candidate(state: dict, which: str | None = "best") -> int:
+    """The network index of the candidate ``which`` names in a search state.
+
+    Parameters
+    ----------
+    state : dict
+        A search state (:func:`load_state`).
+    which : str or None
+        ``"best"`` (or ``None``): the candidate with the highest validation accuracy, or the last
+        candidate when the search had no validation split; ``"last"``: the last candidate;
+        ``"A1"``, ``"A2"``, ...: that candidate (case-insensitive).
+
+    Raises
+    ------
+    InputError
+        No candidate yet, a name that is no candidate of this search, or a bare number (names,
+        not positions, pick a candidate).
+    """
+    cands = list(state.get("candidates") or [])
+    if not cands:
+        raise InputError("the search has no trained candidate yet")
+    nets = state["networks"]
+    names = [candidate_name(nets[i]) for i in cands]
+    listed = ", ".join(names)
+    key = "best" if which is None else str(which).strip()
+    if key.lower() == "best":
+        best = state.get("best")
+        return best if isinstance(best, int) and best in cands else cands[-1]
+    if key.lower() == "last":
+        return cands[-1]
+    if key.isdigit():
+        raise InputError(f"--candidate {key}: name the candidate, not its position: best, last or one of "
+                         f"{listed} (e.g. --candidate A{int(key)})")
+    for i, name in zip(cands, names):
+        if key.upper() == name:
+            return i
+    raise InputError(f"--candidate {key}: not a candidate of this search; give best, last or one of {listed}")
 
 
 def metrics_record(measured: dict, trained: dict, seconds: float) -> dict:
