@@ -607,12 +607,48 @@ _COMMANDS = {
 }
 
 
+#: commands that work with ``pip install .`` alone (no PyTorch); the others need the ``search`` extra
+SCORER_COMMANDS = ("score", "backends")
+#: top-level modules that the ``search`` extra installs (pyproject.toml)
+_SEARCH_EXTRA_MODULES = ("torch", "torchvision", "tqdm", "matplotlib", "yaml")
+_SEARCH_EXTRA_HINT = 'pip install "swnas[search]" (from a source tree: pip install ".[search]")'
+
+
+def _missing_search_extra(command: str) -> str | None:
+    """The error for a command that needs PyTorch where it is not installed, else ``None``."""
+    import importlib.util
+
+    if command in SCORER_COMMANDS:
+        return None
+    try:
+        if importlib.util.find_spec("torch") is not None:
+            return None
+    except (ImportError, ValueError):  # a finder that refuses it, or torch half-imported
+        pass
+    return (f"this command needs PyTorch, which the scorer-only install (pip install .) leaves out; "
+            f"install the search extra: {_SEARCH_EXTRA_HINT}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status."""
+    """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status.
+
+    Only the commands that need it import PyTorch: ``swnas score`` and ``swnas backends`` run with
+    ``pip install .`` alone; the others say which extra to install when PyTorch is missing.
+    """
     parser = build_parser()
     ns = parser.parse_args(list(argv) if argv is not None else None)  # argparse exits 2 on bad flags
+    missing = _missing_search_extra(ns.command)
+    if missing is not None:
+        print(f"swnas {ns.command}: error: {missing}", file=sys.stderr)
+        return 1
     try:
         return _COMMANDS[ns.command](ns)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _SEARCH_EXTRA_MODULES:
+            raise
+        print(f"swnas {ns.command}: error: this command needs {exc.name}, which the scorer-only install "
+              f"(pip install .) leaves out; install the search extra: {_SEARCH_EXTRA_HINT}", file=sys.stderr)
+        return 1
     except SwnasError as exc:
         print(f"swnas {ns.command}: error: {exc}", file=sys.stderr)
         return 2

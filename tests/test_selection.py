@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 
 from conftest import planted
@@ -153,6 +152,7 @@ def test_no_copy_of_float32_input(monkeypatch):
 
 
 def test_torch_input_scored_where_it_lives():
+    torch = pytest.importorskip("torch")  # the search extra
     X, y = planted(200, 9, 3, seed=11)
     sel = VIPSelector(k=3).fit(torch.from_numpy(X), torch.from_numpy(y))
     np.testing.assert_allclose(sel.scores_, VIPSelector(k=3).fit(X, y).scores_, atol=1e-12)
