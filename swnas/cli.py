@@ -143,8 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="score a saved feature matrix")
     c.add_argument("features", metavar="FEATURES",
                    help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)")
-    c.add_argument("labels", metavar="LABELS", help=".npy, .npz, .txt, .csv or .parquet (any label values)")
-    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA])
+    c.add_argument("labels", metavar="LABELS", nargs="?",
+                   help=".npy, .npz, .txt, .csv or .parquet (any label values); or use --label")
+    c.add_argument("--label", metavar="COLUMN",
+                   help="the labels are this column of FEATURES (.csv/.parquet column, .npz key), not a file")
+    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA],
+                   help="pls (default), inffs (unsupervised: ignores the labels) or ilfs")
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
@@ -527,18 +531,31 @@ def cmd_export(ns: argparse.Namespace) -> int:
 def cmd_score(ns: argparse.Namespace) -> int:
     import numpy as np
 
-    from swnas.feature_files import load_features, load_labels
+    from swnas.feature_files import load_features, load_labelled, load_labels
     from swnas.scoring import score
 
-    table = load_features(ns.features)
+    if ns.labels is not None and ns.label is not None:
+        raise InputError("give the labels as LABELS or as --label COLUMN, not both")
+    unsupervised = ns.criterion == "inffs"
+    if ns.labels is None and ns.label is None and not unsupervised:
+        raise InputError("give the labels: a LABELS file, or --label COLUMN of FEATURES "
+                         "(only --criterion inffs, which ignores labels, needs none)")
+    if ns.label is not None:
+        table, y = load_labelled(ns.features, ns.label)
+    else:
+        table = load_features(ns.features)
+        if ns.labels is not None:
+            y = load_labels(ns.labels, n_samples=table.X.shape[0])
+        else:  # inf-FS reads no labels (the input check wants two classes)
+            y = np.arange(table.X.shape[0]) % 2
     X = table.X
-    y = load_labels(ns.labels, n_samples=X.shape[0])
+    note = "inf-FS is unsupervised: it ignores the labels" if unsupervised else None
     res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
     order = np.argsort(-res.features, kind="stable")[: ns.top]
     if ns.json:
         print(json.dumps({
             "criterion": res.criterion, "backend": res.backend, "params": res.params, "stage": res.stage,
-            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "note": note,
             "top": [{"feature": int(i), "name": table.name(int(i)), "score": float(res.features[i])}
                     for i in order],
             "features": [float(v) for v in res.features],
@@ -546,6 +563,8 @@ def cmd_score(ns: argparse.Namespace) -> int:
         return 0
     print(f"criterion {res.criterion} (backend {res.backend}, params {res.params}) on {X.shape[0]} samples x "
           f"{X.shape[1]} features")
+    if note:
+        print(f"note: {note}")
     print(f"stage score: {res.stage:.6g}")
     if len(order):
         print(f"top {len(order)} features:")
