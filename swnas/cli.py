@@ -144,8 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("score", help="score a saved feature matrix")
     c.add_argument("features", metavar="FEATURES",
                    help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)")
-    c.add_argument("labels", metavar="LABELS", help=".npy, .npz, .txt, .csv or .parquet (any label values)")
-    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA])
+    c.add_argument("labels", metavar="LABELS", nargs="?",
+                   help=".npy, .npz, .txt, .csv or .parquet (any label values); or use --label")
+    c.add_argument("--label", metavar="COLUMN",
+                   help="the labels are this column of FEATURES (.csv/.parquet column, .npz key), not a file")
+    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA],
+                   help="pls (default), inffs (unsupervised: ignores the labels) or ilfs")
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
@@ -569,18 +573,31 @@ def cmd_export(ns: argparse.Namespace) -> int:
 def cmd_score(ns: argparse.Namespace) -> int:
     import numpy as np
 
-    from swnas.feature_files import load_features, load_labels
+    from swnas.feature_files import load_features, load_labelled, load_labels
     from swnas.scoring import score
 
-    table = load_features(ns.features)
+    if ns.labels is not None and ns.label is not None:
+        raise InputError("give the labels as LABELS or as --label COLUMN, not both")
+    unsupervised = ns.criterion == "inffs"
+    if ns.labels is None and ns.label is None and not unsupervised:
+        raise InputError("give the labels: a LABELS file, or --label COLUMN of FEATURES "
+                         "(only --criterion inffs, which ignores labels, needs none)")
+    if ns.label is not None:
+        table, y = load_labelled(ns.features, ns.label)
+    else:
+        table = load_features(ns.features)
+        if ns.labels is not None:
+            y = load_labels(ns.labels, n_samples=table.X.shape[0])
+        else:  # inf-FS reads no labels (the input check wants two classes)
+            y = np.arange(table.X.shape[0]) % 2
     X = table.X
-    y = load_labels(ns.labels, n_samples=X.shape[0])
+    note = "inf-FS is unsupervised: it ignores the labels" if unsupervised else None
     res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
     order = np.argsort(-res.features, kind="stable")[: ns.top]
     if ns.json:
         print(json.dumps({
             "criterion": res.criterion, "backend": res.backend, "params": res.params, "stage": res.stage,
-            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "note": note,
             "top": [{"feature": int(i), "name": table.name(int(i)), "score": float(res.features[i])}
                     for i in order],
             "features": [float(v) for v in res.features],
@@ -588,6 +605,8 @@ def cmd_score(ns: argparse.Namespace) -> int:
         return 0
     print(f"criterion {res.criterion} (backend {res.backend}, params {res.params}) on {X.shape[0]} samples x "
           f"{X.shape[1]} features")
+    if note:
+        print(f"note: {note}")
     print(f"stage score: {res.stage:.6g}")
     if len(order):
         print(f"top {len(order)} features:")
@@ -653,12 +672,48 @@ def _search_dir(ns: argparse.Namespace) -> str:
     return str(getattr(ns, "resume", None) or getattr(ns, "out", "runs/search"))
 
 
+#: commands that work with ``pip install .`` alone (no PyTorch); the others need the ``search`` extra
+SCORER_COMMANDS = ("score", "backends")
+#: top-level modules that the ``search`` extra installs (pyproject.toml)
+_SEARCH_EXTRA_MODULES = ("torch", "torchvision", "tqdm", "matplotlib", "yaml")
+_SEARCH_EXTRA_HINT = 'pip install "swnas[search]" (from a source tree: pip install ".[search]")'
+
+
+def _missing_search_extra(command: str) -> str | None:
+    """The error for a command that needs PyTorch where it is not installed, else ``None``."""
+    import importlib.util
+
+    if command in SCORER_COMMANDS:
+        return None
+    try:
+        if importlib.util.find_spec("torch") is not None:
+            return None
+    except (ImportError, ValueError):  # a finder that refuses it, or torch half-imported
+        pass
+    return (f"this command needs PyTorch, which the scorer-only install (pip install .) leaves out; "
+            f"install the search extra: {_SEARCH_EXTRA_HINT}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status."""
+    """Entry point of the ``swnas`` command (and ``python -m swnas``); returns the exit status.
+
+    Only the commands that need it import PyTorch: ``swnas score`` and ``swnas backends`` run with
+    ``pip install .`` alone; the others say which extra to install when PyTorch is missing.
+    """
     parser = build_parser()
     ns = parser.parse_args(list(argv) if argv is not None else None)  # argparse exits 2 on bad flags
+    missing = _missing_search_extra(ns.command)
+    if missing is not None:
+        print(f"swnas {ns.command}: error: {missing}", file=sys.stderr)
+        return 1
     try:
         return _COMMANDS[ns.command](ns)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _SEARCH_EXTRA_MODULES:
+            raise
+        print(f"swnas {ns.command}: error: this command needs {exc.name}, which the scorer-only install "
+              f"(pip install .) leaves out; install the search extra: {_SEARCH_EXTRA_HINT}", file=sys.stderr)
+        return 1
     except SwnasError as exc:
         from swnas.errors import WriteError
 

@@ -6,7 +6,8 @@ Feature files: ``.npy`` (one 2-D array, or N x ... flattened per row), ``.npz`` 
 names) and ``.parquet`` (numeric columns; the column names are the feature names; needs pandas
 and pyarrow, ``pip install swnas[pandas]``). Label files: ``.npy``, ``.npz`` (key ``y``,
 ``labels`` or ``Y``), ``.txt``/``.csv`` (one label per line, integers or strings, an optional
-header) and ``.parquet`` (one column). Every failure is an :class:`~swnas.errors.InputError`
+header) and ``.parquet`` (one column); or the labels are one named column of the feature file
+(:func:`load_labelled`, ``swnas score FILE --label COLUMN``). Every failure is an :class:`~swnas.errors.InputError`
 naming the argument and the file. Arrays load with ``allow_pickle=False``.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from swnas.errors import InputError
 
-__all__ = ["FeatureTable", "load_features", "load_labels"]
+__all__ = ["FeatureTable", "load_features", "load_labels", "load_labelled"]
 
 FEATURE_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 LABEL_SUFFIXES = (".npy", ".npz", ".txt", ".csv", ".parquet")
@@ -54,9 +55,9 @@ def _file(path: str | Path, what: str, allowed: Sequence[str]) -> Path:
     return p
 
 
-def _npz(p: Path, what: str, keys: Sequence[str]) -> tuple[np.ndarray, list[str] | None]:
+def _npz(p: Path, what: str, keys: Sequence[str], skip: Sequence[str] = ()) -> tuple[np.ndarray, list[str] | None]:
     with np.load(p, allow_pickle=False) as z:
-        files = list(z.files)
+        files = [k for k in z.files if k not in skip]
         names = next((z[k] for k in ("feature_names", "names") if k in files), None)
         data = [k for k in files if k not in ("feature_names", "names")]
         key = next((k for k in keys if k in data), data[0] if len(data) == 1 else None)
@@ -131,18 +132,76 @@ def load_features(path: str | Path) -> FeatureTable:
     return FeatureTable(X, names)
 
 
-def _text_labels(p: Path, n_samples: int | None) -> np.ndarray:
-    delim = "," if p.suffix.lower() == ".csv" else None
-    rows = [line.split(delim)[0].strip() for line in p.read_text().splitlines() if line.strip()]
-    numeric_below = len(rows) > 1 and not _is_number(rows[0]) and all(_is_number(r) for r in rows[1:])
-    if numeric_below or (n_samples is not None and len(rows) == n_samples + 1):
-        rows = rows[1:]  # a header line above the labels
+def _label_values(rows: list[str]) -> np.ndarray:
+    """Text labels as integers when they all are (integral numbers), else floats or strings."""
     if rows and all(_is_number(r) for r in rows):
         vals = np.asarray([float(r) for r in rows])
         if np.all(vals == np.round(vals)):
             return vals.astype(np.int64)
         return vals  # refused later as non-integral, with the argument named
     return np.asarray(rows)
+
+
+def load_labelled(path: str | Path, label: str) -> tuple[FeatureTable, np.ndarray]:
+    """Read one file holding the features and, in the column named ``label``, the labels.
+
+    ``.csv`` (a header line naming the columns; the label column may hold words), ``.parquet``
+    (column names), or ``.npz`` (``label`` is the key of the label array).
+    """
+    p = _file(path, "FEATURES", FEATURE_SUFFIXES)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        raise InputError(f"--label: {path} is a bare array with no column names; give the labels as LABELS")
+    if suffix == ".npz":
+        with np.load(p, allow_pickle=False) as z:
+            if label not in z.files:
+                raise InputError(f"--label: {path} holds no array {label!r} (it holds {list(z.files)})")
+            y = z[label].reshape(-1)
+        X, names = _npz(p, "FEATURES", ("X", "features", "x"), skip=(label,))
+        if X.ndim > 2:
+            X = X.reshape(X.shape[0], -1)
+        return FeatureTable(X, names), y
+    try:
+        if suffix == ".csv":
+            with open(p, newline="") as f:
+                rows = [r for r in csv.reader(f) if r]
+            if not rows:
+                raise InputError(f"FEATURES: {p} is empty")
+            names = [c.strip() for c in rows[0]]
+            if label not in names:
+                raise InputError(f"--label: {path} has no column {label!r}; its header names {names[:10]}")
+            j = names.index(label)
+            if any(len(r) != len(names) for r in rows[1:]):
+                raise InputError(f"FEATURES: {p} has rows of different lengths")
+            y = _label_values([r[j].strip() for r in rows[1:]])
+            X = np.asarray([[float(v) for i, v in enumerate(r) if i != j] for r in rows[1:]], dtype=np.float64)
+            X = X.reshape(len(rows) - 1, len(names) - 1)
+            return FeatureTable(X, [n for i, n in enumerate(names) if i != j]), y
+        df = _parquet(p, "FEATURES")
+        if label not in [str(c) for c in df.columns]:
+            raise InputError(f"--label: {path} has no column {label!r}; its columns are "
+                             f"{[str(c) for c in df.columns][:10]}")
+        col = next(c for c in df.columns if str(c) == label)
+        y = df[col].to_numpy()
+        tmp_df = df.drop(columns=[col])
+        bad = [str(c) for c in tmp_df.columns if tmp_df[c].dtype.kind not in "biuf"]
+        if bad:
+            raise InputError(f"FEATURES: {p} has non-numeric columns {bad[:5]} besides the label")
+        dtype = np.float32 if all(tmp_df[c].dtype == np.float32 for c in tmp_df.columns) else np.float64
+        return FeatureTable(tmp_df.to_numpy(dtype=dtype), [str(c) for c in tmp_df.columns]), y
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt file, a word among the features
+        raise InputError(f"FEATURES: cannot read {path} ({type(exc).__name__}: {exc})") from None
+
+
+def _text_labels(p: Path, n_samples: int | None) -> np.ndarray:
+    delim = "," if p.suffix.lower() == ".csv" else None
+    rows = [line.split(delim)[0].strip() for line in p.read_text().splitlines() if line.strip()]
+    numeric_below = len(rows) > 1 and not _is_number(rows[0]) and all(_is_number(r) for r in rows[1:])
+    if numeric_below or (n_samples is not None and len(rows) == n_samples + 1):
+        rows = rows[1:]  # a header line above the labels
+    return _label_values(rows)
 
 
 def load_labels(path: str | Path, n_samples: int | None = None) -> np.ndarray:

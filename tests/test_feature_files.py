@@ -92,3 +92,82 @@ def test_bad_parquet_columns_and_missing_files(tmp_path):
     (tmp_path / "f.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(InputError, match="FEATURES: cannot read"):
         load_features(tmp_path / "f.parquet")
+
+
+# ------------------------------------------------------------------------------- one file with --label
+def _run_cli(argv, capsys):
+    from swnas.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _labelled_problem():
+    from helpers import planted
+
+    X, y = planted(90, 4, 3, seed=3)
+    words = np.array(["setosa", "versicolor", "virginica"])[y]
+    return X, y, words
+
+
+def test_score_one_csv_with_a_label_column(tmp_path, capsys):
+    from swnas.scoring import score
+
+    X, y, words = _labelled_problem()
+    lines = ["f0,f1,species,f2,f3"] + [f"{float(r[0])!r},{float(r[1])!r},{w},{float(r[2])!r},{float(r[3])!r}" for r, w in zip(X, words)]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+    code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), "--label", "species", "--json"], capsys)
+    assert code == 0, err
+    d = json.loads(out)
+    ref = score(X, y, backend="numpy")
+    np.testing.assert_allclose(d["features"], ref.features, rtol=1e-9)
+    assert d["n_features"] == 4 and [t["name"] for t in d["top"]][0] == f"f{int(np.argmax(ref.features))}"
+    assert d["note"] is None
+    code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), "--label", "colour"], capsys)
+    assert code == 2 and "no column 'colour'" in err and "species" in err
+    np.save(tmp_path / "y.npy", y)
+    code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), str(tmp_path / "y.npy"), "--label", "species"],
+                              capsys)
+    assert code == 2 and "not both" in err
+    code, out, err = _run_cli(["score", str(tmp_path / "data.csv")], capsys)
+    assert code == 2 and "--label COLUMN" in err
+
+
+def test_score_label_from_npz_key_and_parquet_column(tmp_path, capsys):
+    from swnas.scoring import score
+
+    X, y, words = _labelled_problem()
+    ref = score(X, y, backend="numpy").features
+    np.savez(tmp_path / "d.npz", X=X, target=y)
+    code, out, err = _run_cli(["score", str(tmp_path / "d.npz"), "--label", "target", "--json"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(json.loads(out)["features"], ref, rtol=1e-9)
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    df.insert(1, "species", words)
+    df.to_parquet(tmp_path / "d.parquet")
+    code, out, err = _run_cli(["score", str(tmp_path / "d.parquet"), "--label", "species", "--json"], capsys)
+    assert code == 0, err
+    np.testing.assert_allclose(json.loads(out)["features"], ref, rtol=1e-9)
+    assert [t["name"] for t in json.loads(out)["top"]][0] == "abcd"[int(np.argmax(ref))]
+
+
+def test_score_inffs_says_it_ignores_labels(tmp_path, capsys):
+    X, y, _ = _labelled_problem()
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    code, out, err = _run_cli(["score", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), "--criterion", "inffs"],
+                              capsys)
+    assert code == 0, err
+    assert "inf-FS is unsupervised: it ignores the labels" in out
+    with_labels = out
+    code, out, err = _run_cli(["score", str(tmp_path / "X.npy"), "--criterion", "inffs"], capsys)
+    assert code == 0, err
+    assert out == with_labels  # no labels needed, the same scores
+    code, out, err = _run_cli(["score", str(tmp_path / "X.npy"), str(tmp_path / "y.npy")], capsys)
+    assert code == 0 and "ignores the labels" not in out

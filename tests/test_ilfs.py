@@ -102,7 +102,7 @@ def test_backends_match_reference(backend, c, dtype):
 
 
 def test_torch_input_score_many_and_nan(backend):
-    import torch
+    torch = pytest.importorskip("torch")
 
     probs = [planted(300, 20, c, seed=c) for c in (2, 3, 4)]
     refs = [score(X, y, "ilfs", backend="numpy").features for X, y in probs]
@@ -123,7 +123,7 @@ def test_torch_input_score_many_and_nan(backend):
 def test_gpu_backends_match_reference(backend, dtype):
     """GPU token counts equal the reference's; scores to 1e-10 relative."""
     _need(backend)
-    import torch
+    torch = pytest.importorskip("torch")
 
     X, y = planted(5000, 300, 10, seed=3, dtype=dtype)
     X[:, 7] = 2.5

@@ -155,7 +155,7 @@ def test_backends_match_reference(backend, corr, dtype):
 
 
 def test_torch_input_and_score_many(backend):
-    import torch
+    torch = pytest.importorskip("torch")
 
     probs = [planted(200, 25, 3, seed=s) for s in range(3)]
     refs = [score(X, y, "inffs", backend="numpy").features for X, y in probs]
@@ -187,7 +187,7 @@ GPU_BACKENDS = ["cuda", "cupy"]
 @pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-8), (np.float32, 1e-6)])
 def test_gpu_backends_match_reference(backend, corr, dtype, tol):
     _need(backend)
-    import torch
+    torch = pytest.importorskip("torch")
 
     X, y = planted(3000, 200, 10, seed=8, dtype=dtype)
     X = with_quirks(X)
@@ -216,7 +216,7 @@ def test_unavailable_gpu_backend_says_why():
 def test_gpu_algorithms_run_with_numpy_and_cpu_torch(dtype, tol):
     """The cupy backend's code (array module = NumPy here) and the cuda backend's torch solve (on the
     CPU here) agree with the reference, so a GPU run only adds the device kernels."""
-    import torch
+    torch = pytest.importorskip("torch")
 
     from swnas.scoring._inffs_cupy import centred_ranks_xp, inffs_xp
     from swnas.scoring._inffs_cpp import rank_gram_cpp

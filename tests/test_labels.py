@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import planted
 from swnas.errors import InputError
@@ -37,6 +36,7 @@ def test_encode_labels_sorted_like_label_encoder():
     assert codes.dtype == np.int32
     codes, classes = encode_labels([5.0, -2.0, 5.0], 3)  # integral floats read as integers
     assert list(classes) == [-2, 5] and list(codes) == [1, 0, 1]
+    torch = pytest.importorskip("torch")  # the search extra
     codes, classes = encode_labels(torch.tensor([3, 9, 3]), 3)
     assert list(classes) == [3, 9]
 
@@ -115,6 +115,7 @@ def test_fit_float64_range_copies_only_when_needed():
     out = fit_float64_range(big, array_info(big))
     assert out is not big and 0.5 <= np.abs(out).max() < 1.0
     np.testing.assert_array_equal(out / np.abs(out).max(), X / np.abs(X).max())  # no digit changed
+    torch = pytest.importorskip("torch")  # the search extra
     t = torch.from_numpy(big)
     np.testing.assert_array_equal(fit_float64_range(t, array_info(t)).numpy(), out)
     Xn = X.copy()

@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 
 from conftest import planted
@@ -16,13 +15,8 @@ from swnas.selection import ILFSSelector, InfFSSelector, VIPSelector
 
 SELECTORS = [VIPSelector(k=2), InfFSSelector(k=2), InfFSSelector(k=2, corr="pearson"), ILFSSelector(k=2)]
 
-#: checks expected to fail, and why
-EXPECTED_FAILED = {
-    "ILFSSelector": {
-        "check_transformer_n_iter": "il-FS's EM runs inside the compiled scorers, which report the scores "
-                                    "only; max_iter caps the iterations but n_iter_ is not exposed",
-    },
-}
+#: checks expected to fail, and why (none: ILFSSelector reports n_iter_)
+EXPECTED_FAILED: dict[str, dict[str, str]] = {}
 #: checks scikit-learn skips itself, and why that is fine
 SKIPPED_BY_SKLEARN = {"check_array_api_input"}  # runs only with SCIPY_ARRAY_API=1; no Array API claim
 
@@ -75,7 +69,8 @@ def test_selects_top_k_and_threshold_and_ranks():
     np.testing.assert_array_equal(thr.get_support(), thr.scores_ >= 1.0)
     assert 0 < thr.get_support().sum() < 12
     assert VIPSelector(k="all").fit(X, y).get_support().all()
-    assert VIPSelector(k=50).fit(X, y).get_support().all()  # more than there are: all of them
+    with pytest.warns(UserWarning, match="k=50 is greater than n_features=12"):
+        assert VIPSelector(k=50).fit(X, y).get_support().all()  # more than there are: all of them
     with pytest.raises(InputError, match="k or threshold, not both"):
         VIPSelector(k=3, threshold=1.0).fit(X, y)
     with pytest.raises(InputError, match="k: must be"):
@@ -153,6 +148,7 @@ def test_no_copy_of_float32_input(monkeypatch):
 
 
 def test_torch_input_scored_where_it_lives():
+    torch = pytest.importorskip("torch")  # the search extra
     X, y = planted(200, 9, 3, seed=11)
     sel = VIPSelector(k=3).fit(torch.from_numpy(X), torch.from_numpy(y))
     np.testing.assert_allclose(sel.scores_, VIPSelector(k=3).fit(X, y).scores_, atol=1e-12)
@@ -185,3 +181,111 @@ def test_partial_fit_only_where_the_criterion_streams():
         InfFSSelector().partial_fit(np.zeros((4, 2)), [0, 1, 0, 1])
     assert "corr='pearson'" in str(err.value) + str(err.value.__cause__)  # the reason travels along
     assert hasattr(InfFSSelector(corr="pearson"), "partial_fit")
+
+
+# ------------------------------------------------------------------------------- k / threshold, y
+def test_threshold_alone_and_the_default_k():
+    X, y = planted(300, 12, 3, seed=5)
+    ref = score(X, y, backend="numpy").features
+    for cls in (VIPSelector, InfFSSelector, ILFSSelector):
+        sel = cls(threshold=1.0).fit(X, y)  # no k=None needed
+        assert sel.k is None
+        np.testing.assert_array_equal(sel.get_support(), sel.scores_ >= 1.0)
+    assert VIPSelector().fit(X, y).get_support().sum() == 10  # the default k
+    assert set(np.flatnonzero(VIPSelector().fit(X, y).get_support())) == set(np.argsort(-ref)[:10])
+    thr = VIPSelector(threshold=1.0).fit(X, y)
+    assert 0 < thr.get_support().sum() < 12
+    with pytest.raises(InputError, match="k or threshold, not both"):
+        VIPSelector(k=10, threshold=1.0).fit(X, y)
+
+
+def test_k_above_n_features_warns_as_select_k_best():
+    import warnings
+
+    from sklearn.feature_selection import SelectKBest, f_classif
+
+    X, y = planted(100, 4, 2, seed=2)
+    with pytest.warns(UserWarning) as sk:
+        SelectKBest(f_classif, k=5).fit(X, y)
+    for sel in (VIPSelector(k=5), InfFSSelector(k=5), ILFSSelector(k=5)):
+        with pytest.warns(UserWarning, match="k=5 is greater than n_features=4") as ours:
+            assert sel.fit(X, y).get_support().all()
+        assert len(ours) == 1 and ours[0].filename == __file__  # points at the caller
+    assert "k=5 is greater than n_features=4" in str(sk[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        VIPSelector(k=4).fit(X, y)  # exactly n_features: no warning
+        VIPSelector(k="all").fit(X, y)
+        VIPSelector(threshold=0.5).fit(X, y)
+    with pytest.warns(UserWarning, match="k=5 is greater"):
+        VIPSelector(k=5).partial_fit(X, y)
+
+
+def test_inffs_fits_without_y():
+    X, y = planted(200, 8, 3, seed=8)
+    for kw in ({}, {"corr": "pearson"}):
+        with_y = InfFSSelector(k=3, **kw).fit(X, y)
+        without = InfFSSelector(k=3, **kw).fit(X)
+        np.testing.assert_array_equal(without.scores_, with_y.scores_)
+        assert not hasattr(without, "classes_") and list(with_y.classes_) == [0, 1, 2]
+        np.testing.assert_array_equal(without.transform(X), with_y.transform(X))
+        np.testing.assert_array_equal(InfFSSelector(k=3, **kw).fit_transform(X), with_y.transform(X))
+    part = InfFSSelector(k=3, corr="pearson")
+    for i in range(0, 200, 50):
+        part.partial_fit(X[i:i + 50])
+    np.testing.assert_allclose(part.scores_, InfFSSelector(k=3, corr="pearson").fit(X).scores_, atol=1e-9)
+    assert InfFSSelector().__sklearn_tags__().target_tags.required is False
+    with pytest.raises(InputError, match="requires y"):
+        VIPSelector().fit(X)
+    with pytest.raises(InputError, match="requires y"):
+        ILFSSelector().fit(X)
+
+
+def _sklearn_regression_vip(X, y, n_components, scale):
+    from sklearn.cross_decomposition import PLSRegression
+
+    m = PLSRegression(n_components=n_components, scale=scale, tol=1e-14, max_iter=5000).fit(X, y)
+    W, T, Q = m.x_weights_, m.x_scores_, m.y_loadings_
+    ss = (T * T).sum(0) * (Q * Q).sum(0)
+    Wn = W / np.linalg.norm(W, axis=0)
+    return np.sqrt(X.shape[1] * (Wn ** 2) @ ss / ss.sum())
+
+
+@pytest.mark.parametrize("n_components, scale", [(1, True), (2, True), (3, False)])
+def test_vip_selector_takes_a_continuous_response(n_components, scale):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(150, 9)) * rng.uniform(0.8, 1.2, 9) + 5.0
+    X[:, 6] = 2.0  # constant: scores 0
+    y = 1.5 * X[:, 2] - 0.7 * X[:, 5] + rng.normal(size=150) * 0.2
+    sel = VIPSelector(k=2, n_components=n_components, scale=scale).fit(X, y)
+    ref = _sklearn_regression_vip(X, y, n_components, scale)
+    ref[6] = 0.0
+    np.testing.assert_allclose(sel.scores_, ref, atol=1e-9)
+    assert set(np.flatnonzero(sel.get_support())) == {2, 5}
+    assert not hasattr(sel, "classes_")
+    assert VIPSelector(k=2).fit(X.astype(np.float32), y).get_support(indices=True).tolist() == [2, 5]
+    with pytest.raises(InputError, match="continuous"):
+        ILFSSelector(k=2).fit(X, y)
+    with pytest.raises(ValueError, match="1d array"):  # one response column
+        VIPSelector(k=2).fit(X, np.c_[y, y])
+    with pytest.raises(InputError, match="constant"):
+        VIPSelector(k=2).fit(X, np.full(150, 0.5) + 0.25 * (np.arange(150) == -1))
+    with pytest.raises(InputError, match="partial_fit takes class labels"):
+        VIPSelector(k=2).partial_fit(X, y)
+    # integer-valued floats stay class labels
+    labels = (X[:, 2] > X[:, 2].mean()).astype(np.float64)
+    np.testing.assert_allclose(VIPSelector(k=2).fit(X, labels).scores_,
+                               score(X, labels.astype(int), backend="numpy").features, atol=1e-9)
+
+
+def test_ilfs_selector_reports_n_iter():
+    X, y = planted(200, 8, 3, seed=9)
+    sel = ILFSSelector(k=3).fit(X, y)
+    from swnas.scoring.ilfs import ilfs_details
+
+    codes = np.unique(y, return_inverse=True)[1]
+    assert sel.n_iter_ == ilfs_details(X, codes, 3).n_iter > 1
+    assert ILFSSelector(k=3, max_iter=2).fit(X, y).n_iter_ == 2
+    for backend in ("numpy", "numba", "cpp"):
+        assert score(X, y, criterion="ilfs", backend=backend).n_iter == sel.n_iter_
+    assert score(X, y, criterion="pls").n_iter is None

@@ -7,10 +7,13 @@
 """
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from swnas.errors import InputError
 from swnas.models.spec import MODULE_TYPES, ArchSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "NormalizedInputs", "stage_output_modules", "initialize",
            "paper_depth", "keras_flops", "check_size"]
@@ -46,6 +49,8 @@ def stage_output_modules(model: nn.Module) -> list[nn.Module]:
     Residual blocks: their ``preact`` identity (the residual sum before the final ReLU); NASNet:
     the stage's last cell (its concatenated output).
     """
+    from torch import nn
+
     stages = getattr(model, "stages", None)
     if not isinstance(stages, nn.ModuleList) or len(stages) == 0:
         raise InputError("model: expected a network built by swnas.models.build (it has no .stages)")
@@ -56,6 +61,19 @@ def stage_output_modules(model: nn.Module) -> list[nn.Module]:
     return out
 
 
-from swnas.models.costs import keras_flops, paper_depth  # noqa: E402
-from swnas.models.init import initialize  # noqa: E402
-from swnas.models.io import NormalizedInputs, check_size, load, save_model  # noqa: E402
+#: names imported from a submodule that needs torch on first use, so that the spec (and the
+#: module names the command line lists) import without torch (the ``search`` extra, README)
+_LAZY = {
+    "keras_flops": "costs", "paper_depth": "costs", "initialize": "init",
+    "NormalizedInputs": "io", "load": "io", "save_model": "io", "check_size": "io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,9 @@ def _unpack(res, name: str = "X") -> np.ndarray:
     scores, v, loglik, counts, ok = res
     if not ok:
         raise InputError(f"{name}: contains NaN or Inf values")
-    return scores
+    from swnas.scoring.ilfs import with_n_iter
+
+    return with_n_iter(scores, len(loglik))  # one log-likelihood per EM iteration
 
 
 def _host(X):

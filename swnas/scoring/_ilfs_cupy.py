@@ -71,11 +71,11 @@ def token_counts_xp(xp, X, codes, n_classes: int, TT: int, budget: int | None = 
 
 
 def ilfs_xp(xp, X, codes, n_classes, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6):
-    from swnas.scoring.ilfs import ilfs_from_relevance, plsa_relevance
+    from swnas.scoring.ilfs import ilfs_from_relevance, plsa_relevance, with_n_iter
 
     counts = to_host(token_counts_xp(xp, X, codes, n_classes, TT))
-    v, _, _ = plsa_relevance(counts, max_iter, tol)
-    return ilfs_from_relevance(v)[0]
+    v, _, hist = plsa_relevance(counts, max_iter, tol)
+    return with_n_iter(ilfs_from_relevance(v)[0], hist.size)
 
 
 @register("ilfs", "cupy")

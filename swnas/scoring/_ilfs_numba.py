@@ -78,11 +78,11 @@ def token_counts_numba(X, codes, n_classes: int, TT: int) -> np.ndarray:
 
 
 def ilfs_numba(X, codes, n_classes, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6) -> np.ndarray:
-    from swnas.scoring.ilfs import ilfs_from_relevance, plsa_relevance
+    from swnas.scoring.ilfs import ilfs_from_relevance, plsa_relevance, with_n_iter
 
     counts = token_counts_numba(X, codes, n_classes, TT)
-    v, _, _ = plsa_relevance(counts, max_iter, tol)
-    return ilfs_from_relevance(v)[0]
+    v, _, hist = plsa_relevance(counts, max_iter, tol)
+    return with_n_iter(ilfs_from_relevance(v)[0], hist.size)
 
 
 register("ilfs", "numba")(ilfs_numba)

@@ -28,6 +28,9 @@ class ScoreResult:
         The backend that computed it (``auto`` resolved).
     params : dict
         The criterion parameters used, defaults filled in.
+    n_iter : int or None
+        Iterations an iterative criterion ran (il-FS's EM, capped by ``max_iter``); ``None`` for the
+        others.
     """
 
     features: np.ndarray
@@ -35,6 +38,7 @@ class ScoreResult:
     criterion: str
     backend: str
     params: dict = field(default_factory=dict)
+    n_iter: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,10 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     crit = _criterion(criterion)
     X, info, codes, n_classes, full = _prepare(X, y, crit, params, backend=backend)
     b = resolve_backend(backend, crit.name, info.device)
-    feats = np.asarray(get_impl(crit.name, b)(X, codes, n_classes, **full), dtype=np.float64)
-    return ScoreResult(features=feats, stage=float(feats.mean()), criterion=crit.name, backend=b, params=full)
+    out = get_impl(crit.name, b)(X, codes, n_classes, **full)
+    feats = np.asarray(out, dtype=np.float64)
+    return ScoreResult(features=feats, stage=float(feats.mean()), criterion=crit.name, backend=b, params=full,
+                       n_iter=getattr(out, "n_iter", None))
 
 
 def score_many(
@@ -187,7 +193,8 @@ def score_many(
         impl = get_impl(crit.name, b)
         outs = [impl(X, codes, n_classes, **full) for X, codes, n_classes in prepared]
     results = []
-    for f in outs:
-        f = np.asarray(f, dtype=np.float64)
-        results.append(ScoreResult(features=f, stage=float(f.mean()), criterion=crit.name, backend=b, params=full))
+    for out in outs:
+        f = np.asarray(out, dtype=np.float64)
+        results.append(ScoreResult(features=f, stage=float(f.mean()), criterion=crit.name, backend=b, params=full,
+                                   n_iter=getattr(out, "n_iter", None)))
     return results

@@ -58,6 +58,34 @@ def core():
     return mod
 
 
+#: ``/proc`` and ``/dev`` entries that exist where an NVIDIA driver is loaded (Linux; WSL has ``/dev/dxg``)
+_DRIVER_PATHS: tuple[str, ...] = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg")
+
+
+def _nvidia_driver_present() -> bool:
+    """Whether this machine has an NVIDIA driver: its device files, or the driver library ``libcuda``."""
+    if any(os.path.exists(p) for p in _DRIVER_PATHS):
+        return True
+    import ctypes.util
+
+    return ctypes.util.find_library("cuda") is not None or ctypes.util.find_library("nvcuda") is not None
+
+
+def _gpu_reason(err: str) -> str:
+    """Say why no CUDA device is usable in a user's words.
+
+    The CUDA runtime reports a machine with no NVIDIA driver as "CUDA driver version is
+    insufficient" and one with a driver but no device as "no CUDA-capable device is detected";
+    both are a machine without a GPU. A driver that is present but too old keeps the runtime's words.
+    """
+    low = err.lower()
+    if "no cuda-capable device" in low or "no cuda device" in low or "nodevice" in low:
+        return "no GPU (no CUDA device is visible)"
+    if not _nvidia_driver_present():
+        return "no GPU (no NVIDIA driver on this machine)"
+    return f"no usable GPU ({err})"
+
+
 @functools.lru_cache(maxsize=None)
 def _cuda_status() -> tuple[Any, str]:
     if os.environ.get("SWNAS_DISABLE_CUDA", "") not in ("", "0"):
@@ -75,7 +103,7 @@ def _cuda_status() -> tuple[Any, str]:
         return None, f"the CUDA module failed to load ({msg})"
     err = _cuda.device_error()
     if err:
-        return None, f"no usable GPU ({err})"
+        return None, _gpu_reason(err)
     return _cuda, ""
 
 
@@ -97,9 +125,9 @@ def _cupy_status() -> tuple[bool, str]:
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return False, f"cupy found no usable GPU ({exc})"
+        return False, f"cupy: {_gpu_reason(str(exc))}"
     if n == 0:
-        return False, "cupy found no GPU"
+        return False, "cupy: no GPU (no CUDA device is visible)"
     return True, ""
 
 

@@ -34,6 +34,8 @@ from swnas.scoring.backends import register
 
 __all__ = [
     "ILFSResult",
+    "ILFSScores",
+    "with_n_iter",
     "check_ilfs_params",
     "token_counts",
     "plsa_relevance",
@@ -98,6 +100,26 @@ class ILFSResult:
     counts: np.ndarray
     factor: float
     r: float
+
+
+class ILFSScores(np.ndarray):
+    """Per-feature il-FS scores that also say how many EM iterations ran (``n_iter``).
+
+    Every il-FS backend returns its scores as this array; :func:`swnas.scoring.score` reports the
+    count as :attr:`~swnas.scoring.ScoreResult.n_iter` and ``ILFSSelector`` as ``n_iter_``.
+    """
+
+    n_iter: int | None
+
+    def __array_finalize__(self, obj) -> None:
+        self.n_iter = getattr(obj, "n_iter", None)
+
+
+def with_n_iter(scores, n_iter: int) -> ILFSScores:
+    """``scores`` (float64) as :class:`ILFSScores` carrying ``n_iter``."""
+    out = np.asarray(scores, dtype=np.float64).view(ILFSScores)
+    out.n_iter = int(n_iter)
+    return out
 
 
 def _class_means(X: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -206,7 +228,8 @@ def ilfs_details(X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: in
 def ilfs_reference(X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: int = 1000,
                    tol: float = 1e-6) -> np.ndarray:
     """Float64 NumPy reference of il-FS: the per-feature scores."""
-    return ilfs_details(X, codes, n_classes, TT, max_iter, tol).scores
+    d = ilfs_details(X, codes, n_classes, TT, max_iter, tol)
+    return with_n_iter(d.scores, d.n_iter)
 
 
 register("ilfs", "numpy")(ilfs_reference)

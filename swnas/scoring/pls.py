@@ -25,6 +25,7 @@ from swnas.scoring.backends import register
 __all__ = [
     "check_pls_params",
     "pls_vip_reference",
+    "pls_vip_regression",
     "kernel_pls_vip",
     "onehot_stats",
     "standardised_cross",
@@ -90,6 +91,47 @@ def pls_vip_reference(X, codes: np.ndarray, n_classes: int, n_components: int = 
         return g, float(t @ t)
 
     return kernel_pls_vip(xy, n_components, project, constant_columns(colsum, sq, n))
+
+
+def pls_vip_regression(X, y, n_components: int = 2, scale: bool = True) -> np.ndarray:
+    """PLS-VIP of a PLS regression on one continuous response column (float64 NumPy).
+
+    VIP's classic use: scikit-learn's ``PLSRegression(n_components, scale)`` fitted on ``(X, y)``
+    gives the same VIP. The same kernel PLS as :func:`pls_vip_reference`, with the centred response
+    in place of the one-hot class columns (the response's scale does not change VIP).
+    """
+    X = np.asarray(to_numpy(X), dtype=np.float64)
+    y = np.asarray(to_numpy(y), dtype=np.float64).reshape(-1)
+    n, p = X.shape
+    if y.shape[0] != n:
+        raise InputError(f"y: expected {n} values, got {y.shape[0]}")
+    if not np.all(np.isfinite(y)):
+        raise InputError("y: contains NaN or Inf values")
+    yc = y - y.mean()
+    if not np.any(yc != 0.0):
+        raise InputError("y: the response is constant; PLS-VIP needs it to vary")
+    params = check_pls_params({"n_components": n_components, "scale": scale}, n, p)
+    with np.errstate(invalid="ignore", over="ignore"):
+        colsum = X.sum(axis=0)
+        mu = colsum / n
+        sq = _sq_chunked(X, mu)
+    check_finite_stats(colsum, sq)
+    constant = constant_columns(colsum, sq, n)
+    if params["scale"]:
+        sd = np.sqrt(np.maximum(sq, 0.0) / (n - 1.0))
+        sd[(sd == 0) | constant] = 1.0
+    else:
+        sd = np.ones(p)
+    xy = (X.T @ yc / sd)[:, None]  # X_s'y_c: y_c sums to 0, so the column means drop out
+    xy[constant] = 0.0
+
+    def project(r):
+        v = r / sd
+        t = X @ v - float(mu @ v)
+        g = (X.T @ t - mu * t.sum()) / sd
+        return g, float(t @ t)
+
+    return kernel_pls_vip(xy, params["n_components"], project, constant)
 
 
 def _sq_chunked(X: np.ndarray, mu: np.ndarray, rows: int = 8192) -> np.ndarray:

@@ -8,6 +8,10 @@ one all-reduce.
 Numerics: every chunk is shifted by a fixed reference row (the first chunk's column means) before
 its products are taken, and the products are accumulated in float64. ``X'X - N mu mu'`` computed
 naively in float32 cancels catastrophically for post-ReLU activations or pixels; shifted sums do not.
+
+The statistics are torch tensors on the chunks' device where PyTorch is installed (the ``search``
+extra), and NumPy arrays on the host where it is not (``pip install .``: the scorers alone); both
+give the same sums.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels, float64_range_shift
+from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels, float64_range_shift, to_numpy
 from swnas.scoring._pls_algebra import ShiftedSums
 from swnas.scoring.api import ScoreResult, _criterion
 
@@ -33,10 +37,26 @@ def supports_streaming(criterion: str, **params: Any) -> bool:
     return False
 
 
-def _torch():
-    import torch
-
+def _torch_or_none():
+    """PyTorch, or ``None`` where it is not installed (the statistics are then NumPy arrays)."""
+    try:
+        import torch
+    except ImportError:
+        return None
     return torch
+
+
+def _torch():
+    torch = _torch_or_none()
+    if torch is None:
+        raise ModuleNotFoundError("this needs PyTorch, which the scorer-only install (pip install .) leaves out; "
+                                  'install the search extra: pip install "swnas[search]"', name="torch")
+    return torch
+
+
+def _host(a: Any) -> np.ndarray:
+    """A statistic as a host NumPy array (torch tensors are copied off their device)."""
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
 def _as_torch(X: Any, name: str):
@@ -187,6 +207,13 @@ class StreamingScorer:
         return self._classes.sorted_labels()
 
     def _init_state(self, p: int, device, shift):
+        if device is None:  # NumPy statistics (no PyTorch)
+            self.shift = np.array(shift, dtype=np.float64)
+            self.s1 = np.zeros(p)
+            self.s2 = np.zeros((p, p))
+            self.cs = np.zeros((self.n_classes, p))
+            self.counts = np.zeros(self.n_classes)
+            return
         torch = _torch()
         f64 = torch.float64
         self.shift = shift.to(device=device, dtype=f64)
@@ -197,16 +224,22 @@ class StreamingScorer:
 
     def _grow_classes(self) -> None:
         """Add zero rows for classes registered since the statistics were allocated."""
-        torch = _torch()
         extra = self.n_classes - self.cs.shape[0]
-        if extra > 0:
+        if extra > 0 and isinstance(self.cs, np.ndarray):
+            self.cs = np.concatenate([self.cs, np.zeros((extra, self.cs.shape[1]))])
+            self.counts = np.concatenate([self.counts, np.zeros(extra)])
+        elif extra > 0:
+            torch = _torch()
             dev = self.cs.device
             self.cs = torch.cat([self.cs, torch.zeros((extra, self.cs.shape[1]), dtype=self.cs.dtype, device=dev)])
             self.counts = torch.cat([self.counts, torch.zeros(extra, dtype=self.counts.dtype, device=dev)])
 
     def update(self, X: Any, y: Any) -> "StreamingScorer":
         """Add a chunk of rows ``X`` (b x p) with labels ``y`` (b,)."""
-        torch = _torch()
+        torch = _torch_or_none()
+        if torch is None:
+            return self._update_numpy(X, y)
+        self._to_torch()
         t = _as_torch(X, "X")
         b, p = t.shape
         if b == 0:
@@ -235,6 +268,42 @@ class StreamingScorer:
         self.n += b
         return self
 
+    def _update_numpy(self, X: Any, y: Any) -> "StreamingScorer":
+        """:meth:`update` without PyTorch: the same shifted sums, in NumPy on the host."""
+        X, info = as_float_matrix(X, "X")
+        X = np.asarray(to_numpy(X)) if info.kind != "numpy" else X
+        b, p = X.shape
+        if b == 0:
+            return self
+        if self.shift is not None and p != self.shift.shape[0]:
+            raise InputError(f"X: chunk has {p} features, earlier chunks had {self.shift.shape[0]}")
+        codes = self._classes.codes(y)
+        if codes.shape[0] != b:
+            raise InputError(f"y: expected {b} labels for a chunk of {b} rows, got {codes.shape[0]}")
+        if self.shift is None and X.dtype == np.float64:
+            self.log2_scale = float64_range_shift(float(np.abs(X).max()), _ROW_BUDGET)
+        if self.log2_scale:  # (a copy, for such data only)
+            X = np.ldexp(X.astype(np.float64), self.log2_scale)
+        if self.shift is None:
+            self._init_state(p, None, X.mean(axis=0, dtype=np.float64))
+        self._grow_classes()
+        z = X - self.shift.astype(X.dtype)
+        self.s1 += z.sum(axis=0, dtype=np.float64)
+        self.s2 += (z.T @ z).astype(np.float64)  # the GEMM: float32 products of shifted rows
+        cs = np.zeros((self.n_classes, p), dtype=z.dtype)
+        np.add.at(cs, codes.astype(np.intp), z)
+        self.cs += cs.astype(np.float64)
+        self.counts += np.bincount(codes, minlength=self.n_classes).astype(np.float64)
+        self.n += b
+        return self
+
+    def _to_torch(self) -> None:
+        """Turn NumPy statistics (made where PyTorch was missing, then pickled) into CPU tensors."""
+        if isinstance(self.shift, np.ndarray):
+            torch = _torch()
+            for k in ("shift", "s1", "s2", "cs", "counts"):
+                setattr(self, k, torch.from_numpy(getattr(self, k)))
+
     def _state_at(self, shift):
         """(s1, s2, cs) re-expressed relative to ``shift``."""
         return _reshift(self.n, self.shift, self.s1, self.s2, self.cs, self.counts, shift)
@@ -259,9 +328,14 @@ class StreamingScorer:
         if other.n == 0:
             return self
         rows = self._classes.codes(np.asarray(other._classes.labels, dtype=object), "other")
+        if _torch_or_none() is None:
+            return self._merge_numpy(other, rows)
+        other = copy.copy(other)
+        other._to_torch()
         if self.n == 0:
             self.log2_scale = other.log2_scale
             self._init_state(other.shift.shape[0], other.shift.device, other.shift)
+        self._to_torch()
         if other.shift.shape != self.shift.shape:
             raise InputError(f"other: has {other.shift.shape[0]} features, this has {self.shift.shape[0]}")
         self._grow_classes()
@@ -275,6 +349,22 @@ class StreamingScorer:
         self.n += other.n
         return self
 
+    def _merge_numpy(self, other: "StreamingScorer", rows: np.ndarray) -> "StreamingScorer":
+        if self.n == 0:
+            self.log2_scale = other.log2_scale
+            self._init_state(other.shift.shape[0], None, other.shift)
+        if other.shift.shape != self.shift.shape:
+            raise InputError(f"other: has {other.shift.shape[0]} features, this has {self.shift.shape[0]}")
+        self._grow_classes()
+        s1, s2, cs = other._rescaled(self.log2_scale)._state_at(self.shift)
+        idx = rows.astype(np.intp)
+        self.s1 += s1
+        self.s2 += s2
+        np.add.at(self.cs, idx, cs)
+        np.add.at(self.counts, idx, other.counts)
+        self.n += other.n
+        return self
+
     def all_reduce(self, group=None) -> "StreamingScorer":
         """Sum the statistics of every process of ``torch.distributed`` (in place).
 
@@ -283,11 +373,14 @@ class StreamingScorer:
         must have seen at least one chunk or know ``n_features`` from a peer (ranks with no rows
         contribute zeros).
         """
-        torch = _torch()
+        torch = _torch_or_none()
+        if torch is None:  # no PyTorch, so no process group: one process holds everything
+            return self
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             return self
+        self._to_torch()
         if not self._classes.fixed:
             raise InputError("all_reduce: give n_classes= or classes= so that every process numbers the "
                              "classes alike")
@@ -325,9 +418,8 @@ class StreamingScorer:
         """
         if self.n == 0:
             raise InputError("X: no rows were given to the accumulator")
-        sums = ShiftedSums(n=self.n, shift=self.shift.cpu().numpy(), s1=self.s1.cpu().numpy(),
-                           s2=self.s2.cpu().numpy(), class_sums=self.cs.cpu().numpy(),
-                           counts=self.counts.cpu().numpy())
+        sums = ShiftedSums(n=self.n, shift=_host(self.shift), s1=_host(self.s1), s2=_host(self.s2),
+                           class_sums=_host(self.cs), counts=_host(self.counts))
         check_finite_stats(sums.s1, np.diag(sums.s2))
         return {"n": self.n, "mean": sums.mean(), "scatter": sums.centred_squares(),
                 "class_sums_centred": sums.centred_class_sums(), "counts": sums.counts,
