@@ -65,7 +65,7 @@ inline double stats_block(const T* const* xs, int64_t p, const double* __restric
 
 // Adds the rows order[q..qe) (all of one class) into that class's sums `pc` and into s2, 8 or 4 at a
 // time, then one by one; returns the running max |x| (float64 X only).
-template <class T, bool Scaled, class Index>
+template <class T, bool Scaled, bool Prefetch = false, class Index>
 inline double add_class_rows(const T* __restrict X, int64_t p, const Index* __restrict order, int64_t q,
                              const int64_t qe, const double* __restrict x0, double scale, double* __restrict pc,
                              double* __restrict s2, double amax) {
@@ -74,7 +74,13 @@ inline double add_class_rows(const T* __restrict X, int64_t p, const Index* __re
     for (; q + 8 <= qe; q += 8) {
       const float* xs[8];
       for (int k = 0; k < 8; ++k) xs[k] = X + static_cast<int64_t>(order[q + k]) * p;
-      avx2::stats_block<8>(xs, x0, p, pc, s2);
+      if (Prefetch && q + 16 <= qe) {
+        const float* ns[8];
+        for (int k = 0; k < 8; ++k) ns[k] = X + static_cast<int64_t>(order[q + 8 + k]) * p;
+        avx2::stats_block<8>(xs, x0, p, pc, s2, ns);
+      } else {
+        avx2::stats_block<8>(xs, x0, p, pc, s2);
+      }
     }
   }
 #endif
@@ -199,8 +205,9 @@ void stats_class_major(const T* X, int64_t n, int64_t p, const int32_t* codes, c
         pc = acc.tail.data();
         acc.tail_class = c;
       }
-      amax = scale != 1.0 ? add_class_rows<T, true>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax)
-                          : add_class_rows<T, false>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax);
+      amax = scale != 1.0
+                 ? add_class_rows<T, true, true>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax)
+                 : add_class_rows<T, false, true>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax);
       q = e;
     }
     acc.absmax = amax;
@@ -254,9 +261,9 @@ PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, double
   r.absmax = std::is_same<T, double>::value ? a.absmax : -1.0;
   r.colsum.resize(p);
   r.sq.resize(p);
-  r.class_sums.resize(static_cast<size_t>(C * p));
   r.counts = a.counts;
-  pls::finish_stats(n, p, C, x0.data(), a.cls.data(), a.s2.data(), a.counts.data(), r.colsum.data(),
+  r.class_sums = std::move(a.cls);  // finished in place: no second C x p buffer
+  pls::finish_stats(n, p, C, x0.data(), r.class_sums.data(), a.s2.data(), a.counts.data(), r.colsum.data(),
                     r.sq.data(), r.class_sums.data());
   return r;
 }
