@@ -131,11 +131,17 @@ inline int64_t project_blocks(const float* X, int64_t p, const double* v, double
 // Statistics of K rows of one class (K = 4 or 8): pc += sum_k (x_k - x0), s2 += sum_k (x_k - x0)^2.
 // The class and square accumulators are loaded and stored once per K rows; with K = 8, eight rows
 // stream from memory at once (the statistics pass was 12-13% faster than with K = 4 alone).
+// `next` (optional, K rows): the rows of the following block, fetched one cache line per row every
+// 16 columns, so that rows in an order the hardware cannot predict (the class-major pass) arrive
+// while this block computes.
 template <int K>
-inline void stats_block(const float* const* x, const double* x0, int64_t p, double* pc, double* s2) {
+inline void stats_block(const float* const* x, const double* x0, int64_t p, double* pc, double* s2,
+                        const float* const* next = nullptr) {
   static_assert(K == 4 || K == 8, "blocks of 4 or 8 rows");
   int64_t j = 0;
   for (; j + 4 <= p; j += 4) {
+    if (next != nullptr && (j & 15) == 0)
+      for (int k = 0; k < K; ++k) _mm_prefetch(reinterpret_cast<const char*>(next[k] + j), _MM_HINT_T1);
     const __m256d z = _mm256_loadu_pd(x0 + j);
     __m256d d[K];
     for (int k = 0; k < K; ++k) d[k] = _mm256_sub_pd(widen(x[k] + j), z);

@@ -63,10 +63,50 @@ inline double stats_block(const T* const* xs, int64_t p, const double* __restric
   return amax;
 }
 
+// Adds the rows order[q..qe) (all of one class) into that class's sums `pc` and into s2, 8 or 4 at a
+// time, then one by one; returns the running max |x| (float64 X only).
+template <class T, bool Scaled, bool Prefetch = false, class Index>
+inline double add_class_rows(const T* __restrict X, int64_t p, const Index* __restrict order, int64_t q,
+                             const int64_t qe, const double* __restrict x0, double scale, double* __restrict pc,
+                             double* __restrict s2, double amax) {
+#ifdef SWNAS_PLS_AVX2
+  if constexpr (std::is_same<T, float>::value && !Scaled) {
+    for (; q + 8 <= qe; q += 8) {
+      const float* xs[8];
+      for (int k = 0; k < 8; ++k) xs[k] = X + static_cast<int64_t>(order[q + k]) * p;
+      if (Prefetch && q + 16 <= qe) {
+        const float* ns[8];
+        for (int k = 0; k < 8; ++k) ns[k] = X + static_cast<int64_t>(order[q + 8 + k]) * p;
+        avx2::stats_block<8>(xs, x0, p, pc, s2, ns);
+      } else {
+        avx2::stats_block<8>(xs, x0, p, pc, s2);
+      }
+    }
+  }
+#endif
+  for (; q + 4 <= qe; q += 4) {
+    const T* xs[4];
+    for (int k = 0; k < 4; ++k) xs[k] = X + static_cast<int64_t>(order[q + k]) * p;
+#ifdef SWNAS_PLS_AVX2
+    if constexpr (std::is_same<T, float>::value && !Scaled) {
+      avx2::stats_block<4>(xs, x0, p, pc, s2);
+      continue;
+    }
+#endif
+    amax = stats_block<T, Scaled, 4>(xs, p, x0, scale, pc, s2, amax);
+  }
+  for (; q < qe; ++q) {
+    const T* xs[1] = {X + static_cast<int64_t>(order[q]) * p};
+    amax = stats_block<T, Scaled, 1>(xs, p, x0, scale, pc, s2, amax);
+  }
+  return amax;
+}
+
 // Rows r0..r1 in chunks of kChunk rows: each chunk's rows are ordered by class (a stable counting
-// sort of their indices) and added 4 at a time, so the per-class float64 accumulators are loaded
-// and stored once per 4 rows instead of once or twice per 2 rows. The order depends on the rows
-// alone (not on threads).
+// sort of their indices) and added 8 or 4 at a time, so the per-class float64 accumulators are
+// loaded and stored once per block of rows instead of once or twice per 2 rows. The order depends
+// on the rows alone (not on threads). Used when the C x p accumulators are small enough to stay
+// in cache (few classes); many classes take the class-major pass (stats_class_major).
 template <class T, bool Scaled>
 void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict codes, int64_t r0, int64_t r1,
                 const double* __restrict x0, double scale, StatsAcc& acc) {
@@ -86,38 +126,12 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
       pos[c] = start[c];
     }
     for (int64_t i = b; i < e; ++i) order[pos[codes[i]]++] = i;
-    for (int64_t c = 0; c < C; ++c) {
-      double* __restrict pc = cls + c * p;
-      int64_t q = start[c];
-      const int64_t qe = start[c + 1];
-#ifdef SWNAS_PLS_AVX2
-      if constexpr (std::is_same<T, float>::value && !Scaled) {
-        for (; q + 8 <= qe; q += 8) {
-          const float* xs[8];
-          for (int k = 0; k < 8; ++k) xs[k] = X + order[q + k] * p;
-          avx2::stats_block<8>(xs, x0, p, pc, s2);
-        }
-      }
-#endif
-      for (; q + 4 <= qe; q += 4) {
-        const T* xs[4] = {X + order[q] * p, X + order[q + 1] * p, X + order[q + 2] * p, X + order[q + 3] * p};
-#ifdef SWNAS_PLS_AVX2
-        if constexpr (std::is_same<T, float>::value && !Scaled) {
-          avx2::stats_block<4>(xs, x0, p, pc, s2);
-          continue;
-        }
-#endif
-        amax = stats_block<T, Scaled, 4>(xs, p, x0, scale, pc, s2, amax);
-      }
-      for (; q < qe; ++q) {
-        const T* xs[1] = {X + order[q] * p};
-        amax = stats_block<T, Scaled, 1>(xs, p, x0, scale, pc, s2, amax);
-      }
-    }
+    for (int64_t c = 0; c < C; ++c)
+      amax = add_class_rows<T, Scaled>(X, p, order.data(), start[c], start[c + 1], x0, scale, cls + c * p, s2,
+                                       amax);
   }
   acc.absmax = amax;
 }
-
 
 // Rows are split into a fixed number of contiguous groups, each summed in order into its own
 // accumulator and the groups added in order: the result does not depend on the thread count or on
@@ -141,6 +155,77 @@ void run_groups(int64_t n, std::vector<Acc>& accs, bool parallel, Body body) {
   }
 }
 
+// Class-major statistics pass, for many classes. At C = 1,000 and p = 2,048 a group's C x p
+// float64 accumulators are 16 MB: the chunked pass above then loads and stores one of them from
+// memory for nearly every row (a 256-row chunk holds ~0.26 rows per class), about 3x a plain read
+// (benchmarks/RESULTS.md). Here all rows are ordered by class once (a stable counting sort of the
+// N row indices, O(N + C)), the sorted positions are split into a fixed number of contiguous
+// groups, and each group walks its classes, adding each class's rows straight into that class's
+// row of the result (one p-vector, in cache while the class's rows stream from memory). A class
+// cut by a group boundary is summed into the group's head or tail slot and those are added in
+// group order afterwards, so the result depends on the data alone, not on the thread count.
+// Extra memory: N row indices and 3 p-vectors per group (no per-group C x p accumulators).
+struct SegAcc {
+  std::vector<double> s2, head, tail;  // p each: squares; the cut classes at the group's two ends
+  int64_t head_class = -1, tail_class = -1;
+  double absmax = 0.0;
+  explicit SegAcc(int64_t p) : s2(p, 0.0), head(p, 0.0), tail(p, 0.0) {}
+};
+
+template <class T>
+void stats_class_major(const T* X, int64_t n, int64_t p, const int32_t* codes, const double* x0, double scale,
+                       bool parallel, StatsAcc& out) {
+  const int64_t C = static_cast<int64_t>(out.counts.size());
+  std::vector<int64_t> start(C + 1, 0), order(n);
+  for (int64_t i = 0; i < n; ++i) ++start[codes[i] + 1];
+  for (int64_t c = 0; c < C; ++c) {
+    out.counts[c] = static_cast<double>(start[c + 1]);
+    start[c + 1] += start[c];
+  }
+  {
+    std::vector<int64_t> pos(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < n; ++i) order[pos[codes[i]]++] = i;
+  }
+  double* cls = out.cls.data();
+  const int64_t k = n_groups(n, 3 * p * static_cast<int64_t>(sizeof(double)));
+  std::vector<SegAcc> accs;
+  accs.reserve(k);
+  for (int64_t g = 0; g < k; ++g) accs.emplace_back(p);
+  run_groups(n, accs, parallel, [&](int64_t a, int64_t b, SegAcc& acc) {
+    double amax = acc.absmax;
+    for (int64_t q = a; q < b;) {
+      const int64_t c = codes[order[q]], e = std::min(b, start[c + 1]);
+      double* pc;
+      if (q == start[c] && e == start[c + 1]) {
+        pc = cls + c * p;  // the whole class lies in this group: no other group writes this row
+      } else if (q == a) {
+        pc = acc.head.data();
+        acc.head_class = c;
+      } else {
+        pc = acc.tail.data();
+        acc.tail_class = c;
+      }
+      amax = scale != 1.0
+                 ? add_class_rows<T, true, true>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax)
+                 : add_class_rows<T, false, true>(X, p, order.data(), q, e, x0, scale, pc, acc.s2.data(), amax);
+      q = e;
+    }
+    acc.absmax = amax;
+  });
+  for (int64_t g = 0; g < k; ++g) {
+    const SegAcc& a = accs[g];
+    for (int64_t j = 0; j < p; ++j) out.s2[j] += a.s2[j];
+    if (a.head_class >= 0)
+      for (int64_t j = 0; j < p; ++j) cls[a.head_class * p + j] += a.head[j];
+    if (a.tail_class >= 0)
+      for (int64_t j = 0; j < p; ++j) cls[a.tail_class * p + j] += a.tail[j];
+    out.absmax = std::max(out.absmax, a.absmax);
+  }
+}
+
+// The class-major pass is taken when one set of C x p accumulators outgrows about an L2 cache.
+constexpr int64_t kClassMajorBytes = int64_t(1) << 20;
+
 template <class T>
 PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, double scale, bool parallel) {
   const T* X = m.as<T>();
@@ -148,32 +233,37 @@ PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, double
   std::vector<double> x0(p);
   for (int64_t j = 0; j < p; ++j) x0[j] = static_cast<double>(X[j]);
   const bool scaled = scale != 1.0;
-  const int64_t k = n_groups(n, (C + 1) * p * static_cast<int64_t>(sizeof(double)));
   std::vector<StatsAcc> accs;
-  accs.reserve(k);
-  for (int64_t g = 0; g < k; ++g) accs.emplace_back(p, C);
-  run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, StatsAcc& acc) {
-    if (scaled)
-      stats_rows<T, true>(X, p, codes, r0, r1, x0.data(), scale, acc);
-    else
-      stats_rows<T, false>(X, p, codes, r0, r1, x0.data(), scale, acc);
-  });
-  StatsAcc& a = accs[0];
-  for (int64_t g = 1; g < k; ++g) {
-    for (size_t q = 0; q < a.cls.size(); ++q) a.cls[q] += accs[g].cls[q];
-    for (int64_t j = 0; j < p; ++j) a.s2[j] += accs[g].s2[j];
-    for (int64_t c = 0; c < C; ++c) a.counts[c] += accs[g].counts[c];
-    a.absmax = std::max(a.absmax, accs[g].absmax);
+  if ((C + 1) * p * static_cast<int64_t>(sizeof(double)) > kClassMajorBytes) {
+    accs.emplace_back(p, C);
+    stats_class_major(X, n, p, codes, x0.data(), scale, parallel, accs[0]);
+  } else {
+    const int64_t k = n_groups(n, (C + 1) * p * static_cast<int64_t>(sizeof(double)));
+    accs.reserve(k);
+    for (int64_t g = 0; g < k; ++g) accs.emplace_back(p, C);
+    run_groups(n, accs, parallel, [&](int64_t r0, int64_t r1, StatsAcc& acc) {
+      if (scaled)
+        stats_rows<T, true>(X, p, codes, r0, r1, x0.data(), scale, acc);
+      else
+        stats_rows<T, false>(X, p, codes, r0, r1, x0.data(), scale, acc);
+    });
+    for (int64_t g = 1; g < k; ++g) {
+      for (size_t q = 0; q < accs[0].cls.size(); ++q) accs[0].cls[q] += accs[g].cls[q];
+      for (int64_t j = 0; j < p; ++j) accs[0].s2[j] += accs[g].s2[j];
+      for (int64_t c = 0; c < C; ++c) accs[0].counts[c] += accs[g].counts[c];
+      accs[0].absmax = std::max(accs[0].absmax, accs[g].absmax);
+    }
   }
+  StatsAcc& a = accs[0];
   if (scaled)
     for (int64_t j = 0; j < p; ++j) x0[j] *= scale;  // finish_stats then reports the scaled X's statistics
   PlsStats r;
   r.absmax = std::is_same<T, double>::value ? a.absmax : -1.0;
   r.colsum.resize(p);
   r.sq.resize(p);
-  r.class_sums.resize(static_cast<size_t>(C * p));
   r.counts = a.counts;
-  pls::finish_stats(n, p, C, x0.data(), a.cls.data(), a.s2.data(), a.counts.data(), r.colsum.data(),
+  r.class_sums = std::move(a.cls);  // finished in place: no second C x p buffer
+  pls::finish_stats(n, p, C, x0.data(), r.class_sums.data(), a.s2.data(), a.counts.data(), r.colsum.data(),
                     r.sq.data(), r.class_sums.data());
   return r;
 }
