@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -92,7 +93,7 @@ def _cuda_status() -> tuple[Any, str]:
         return None, "disabled by SWNAS_DISABLE_CUDA"
     # Not built at all is no failure: `from swnas import _cuda` then raises a plain ImportError
     # ("cannot import name"), which must not be confused with a module that exists and fails to load.
-    if importlib.util.find_spec("swnas._cuda") is None:
+    if "swnas._cuda" not in sys.modules and importlib.util.find_spec("swnas._cuda") is None:
         return None, "the CUDA module was not built (no CUDA compiler at install time)"
     try:
         from swnas import _cuda
