@@ -212,8 +212,10 @@ def _add_paper_parser(sub: Any) -> None:
                         description="Run every search and training a paper table needs under --out (reusing what "
                         "it holds) and write OUT/TABLE.md and OUT/TABLE.csv with the published rows.")
     pp.add_argument("table", choices=sorted(TABLE_RUNNERS))
-    pp.add_argument("--dataset", default="cifar10")
-    pp.add_argument("--data", metavar="PATH")
+    pp.add_argument("--dataset", default=None, help="the searches' dataset (default cifar10; imagefolder for "
+                    "the imagenet table)")
+    pp.add_argument("--data", metavar="PATH", help="where the dataset is (imagenet: an image folder with "
+                    "train/<class>/ and val/<class>/, streamed from disk)")
     pp.add_argument("--out", metavar="DIR", required=True)
     pp.add_argument("--smoke", action="store_true", help="shrink every run (1 epoch, 1 iteration, m0 1, 300 images)")
     pp.add_argument("--recipe", default="paper")
@@ -222,6 +224,10 @@ def _add_paper_parser(sub: Any) -> None:
     pp.add_argument("--target-dataset", help="table6: the dataset the found architectures are trained on "
                     "(digits, cifar10, imagefolder, imagenet32)")
     pp.add_argument("--target-data", metavar="PATH", help="table6: where the target dataset is")
+    pp.add_argument("--target", action="append", default=[], metavar="NAME[=PATH]",
+                    help="table6: a target dataset, repeatable to run both of the paper's in one command: "
+                    "tinyimagenet=DIR (an image folder, 64 px) and imagenet32=DIR (the npz release); any other "
+                    "loader name (digits, cifar10, imagefolder) adds an extra target")
     pp.add_argument("--inherit", action="store_true", help="run the table's searches in inherit mode (not the "
                     "paper's protocol; rows labelled '(inherit)', never matched to a published row; "
                     "writes OUT/TABLE-inherit.md)")
@@ -628,11 +634,14 @@ def cmd_backends(ns: argparse.Namespace) -> int:
 
 
 def cmd_paper(ns: argparse.Namespace) -> int:
+    from swnas.paper.more_tables import parse_target
     from swnas.paper.runner import PaperSettings, run_table
 
-    st = PaperSettings(dataset=ns.dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
+    dataset = ns.dataset or ("imagefolder" if ns.table == "imagenet" else "cifar10")
+    st = PaperSettings(dataset=dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
                        recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet), target_dataset=ns.target_dataset,
-                       target_data=ns.target_data, inherit=ns.inherit)
+                       target_data=ns.target_data, inherit=ns.inherit,
+                       targets=tuple(parse_target(t) for t in ns.target))
     md, csv_path = run_table(ns.table, st)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from swnas.paper.published import ELSKEN_ENSEMBLE, IMAGENET_TOP5, PUBLISHED, TABLE6_TARGETS, published_rows
+from swnas.paper.published import (ELSKEN_ENSEMBLE, IMAGENET_TOP5, PUBLISHED, TABLE3_HOURS_PER_ITERATION,
+                                   TABLE6_TARGETS, published_rows)
 
 DATA = Path(__file__).parent / "data" / "published_tables.md"
 
@@ -119,11 +120,17 @@ def test_text_figures():
     ens = published_rows("ensemble")[0]
     assert (ens.top1, ens.params_m) == (text["ensemble accuracy"], text["ensemble params (M)"])
     assert ELSKEN_ENSEMBLE == (text["Elsken ensemble accuracy"], text["Elsken ensemble params (M)"])
+    assert TABLE3_HOURS_PER_ITERATION == {"scratch": text["Table III hours per iteration, scratch"],
+                                          "transfer": text["Table III hours per iteration, weight transfer"]}
+    (im,) = published_rows("imagenet")  # the ImageNet table's one printed value
+    assert (im.setting, im.row, im.top5, im.top1, im.cite) == ("imagenet", "final", text["ImageNet top-5"], None,
+                                                               "ICPR 2020, Section IV")
 
 
 def test_every_printed_row_is_pinned():
     # the tests above cover every 'paper' row of every table: their counts add up
-    counts = {"table1": 5, "table2": 15, "table3": 9, "table4": 6, "table5": 11, "table6": 8, "ensemble": 1}
+    counts = {"table1": 5, "table2": 15, "table3": 9, "table4": 6, "table5": 11, "table6": 8, "ensemble": 1,
+              "imagenet": 1}
     got: dict[str, int] = {}
     for r in PUBLISHED:
         if r.source == "paper":

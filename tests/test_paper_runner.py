@@ -94,11 +94,14 @@ def test_paper_scale_costs():
     # the cell search (n = 5): 11 networks x 200 epochs + 5 candidates x 100; NASNet169/205/241 x 300 epochs
     cells = (11 * 200 + 5 * 100) * 45_000
     assert table_images("table4") == 3 * 300 * 45_000 + cells
-    # the residual search, then its 5 candidates and ResNet-44/56/110 for 300 epochs on a 50,000-image target
-    assert table_images("table6") == (11 * 200 + 5 * 100) * 45_000 + 8 * 300 * 50_000
+    # both searches, then ResNet110, NASNet241 and the two searches' last candidates for 300 epochs on
+    # Tiny ImageNet (100,000 training images) and on ImageNet 32x32 (1,281,167)
+    assert table_images("table6") == (11 * 200 + 5 * 100) * 45_000 + cells + 4 * 300 * (100_000 + 1_281_167)
+    # ImageNet: A0, T1, A1 fine-tuned 50 epochs from ResNet-50 and A1's 25 final epochs, 90% of 1,281,167
+    assert table_images("imagenet") == (3 * 50 + 25) * 1_153_050
     assert table_images("ensemble") == (11 * 200 + 5 * 100) * 45_000 + cells
     assert table_images("table5") == table_images("ensemble")
-    for t in ("table1", "table2", "table3", "table4", "table5", "table6", "ensemble"):
+    for t in ("table1", "table2", "table3", "table4", "table5", "table6", "ensemble", "imagenet"):
         assert table_hours(t, 5000.0) == pytest.approx(table_images(t) / 5000.0 / 3600)
     with pytest.raises(InputError, match="^table"):
         table_images("table7")

@@ -9,23 +9,26 @@ lives under ``--out DIR`` and is read back on the next call (see :mod:`swnas.pap
   The search runs 5 iterations, as the paper's (Table V: 11 evaluated models; Table IV shows
   it = 1, 3, 5); m0 = 2, delta = 1 and first-stage width 32 come from the authors' released cell
   models (they grow from ``[2, 3, 2]`` at it=1 one cell at a time), not from the paper's text.
-* ``table6`` (Table VI): every candidate of the PLS-VIP residual search (``DIR/searches/scratch-pls``,
-  Tables II and III's) and the uniform ResNets, trained from scratch on a second dataset
-  (``DIR/retrain/TARGET/NAME``).
+* ``table6`` (Table VI): ResNet110, the last candidate of the PLS-VIP residual search
+  (``DIR/searches/scratch-pls``, Tables II and III's), NASNet241 and the last candidate of the cell
+  search (``DIR/searches/cells-pls``, Table IV's), each trained from scratch on every target dataset
+  of the command (``--target tinyimagenet=PATH --target imagenet32=PATH``; ``DIR/retrain/TARGET/NAME``),
+  with top-5 (the paper's) and top-1.
 * ``ensemble`` (Section IV): the averaged softmax of residual it = 1, 3, 5 and cell it = 1, 3, 5
   (the candidates after their final epochs), cached in ``DIR/ensembles/residual+cells.json``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.paper.runs import (INHERIT_LABEL, PaperSettings, candidate_rows, cost_row, ensure_baseline,
+from swnas.paper.runs import (PaperSettings, candidate_rows, cost_row, ensure_baseline,
                               ensure_search, ensure_training, match_best, pct, say, training_row)
 
-__all__ = ["table4", "table6", "ensemble", "cell_search_options", "CELL_BASELINES", "CELL_SEARCH",
-           "SMOKE_CELL_WIDTH", "ENSEMBLE_ITERATIONS"]
+__all__ = ["table4", "table6", "ensemble", "targets_of", "parse_target", "Target", "TABLE6_DATASETS", "TABLE6_ROWS",
+           "cell_search_options", "CELL_BASELINES", "CELL_SEARCH", "SMOKE_CELL_WIDTH", "ENSEMBLE_ITERATIONS"]
 
 #: Table IV's uniform baselines: (label, cells per stage), Keras NASNet-A cells at width 32.
 CELL_BASELINES = (("NASNet169", 4), ("NASNet205", 5), ("NASNet241", 6))
@@ -101,52 +104,144 @@ def table4(st: PaperSettings) -> tuple[list[dict], list[str]]:
 
 
 # ------------------------------------------------------------------------------- Table VI
-def target_of(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
-    """Target dataset, its data path, the seed of its trainings and notes on how it was chosen."""
-    if st.target_dataset is not None:
-        from swnas.data import check_source
+#: Table VI's targets by the name its rows carry (ICPR 2020, Table VI): the loader and the side the
+#: images are read at (Tiny ImageNet's 64 px; ``None``: the loader's own).
+TABLE6_DATASETS = {"tinyimagenet": ("imagefolder", 64), "imagenet32": ("imagenet32", None)}
 
+
+@dataclass(frozen=True)
+class Target:
+    """One target of Table VI: ``label`` is its rows' setting and its directory ``DIR/retrain/LABEL``."""
+
+    label: str
+    dataset: str
+    data: str | None
+    seed: int
+    input_size: int | None = None
+
+
+def parse_target(text: str) -> tuple[str, str | None]:
+    """``NAME`` or ``NAME=PATH`` (the CLI's ``--target``) as ``(NAME, PATH)``."""
+    name, sep, path = text.partition("=")
+    name = name.strip().lower()
+    if not name:
+        raise InputError(f"--target: expected NAME or NAME=PATH, got {text!r}")
+    return name, (path if sep else None)
+
+
+def targets_of(st: PaperSettings) -> tuple[list[Target], list[str]]:
+    """Table VI's targets (``st.targets``, then ``st.target_dataset``) and notes on how they were chosen.
+
+    ``tinyimagenet`` is an image folder read at 64 px, ``imagenet32`` the downsampled-ImageNet npz
+    release; any other name is a loader of :data:`swnas.data.DATASETS` read as it is.
+    """
+    from swnas.data import DATASETS, check_source
+
+    targets = []
+    for name, path in st.targets:
+        if name in TABLE6_DATASETS:
+            dataset, size = TABLE6_DATASETS[name]
+        elif name in DATASETS:
+            dataset, size = name, None
+        else:
+            raise InputError(f"--target: unknown target {name!r}; choose one of "
+                             f"{', '.join([*TABLE6_DATASETS, *(d for d in DATASETS if d not in TABLE6_DATASETS)])}")
+        if st.smoke and name == "tinyimagenet":
+            size = None  # smoke: the folder's own (tiny) images, not 64 px
+        check_source(dataset, path)
+        targets.append(Target(name, dataset, path, st.seed, size))
+    if st.target_dataset is not None:
         check_source(st.target_dataset, st.target_data)
-        return st.target_dataset, st.target_data, st.seed, []
+        targets.append(Target(st.target_dataset, st.target_dataset, st.target_data, st.seed))
+    labels = [t.label for t in targets]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"--target: a target is named twice ({', '.join(labels)})")
+    if targets:
+        return targets, []
     if not st.smoke:
         raise InputError("target_dataset: table6 trains the found architectures on a second dataset; give "
-                         "--target-dataset (and --target-data PATH)")
-    return (st.dataset, st.data, st.seed + 1,
-            [f"Smoke scale without --target-dataset: the 'target' is {st.dataset} itself, trained with another seed "
+                         "--target tinyimagenet=PATH and/or --target imagenet32=PATH (or --target-dataset and "
+                         "--target-data PATH)")
+    return ([Target(st.dataset, st.dataset, st.data, st.seed + 1)],
+            [f"Smoke scale without --target: the 'target' is {st.dataset} itself, trained with another seed "
              f"({st.seed + 1}: another training subset and initialisation, the same test set). This checks the "
              "pipeline; it is not a transfer to another dataset."])
 
 
-def table6(st: PaperSettings) -> tuple[list[dict], list[str]]:
-    """The PLS-VIP search's candidates and uniform ResNets, trained from scratch on the target dataset."""
+def target_of(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
+    """The first target's dataset, data path and seed, and the notes (see :func:`targets_of`)."""
+    targets, notes = targets_of(st)
+    return targets[0].dataset, targets[0].data, targets[0].seed, notes
+
+
+#: Table VI's rows (ICPR 2020, Table VI), in its order: ResNet110, the residual search's final
+#: network, NASNet241 and the cell search's final network.
+TABLE6_ROWS = ("ResNet110", "residual", "NASNet241", "cells")
+
+
+def _final_candidate(out: Path, state: dict) -> tuple[dict, Any]:
+    from swnas.models import ArchSpec
+
+    net = state["networks"][state["candidates"][-1]]
+    return net, ArchSpec.from_json((out / net["spec"]).read_text())
+
+
+def table6_jobs(st: PaperSettings) -> list[tuple[str, str, Any, int | None, str]]:
+    """The four networks of Table VI as ``(row, run name, spec, paper depth, note)``: ResNet110
+    and NASNet241 (smoke: shrunken stand-ins, named by their own depth) and the last candidate of the
+    residual (``searches/scratch-pls``) and of the cell search (``searches/cells-pls``)."""
     from swnas.models import ArchSpec, paper_depth
 
-    target, tdata, tseed, target_notes = target_of(st)
+    res_out, res_state = ensure_search(st, "scratch-pls", criterion="pls")
+    opts = cell_search_options(st)
+    cell_out, cell_state = ensure_search(st, "cells-pls", **opts)
+    width = int(opts["width"])
+    if st.smoke:
+        m_res, m_cell = SMOKE_TRANSFER_BASELINES[0][1], SMOKE_CELL_BASELINES[0]
+        res_label = SMOKE_TRANSFER_BASELINES[0][0]
+        cell_label = f"NASNet{paper_depth(_cell_spec(width, m_cell))}-w{width}"
+        res_note = f"smoke stand-in for ResNet110: [{m_res}, {m_res}, {m_res}]"
+        cell_note = f"smoke stand-in for NASNet241: [{m_cell}, {m_cell}, {m_cell}] cells at width {width}"
+    else:
+        (res_label, m_res), (cell_label, m_cell) = TRANSFER_BASELINES[-1], CELL_BASELINES[-1]
+        res_note = cell_note = ""
+    rnet, rspec = _final_candidate(res_out, res_state)
+    cnet, cspec = _final_candidate(cell_out, cell_state)
+    cell_spec = _cell_spec(width, m_cell)
+    return [
+        (res_label, res_label, ArchSpec(module="basic", stages=[m_res] * 3), None, res_note),
+        ("residual", f"A{rnet['iteration']}", rspec, paper_depth(rspec),
+         f"it={rnet['iteration']} of searches/{res_out.name}, the search's last candidate"),
+        (cell_label, cell_label, cell_spec, paper_depth(cell_spec), cell_note),
+        ("cells", f"cells-A{cnet['iteration']}", cspec, paper_depth(cspec),
+         f"it={cnet['iteration']} of searches/{cell_out.name}, the search's last candidate"),
+    ]
+
+
+def table6(st: PaperSettings) -> tuple[list[dict], list[str]]:
+    """Table VI's four networks trained from scratch on each target: top-5 (the paper's) and top-1."""
+    targets, target_notes = targets_of(st)
     subset = st.search_options().get("subset")
-    src, state = ensure_search(st, "scratch-pls", criterion="pls")
-    base = st.out / "retrain" / target
-    jobs = []
-    for idx in state["candidates"]:
-        net = state["networks"][idx]
-        spec = ArchSpec.from_json((src / net["spec"]).read_text())
-        label = f"it={net['iteration']}"
-        jobs.append((label, st.run_name(f"A{net['iteration']}"), spec, paper_depth(spec),
-                     "best on validation (source search)" if idx == state.get("best") else None, True))
-    for label, m in (SMOKE_TRANSFER_BASELINES if st.smoke else TRANSFER_BASELINES):
-        jobs.append((label, label, ArchSpec(module="basic", stages=[m, m, m]), None, None, False))
+    jobs = table6_jobs(st)
     rows = []
-    for label, name, spec, depth, note, found in jobs:
-        res = ensure_training(st, base / name, f"{label} ({target})", spec, dataset=target, data=tdata,
-                              subset=subset, seed=tseed)
-        setting = target + (INHERIT_LABEL if found and st.inherit else "")
-        row = training_row(setting, label, res, depth=depth)
-        row["top5"] = pct(res["metrics"].get("top5"))  # Table VI prints top-5
-        if note:
-            row["note"] = note
-        rows.append(row)
-    notes = [f"Every candidate of the {st.dataset} PLS-VIP search (searches/scratch-pls) and uniform ResNets, each "
-             f"trained from scratch on {target} for {st.baseline_epochs()} epochs (retrain/{target}/, seed {tseed}); "
-             f"top-1 is on {target}'s test set. The paper's Table VI accuracies are not stored (n/a)."]
+    for t in targets:
+        for label, name, spec, depth, note in jobs:
+            res = ensure_training(st, st.out / "retrain" / t.label / name, f"{label} ({t.label})", spec,
+                                  dataset=t.dataset, data=t.data, subset=subset, seed=t.seed,
+                                  input_size=t.input_size)
+            row = training_row(t.label, label, res, depth=depth)
+            row["top5"] = pct(res["metrics"].get("top5"))  # Table VI prints top-5
+            if note:
+                row["note"] = note
+            rows.append(row)
+    names = ", ".join(f"{t.label} ({t.dataset}{'' if t.input_size is None else f' at {t.input_size} px'}, "
+                      f"retrain/{t.label}/, seed {t.seed})" for t in targets)
+    notes = [f"Table VI's four networks, each trained from scratch on every target for {st.baseline_epochs()} "
+             f"epochs: {names}. 'residual' and 'cells' are the last candidates of the {st.dataset} residual "
+             "(searches/scratch-pls) and cell (searches/cells-pls) searches; the paper prints top-5 (Top-5 (%)), "
+             "top-1 is shown beside it. Top-5 and top-1 are on each target's test (validation) set. Tiny ImageNet "
+             "(--target tinyimagenet=PATH, an image folder) and ImageNet 32x32 (--target imagenet32=PATH) pair "
+             "with the paper's columns; other targets are extra rows."]
     return rows, notes + target_notes
 
 

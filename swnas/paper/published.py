@@ -4,7 +4,8 @@ Two kinds of value, never mixed in one row:
 
 * ``paper``: printed in the paper (Jordao et al., *Stage-Wise Neural Architecture Search*,
   ICPR 2020), cited by table ("ICPR 2020, Table N", or its Section IV text): every value of Tables
-  I-VI and the text's ImageNet top-5 and ensemble figures, as printed (Table IV's parameters look
+  I-VI and the text's ImageNet top-5 (table ``imagenet``), ensemble figures and Table III's time
+  per iteration, as printed (Table IV's parameters look
   truncated, not rounded; memory "MB" is 2^20 bytes for the residual networks);
 * ``released``: architectures of the authors' released CIFAR-10 models
   (``models/CIFAR10/ResidualModules`` and ``CellModules`` in their repository) and uniform
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from swnas.errors import InputError
 
 __all__ = ["PublishedRow", "PUBLISHED", "TABLES", "published_rows", "SOURCES", "TABLE6_TARGETS", "IMAGENET_TOP5",
+           "TABLE3_HOURS_PER_ITERATION",
            "ELSKEN_ENSEMBLE"]
 
 #: Where a published value comes from (the ``source`` field of a row).
@@ -42,6 +44,7 @@ TABLES = {
     "table5": "Table V: versus other NAS methods (evaluated models, GPUs, parameters, accuracy)",
     "table6": "Table VI: found architectures trained from scratch on another dataset (top-5)",
     "ensemble": "Ensemble of the candidates of a residual and a cell search (Section IV)",
+    "imagenet": "ImageNet (224 x 224): bottleneck modules with weight transfer, top-5 (Section IV)",
 }
 
 
@@ -221,8 +224,13 @@ PUBLISHED: tuple[PublishedRow, ...] = (
     PublishedRow("ensemble", "ensemble", "residual+cells", params_m=7.27, top1=95.68, cite="ICPR 2020, Section IV"),
 )
 
+#: The text on Table III (ICPR 2020, Section IV): the residual search's average time per iteration in
+#: hours, from scratch and with weight transfer from ResNet110 ("from 17 to 3 hours").
+TABLE3_HOURS_PER_ITERATION = {"scratch": 17.0, "transfer": 3.0}
 #: Section IV's ImageNet (224 x 224) search, bottleneck modules with weight transfer: final top-5.
 IMAGENET_TOP5 = 90.23
+PUBLISHED = (*PUBLISHED, PublishedRow("imagenet", "final", "imagenet", top5=IMAGENET_TOP5,
+                                      cite="ICPR 2020, Section IV"))
 #: Section IV: Elsken et al.'s ensemble, as the paper quotes it (top-1 %, millions of parameters).
 ELSKEN_ENSEMBLE = (95.60, 88.0)
 

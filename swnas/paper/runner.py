@@ -1,7 +1,8 @@
 """``swnas paper TABLE``: every search and training a paper table needs, resumable, and the table.
 
 This module holds Tables I-III, the registry of every table (:data:`TABLE_RUNNERS`, with Tables
-IV and VI and the ensemble from :mod:`swnas.paper.more_tables`), :func:`run_table` (which writes
+IV-VI and the ensemble from :mod:`swnas.paper.more_tables` and the ImageNet search from
+:mod:`swnas.paper.imagenet`), :func:`run_table` (which writes
 ``DIR/TABLE.md`` / ``DIR/TABLE.csv``) and the paper-scale costs (:data:`PAPER_TABLE_RUNS`). The
 runs under ``--out DIR`` and the rows are :mod:`swnas.paper.runs`': running the command again
 reuses what DIR holds (finished searches and baselines are read back, a killed one resumes).
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from swnas.errors import InputError
+from swnas.paper import imagenet as imagenet_table
 from swnas.paper import more_tables
-from swnas.paper.runs import (PaperSettings, baseline_row, candidate_rows, ensure_baseline, ensure_search,
-                              match_best, open_dir)
+from swnas.paper.runs import (PaperSettings, candidate_rows, ensure_baseline, ensure_search, match_best, open_dir,
+                              training_row)
 from swnas.paper.runs import INHERIT_SUFFIX
 from swnas.paper.tables import PaperTable, side_by_side, write_table
 
@@ -96,30 +98,67 @@ def criterion_grid(table: PaperTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table3(st: PaperSettings) -> list[dict]:
-    """ResNet-44/56/110, the scratch PLS-VIP search and the weight-transfer search from ResNet-110."""
+def table3(st: PaperSettings) -> tuple[list[dict], list[str], list[str]]:
+    """ResNet-44/56/110, the scratch PLS-VIP search and the weight-transfer search from ResNet-110,
+    each row with its training wall time, and the searches' time per iteration beside the paper's."""
     rows = []
     donor = None
     for label, m in RESNET_BASELINES:
         out, res = ensure_baseline(st, label, [m, m, m])
-        rows.append(baseline_row("scratch", label, res))
+        rows.append(training_row("scratch", label, res, times=True))
         donor = out / "model.pt"
+    searches = []
     out, state = ensure_search(st, "scratch-pls", criterion="pls")
-    rows += candidate_rows(out, state, "scratch")
+    rows += candidate_rows(out, state, "scratch", times=True)
+    searches.append(("scratch", out, state))
     out, state = ensure_search(st, "transfer-pls", criterion="pls", transfer=str(donor))
-    rows += candidate_rows(out, state, "transfer")
-    return match_best(rows)
+    rows += candidate_rows(out, state, "transfer", times=True)
+    searches.append(("transfer", out, state))
+    return match_best(rows), [TIME_NOTE], [hours_per_iteration(st, searches)]
 
 
-#: Table id -> runner; a runner returns its measured rows, or (rows, notes) with lines for the table.
-TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple[list[dict], list[str]]]] = {
+#: What Table III's time column is.
+TIME_NOTE = ("Training time (h): wall time of the row's training as its record holds it (metrics.train_seconds, "
+             "plus the final epochs' for a candidate), in hours, on this machine; the paper prints no time per "
+             "network, only the search's time per iteration (section below).")
+
+
+def search_hours(state: dict) -> float:
+    """Wall time in hours of the networks a search trained (A0, T_k, A_k; final epochs excluded)."""
+    return sum(float(n["metrics"].get("train_seconds") or 0.0) for n in state["networks"]) / 3600.0
+
+
+def hours_per_iteration(st: PaperSettings, searches: list[tuple[str, Path, dict]]) -> str:
+    """Table III's time per iteration (ICPR 2020, Section IV: 17 h from scratch, 3 h with weight
+    transfer) beside each measured search's (its networks' training hours / its iterations)."""
+    from swnas.paper.published import TABLE3_HOURS_PER_ITERATION
+
+    lines = ["## Time per iteration (hours)", "",
+             "| Setting | Paper (h) | Measured (h) | Measured search | Networks | Iterations |", "|---|---|---|---|---|---|"]
+    for setting, out, state in searches:
+        its = max(1, int(state["config"].get("iterations") or 1))
+        label = setting + (SMOKE_LABEL if st.smoke else "")
+        lines.append(f"| {label} | {TABLE3_HOURS_PER_ITERATION[setting]:.0f} | {search_hours(state) / its:.4f} | "
+                     f"searches/{out.name} | {len(state['networks'])} | {its} |")
+    lines += ["", "Paper: ICPR 2020, Section IV (the text on Table III: weight transfer from ResNet110 cuts the "
+              "average time per iteration from 17 to 3 hours, on the authors' GPU). Measured: the training wall "
+              "time of every network the search trained (A0, then T_k and A_k; the final epochs excluded) divided "
+              "by its iterations, on this machine (" + ("smoke scale: not comparable" if st.smoke else "device "
+              + str(st.device)) + "); scoring time is not included."]
+    return "\n".join(lines) + "\n"
+
+
+#: Table id -> runner; a runner returns its measured rows, or (rows, notes) with lines for the table, or
+#: (rows, notes, sections) with Markdown sections printed after it.
+TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple]] = {
     "table1": table1, "table2": table2, "table3": table3, "table4": more_tables.table4,
     "table5": more_tables.table5, "table6": more_tables.table6, "ensemble": more_tables.ensemble,
+    "imagenet": imagenet_table.imagenet,
 }
 
 
 #: Tables whose searches grow NASNet cells, which cannot grow by inheritance (no identity branch).
-CELL_TABLES = ("table4", "table5", "ensemble")
+CELL_TABLES = ("table4", "table5", "table6", "ensemble")
 
 
 def check_settings(name: str, st: PaperSettings) -> None:
@@ -130,13 +169,16 @@ def check_settings(name: str, st: PaperSettings) -> None:
         raise InputError(f"--inherit: {name} runs the NASNet cell search, and cells cannot grow by inheritance "
                          "(a cell has no identity branch; docs/protocol.md, 'Inherit mode'); run it without "
                          "--inherit")
-    check_source(st.dataset, st.data)
+    if name == "imagenet":
+        imagenet_table.check_imagenet(st)  # --smoke writes its own folder: no --data needed
+    else:
+        check_source(st.dataset, st.data)
     if st.data is not None and not Path(st.data).exists():
         raise InputError(f"data: {st.data} does not exist")
     if name == "table6":
-        dataset, data, _, _ = more_tables.target_of(st)
-        if data is not None and not Path(data).exists():
-            raise InputError(f"target_data: {data} does not exist")
+        for t in more_tables.targets_of(st)[0]:
+            if t.data is not None and not Path(t.data).exists():
+                raise InputError(f"target_data: {t.data} does not exist (target {t.label})")
 
 
 def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
@@ -146,7 +188,7 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     check_settings(name, st)  # before DIR is made: a bad option leaves nothing behind
     open_dir(st)  # DIR/paper.json: runs made with other settings are refused, never reused
     got = TABLE_RUNNERS[name](st)
-    rows, notes = got if isinstance(got, tuple) else (got, [])
+    rows, notes, sections = (list(got) + [[]] * (3 - len(got))) if isinstance(got, tuple) else (got, [], [])
     if st.inherit:
         notes = [*notes, inherit_note(name, st)]
     if st.smoke:
@@ -154,9 +196,11 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
             r["setting"] = f"{r.get('setting') or ''}{SMOKE_LABEL}".lstrip()
         notes = [*notes, "Smoke scale: every measured row's setting ends in '(smoke)' and none is paired with a "
                  "published row; the measured rows follow the published ones."]
-    table = side_by_side(name, rows, notes=[st.scale_note(), *notes])
+    override = imagenet_table.scale_options(st) if name == "imagenet" else {}
+    table = side_by_side(name, rows, notes=[st.scale_note(**override), *notes])
     if name == "table2":
         table.sections.append(criterion_grid(table))
+    table.sections.extend(sections)
     if st.inherit:
         table.name += INHERIT_SUFFIX
         table.title += " - inherit mode (an addition to the paper, not its protocol)"
@@ -184,8 +228,8 @@ def inherit_note(name: str, st: PaperSettings) -> str:
 #: a residual search of n = 5 trains 11 networks for 200 epochs and its 5 candidates 100 more, on the
 #: 45,000 images left by the 10% validation split; the cell search (n = 5) 11 networks and 5
 #: candidates; baselines train 300 epochs on the same 45,000 images (one split for every network of a
-#: table); networks retrained on another dataset train 300 epochs on all of it (Table VI counts a
-#: 50,000-image target, CIFAR-100's size); weight transfer fine-tunes 50 epochs.
+#: table); networks retrained on another dataset train 300 epochs on all of it (Table VI: four
+#: networks on Tiny ImageNet and on ImageNet 32x32); weight transfer fine-tunes 50 epochs.
 #: Searches are shared between tables run with the same --out (Table III's, Table VI's and the
 #: ensemble's residual search is Table II's PLS-VIP search; the ensemble's cell search is Table IV's).
 _SEARCH = ((11, 200, 45_000), (5, 100, 45_000))
@@ -195,9 +239,14 @@ PAPER_TABLE_RUNS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "table2": _SEARCH * 3,
     "table3": ((3, 300, 45_000),) + _SEARCH + ((11, 50, 45_000), (5, 100, 45_000)),
     "table4": ((3, 300, 45_000),) + _CELL_SEARCH,  # NASNet169/205/241 + the cell search
-    "table6": _SEARCH + ((5 + 3, 300, 50_000),),  # 5 candidates + ResNet-44/56/110 on the target
+    # both searches, then ResNet110, the residual final, NASNet241 and the cell final for 300 epochs on
+    # Tiny ImageNet (100,000 training images) and on ImageNet 32x32 (1,281,167)
+    "table6": _SEARCH + _CELL_SEARCH + ((4, 300, 100_000), (4, 300, 1_281_167)),
     "table5": _SEARCH + _CELL_SEARCH,  # the two searches and their ensemble (which trains nothing)
     "ensemble": _SEARCH + _CELL_SEARCH,  # evaluating the ensemble trains nothing
+    # A0, T1, A1 fine-tuned 50 epochs from ResNet-50, A1's 25 final epochs, on ImageNet's 1,281,167
+    # training images less the 10% validation split.
+    "imagenet": ((3, 50, 1_153_050), (1, 25, 1_153_050)),
 }
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from swnas.errors import InputError
 
 __all__ = ["PaperSettings", "ensure_search", "ensure_baseline", "ensure_training", "candidate_rows", "baseline_row",
-           "training_row", "match_best", "say", "open_dir", "check_search", "check_training", "PAPER_FILE",
+           "training_row", "train_hours", "match_best", "say", "open_dir", "check_search", "check_training", "PAPER_FILE",
            "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
 
 #: The settings file of a ``swnas paper`` DIR and its format tag.
@@ -44,8 +44,10 @@ _PATH_KEYS = ("data", "transfer")
 class PaperSettings:
     """Where and at which scale to run a table (``smoke``: tiny, for a CPU).
 
-    ``target_dataset`` / ``target_data`` are the second dataset of Table VI (``None``: the smoke
-    run moves to ``dataset`` itself with another seed; at paper scale Table VI needs one).
+    ``targets`` are Table VI's target datasets, ``(NAME, PATH)`` pairs run by one command (NAME
+    ``tinyimagenet``, ``imagenet32`` or a loader of :data:`swnas.data.DATASETS`);
+    ``target_dataset`` / ``target_data`` add one more target by loader name. With none, a smoke
+    run moves to ``dataset`` itself with another seed; at paper scale Table VI needs one.
     ``inherit`` runs the table's searches in inherit mode (an addition to the paper,
     ``docs/protocol.md``): they live under their own names (``searches/NAME-inherit``), so one DIR
     may hold a table both ways, and their rows are labelled ``SETTING (inherit)`` so that none is
@@ -63,6 +65,7 @@ class PaperSettings:
     target_dataset: str | None = None
     target_data: str | None = None
     inherit: bool = False
+    targets: tuple[tuple[str, str | None], ...] = ()
 
     def search_options(self) -> dict:
         """Options shared by every search of a table (the paper's, or the smoke scale)."""
@@ -94,8 +97,9 @@ class PaperSettings:
         return {"dataset": self.dataset, "data": _abspath(self.data), "seed": self.seed, "smoke": self.smoke,
                 "recipe": self.recipe}
 
-    def scale_note(self) -> str:
-        o = self.search_options()
+    def scale_note(self, **override: Any) -> str:
+        """The table's note on its scale; ``override`` replaces search options a table sets itself."""
+        o = dict(self.search_options(), **override)
         scale = "smoke scale (a check that the pipeline runs, not a reproduction)" if self.smoke else "paper scale"
         return (f"Measured here at {scale}: dataset {self.dataset}, recipe {self.recipe}, "
                 f"{o['iterations']} iteration(s), m0 {o['m0']}, delta {o['delta']}, epochs "
@@ -211,11 +215,12 @@ def ensure_search(st: PaperSettings, name: str, **options: Any) -> tuple[Path, d
 
 
 def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, dataset: str, data: str | None,
-                    subset: int | None, seed: int, val_split: float = 0.0) -> dict:
+                    subset: int | None, seed: int, val_split: float = 0.0, input_size: int | None = None) -> dict:
     """Train (or read back) the architecture ``spec`` from scratch into ``out`` (``out/train.json``).
 
     ``val_split`` holds out the validation split a search with the same seed holds out, so the
-    network trains on exactly the images the search's networks train on.
+    network trains on exactly the images the search's networks train on. ``input_size``: the side
+    an ``imagefolder`` is read at (``None``: its first image's).
 
     A finished training is read back; a killed one continues from its epoch checkpoint
     (:func:`swnas.baseline.train_architecture`).
@@ -236,7 +241,7 @@ def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, data
     say(st, f"== training {label} on {dataset}: stages {list(spec.stages)}")
     return train_architecture(spec=spec, dataset=dataset, data=data, subset=subset, recipe=st.recipe,
                               epochs=epochs, batch_size=batch_size, seed=seed, device=st.device, out=out,
-                              name=label, progress=False, force=True, val_split=val_split)
+                              name=label, progress=False, force=True, val_split=val_split, input_size=input_size)
 
 
 def ensure_baseline(st: PaperSettings, label: str, stages: list[int], module: str = "basic",
@@ -285,14 +290,25 @@ def cost_row(spec: Any, metrics: dict, final: dict | None = None) -> dict:
             "latency_ms": m.get("latency"), "carbon_kg": carbon}
 
 
-def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = True) -> list[dict]:
+def train_hours(metrics: dict, final: dict | None = None) -> float | None:
+    """Wall time of a network's training in hours, from its record: ``metrics.train_seconds`` (the
+    search's or the baseline's epochs) plus ``final.train_seconds`` (a candidate's final epochs)."""
+    ts, fs = metrics.get("train_seconds"), (final or {}).get("train_seconds")
+    if not isinstance(ts, (int, float)):
+        return None
+    return (ts + (fs if isinstance(fs, (int, float)) else 0.0)) / 3600.0
+
+
+def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = True,
+                   times: bool = False) -> list[dict]:
     """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1.
 
     ``after_final``: ``top1``/``val_top1`` are after the final epochs when they ran (Tables III and
     IV print 300-epoch accuracies: 200 + 100); otherwise they are the network as the search trained
     it (``metrics.top1``, Tables I and II's 200 epochs) and the final epochs' accuracy gets its own
     columns (``final_top1``, ``final_val_top1``). A search run in inherit mode labels its rows
-    ``SETTING (inherit)``.
+    ``SETTING (inherit)``. ``times`` adds ``train_h``, the candidate's training wall time in hours
+    (:func:`train_hours`).
     """
     from swnas.models import ArchSpec, paper_depth
 
@@ -311,21 +327,27 @@ def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = 
         else:
             row.update(top1=pct(m.get("top1")), val_top1=pct(m.get("val_top1")), final_top1=pct(fin.get("top1")),
                        final_val_top1=pct(fin.get("val_top1")))
+        if times:
+            row["train_h"] = train_hours(m, fin)
         if idx == state.get("best"):
             row["row"] += " (best)"
         rows.append(row)
     return rows
 
 
-def training_row(setting: str, label: str, result: dict, *, depth: int | None = None) -> dict:
-    """The row of one :func:`ensure_training` result (``depth``: the paper's count; default the spec's)."""
+def training_row(setting: str, label: str, result: dict, *, depth: int | None = None, times: bool = False) -> dict:
+    """The row of one :func:`ensure_training` result (``depth``: the paper's count; default the spec's;
+    ``times``: with ``train_h``, its training wall time in hours)."""
     from swnas.models import ArchSpec
 
     spec = ArchSpec.from_dict(result["spec"])
     m = result["metrics"]
-    return {"setting": setting, "row": label, "stages": list(spec.stages),
-            "depth": spec.depth if depth is None else depth, **cost_row(spec, m), "top1": pct(m.get("top1")),
-            "val_top1": pct(m.get("val_top1")), "epochs": m.get("epochs")}
+    row = {"setting": setting, "row": label, "stages": list(spec.stages),
+           "depth": spec.depth if depth is None else depth, **cost_row(spec, m), "top1": pct(m.get("top1")),
+           "val_top1": pct(m.get("val_top1")), "epochs": m.get("epochs")}
+    if times:
+        row["train_h"] = train_hours(m)
+    return row
 
 
 def baseline_row(setting: str, label: str, result: dict) -> dict:

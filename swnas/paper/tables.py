@@ -24,20 +24,21 @@ __all__ = ["COLUMNS", "TableRow", "PaperTable", "side_by_side", "render_markdown
 
 #: Columns a paper table can show, in order; a table shows those any of its rows has.
 COLUMNS = ("setting", "row", "source", "stages", "depth", "params_m", "flops_m", "flops_b", "macs_m", "memory_mb",
-           "latency_ms", "carbon_kg", "evaluated_models", "gpus", "top1", "top5", "val_top1", "final_top1",
+           "latency_ms", "carbon_kg", "train_h", "evaluated_models", "gpus", "top1", "top5", "val_top1", "final_top1",
            "final_val_top1", "epochs", "networks", "members", "note")
 
 _HEADERS = {
     "setting": "Setting", "row": "Row", "source": "Source", "stages": "Stages", "depth": "Depth",
     "params_m": "Params (M)", "flops_m": "FLOPs (M)", "flops_b": "FLOPs (B)", "macs_m": "MACs (M)",
     "memory_mb": "Memory (MB)", "latency_ms": "CPU latency (ms)", "carbon_kg": "Carbon (kgCO2eq)",
+    "train_h": "Training time (h)",
     "evaluated_models": "Evaluated models", "gpus": "GPUs", "top1": "Top-1 (%)", "top5": "Top-5 (%)",
     "val_top1": "Val top-1 (%)", "final_top1": "Top-1 after final epochs (%)",
     "final_val_top1": "Val top-1 after final epochs (%)", "epochs": "Epochs", "networks": "Networks trained",
     "members": "Members", "note": "Note",
 }
 _DIGITS = {"params_m": 2, "flops_m": 1, "flops_b": 2, "macs_m": 1, "memory_mb": 2, "latency_ms": 2, "carbon_kg": 3,
-           "top1": 2, "top5": 2, "val_top1": 2, "final_top1": 2, "final_val_top1": 2}
+           "train_h": 4, "top1": 2, "top5": 2, "val_top1": 2, "final_top1": 2, "final_val_top1": 2}
 #: Tables that print FLOPs in billions (ICPR 2020, Table IV): ``flops_m`` is shown as ``flops_b``.
 FLOPS_IN_BILLIONS = ("table4",)
 
