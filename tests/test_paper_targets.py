@@ -72,6 +72,22 @@ def test_targets_are_parsed_named_and_checked(tmp_path):
         run_table("table6", PaperSettings(dataset="digits", out=tmp_path / "p", echo=None, smoke=True, inherit=True))
 
 
+def test_table6_takes_each_searchs_last_candidate(tmp_path):
+    """'residual' and 'cells' are the search's final network (A_n), not its first or its best."""
+    from swnas.models import ArchSpec
+    from swnas.paper.more_tables import _final_candidate
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    nets = []
+    for i, stages in enumerate(([2, 2, 2], [4, 2, 2], [4, 4, 2], [6, 4, 2])):
+        (specs / f"{i}.json").write_text(ArchSpec(stages=stages).to_json())
+        nets.append({"iteration": i // 2 + (i > 0), "stages": stages, "spec": f"specs/{i}.json"})
+    state = {"networks": nets, "candidates": [1, 3], "best": 1}
+    net, spec = _final_candidate(tmp_path, state)
+    assert net is nets[3] and list(spec.stages) == [6, 4, 2]
+
+
 def test_cli_takes_both_targets_in_one_command():
     from swnas.cli import build_parser
 
@@ -228,3 +244,30 @@ def test_imagenet_smoke_transfers_into_bottlenecks_beside_90_23(tmp_path):
     with pytest.raises(InputError, match="paper.json"):  # another seed: the DIR's settings differ
         run_table("imagenet", PaperSettings(dataset="imagefolder", out=out, smoke=True, device="cpu", echo=None,
                                             seed=1))
+
+
+def test_imagenet_streams_the_folder_given_as_data(tmp_path, monkeypatch):
+    """--data DIR: the folder is read through swnas.data.folder's streaming source (forced here for a
+    tiny folder by lowering the threshold that ImageNet's size exceeds)."""
+    from swnas.cli import main
+    from swnas.data import folder
+
+    opened = []
+    real_open = folder.open_imagefolder
+
+    def spy(path, **kw):
+        opened.append((str(path), kw.get("input_size")))
+        return real_open(path, **kw)
+
+    monkeypatch.setattr(folder, "STREAM_ABOVE_BYTES", 0)
+    monkeypatch.setattr(folder, "open_imagefolder", spy)
+    data = imagenet_mod.write_smoke_folder(tmp_path / "images")
+    out = tmp_path / "p"
+    assert main(["paper", "imagenet", "--smoke", "--data", str(data), "--device", "cpu", "--out", str(out),
+                 "--quiet"]) == 0
+    assert opened and {p for p, _ in opened} == {str(data)} and {s for _, s in opened} == {32}
+    assert not (out / imagenet_mod.SMOKE_FOLDER).exists()  # the given folder, no synthetic one
+    cfg = json.loads((out / "searches" / "imagenet-pls" / "search.json").read_text())["config"]
+    assert cfg["data"] == str(data)
+    measured = [r for r in _rows(out / "imagenet.csv") if r["source"] == "measured"]
+    assert [r["row"] for r in measured] == ["donor", "final"] and all(r["top5"] for r in measured)
