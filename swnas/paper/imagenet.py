@@ -40,11 +40,11 @@ __all__ = ["IMAGENET_DATASET", "IMAGENET_SEARCH", "SMOKE_FOLDER", "SMOKE_IMAGENE
 IMAGENET_DATASET = "imagefolder"
 #: The paper-scale search: bottleneck modules, 4 stages, delta 2, weight transfer from ResNet-50 at
 #: 224 px; m0 1 and one iteration so that every network fits the donor (see the module's text).
-IMAGENET_SEARCH = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1, "input_size": 224,
-                   "transfer": "torchvision:resnet50", "criterion": "pls"}
+IMAGENET_SEARCH: dict[str, Any] = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1,
+                                   "input_size": 224, "transfer": "torchvision:resnet50", "criterion": "pls"}
 #: The smoke scale: the same search at 32 px from a tiny donor trained here.
-SMOKE_IMAGENET = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1, "input_size": 32,
-                  "criterion": "pls"}
+SMOKE_IMAGENET: dict[str, Any] = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1,
+                                  "input_size": 32, "criterion": "pls"}
 #: The smoke donor: a uniform bottleneck network of 3 blocks per stage, narrow.
 SMOKE_DONOR_STAGES = [3, 3, 3, 3]
 SMOKE_DONOR_WIDTHS = [4, 8, 16, 32]
