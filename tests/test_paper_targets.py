@@ -124,7 +124,8 @@ def test_table6_smoke_both_targets_four_rows_top5(tmp_path):
         assert r["stages"] == "-".join(str(s) for s in last["stages"])  # the search's last candidate
     t = json.loads((out / "retrain" / "tinyimagenet" / "ResNet20" / "train.json").read_text())
     assert (t["dataset"], t["spec"]["num_classes"], t["spec"]["input_size"]) == ("imagefolder", 6, 8)
-    assert json.loads((out / "retrain" / "imagenet32" / "cells-A1" / "train.json").read_text())["dataset"] == "imagenet32"
+    cell_final = json.loads((out / "retrain" / "imagenet32" / "cells-A1" / "train.json").read_text())
+    assert cell_final["dataset"] == "imagenet32"
     # a stored training made on another target folder is refused, never reused under this name
     other = tmp_path / "other"
     other.mkdir()
@@ -214,7 +215,8 @@ def test_imagenet_smoke_transfers_into_bottlenecks_beside_90_23(tmp_path):
     assert (rows[0]["source"], rows[0]["setting"], rows[0]["row"], rows[0]["top5"]) == ("paper", "imagenet", "final",
                                                                                        "90.23")
     measured = [r for r in rows if r["source"] == "measured"]
-    assert [(r["setting"], r["row"]) for r in measured] == [("imagenet (smoke)", "donor"), ("imagenet (smoke)", "final")]
+    assert [(r["setting"], r["row"]) for r in measured] == [("imagenet (smoke)", "donor"),
+                                                            ("imagenet (smoke)", "final")]
     for r in measured:
         assert 0.0 <= float(r["top1"]) <= float(r["top5"]) <= 100.0
         assert float(r["train_h"]) > 0.0

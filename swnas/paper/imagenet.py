@@ -12,10 +12,10 @@ the deeper ones do not lift the limit and cost more. The data is ``--data DIR``,
 (:mod:`swnas.data.folder`).
 
 ``--smoke`` needs no data and no donor weights: it writes a tiny synthetic image folder
-(``DIR/smoke-imagefolder``: 8 classes of 32 x 32 images, so that top-5 is not trivially 100%), trains a small uniform bottleneck
-network on it as the donor (``DIR/baselines/donor-bottleneck``, the role ResNet-50 plays) and runs
-the same search at 32 px, so that the whole path (folder, bottleneck modules, weight transfer,
-top-5) is tested in seconds on a CPU.
+(``DIR/smoke-imagefolder``: 8 classes of 32 x 32 images, so that top-5 is not trivially 100%),
+trains a small uniform bottleneck network on it as the donor (``DIR/baselines/donor-bottleneck``,
+the role ResNet-50 plays) and runs the same search at 32 px, so that the whole path (folder,
+bottleneck modules, weight transfer, top-5) is tested in seconds on a CPU.
 """
 from __future__ import annotations
 

@@ -134,7 +134,8 @@ def hours_per_iteration(st: PaperSettings, searches: list[tuple[str, Path, dict]
     from swnas.paper.published import TABLE3_HOURS_PER_ITERATION
 
     lines = ["## Time per iteration (hours)", "",
-             "| Setting | Paper (h) | Measured (h) | Measured search | Networks | Iterations |", "|---|---|---|---|---|---|"]
+             "| Setting | Paper (h) | Measured (h) | Measured search | Networks | Iterations |",
+             "|---|---|---|---|---|---|"]
     for setting, out, state in searches:
         its = max(1, int(state["config"].get("iterations") or 1))
         label = setting + (SMOKE_LABEL if st.smoke else "")

@@ -22,8 +22,8 @@ from typing import Any, Callable
 from swnas.errors import InputError
 
 __all__ = ["PaperSettings", "ensure_search", "ensure_baseline", "ensure_training", "candidate_rows", "baseline_row",
-           "training_row", "train_hours", "match_best", "say", "open_dir", "check_search", "check_training", "PAPER_FILE",
-           "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
+           "training_row", "train_hours", "match_best", "say", "open_dir", "check_search", "check_training",
+           "PAPER_FILE", "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
 
 #: The settings file of a ``swnas paper`` DIR and its format tag.
 PAPER_FILE = "paper.json"
