@@ -273,3 +273,40 @@ def test_imagenet_streams_the_folder_given_as_data(tmp_path, monkeypatch):
     assert cfg["data"] == str(data)
     measured = [r for r in _rows(out / "imagenet.csv") if r["source"] == "measured"]
     assert [r["row"] for r in measured] == ["donor", "final"] and all(r["top5"] for r in measured)
+
+
+def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch):
+    """At paper scale the four measured rows of each target sit under the paper's row of the same
+    target and network, and ResNet110 / NASNet241 are the real ones (searches and trainings faked)."""
+    from test_paper_runner import _fake_toolkit_factory
+
+    from swnas.paper import more_tables
+
+    trained = []
+
+    def fake_training(st, out, label, spec, *, dataset, data, subset, seed, val_split=0.0, input_size=None):
+        trained.append((str(out.relative_to(st.out)), dataset, data, list(spec.stages), spec.module, input_size))
+        return {"spec": spec.to_dict(), "metrics": {"params": 1000, "top1": 0.25, "top5": 0.5, "epochs": 300}}
+
+    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory({"train": 0, "final": 0}))
+    monkeypatch.setattr(more_tables, "ensure_training", fake_training)
+    tiny, i32 = tmp_path / "tiny", tmp_path / "i32"
+    tiny.mkdir()
+    i32.mkdir()
+    st = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None,
+                       targets=(("tinyimagenet", str(tiny)), ("imagenet32", str(i32))))
+    _, cs = run_table("table6", st)
+    rows = _rows(cs)
+    keys = [(r["source"], r["setting"], r["row"]) for r in rows]
+    assert keys == [(s, t, n) for t in ("tinyimagenet", "imagenet32") for n in ("ResNet110", "residual", "NASNet241",
+                                                                               "cells") for s in ("paper", "measured")]
+    assert all(r["top5"] == "50.0" and r["top1"] == "25.0" for r in rows if r["source"] == "measured")
+    res = json.loads((st.out / "searches" / "scratch-pls" / "search.json").read_text())
+    last = res["networks"][res["candidates"][-1]]
+    assert last["iteration"] == 5  # the paper-scale search: the fifth candidate is Table VI's 'residual'
+    assert trained[:4] == [("retrain/tinyimagenet/ResNet110", "imagefolder", str(tiny), [18, 18, 18], "basic", 64),
+                           ("retrain/tinyimagenet/A5", "imagefolder", str(tiny), last["stages"], "basic", 64),
+                           ("retrain/tinyimagenet/NASNet241", "imagefolder", str(tiny), [6, 6, 6], "nasnet", 64),
+                           ("retrain/tinyimagenet/cells-A5", "imagefolder", str(tiny), trained[3][3], "basic", 64)]
+    assert [t[:3] for t in trained[4:]] == [(f"retrain/imagenet32/{n}", "imagenet32", str(i32))
+                                           for n in ("ResNet110", "A5", "NASNet241", "cells-A5")]
