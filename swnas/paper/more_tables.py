@@ -48,9 +48,9 @@ SMOKE_CELL_WIDTH = 4
 SMOKE_CELL_BASELINES = (1, 2)
 #: Which iterations of each search the paper's ensemble averages.
 ENSEMBLE_ITERATIONS = (1, 3, 5)
-#: Table VI's residual baselines: the paper's, and the smoke scale's (real ResNet-20/32 shapes).
-TRANSFER_BASELINES = (("ResNet44", 7), ("ResNet56", 9), ("ResNet110", 18))
-SMOKE_TRANSFER_BASELINES = (("ResNet20", 3), ("ResNet32", 5))
+#: Table VI's uniform residual network, and the smoke scale's stand-in (a real ResNet-20 shape).
+TABLE6_RESNET = ("ResNet110", 18)
+SMOKE_TABLE6_RESNET = ("ResNet20", 3)
 
 
 def cell_search_options(st: PaperSettings) -> dict:
@@ -168,12 +168,6 @@ def targets_of(st: PaperSettings) -> tuple[list[Target], list[str]]:
              "pipeline; it is not a transfer to another dataset."])
 
 
-def target_of(st: PaperSettings) -> tuple[str, str | None, int, list[str]]:
-    """The first target's dataset, data path and seed, and the notes (see :func:`targets_of`)."""
-    targets, notes = targets_of(st)
-    return targets[0].dataset, targets[0].data, targets[0].seed, notes
-
-
 #: Table VI's rows (ICPR 2020, Table VI), in its order: ResNet110, the residual search's final
 #: network, NASNet241 and the cell search's final network.
 TABLE6_ROWS = ("ResNet110", "residual", "NASNet241", "cells")
@@ -197,13 +191,12 @@ def table6_jobs(st: PaperSettings) -> list[tuple[str, str, Any, int | None, str]
     cell_out, cell_state = ensure_search(st, "cells-pls", **opts)
     width = int(opts["width"])
     if st.smoke:
-        m_res, m_cell = SMOKE_TRANSFER_BASELINES[0][1], SMOKE_CELL_BASELINES[0]
-        res_label = SMOKE_TRANSFER_BASELINES[0][0]
+        (res_label, m_res), m_cell = SMOKE_TABLE6_RESNET, SMOKE_CELL_BASELINES[0]
         cell_label = f"NASNet{paper_depth(_cell_spec(width, m_cell))}-w{width}"
         res_note = f"smoke stand-in for ResNet110: [{m_res}, {m_res}, {m_res}]"
         cell_note = f"smoke stand-in for NASNet241: [{m_cell}, {m_cell}, {m_cell}] cells at width {width}"
     else:
-        (res_label, m_res), (cell_label, m_cell) = TRANSFER_BASELINES[-1], CELL_BASELINES[-1]
+        (res_label, m_res), (cell_label, m_cell) = TABLE6_RESNET, CELL_BASELINES[-1]
         res_note = cell_note = ""
     rnet, rspec = _final_candidate(res_out, res_state)
     cnet, cspec = _final_candidate(cell_out, cell_state)
