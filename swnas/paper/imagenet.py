@@ -138,12 +138,14 @@ def imagenet(st: PaperSettings) -> tuple[list[dict], list[str]]:
         last["row"] = "final"
     rows += match_best(cands)
     n = state["config"]
+    from swnas.recipes import TRANSFER_EPOCHS
+
     donor_text = "a small bottleneck network trained here on the smoke folder" if st.smoke else transfer
     note = (f"ImageNet search (ICPR 2020, Section IV: bottleneck modules, weight transfer, delta 2, top-5 90.23 "
              f"for the final architecture): {n['stages']} stages of {n['module']} modules, m0 {n['m0']}, delta "
              f"{n['delta']}, {n['iterations']} iteration(s), at {n.get('input_size')} px, each network fine-tuned "
              f"from the donor ({donor_text}) "
-             f"for {n.get('finetune_epochs') or n.get('epochs') or 'the paper-scale 50'} epoch(s), then the "
+             f"for {n.get('finetune_epochs') or n.get('epochs') or TRANSFER_EPOCHS} epoch(s), then the "
              "candidates' final epochs. Every torchvision ResNet has 3 blocks in its first and last stage and a "
              "candidate cannot be deeper than its donor, so m0 + delta <= 3: m0 1 and one iteration (the paper's "
              "m0 and iteration count for ImageNet are not printed). Top-5 and top-1 are on the folder's val/ "
