@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from swnas.errors import InputError
-from swnas.models import ArchSpec, build
+from swnas.models import MODULE_TYPES, ArchSpec, build
 from swnas.models.io import check_fits, read_checkpoint
 
 __all__ = ["transfer_weights", "load_donor", "pick_indices"]
@@ -115,10 +115,7 @@ def transfer_weights(donor: nn.Module, spec: ArchSpec, pick: str = "first") -> n
     try:
         cand.load_state_dict(outside, strict=False)
     except RuntimeError as e:
-        hint = ""
-        if spec.module == "nasnet":
-            hint = ("; a NASNet stage of one cell feeds the next reduction cell inputs of other widths than "
-                    "the donor's, so give every stage at least 2 cells or the donor's own count")
+        hint = MODULE_TYPES[spec.module].transfer_hint
         msg = str(e).splitlines()[-1].strip()
         raise InputError(f"spec: the donor's stem/head/transition weights do not fit the candidate ({msg}){hint}") from None
     for i, idx in enumerate(picks):

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from swnas.errors import InputError
-from swnas.models.spec import MODULE_TYPES, ArchSpec
+from swnas.models.registry import MODULE_TYPES, ModuleType, module_type
+from swnas.models.spec import ArchSpec
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["ArchSpec", "MODULE_TYPES", "build", "save_model", "load", "NormalizedInputs", "stage_output_modules", "initialize",
-           "paper_depth", "keras_flops", "check_size"]
+__all__ = ["ArchSpec", "MODULE_TYPES", "ModuleType", "module_type", "build", "save_model", "load", "NormalizedInputs",
+           "stage_output_modules", "initialize", "paper_depth", "keras_flops", "check_size"]
 
 
 def build(spec: ArchSpec) -> nn.Module:
@@ -30,34 +31,28 @@ def build(spec: ArchSpec) -> nn.Module:
     """
     if not isinstance(spec, ArchSpec):
         raise InputError(f"spec: expected an ArchSpec, got {type(spec).__name__}")
-    if spec.module == "basic":
-        from swnas.models.resnet import ResNetCifar
-
-        return ResNetCifar(spec)
-    if spec.module == "bottleneck":
-        from swnas.models.resnet import ResNetBottleneck
-
-        return ResNetBottleneck(spec)
-    from swnas.models.nasnet import NASNetCifar
-
-    return NASNetCifar(spec)
+    return MODULE_TYPES[spec.module].build(spec)
 
 
 def stage_output_modules(model: nn.Module) -> list[nn.Module]:
     """The module whose forward output is each stage's scored output.
 
-    Residual blocks: their ``preact`` identity (the residual sum before the final ReLU); NASNet:
-    the stage's last cell (its concatenated output).
+    The module type's ``stage_output`` attribute of the stage's last module
+    (:class:`~swnas.models.registry.ModuleType`): for residual blocks their ``preact`` identity
+    (the residual sum before the final ReLU); NASNet: the stage's last cell (its concatenated
+    output); a module without the attribute: the module itself.
     """
     from torch import nn
 
     stages = getattr(model, "stages", None)
     if not isinstance(stages, nn.ModuleList) or len(stages) == 0:
         raise InputError("model: expected a network built by swnas.models.build (it has no .stages)")
+    spec = getattr(model, "spec", None)
+    hook = MODULE_TYPES[spec.module].stage_output if isinstance(spec, ArchSpec) else "preact"
     out = []
     for stage in stages:
         last = stage[-1]
-        out.append(getattr(last, "preact", last))
+        out.append(getattr(last, hook, last) if hook else last)
     return out
 
 

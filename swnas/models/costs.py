@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from swnas.errors import InputError
+from swnas.models.registry import MODULE_TYPES
 from swnas.models.spec import ArchSpec
 
 __all__ = ["paper_depth", "keras_flops", "baseline_name"]
@@ -105,10 +106,14 @@ def keras_flops(model: nn.Module, input_size: int | None = None, in_channels: in
 
 
 def baseline_name(spec: ArchSpec) -> str:
-    """The name a paper table gives a uniform network: ``ResNet56``, ``NASNet241``; else ``spec.name``."""
-    if len(set(spec.stages)) == 1:
-        if spec.module == "basic" and spec.num_stages == 3:
-            return f"ResNet{spec.depth}"
-        if spec.module == "nasnet" and spec.cell == "keras":
-            return f"NASNet{paper_depth(spec)}"
+    """The name a paper table gives a uniform network: ``ResNet56``, ``NASNet241``; else ``spec.name``.
+
+    The module type's ``baseline`` rule (:class:`swnas.models.registry.ModuleType`) gives the
+    prefix, which depth follows it and when it applies.
+    """
+    rule = MODULE_TYPES[spec.module].baseline
+    if len(set(spec.stages)) == 1 and rule is not None:
+        prefix, depth_rule, applies = rule
+        if applies(spec):
+            return f"{prefix}{paper_depth(spec) if depth_rule == 'paper' else spec.depth}"
     return spec.name

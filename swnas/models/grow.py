@@ -3,8 +3,9 @@
 ``swnas search --inherit`` (``docs/protocol.md``, "Inherit mode") builds T from A and the next A
 from T with :func:`inherit`: every module both networks share keeps its trained weights and
 BatchNorm statistics; a module added at the end of a stage starts as an identity of the residual
-stream (its residual branch ends in a BatchNorm whose scale and shift are zero, so the block
-returns ``relu(0 + x) = x`` for the non-negative ``x`` every residual block outputs); modules
+stream (its residual branch ends in a BatchNorm whose scale and shift are zero, named by the
+module type's ``grow_bn``, so the block returns ``relu(0 + x) = x`` for the non-negative ``x``
+every ResNet block outputs, and ``0 + x = x`` for a linear-bottleneck ``mbconv`` block); modules
 beyond the new count are dropped. Growing therefore computes exactly the parent's function (in
 evaluation mode, and in training mode too, since the zero scale also cancels the batch
 statistics), the idea of Net2DeeperNet (Chen, Goodfellow & Shlens, ICLR 2016) and of network
@@ -18,30 +19,30 @@ import torch
 from torch import nn
 
 from swnas.errors import InputError
+from swnas.models.registry import MODULE_TYPES, module_type
 from swnas.models.spec import ArchSpec
 
 __all__ = ["GROWABLE_MODULES", "can_inherit", "identity_init", "inherit"]
 
-#: Module types whose added modules can start as an identity (the last BatchNorm of the residual
-#: branch). NASNet cells have no identity branch: a cell's output is a concatenation of its nodes.
-GROWABLE_MODULES = {"basic": "bn2", "bottleneck": "bn3"}
+#: Module types whose added modules can start as an identity -> the attribute of the last
+#: BatchNorm of the residual branch (the ``grow_bn`` of :data:`swnas.models.MODULE_TYPES`).
+#: NASNet cells have no identity branch: a cell's output is a concatenation of its nodes.
+GROWABLE_MODULES = {name: t.grow_bn for name, t in MODULE_TYPES.items() if t.grow_bn is not None}
 
 
 def can_inherit(module: str) -> str | None:
     """``None`` when ``module`` networks can grow by inheritance, else why not (one sentence)."""
-    if module in GROWABLE_MODULES:
-        return None
-    if module == "nasnet":
-        return ("NASNet cells have no identity branch (a cell outputs the concatenation of its nodes), so an "
-                "added cell cannot start as the identity of its input")
-    return f"module type {module!r} has no function-preserving growth rule"
+    if module not in MODULE_TYPES:
+        return f"module type {module!r} has no function-preserving growth rule"
+    return MODULE_TYPES[module].why_not_growable()
 
 
 def identity_init(block: nn.Module, module: str) -> None:
     """Zero the scale and shift of the last BatchNorm of ``block``'s residual branch (in place)."""
-    bn = getattr(block, GROWABLE_MODULES[module], None)
+    name = module_type(module).grow_bn
+    bn = getattr(block, name, None) if name else None
     if not isinstance(bn, nn.BatchNorm2d):
-        raise InputError(f"inherit: a {module} block has no BatchNorm {GROWABLE_MODULES[module]!r} to zero")
+        raise InputError(f"inherit: a {module} block has no BatchNorm {name!r} to zero")
     with torch.no_grad():
         bn.weight.zero_()
         bn.bias.zero_()

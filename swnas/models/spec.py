@@ -8,16 +8,13 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
+from swnas.models.registry import MODULE_TYPES, module_type
 
 __all__ = ["ArchSpec", "CELL_VARIANTS", "MODULE_TYPES", "SHORTCUTS", "STEM_KINDS"]
 
-MODULE_TYPES = ("basic", "bottleneck", "nasnet")
 SHORTCUTS = ("projection", "projection_bn", "zeros")
 STEM_KINDS = ("cifar", "imagenet")
 CELL_VARIANTS = ("darts", "keras")
-
-# Per-module defaults of the per-stage widths (stage i gets base * 2**i).
-_BASE_WIDTH = {"basic": 16, "bottleneck": 64, "nasnet": 16}
 
 
 def _is_int(v: Any) -> bool:
@@ -32,18 +29,22 @@ class ArchSpec:
 
     Parameters
     ----------
-    module : {"basic", "bottleneck", "nasnet"}
-        ``basic``: the CIFAR ResNet v1 block of the original code (conv-BN-ReLU-conv-BN, add,
-        ReLU). ``bottleneck``: the ImageNet ResNet-50 block (torchvision-compatible state dict).
-        ``nasnet``: NASNet-A normal cells, reduction cells between stages.
+    module : str
+        A name of :data:`swnas.models.registry.MODULE_TYPES`. ``basic``: the CIFAR ResNet v1
+        block of the original code (conv-BN-ReLU-conv-BN, add, ReLU). ``bottleneck``: the
+        ImageNet ResNet-50 block (torchvision-compatible state dict). ``nasnet``: NASNet-A normal
+        cells, reduction cells between stages. ``mbconv``: the MobileNetV2 inverted residual
+        (:mod:`swnas.models.mbconv`).
     stages : list of int
         Modules per stage, m_i >= 1. ``[9, 9, 9]`` with ``basic`` is ResNet-56.
     widths : list of int or None
         Per-stage widths (``basic``: block channels, default 16, 32, 64, ...; ``bottleneck``:
         bottleneck planes, the block outputs 4x, default 64, 128, 256, 512; ``nasnet``: cell
-        channels C per node, default 16, 32, 64). ``None`` takes the default.
+        channels C per node, default 16, 32, 64; ``mbconv``: block outputs, default 16, 32,
+        64). ``None`` takes the default.
     stem : int or None
-        Stem output channels (``basic``: widths[0]; ``bottleneck``: 64; ``nasnet``: 3 * widths[0]).
+        Stem output channels (``basic``, ``mbconv``: widths[0]; ``bottleneck``: 64; ``nasnet``:
+        3 * widths[0]).
     num_classes, input_size, in_channels : int
         Classifier outputs, square input side in pixels, input channels.
     shortcut : {"projection", "projection_bn", "zeros"}
@@ -84,8 +85,7 @@ class ArchSpec:
     cell: str = "darts"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.module, str) or self.module not in MODULE_TYPES:
-            raise InputError(f"module: unknown module type {self.module!r}; choose one of {', '.join(MODULE_TYPES)}")
+        module_type(self.module)  # an unknown name: an error listing the known ones
         if isinstance(self.stages, tuple):
             self.stages = list(self.stages)
         if not isinstance(self.stages, list) or len(self.stages) == 0:
@@ -121,8 +121,9 @@ class ArchSpec:
         self.drop_path = float(self.drop_path)
         if self.cell not in CELL_VARIANTS:
             raise InputError(f"cell: unknown NASNet cell variant {self.cell!r}; choose one of {', '.join(CELL_VARIANTS)}")
-        if self.cell != "darts" and self.module != "nasnet":
-            raise InputError(f"cell: {self.cell!r} applies to module 'nasnet' only, not {self.module!r}")
+        if self.cell != "darts" and not MODULE_TYPES[self.module].cells:
+            takers = ", ".join(repr(n) for n, t in MODULE_TYPES.items() if t.cells)
+            raise InputError(f"cell: {self.cell!r} applies to module {takers} only, not {self.module!r}")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -135,7 +136,7 @@ class ArchSpec:
         """The per-stage widths with the module's defaults filled in."""
         if self.widths is not None:
             return list(self.widths)
-        base = _BASE_WIDTH[self.module]
+        base = MODULE_TYPES[self.module].base_width
         return [base * 2**i for i in range(len(self.stages))]
 
     @property
@@ -143,34 +144,26 @@ class ArchSpec:
         """Stem output channels with the module's default filled in."""
         if self.stem is not None:
             return self.stem
-        if self.module == "bottleneck":
-            return 64
-        if self.module == "nasnet":
-            return self.stage_widths[0] if self.cell == "keras" else 3 * self.stage_widths[0]
-        return self.stage_widths[0]
+        return MODULE_TYPES[self.module].stem_width(self)
 
     @property
     def resolved_stem_kind(self) -> str:
         """``stem_kind`` with the module's default filled in."""
         if self.stem_kind is not None:
             return self.stem_kind
-        return "imagenet" if self.module == "bottleneck" else "cifar"
+        return MODULE_TYPES[self.module].stem_kind
 
     @property
     def depth(self) -> int:
         """Weighted layers on the longest path, as ResNet names count them.
 
-        ``basic``: 2 per block + stem + classifier (``[9, 9, 9]`` -> 56); ``bottleneck``: 3 per
-        block + 2 (``[3, 4, 6, 3]`` -> 50); ``nasnet``: the number of cells (normal + reduction).
+        ``basic``: 2 per block + stem + classifier (``[9, 9, 9]`` -> 56); ``bottleneck`` and
+        ``mbconv``: 3 per block + 2 (``[3, 4, 6, 3]`` -> 50); ``nasnet``: the number of cells
+        (normal + reduction); the rule is the module type's ``depth``.
         The paper's tables count depth otherwise for the networks they found:
         :func:`swnas.models.costs.paper_depth` (``docs/protocol.md``).
         """
-        total = sum(self.stages)
-        if self.module == "basic":
-            return 2 * total + 2
-        if self.module == "bottleneck":
-            return 3 * total + 2
-        return total + len(self.stages) - 1
+        return MODULE_TYPES[self.module].depth(list(self.stages))
 
     @property
     def name(self) -> str:

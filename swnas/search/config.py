@@ -47,7 +47,7 @@ def criterion_names() -> tuple[str, ...]:
 
 def module_names() -> tuple[str, ...]:
     """The module types :mod:`swnas.models` can build (the only source of these names)."""
-    from swnas.models import MODULE_TYPES
+    from swnas.models.registry import MODULE_TYPES
 
     return tuple(MODULE_TYPES)
 
@@ -57,7 +57,8 @@ class SearchConfig:
     """Options of one search (the paper's defaults).
 
     ``stages`` defaults to 3 (4 for ``bottleneck``) and ``delta`` to 2 for residual modules and 1
-    for NASNet cells; ``score_params`` are passed to the criterion (PLS: ``n_components=2``).
+    for NASNet cells (the module type's ``search_stages`` and ``search_delta``,
+    :data:`swnas.models.MODULE_TYPES`); ``score_params`` are passed to the criterion (PLS: ``n_components=2``).
     ``epochs``/``batch_size``/``lr`` of ``None`` take the recipe's values; in transfer mode every
     candidate starts from ``transfer`` (a donor checkpoint) and is fine-tuned ``finetune_epochs``
     (``None``: as ``epochs``).
@@ -129,10 +130,12 @@ class SearchConfig:
             raise InputError(f"criterion: unknown criterion {c.criterion!r}; choose one of {', '.join(crits)}")
         if c.module not in mods:
             raise InputError(f"module: unknown module type {c.module!r}; choose one of {', '.join(mods)}")
+        from swnas.models.registry import MODULE_TYPES
+
         if c.stages is None:
-            c.stages = 4 if c.module == "bottleneck" else 3
+            c.stages = MODULE_TYPES[c.module].search_stages
         if c.delta is None:
-            c.delta = 1 if c.module == "nasnet" else 2
+            c.delta = MODULE_TYPES[c.module].search_delta
         if c.criterion == "pls":
             c.score_params.setdefault("n_components", 2)
         if c.criterion in CONTROL_CRITERIA and c.score_params:
@@ -222,6 +225,7 @@ def _check_inherit(c: SearchConfig) -> None:
 def _check_protocol(c: SearchConfig) -> None:
     """The options of the paper's protocol (final epochs, validation split, cells); fills
     ``final_epochs`` when ``None`` (half the training epochs, at least 1)."""
+    from swnas.models.registry import MODULE_TYPES
     from swnas.models.spec import CELL_VARIANTS
     from swnas.recipes import get_recipe
 
@@ -240,5 +244,6 @@ def _check_protocol(c: SearchConfig) -> None:
     c.val_split = float(vs)
     if c.cell not in CELL_VARIANTS:
         raise InputError(f"cell: unknown NASNet cell variant {c.cell!r}; choose one of {', '.join(CELL_VARIANTS)}")
-    if c.cell != "darts" and c.module != "nasnet":
-        raise InputError(f"cell: {c.cell!r} applies to --module nasnet only")
+    if c.cell != "darts" and not MODULE_TYPES[c.module].cells:
+        takers = ", ".join(n for n, t in MODULE_TYPES.items() if t.cells)
+        raise InputError(f"cell: {c.cell!r} applies to --module {takers} only")
