@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    _add_search_parser(sub, criteria, modules)
+    _add_search_parser(sub)
 
     # report -------------------------------------------------------------------------------
     r = sub.add_parser("report", help="tables and charts of a search (DIR/report/), or several searches compared",
@@ -234,7 +234,27 @@ def _add_paper_parser(sub: Any) -> None:
     pp.add_argument("--quiet", action="store_true")
 
 
-def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]) -> None:
+def _option_kwargs(opt: Any) -> dict:
+    """argparse keywords of a search option's flag, from its kind (:data:`swnas.search.config.KINDS`)."""
+    kw: dict[str, Any] = {} if opt.metavar is None else {"metavar": opt.metavar}
+    if opt.kind == "flag":
+        kw["action"] = "store_true"
+    elif opt.kind == "int":
+        if opt.minimum not in (0, 1):
+            raise ValueError(f"{opt.flag}: the command line parses integers >= 0 or >= 1, not >= {opt.minimum}")
+        kw["type"] = _nonneg_int if opt.minimum == 0 else _positive_int
+    elif opt.kind == "float":
+        kw["type"] = _positive_float
+    elif opt.kind == "fraction":
+        kw["type"] = _split_fraction
+    elif opt.kind == "params":
+        kw.update(type=_param, action="append", metavar="KEY=VALUE")
+    elif opt.kind == "choice":
+        kw["choices"] = tuple(opt.choices())
+    return kw
+
+
+def _add_search_parser(sub: Any) -> None:
     # search -------------------------------------------------------------------------------
     s = sub.add_parser(
         "search",
@@ -244,45 +264,12 @@ def _add_search_parser(sub: Any, criteria: Sequence[str], modules: Sequence[str]
         "depends on it (see docs/reliability.md).",
         argument_default=S,
     )
-    s.add_argument("--criterion", choices=criteria, help="stage importance (default pls, 2 components)")
-    s.add_argument("--iterations", type=_nonneg_int, help="iterations n (default 5)")
-    s.add_argument("--stages", type=_positive_int, help="number of stages S (default 3; 4 for bottleneck)")
-    s.add_argument("--m0", type=_positive_int, help="initial modules per stage (default 6)")
-    s.add_argument("--delta", type=_positive_int, help="modules added per step (default 2; 1 for nasnet)")
-    s.add_argument("--module", choices=modules, help="module type (default basic)")
-    s.add_argument("--reduce", help="stage-feature reduction (default avgpool8, the paper's)")
-    s.add_argument("--recipe", help="training recipe (default paper)")
-    s.add_argument("--epochs", type=_positive_int, help="training epochs per network (default: the recipe's)")
-    s.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="training batch size")
-    s.add_argument("--lr", type=_positive_float, help="learning rate")
-    s.add_argument("--transfer", metavar="DONOR.pt", help="start every network from a trained donor's weights")
-    s.add_argument("--finetune-epochs", dest="finetune_epochs", type=_positive_int, help="epochs after transfer")
-    s.add_argument("--seed", type=_nonneg_int, help="seed (network j uses seed + j; default 0)")
-    s.add_argument("--dataset", help="digits, cifar10, imagefolder or imagenet32 (default cifar10)")
-    s.add_argument("--data", metavar="PATH", help="dataset file or directory")
-    s.add_argument("--subset", type=_positive_int, help="use this many training images (balanced)")
+    from swnas.search.config import SEARCH_OPTIONS
+
+    for opt in SEARCH_OPTIONS:  # every option of SearchConfig, declared there once
+        s.add_argument(opt.flag, dest=opt.name, help=opt.help, **_option_kwargs(opt))
     s.add_argument("--out", metavar="DIR", help="state directory (default runs/search)")
-    s.add_argument("--device", help="auto, cpu, cuda or cuda:K (default auto)")
-    s.add_argument("--backend", help="scorer backend (default auto)")
-    s.add_argument("--param", dest="score_params", type=_param, action="append", metavar="KEY=VALUE",
-                   help="criterion parameter, e.g. n_components=2 (repeatable)")
     s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
-    s.add_argument("--stop-early", dest="stop_early", action="store_true", help="stop when no stage grows")
-    s.add_argument("--final-epochs", dest="final_epochs", type=_nonneg_int,
-                   help="train each candidate this many more epochs after the search (default: half the training "
-                   "epochs, the paper's 100; 0 skips)")
-    s.add_argument("--val-split", dest="val_split", type=_split_fraction,
-                   help="stratified validation fraction of the training data; best = highest validation accuracy "
-                   "(default 0.1; 0: train on everything, no best)")
-    s.add_argument("--width", type=_positive_int, help="first-stage width, doubled at each stage (NASNet: cell filters)")
-    s.add_argument("--cell", choices=("darts", "keras"), help="NASNet cell variant (default darts; keras = the paper's)")
-    s.add_argument("--inherit", action="store_true",
-                   help="grow T from the trained A (new modules start as identities) and fine-tune instead of training "
-                   "from scratch; A is fine-tuned as much for an equal comparison (not the paper's protocol; see "
-                   "docs/protocol.md)")
-    s.add_argument("--inherit-epochs", dest="inherit_epochs", type=_positive_int,
-                   help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
-    s.add_argument("--threads", type=_positive_int, help=_THREADS_HELP)
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
     _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
@@ -331,12 +318,12 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
     from swnas.logs import LEVELS
     from swnas.tracking import TRACKERS
 
-    d = {} if search else {"default": None}
-    p.add_argument("--input-size", dest="input_size", type=_positive_int, metavar="PX",
-                   help="image side for imagefolder data (224 for ImageNet; streamed from disk)", **d)
-    p.add_argument("--workers", type=_nonneg_int, help="DataLoader processes decoding streamed images (default 4)",
-                   **({} if search else {"default": 4}))
-    p.add_argument("--sync-bn", dest="sync_bn", action="store_true", help="SyncBatchNorm under torchrun (DDP)")
+    if not search:  # search: --input-size, --workers and --sync-bn come from the option table
+        p.add_argument("--input-size", dest="input_size", type=_positive_int, metavar="PX", default=None,
+                       help="image side for imagefolder data (224 for ImageNet; streamed from disk)")
+        p.add_argument("--workers", type=_nonneg_int, help="DataLoader processes decoding streamed images (default 4)",
+                       default=4)
+        p.add_argument("--sync-bn", dest="sync_bn", action="store_true", help="SyncBatchNorm under torchrun (DDP)")
     p.add_argument("--log-level", dest="log_level", type=str.lower, choices=LEVELS,
                    help="threshold of the swnas logger (default info)", **({} if search else {"default": "info"}))
     if search:
@@ -346,12 +333,13 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------- commands
-_SEARCH_OPTS = (
-    "criterion", "iterations", "stages", "m0", "delta", "module", "reduce", "recipe", "epochs", "batch_size",
-    "lr", "transfer", "finetune_epochs", "seed", "dataset", "data", "subset", "device", "backend",
-    "score_params", "input_size", "workers", "sync_bn", "stop_early", "final_epochs", "val_split", "width", "cell",
-    "inherit", "inherit_epochs", "threads",
-)
+def _search_opts() -> tuple[str, ...]:
+    """The names of a search's options (:data:`swnas.search.config.SEARCH_OPTIONS`)."""
+    from swnas.search.config import SEARCH_OPTIONS
+
+    return tuple(o.name for o in SEARCH_OPTIONS)
+
+
 # options of one session (not stored in search.json) that a --config file may also hold
 _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
 
@@ -362,7 +350,7 @@ def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
         return given
     from swnas.config_file import load_config, merge_options
 
-    opts = load_config(ns.config, _SEARCH_OPTS + _SESSION_OPTS)
+    opts = load_config(ns.config, _search_opts() + _SESSION_OPTS)
     for k in _SESSION_OPTS:
         if k in opts:
             v = opts.pop(k)
@@ -414,9 +402,12 @@ def _remove_untrained(out: Path) -> None:
 def cmd_search(ns: argparse.Namespace) -> int:
     from swnas.search import SearchConfig, resume_config, run_search
 
-    given = {k: getattr(ns, k) for k in _SEARCH_OPTS if hasattr(ns, k)}
-    if "score_params" in given:
-        given["score_params"] = _params_dict(given["score_params"])
+    from swnas.search.config import SEARCH_OPTIONS
+
+    given = {o.name: getattr(ns, o.name) for o in SEARCH_OPTIONS if hasattr(ns, o.name)}
+    for o in SEARCH_OPTIONS:
+        if o.kind == "params" and o.name in given:
+            given[o.name] = _params_dict(given[o.name])
     given = _with_config_file(ns, given)
     quiet = getattr(ns, "quiet", False)
     resume = getattr(ns, "resume", None)

@@ -51,7 +51,8 @@ def test_every_registered_type_builds_with_its_rules(name):
 
 
 def test_an_unknown_module_type_lists_the_registered_ones():
-    with pytest.raises(InputError, match="unknown module type 'dense'; choose one of basic, bottleneck, nasnet, mbconv"):
+    with pytest.raises(InputError, match="unknown module type 'dense'; choose one of basic, bottleneck, nasnet, "
+                                         "mbconv"):
         M.ArchSpec(module="dense")
     with pytest.raises(InputError, match="unknown module type"):
         module_type("dense")

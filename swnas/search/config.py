@@ -5,13 +5,15 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from swnas.errors import InputError
 from swnas.state import to_jsonable
 
 __all__ = [
     "SearchConfig", "STATE_FILE", "LOG_FILE", "FORMAT", "TIMING_KEYS", "METRIC_UNITS",
-    "criterion_names", "module_names", "CONTROL_CRITERIA",
+    "criterion_names", "module_names", "CONTROL_CRITERIA", "SearchOption", "SEARCH_OPTIONS", "OPTIONS_BY_NAME",
+    "option", "KINDS", "CHANGES", "RESUME",
 ]
 
 #: Criteria that decide without scoring (the controls of ``docs/protocol.md``): ``random`` grows
@@ -52,6 +54,107 @@ def module_names() -> tuple[str, ...]:
     return tuple(MODULE_TYPES)
 
 
+def _cell_variants() -> tuple[str, ...]:
+    """The NASNet cell variants of :class:`swnas.models.ArchSpec`."""
+    from swnas.models.spec import CELL_VARIANTS
+
+    return tuple(CELL_VARIANTS)
+
+
+#: What a different value of an option changes: the networks built or trained (``training``), the
+#: stage scores (``scoring``), the course of the run (``run``: how long it goes on; its own
+#: ``--resume`` rule), or nothing that is computed (``nothing``).
+CHANGES = ("training", "scoring", "run", "nothing")
+#: When ``--resume`` may give an option another value: ``always``; ``until_trained`` (no network
+#: trained yet); ``until_scored`` (no scoring step yet); ``rule``: the option's own rule
+#: (:data:`swnas.search.state.RESUME_RULES`). The default follows ``changes``.
+RESUME = ("always", "until_trained", "until_scored", "rule")
+_RESUME_OF = {"training": "until_trained", "scoring": "until_scored", "run": "rule", "nothing": "always"}
+#: How a value is given and checked. ``name``, ``path``, ``choice``: a string (``choice``: one of
+#: ``choices()``); ``int``: an integer >= ``minimum`` (or ``None`` when the default is ``None``);
+#: ``float`` (positive), ``fraction`` (in [0, 1)): numbers; ``flag``: true or false (a flag without a value on
+#: the command line); ``params``: ``KEY=VALUE`` pairs (repeatable), a mapping in a file.
+KINDS = ("name", "path", "choice", "int", "float", "fraction", "flag", "params")
+#: kinds whose values :meth:`SearchConfig.resolved` checks by kind alone; the others need ``custom_check``
+GENERIC_KINDS = ("name", "path", "choice", "int", "flag")
+
+
+@dataclass(frozen=True)
+class SearchOption:
+    """One option of a search, as :data:`SEARCH_OPTIONS` lists it (declared once, in :class:`SearchConfig`).
+
+    Attributes
+    ----------
+    name : str
+        The :class:`SearchConfig` field; also the key in ``search.json``'s ``config`` and in a
+        ``--config`` file (where ``-`` may stand for ``_``): :attr:`config_key`.
+    type : str
+        The field's annotation.
+    default : Any
+        The field's default (a ``default_factory`` is called).
+    flag : str
+        The ``swnas search`` flag.
+    kind : str
+        One of :data:`KINDS`: the command line's parser and the check of :meth:`SearchConfig.resolved`.
+    changes : str
+        One of :data:`CHANGES`.
+    resume : str
+        One of :data:`RESUME`.
+    help : str
+        The flag's help text.
+    minimum : int or None
+        ``int`` options: the smallest value.
+    choices : callable or None
+        ``choice`` options: returns the allowed names (read when the parser is built).
+    metavar : str or None
+        The flag's value placeholder in ``--help``.
+    custom_check : bool
+        The value is checked by its own code in :meth:`SearchConfig.resolved` (besides, or instead
+        of, its kind's check).
+    filled : bool
+        A default of ``None`` stands for a value that depends on other options, filled in by
+        :meth:`SearchConfig.resolved` before the kind's check (``stages``, ``delta``).
+    """
+
+    name: str
+    type: str
+    default: Any
+    flag: str
+    kind: str
+    changes: str
+    resume: str
+    help: str
+    minimum: int | None = None
+    choices: Callable[[], Sequence[str]] | None = None
+    metavar: str | None = None
+    custom_check: bool = False
+    filled: bool = False
+
+    @property
+    def config_key(self) -> str:
+        """The option's key in ``search.json``, ``OUT/config.yaml`` and ``--config`` files."""
+        return self.name
+
+
+def option(default: Any, flag: str, kind: str, changes: str, *, help: str, resume: str | None = None,
+           minimum: int | None = None, choices: Callable[[], Sequence[str]] | None = None,
+           metavar: str | None = None, custom_check: bool = False, filled: bool = False) -> Any:
+    """A :class:`SearchConfig` field declared with everything the command line, config files,
+    validation and ``--resume`` need to know about it (:class:`SearchOption`).
+
+    ``default`` is the default value, or a class (``dict``) whose instances are the default.
+    """
+    if kind not in KINDS or changes not in CHANGES or (resume is not None and resume not in RESUME):
+        raise ValueError(f"option {flag}: kind {kind!r}, changes {changes!r} or resume {resume!r} is not known")
+    meta = {"swnas_option": {
+        "flag": flag, "kind": kind, "changes": changes, "resume": resume or _RESUME_OF[changes], "help": help,
+        "minimum": minimum, "choices": choices, "metavar": metavar, "custom_check": custom_check, "filled": filled,
+    }}
+    if isinstance(default, type):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class SearchConfig:
     """Options of one search (the paper's defaults).
@@ -75,55 +178,91 @@ class SearchConfig:
     function-preserving growth and is fine-tuned ``inherit_epochs`` (``None``: an eighth of the
     training epochs, at least 1) instead of trained from scratch; so is A fine-tuned as T's
     equal-training reference, and the next A is cut from T.
+
+    Every field is declared once, with :func:`option`: its default, ``swnas search`` flag, kind,
+    what it changes and its ``--resume`` rule. :data:`SEARCH_OPTIONS` lists them; the command
+    line, ``--config`` files, the checks of :meth:`resolved` and the resume rules read that table.
     """
 
-    criterion: str = "pls"
-    iterations: int = 5
-    stages: int | None = None
-    m0: int = 6
-    delta: int | None = None
-    module: str = "basic"
-    reduce: str = "avgpool8"
-    recipe: str = "paper"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    transfer: str | None = None
-    finetune_epochs: int | None = None
-    seed: int = 0
-    dataset: str = "cifar10"
-    data: str | None = None
-    subset: int | None = None
-    device: str = "auto"
-    backend: str = "auto"
-    score_params: dict = field(default_factory=dict)
-    # E (paper scale, docs/scale.md): image side of a streamed imagefolder, its decoding workers, SyncBatchNorm
-    input_size: int | None = None
-    workers: int = 4
-    sync_bn: bool = False
-    stop_early: bool = False
-    final_epochs: int | None = None
-    val_split: float = 0.1
-    width: int | None = None
-    cell: str = "darts"
-    inherit: bool = False
-    inherit_epochs: int | None = None
-    # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.threads)
-    threads: int | None = None
+    criterion: str = option("pls", "--criterion", "choice", "scoring", choices=criterion_names,
+                            help="stage importance (default pls, 2 components)")
+    iterations: int = option(5, "--iterations", "int", "run", minimum=0, help="iterations n (default 5)")
+    stages: int | None = option(None, "--stages", "int", "training", minimum=1, filled=True,
+                                help="number of stages S (default 3; 4 for bottleneck)")
+    m0: int = option(6, "--m0", "int", "training", minimum=1, help="initial modules per stage (default 6)")
+    delta: int | None = option(None, "--delta", "int", "training", minimum=1, filled=True,
+                               help="modules added per step (default 2; 1 for nasnet)")
+    module: str = option("basic", "--module", "choice", "training", choices=module_names,
+                         help="module type (default basic)")
+    reduce: str = option("avgpool8", "--reduce", "name", "scoring",
+                         help="stage-feature reduction (default avgpool8, the paper's)")
+    recipe: str = option("paper", "--recipe", "name", "training", help="training recipe (default paper)")
+    epochs: int | None = option(None, "--epochs", "int", "training", minimum=1,
+                                help="training epochs per network (default: the recipe's)")
+    batch_size: int | None = option(None, "--batch-size", "int", "training", minimum=1, help="training batch size")
+    lr: float | None = option(None, "--lr", "float", "training", help="learning rate", custom_check=True)
+    transfer: str | None = option(None, "--transfer", "path", "training", metavar="DONOR.pt",
+                                  help="start every network from a trained donor's weights")
+    finetune_epochs: int | None = option(None, "--finetune-epochs", "int", "training", minimum=1,
+                                         help="epochs after transfer")
+    seed: int = option(0, "--seed", "int", "training", minimum=0, help="seed (network j uses seed + j; default 0)")
+    dataset: str = option("cifar10", "--dataset", "name", "training",
+                          help="digits, cifar10, imagefolder or imagenet32 (default cifar10)")
+    data: str | None = option(None, "--data", "path", "training", metavar="PATH", help="dataset file or directory")
+    subset: int | None = option(None, "--subset", "int", "training", minimum=1,
+                                help="use this many training images (balanced)")
+    device: str = option("auto", "--device", "name", "nothing", help="auto, cpu, cuda or cuda:K (default auto)")
+    # every scorer backend agrees with the float64 reference within the tested tolerance
+    backend: str = option("auto", "--backend", "name", "nothing", help="scorer backend (default auto)")
+    score_params: dict = option(dict, "--param", "params", "scoring", custom_check=True,
+                                help="criterion parameter, e.g. n_components=2 (repeatable)")
+    # paper scale (docs/scale.md): image side of a streamed imagefolder, its decoding workers, SyncBatchNorm
+    input_size: int | None = option(None, "--input-size", "int", "training", minimum=1, metavar="PX",
+                                    custom_check=True,
+                                    help="image side for imagefolder data (224 for ImageNet; streamed from disk)")
+    workers: int = option(4, "--workers", "int", "nothing", minimum=0,
+                          help="DataLoader processes decoding streamed images (default 4)")
+    sync_bn: bool = option(False, "--sync-bn", "flag", "training", help="SyncBatchNorm under torchrun (DDP)")
+    stop_early: bool = option(False, "--stop-early", "flag", "run", help="stop when no stage grows")
+    final_epochs: int | None = option(
+        None, "--final-epochs", "int", "run", minimum=0, custom_check=True,
+        help="train each candidate this many more epochs after the search (default: half the training "
+        "epochs, the paper's 100; 0 skips)")
+    val_split: float = option(
+        0.1, "--val-split", "fraction", "training", custom_check=True,
+        help="stratified validation fraction of the training data; best = highest validation accuracy "
+        "(default 0.1; 0: train on everything, no best)")
+    width: int | None = option(None, "--width", "int", "training", minimum=1,
+                               help="first-stage width, doubled at each stage (NASNet: cell filters)")
+    cell: str = option("darts", "--cell", "choice", "training", choices=_cell_variants,
+                       help="NASNet cell variant (default darts; keras = the paper's)")
+    inherit: bool = option(
+        False, "--inherit", "flag", "training",
+        help="grow T from the trained A (new modules start as identities) and fine-tune instead of training "
+        "from scratch; A is fine-tuned as much for an equal comparison (not the paper's protocol; see "
+        "docs/protocol.md)")
+    inherit_epochs: int | None = option(
+        None, "--inherit-epochs", "int", "training", minimum=1,
+        help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
+    # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.threads);
+    # they change the CPU reduction order only, recorded in ``environment``, as a different machine would
+    threads: int | None = option(
+        None, "--threads", "int", "nothing", minimum=1,
+        help="CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
+        "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
 
     def resolved(self) -> "SearchConfig":
         """A validated copy with the defaults that depend on other options filled in."""
         if self.score_params is not None and not isinstance(self.score_params, dict):
             raise InputError(f"score_params: expected a mapping of parameter: value (e.g. n_components: 2), "
                              f"got {type(self.score_params).__name__}")
-        for name in ("criterion", "module", "reduce", "recipe", "transfer", "dataset", "data", "device", "backend",
-                     "cell"):
-            v = getattr(self, name)
-            if v is not None and not isinstance(v, str):
-                raise InputError(f"{name}: expected a name or path, got {type(v).__name__} {repr(v)[:60]}")
-        for name in ("sync_bn", "stop_early", "inherit"):
-            if not isinstance(getattr(self, name), bool):
-                raise InputError(f"{name}: expected true or false, got {repr(getattr(self, name))[:60]}")
+        for opt in SEARCH_OPTIONS:  # the checks of the option kinds (KINDS)
+            v = getattr(self, opt.name)
+            if opt.kind in ("name", "path", "choice") and v is not None and not isinstance(v, str):
+                raise InputError(f"{opt.name}: expected a name or path, got {type(v).__name__} {repr(v)[:60]}")
+        for opt in SEARCH_OPTIONS:
+            if opt.kind == "flag" and not isinstance(getattr(self, opt.name), bool):
+                raise InputError(f"{opt.name}: expected true or false, got {repr(getattr(self, opt.name))[:60]}")
         c = dataclasses.replace(self, score_params=dict(self.score_params or {}))
         crits, mods = criterion_names(), module_names()
         if c.criterion not in crits:
@@ -141,8 +280,6 @@ class SearchConfig:
         if c.criterion in CONTROL_CRITERIA and c.score_params:
             raise InputError(f"--param: criterion {c.criterion!r} takes no parameters, got {c.score_params}")
         _check_numbers(c)
-        if c.threads is not None and (not isinstance(c.threads, int) or isinstance(c.threads, bool) or c.threads < 1):
-            raise InputError(f"threads: expected a positive integer, got {c.threads!r}")
         _check_protocol(c)
         _check_inherit(c)
         from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
@@ -167,20 +304,44 @@ class SearchConfig:
         return cls(**d)
 
 
+def _search_options(cls: type | None = None) -> tuple[SearchOption, ...]:
+    """The :class:`SearchOption` of every field of ``cls`` (default :class:`SearchConfig`); a field
+    declared without :func:`option` is a ``TypeError`` naming it."""
+    out = []
+    for f in dataclasses.fields(cls or SearchConfig):
+        meta = f.metadata.get("swnas_option")
+        if meta is None:
+            raise TypeError(f"search option {f.name!r} is not declared with option(...): give it a flag, kind, "
+                            "what it changes and its --resume rule (docs/CONTRACTS.md, 'Add a search option')")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        out.append(SearchOption(name=f.name, type=str(f.type), default=default, **meta))
+    return tuple(out)
+
+
+#: Every option of a search, in :class:`SearchConfig`'s order: the one table the command line's
+#: ``swnas search`` flags, the ``--config`` file keys, the checks of :meth:`SearchConfig.resolved`
+#: and the ``--resume`` rules (:mod:`swnas.search.state`) derive from.
+SEARCH_OPTIONS: tuple[SearchOption, ...] = _search_options()
+OPTIONS_BY_NAME: dict[str, SearchOption] = {o.name: o for o in SEARCH_OPTIONS}
+
+
 def _check_numbers(c: SearchConfig) -> None:
-    for name, lo in (("iterations", 0), ("stages", 1), ("m0", 1), ("delta", 1), ("seed", 0)):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
-    for name in ("epochs", "batch_size", "subset", "finetune_epochs", "width"):
-        v = getattr(c, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise InputError(f"{name}: expected a positive integer, got {v!r}")
+    """The ``int`` options by kind (``minimum``; ``None`` where that is the default), then the numbers
+    checked by their own rules (``custom_check``)."""
+    ints = [o for o in SEARCH_OPTIONS if o.kind == "int" and not o.custom_check]
+    for opt in ints:  # those that must be set (``filled``: their default depends on others, filled by now)
+        v = getattr(c, opt.name)
+        if (opt.default is not None or opt.filled) and (isinstance(v, bool) or not isinstance(v, int)
+                                                         or v < opt.minimum):
+            raise InputError(f"{opt.name}: expected an integer >= {opt.minimum}, got {v!r}")
+    for opt in ints:  # those that may stay None
+        v = getattr(c, opt.name)
+        if opt.default is None and not opt.filled and v is not None and (
+                isinstance(v, bool) or not isinstance(v, int) or v < opt.minimum):
+            raise InputError(f"{opt.name}: expected a positive integer, got {v!r}")
     if c.input_size is not None and (isinstance(c.input_size, bool) or not isinstance(c.input_size, int)
                                      or c.input_size < 8):
         raise InputError(f"input_size: expected an image side >= 8 pixels, got {c.input_size!r}")
-    if isinstance(c.workers, bool) or not isinstance(c.workers, int) or c.workers < 0:
-        raise InputError(f"workers: expected an integer >= 0, got {c.workers!r}")
     if c.lr is not None and not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
         raise InputError(f"lr: expected a positive learning rate, got {c.lr!r}")
     if c.lr is not None and c.lr > FLOAT32_MAX:
@@ -194,11 +355,7 @@ INHERIT_EPOCHS_FRACTION = 8
 
 def _check_inherit(c: SearchConfig) -> None:
     """``inherit`` needs a growable module type; fills ``inherit_epochs`` (training epochs // 8, >= 1)."""
-    if not isinstance(c.inherit, bool):
-        raise InputError(f"inherit: expected true or false, got {c.inherit!r}")
-    v = c.inherit_epochs
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-        raise InputError(f"inherit_epochs: expected a positive integer, got {v!r}")
+    v = c.inherit_epochs  # its type and range: checked by kind (_check_numbers)
     if not c.inherit:
         if v is not None:
             raise InputError("--inherit-epochs applies with --inherit only")

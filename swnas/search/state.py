@@ -10,21 +10,19 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMING_KEYS, SearchConfig
+from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, SEARCH_OPTIONS, STATE_FILE, TIMING_KEYS, SearchConfig
 from swnas.state import atomic_write_json, read_json, to_jsonable
 
 __all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "metrics_record",
-           "RESUME_FREE", "ROLES", "cost_summary", "candidate_name", "pick_candidate"]
+           "RESUME_FREE", "RESUME_RULES", "ROLES", "cost_summary", "candidate_name", "pick_candidate"]
 
-# options that may differ when resuming whatever was done: they do not change what is computed
-# (``backend``: every scorer backend agrees with the float64 reference within the tested tolerance;
-# ``threads``: CPU reduction order only, recorded in ``environment``, as a different machine would)
-RESUME_FREE = ("device", "quiet", "backend", "workers", "threads")
+# The --resume rules derive from the option table (swnas.search.config.SEARCH_OPTIONS).
+# Options that may differ when resuming whatever was done: they do not change what is computed
+# (and ``quiet``, a session option the command line may pass with them).
+RESUME_FREE = tuple(o.name for o in SEARCH_OPTIONS if o.resume == "always") + ("quiet",)
 # options that change how networks are built or trained, and those that change how they are scored
-_TRAINING = ("stages", "m0", "delta", "module", "recipe", "epochs", "batch_size", "lr", "transfer",
-             "finetune_epochs", "seed", "dataset", "data", "subset", "input_size", "sync_bn", "val_split", "width",
-             "cell", "inherit", "inherit_epochs")
-_SCORING = ("criterion", "reduce", "score_params")
+_TRAINING = tuple(o.name for o in SEARCH_OPTIONS if o.resume == "until_trained")
+_SCORING = tuple(o.name for o in SEARCH_OPTIONS if o.resume == "until_scored")
 #: Network roles: A (the current network; A0 the initial one, A1..An the candidates), T (A deepened
 #: by delta), F (inherit mode: A fine-tuned as long as T, the reference T is compared with).
 ROLES = ("A", "T", "F")
@@ -401,6 +399,26 @@ def _flag(key: str) -> str:
     return "--param" if key == "score_params" else f"--{key.replace('_', '-')}"
 
 
+def _fewer_iterations(state: dict, new: Any) -> str | None:
+    scored = len(state["iterations"])
+    return f"{scored} iteration(s) are already done" if new < scored else None
+
+
+def _stopped_early(state: dict, new: Any) -> str | None:
+    stopped = any(r.get("stopped_early") for r in state["iterations"])
+    return "the run already stopped early under it" if stopped else None
+
+
+def _final_trained(state: dict, new: Any) -> str | None:
+    done = sum(1 for n in state["networks"] if isinstance(n.get("final"), dict))
+    return f"{done} candidate(s) already had their final training" if done else None
+
+
+#: The own ``--resume`` rule of every option whose ``resume`` is ``"rule"``: ``rule(state, new)``
+#: says why the option cannot take the value ``new`` (``None``: it can).
+RESUME_RULES = {"iterations": _fewer_iterations, "stop_early": _stopped_early, "final_epochs": _final_trained}
+
+
 def _resume_blockers(state: dict, key: str, new: Any, stored: Any) -> str | None:
     """Why option ``key`` cannot change from ``stored`` to ``new`` in this run (``None``: it can)."""
     trained, scored = len(state["networks"]), len(state["iterations"])
@@ -410,15 +428,9 @@ def _resume_blockers(state: dict, key: str, new: Any, stored: Any) -> str | None
         return f"{trained} network(s) were trained with it"
     if key in _SCORING:
         return f"{scored} scoring step(s) used it" if scored else None
-    if key == "iterations":
-        return f"{scored} iteration(s) are already done" if new < scored else None
-    if key == "stop_early":
-        stopped = any(r.get("stopped_early") for r in state["iterations"])
-        return "the run already stopped early under it" if stopped else None
-    if key == "final_epochs":
-        done = sum(1 for n in state["networks"] if isinstance(n.get("final"), dict))
-        return f"{done} candidate(s) already had their final training" if done else None
-    return None
+    if key in RESUME_RULES:
+        return RESUME_RULES[key](state, new)
+    return "swnas has no --resume rule for it"  # an option declared without one (tests/test_options.py)
 
 
 def resume_config(out_dir: str | Path, overrides: dict | None = None) -> SearchConfig:
