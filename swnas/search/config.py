@@ -313,7 +313,9 @@ def _search_options(cls: type | None = None) -> tuple[SearchOption, ...]:
         if meta is None:
             raise TypeError(f"search option {f.name!r} is not declared with option(...): give it a flag, kind, "
                             "what it changes and its --resume rule (docs/CONTRACTS.md, 'Add a search option')")
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        default: Any = f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         out.append(SearchOption(name=f.name, type=str(f.type), default=default, **meta))
     return tuple(out)
 
@@ -330,15 +332,15 @@ def _check_numbers(c: SearchConfig) -> None:
     checked by their own rules (``custom_check``)."""
     ints = [o for o in SEARCH_OPTIONS if o.kind == "int" and not o.custom_check]
     for opt in ints:  # those that must be set (``filled``: their default depends on others, filled by now)
-        v = getattr(c, opt.name)
-        if (opt.default is not None or opt.filled) and (isinstance(v, bool) or not isinstance(v, int)
-                                                         or v < opt.minimum):
-            raise InputError(f"{opt.name}: expected an integer >= {opt.minimum}, got {v!r}")
+        v, lo = getattr(c, opt.name), opt.minimum or 0
+        if (opt.default is not None or opt.filled) and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            raise InputError(f"{opt.name}: expected an integer >= {lo}, got {v!r}")
     for opt in ints:  # those that may stay None
-        v = getattr(c, opt.name)
+        v, lo = getattr(c, opt.name), opt.minimum or 0
         if opt.default is None and not opt.filled and v is not None and (
-                isinstance(v, bool) or not isinstance(v, int) or v < opt.minimum):
-            raise InputError(f"{opt.name}: expected a positive integer, got {v!r}")
+                isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+            raise InputError(f"{opt.name}: expected {want}, got {v!r}")
     if c.input_size is not None and (isinstance(c.input_size, bool) or not isinstance(c.input_size, int)
                                      or c.input_size < 8):
         raise InputError(f"input_size: expected an image side >= 8 pixels, got {c.input_size!r}")
