@@ -2,7 +2,7 @@
 
 X: the first 2,048 of the 3,072 flattened (H, W, C) uint8 pixels of CIFAR-10's 50,000 training
 images, as float32 0..255 (400 MB; SWNAS_CIFAR10 names the .npz, default
-/work/shared/data/cifar10.npz). It is written once to a .npy file that the workers read by row
+``$SWNAS_DATA_DIR/cifar10.npz`` or ``data/cifar10.npz``). It is written once to a .npy file that the workers read by row
 chunks (5,000 rows each), so X never enters the client process during the Dask run. The cluster
 is 2 worker processes with 1 thread each. Reported: equality with the in-memory ``cpp`` result,
 the client's peak extra RSS during the Dask score (goal < 25% of X), and both times.
@@ -20,7 +20,7 @@ import pytest
 
 from _memory import peak_since_reset, reset_peak
 
-CIFAR = Path(os.environ.get("SWNAS_CIFAR10", "/work/shared/data/cifar10.npz"))
+CIFAR = Path(os.environ.get("SWNAS_CIFAR10") or Path(os.environ.get("SWNAS_DATA_DIR", "data")) / "cifar10.npz")
 P = 2048
 CHUNK = 5000
 

@@ -4,7 +4,7 @@ Problem: N = 50,000 rows, p = 2,048 float32 features, 10 classes, A = 2 componen
 setting at CIFAR-10 size). Two data kinds:
 
 * ``cifar10``: the first 2,048 of the 3,072 pixel columns of the CIFAR-10 training images
-  (``../shared/data/cifar10.npz`` beside the checkout, or ``$SWNAS_CIFAR10``; skipped when absent);
+  (``$SWNAS_CIFAR10``, ``$SWNAS_DATA_DIR/cifar10.npz`` or ``data/cifar10.npz``; skipped when absent);
 * ``synthetic``: Gaussian noise with 16 planted class-dependent columns.
 
 Methods (same run, same data): swnas ``cpp``, ``numba`` and ``numpy`` (the float64 reference);
@@ -48,7 +48,6 @@ N_CLASSES = 10
 A = 2
 PASSES = 2 * A  # the GPU floor: statistics + two kernels per component, one for the last
 CPU_PASSES = 1 + A  # the CPU floor: statistics + one fused pass per component
-CIFAR_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10.npz"
 LARGE = os.environ.get("SWNAS_BENCH_LARGE", "") not in ("", "0")
 
 
@@ -57,7 +56,10 @@ LARGE = os.environ.get("SWNAS_BENCH_LARGE", "") not in ("", "0")
 
 
 def cifar_path() -> Path:
-    return Path(os.environ.get("SWNAS_CIFAR10", str(CIFAR_DEFAULT)))
+    """``$SWNAS_CIFAR10``, else ``$SWNAS_DATA_DIR/cifar10.npz``, else ``data/cifar10.npz`` (torch-free)."""
+    if os.environ.get("SWNAS_CIFAR10"):
+        return Path(os.environ["SWNAS_CIFAR10"])
+    return Path(os.environ.get("SWNAS_DATA_DIR", "data")) / "cifar10.npz"
 
 
 def load_data(kind: str, p: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,8 +1,8 @@
 """Training throughput of the CIFAR ResNet-56: the swnas trainer vs a plain PyTorch pipeline.
 
 Both train ``swnas.models.build(ArchSpec("basic", [9, 9, 9]))`` with Nesterov SGD (the paper
-recipe) on CIFAR-sized images (the real CIFAR-10 when ``../shared/data/cifar10.npz`` or
-``$SWNAS_DATA_DIR/cifar10.npz`` exists, else random uint8 images) for a fixed number of steps of
+recipe) on CIFAR-sized images (the real CIFAR-10 when ``$SWNAS_DATA_DIR/cifar10.npz`` or
+``data/cifar10.npz`` exists, else random uint8 images) for a fixed number of steps of
 batch 128, after one warm-up step each; the reported rate is batch / median step time (robust to
 other load on a shared machine):
 
@@ -46,9 +46,9 @@ def _steps(dev: str) -> int:
 
 
 def _images(n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    env = os.environ.get("SWNAS_DATA_DIR")
-    for cand in ([Path(env) / "cifar10.npz"] if env else []) + [
-            Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10.npz"]:
+    from swnas.data.loaders import _default_cifar_candidates
+
+    for cand in _default_cifar_candidates():
         if cand.is_file():
             a = load_npz_arrays(cand, ("x_train", "y_train"))
             return a["x_train"][:n], a["y_train"][:n].astype(np.int64), "cifar10"

@@ -4,7 +4,7 @@
 # Usage: scripts/bench_imagefolder.sh [CIFAR10.npz] [DIR] [WORKERS]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-npz="${1:-${SWNAS_DATA_DIR:-$here/../shared/data}/cifar10.npz}"
+npz="${1:-${SWNAS_DATA_DIR:-$here/data}/cifar10.npz}"
 dir="${2:-${SWNAS_JPEG_DIR:-/tmp/swnas-jpeg224}}"
 workers="${3:-$(nproc)}"
 if [ ! -d "$dir/train" ]; then

@@ -3,7 +3,7 @@
 Used by ``benchmarks/bench_imagefolder.py`` to have ImageNet-sized files on disk when ImageNet is
 not at hand::
 
-    python scripts/make_jpeg_folder.py /work/shared/data/cifar10.npz /tmp/jpeg224 --train 10000 --val 1000
+    python scripts/make_jpeg_folder.py data/cifar10.npz /tmp/jpeg224 --train 10000 --val 1000
 
 The tree is ``OUT/train/<class>/<k>.jpg`` and ``OUT/val/<class>/<k>.jpg`` with per-class balanced
 picks (the first images of each class in the npz order). Writing is split over ``--threads``.

@@ -156,7 +156,7 @@ def train_architecture(
                                    in_channels=ds.in_channels)
         torch.manual_seed(seed)
         model = M.initialize(M.build(spec), rec.init)  # the recipe's initialisation, as a search's networks get
-        # E: epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
+        # epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
         work = out / resume.TRAINING_DIR
         note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None
         if note:

@@ -272,7 +272,7 @@ def _add_search_parser(sub: Any) -> None:
     s.add_argument("--resume", metavar="DIR", help="continue the search stored in DIR")
     s.add_argument("--no-report", dest="no_report", action="store_true", help="skip the report at the end")
     s.add_argument("--quiet", action="store_true", help="print only the result")
-    _scale_flags(s, search=True)  # E: paper-scale options (docs/scale.md)
+    _scale_flags(s, search=True)  # paper-scale options (docs/scale.md)
 
 
 
@@ -345,7 +345,7 @@ _SESSION_OPTS = ("out", "log_level", "track", "html", "no_report", "quiet")
 
 
 def _with_config_file(ns: argparse.Namespace, given: dict) -> dict:
-    """E: merge ``--config FILE`` under the flags; session options land on ``ns`` unless given as flags."""
+    """Merge ``--config FILE`` under the flags; session options land on ``ns`` unless given as flags."""
     if not hasattr(ns, "config"):
         return given
     from swnas.config_file import load_config, merge_options
@@ -422,7 +422,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
         out = Path(getattr(ns, "out", "runs/search"))
         cfg = SearchConfig(**given)
     from swnas import distributed as dist
-    from swnas.runsession import search_session  # E: logging, --track, OUT/config.yaml
+    from swnas.runsession import search_session  # logging, --track, OUT/config.yaml
     from swnas.search.validate import validate_options
 
     from swnas.search.opening import fresh_allowed, lock_out

@@ -590,7 +590,7 @@ def train(
         source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
     bar = None
-    if progress and D.is_main() and run.start < rec.epochs and use_bars():  # E: one log line per epoch otherwise
+    if progress and D.is_main() and run.start < rec.epochs and use_bars():  # one log line per epoch otherwise
         from tqdm.auto import tqdm
 
         bar = tqdm(total=(rec.epochs - run.start) * run.plan.steps, unit="batch", desc="train", leave=True,

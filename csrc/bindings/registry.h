@@ -3,7 +3,8 @@
 #include <pybind11/pybind11.h>
 
 namespace swnas {
-// CPU core (_core): each is defined in csrc/cpu/<name>_cpu.cpp (kernels in namespace swnas::cpu).
+// CPU core (_core): each is defined in csrc/bindings/<name>.cpp over csrc/cpu/<name>_cpu.h
+// (kernels in csrc/cpu/<name>_cpu.cpp, namespace swnas::cpu).
 void register_pls_cpu(pybind11::module_& m);
 void register_inffs_cpu(pybind11::module_& m);
 void register_ilfs_cpu(pybind11::module_& m);

@@ -86,8 +86,7 @@ def _default_cifar_candidates() -> list[Path]:
     cands = []
     if env:
         cands.append(Path(env) / "cifar10.npz")
-    cands += [Path("data") / "cifar10.npz", Path("..") / "shared" / "data" / "cifar10.npz",
-              Path.home() / ".cache" / "swnas" / "cifar10.npz"]
+    cands += [Path("data") / "cifar10.npz", Path.home() / ".cache" / "swnas" / "cifar10.npz"]
     return cands
 
 
@@ -295,7 +294,7 @@ def load_dataset(
         0..255), a fixed stratified 80/20 train/test split; needs no download.
         ``cifar10``: a ``.npz`` with x_train/y_train/x_test/y_test (uint8 NHWC), or a torchvision
         CIFAR-10 directory (downloaded when online). With ``path=None`` the file is looked for in
-        ``$SWNAS_DATA_DIR/cifar10.npz``, ``./data/``, ``../shared/data/`` and ``~/.cache/swnas/``.
+        ``$SWNAS_DATA_DIR/cifar10.npz``, ``./data/`` and ``~/.cache/swnas/``.
         ``imagefolder``: ``path/train/<class>/*`` and ``path/val/<class>/*`` (or ``test/``; Tiny
         ImageNet's ``val/images`` + ``val_annotations.txt`` layout is understood), resized to
         ``input_size`` x ``input_size``. ``imagenet32``: the downsampled-ImageNet npz release,

@@ -175,8 +175,8 @@ class BackendRecord:
     probe : callable
         ``probe() -> (available, reason)``; the reason says why not ('' when available).
     auto_rank : int or None
-        Position in ``auto``'s preference for its device (lower first); ``None``: never chosen by
-        ``auto`` (the reference).
+        Position in ``auto``'s preference for its device (lower first; the reference ``numpy`` has
+        99, so ``auto`` falls back to it last); ``None``: never chosen by ``auto`` (no record now).
     """
 
     name: str

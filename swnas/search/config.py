@@ -282,7 +282,7 @@ class SearchConfig:
         _check_numbers(c)
         _check_protocol(c)
         _check_inherit(c)
-        from swnas.tvdonor import is_torchvision_donor  # E: torchvision:resnet50 names a cached donor
+        from swnas.tvdonor import is_torchvision_donor  # torchvision:resnet50 names a cached donor
 
         if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
             raise InputError(f"transfer: donor checkpoint not found: {c.transfer}")

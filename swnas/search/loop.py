@@ -150,7 +150,7 @@ class Search:
         else:
             self.ensure_scored([ref, T])
             grow = decide(ref["scores"], T["scores"])
-            tracking.active().scores(k, ref["scores"], T["scores"])  # E: --track
+            tracking.active().scores(k, ref["scores"], T["scores"])  # --track
         sa = ref["scores"] or [None] * len(grow)
         st = T["scores"] or [None] * len(grow)
         comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
@@ -212,7 +212,7 @@ class Search:
         else:
             model = self.tk.build(list(stages), seed)
             trainer = self.tk.train
-        # E: per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.resume)
+        # per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.resume)
         work = resume.network_workdir(self.out, f"{index:02d}-{role}{iteration}")
         note = resume.describe_partial(work, kind)
         if note:
@@ -240,7 +240,7 @@ class Search:
         self.write()
         self.tk.barrier()
         resume.finish_network(work, self.main)
-        tracking.active().final(work.name, net["metrics"])  # E: --track
+        tracking.active().final(work.name, net["metrics"])  # --track
         top1 = tr.get("top1")
         acc = f"top-1 {100 * top1:.2f}%" if isinstance(top1, (int, float)) else "top-1 n/a"
         eta = self.progress.eta(len(self.state.networks), len(self.state.iterations), self.state.status == "running")

@@ -176,7 +176,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     def run_training(model, seed, recipe, checkpoint_dir=None):
         r = train(model, ds, recipe=recipe, device=cfg.device, seed=seed, progress=show,
                   checkpoint_dir=checkpoint_dir, sync_bn=cfg.sync_bn,
-                  callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else ())  # E: --track
+                  callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else ())  # --track
         p = next(model.parameters(), None)
         if p is not None:
             used["device"] = str(p.device)
