@@ -38,7 +38,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest

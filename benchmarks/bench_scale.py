@@ -35,7 +35,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def _rss_anon() -> int:
 class PeakAnon:
     """Peak of ``RssAnon`` above its value at entry, sampled every 5 ms in a thread (bytes)."""
 
-    def __enter__(self) -> "PeakAnon":
+    def __enter__(self) -> PeakAnon:
         self.base = self.peak = _rss_anon()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -275,7 +276,7 @@ def test_inffs(benchmark, case):
         run(benchmark, "inffs", case, lambda: _gemm_sort(X), X.nbytes, rounds=rounds, n=len(X))
     else:
         corr = case.split("-")[1]
-        feats = run(benchmark, "inffs", case, lambda: score(X, y, "inffs", backend="cpp", corr=corr).features,
+        run(benchmark, "inffs", case, lambda: score(X, y, "inffs", backend="cpp", corr=corr).features,
                     X.nbytes, rounds=rounds, n=len(X), corr=corr)
         # accuracy against the float64 reference on a 1/10 subsample (the reference's own cost)
         sub = slice(0, max(2, len(X) // 10))

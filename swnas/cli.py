@@ -11,7 +11,8 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from swnas.errors import InputError, SwnasError
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def _combine(models: Sequence[Any], logits_of: Callable[[Any], Any], labels: np.
     if len(models) == 0:
         raise InputError("models: the ensemble needs at least one network")
     labels = np.asarray(labels).reshape(-1)
-    total = None
+    total: np.ndarray | None = None
     m1, m5 = [], []
     for i, model in enumerate(models):
         p = softmax(np.asarray(logits_of(model)))
@@ -96,6 +97,7 @@ def _combine(models: Sequence[Any], logits_of: Callable[[Any], Any], labels: np.
         m1.append(topk_accuracy(p, labels, 1))
         m5.append(topk_accuracy(p, labels, 5))
         total = p if total is None else total + p
+    assert total is not None  # models is not empty (checked above)
     avg = total / len(models)
     return EnsembleResult(
         members=list(members) if members is not None else list(range(len(models))),

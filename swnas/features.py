@@ -25,7 +25,8 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, cast
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -230,7 +231,7 @@ def _forward_stages(model: nn.Module, batches: Iterable[tuple[Any, Any]], reduce
                 feats = list(current)
             if any(f is None for f in feats):  # pragma: no cover - hooks always fire
                 raise RuntimeError("a stage hook did not fire")
-            yield feats, yb
+            yield cast("list[torch.Tensor]", feats), yb
     finally:
         for h in handles:
             h.remove()

@@ -118,7 +118,7 @@ def curves_figure(state: dict) -> Any | None:
         ep = [e["epoch"] for e in h]
         axes[0].plot(ep, [e["loss"] for e in h], label=label)
         (line,) = axes[1].plot(ep, [100 * e["acc"] for e in h], label=f"{label} training")
-        val = [(e["epoch"], _val_of(e)) for e in h if _val_of(e) is not None]
+        val = [(e["epoch"], v) for e in h if (v := _val_of(e)) is not None]
         if val:
             any_val = True
             axes[1].plot([k for k, _ in val], [100 * v for _, v in val], linestyle="--", color=line.get_color(),

@@ -60,7 +60,7 @@ class _QuietFileHandler(logging.FileHandler):
 
     _told = False
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:  # logging's name
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError) and not self._told:
             self._told = True

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -69,7 +69,7 @@ def _spec_defaults(model: nn.Module, input_size: int | None, in_channels: int | 
     for name, v in (("input_size", input_size), ("in_channels", in_channels)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise InputError(f"{name}: must be a positive integer (the model has no spec to take it from), got {v!r}")
-    return input_size, in_channels
+    return cast(int, input_size), cast(int, in_channels)
 
 
 def _check_model(model: Any) -> nn.Module:
@@ -79,10 +79,10 @@ def _check_model(model: Any) -> nn.Module:
 
 
 def _device_of(model: nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 
@@ -368,14 +368,14 @@ class CarbonTracker:
         self.formula = formula
         self.use_codecarbon = use_codecarbon
         self.result: dict[str, Any] | None = None
-        self._tracker = None
+        self._tracker: Any = None
         self._t0 = 0.0
 
-    def __enter__(self) -> "CarbonTracker":
+    def __enter__(self) -> CarbonTracker:
         self._t0 = time.perf_counter()
         if self.use_codecarbon:
             try:
-                from codecarbon import OfflineEmissionsTracker  # type: ignore[import-not-found]
+                from codecarbon import OfflineEmissionsTracker
 
                 self._tracker = OfflineEmissionsTracker(country_iso_code="USA", save_to_file=False, log_level="error")
                 self._tracker.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 
@@ -253,7 +254,7 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.SGD:
     ``conv_kernels`` put the decayed kernels in a first group and the rest (BatchNorm, biases,
     and for ``conv_kernels`` the dense layer) in a second group without decay.
     """
-    kw = dict(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    kw: dict[str, Any] = dict(lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
     if recipe.decay_scope == "all":
         return torch.optim.SGD(model.parameters(), weight_decay=recipe.weight_decay, **kw)
     decayed, plain = _decayed(model, recipe.decay_scope)

@@ -19,7 +19,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from swnas.errors import InputError
 from swnas.fmt import human_count, pct, score_pair, sig4
@@ -118,7 +119,7 @@ def cost_line(state: dict) -> str:
 
 
 def _baselines(out: Path) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     base = out / "baselines"
     if not base.is_dir():
         return rows
@@ -314,7 +315,7 @@ def accuracy_figure(rows: list[dict]) -> Any:
             ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r[key] for r in pts], marker=marker, label=label)
     for r in cands:
         y = r.get("final_top1") if num(r.get("final_top1")) else r.get("top1")
-        if not num(y):
+        if not num(y) or y is None:
             continue
         if num(r.get("final_top1")) and num(r.get("top1")):
             ax.plot([r["macs"] / 1e6] * 2, [100 * r["top1"], 100 * r["final_top1"]], color="0.6", lw=0.8, zorder=0)

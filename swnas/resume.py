@@ -16,7 +16,8 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from swnas.errors import InputError
 

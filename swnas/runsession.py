@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from swnas.config_file import CONFIG_NAME, write_config
 from swnas.logs import setup_logging
@@ -38,7 +38,6 @@ def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: 
     main = D.rank() == 0
     level = getattr(ns, "log_level", None) or ("warning" if quiet else "info")
     resolved = cfg.resolved()
-    resume = getattr(ns, "resume", None) is not None
     # the caller holds OUT's lock (swnas.search.opening.lock_out) and has refused a fresh run over a
     # search that trained something; never write through a file or link in OUT's place
     usable = out.is_dir() and not out.is_symlink() if out.exists() or out.is_symlink() else True

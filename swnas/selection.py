@@ -60,6 +60,8 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
 
     _criterion = ""
     _param_names: tuple[str, ...] = ()
+    n_features_in_: int
+    _acc: Any  # the StreamingScorer of partial_fit (None before the first call)
 
     # ------------------------------------------------------------------ fitting
     def _criterion_params(self) -> dict:
@@ -74,7 +76,7 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         if thr is not None:
             if k is not None:
                 raise InputError(f"k: give k or threshold, not both (k={k!r}, threshold={thr!r})")
-            if isinstance(thr, bool) or not isinstance(thr, numbers.Real) or not np.isfinite(thr):
+            if isinstance(thr, bool) or not isinstance(thr, numbers.Real) or not np.isfinite(float(thr)):
                 raise InputError(f"threshold: must be a finite number, got {thr!r}")
             return
         k = self._k()
@@ -138,7 +140,7 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
             raise InputError("y: expected one response column, got several")
         return True
 
-    def fit(self, X: Any, y: Any = None) -> "_ScoreSelector":
+    def fit(self, X: Any, y: Any = None) -> _ScoreSelector:
         """Score every feature of ``X`` (n_samples, n_features) for the class labels ``y``.
 
         :class:`VIPSelector` also takes a continuous ``y`` (PLS regression on one response column);
@@ -173,7 +175,7 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         self._set_scores(res.features, classes)
         return self
 
-    def _set_scores(self, scores: np.ndarray, classes: np.ndarray) -> None:
+    def _set_scores(self, scores: np.ndarray, classes: np.ndarray | None) -> None:
         self.scores_ = np.asarray(scores, dtype=np.float64)
         if classes is None:  # a regression, or inf-FS fitted without labels
             self.__dict__.pop("classes_", None)
@@ -183,7 +185,7 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         self.ranking_ = np.empty(order.size, dtype=np.int64)
         self.ranking_[order] = np.arange(1, order.size + 1)
 
-    def _stream_update(self, X: Any, y: Any, classes: Any) -> "_ScoreSelector":
+    def _stream_update(self, X: Any, y: Any, classes: Any) -> _ScoreSelector:
         from swnas.scoring.streaming import StreamingScorer
 
         first = getattr(self, "_acc", None) is None
@@ -291,7 +293,7 @@ class VIPSelector(_ScoreSelector):
         self.scale = scale
         self.backend = backend
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "VIPSelector":
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> VIPSelector:
         """Add a chunk of rows; the scores are exact for all rows seen (Gram-form streaming)."""
         return self._stream_update(X, y, classes)
 
@@ -328,7 +330,7 @@ class InfFSSelector(_ScoreSelector):
         self.backend = backend
 
     @available_if(_streams)
-    def partial_fit(self, X: Any, y: Any = None, classes: Any = None) -> "InfFSSelector":
+    def partial_fit(self, X: Any, y: Any = None, classes: Any = None) -> InfFSSelector:
         """Add a chunk of rows (``corr="pearson"`` only); the scores are exact for all rows seen."""
         return self._stream_update(X, y, classes)
 

@@ -12,9 +12,10 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
-from swnas.errors import InputError
+from swnas.errors import InputError, SwnasError, WriteError
 
 __all__ = ["atomic_write_text", "atomic_write_json", "atomic_save", "read_json", "to_jsonable", "file_sha256",
            "inside", "refuse_links", "prepare_out_dir", "clean_temp_files", "RunLock", "TEMP_SUFFIX", "temp_path",
@@ -55,15 +56,13 @@ def _write_failure(exc: RuntimeError) -> bool:
                                    "unexpected pos", "inline_container"))
 
 
-def write_failure(exc: BaseException, path: str | os.PathLike) -> "WriteError | None":
+def write_failure(exc: BaseException, path: str | os.PathLike) -> WriteError | None:
     """The :class:`~swnas.errors.WriteError` naming ``path`` that ``exc`` amounts to, or ``None``.
 
     A full disk, a read-only file system, a permission or an I/O error (an :class:`OSError`, or
     torch's ``RuntimeError`` from its zip writer such as "unexpected pos") becomes one clear error;
     anything else (a bug) is not translated.
     """
-    from swnas.errors import SwnasError, WriteError
-
     if isinstance(exc, WriteError):  # from a nested writer's temporary file: name the destination
         inner = getattr(exc, "reason", None)
         if inner is None or not is_temp_file(Path(exc.filename or "").name):
@@ -278,7 +277,7 @@ class RunLock:
         self.what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         import fcntl
         import socket
 
@@ -303,7 +302,7 @@ class RunLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

@@ -24,7 +24,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from swnas.errors import InputError
 from swnas.state import atomic_write_json, atomic_write_text, read_json
@@ -70,7 +71,7 @@ class StudyConfig:
     baseline_depths: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     device: str = "cpu"
 
-    def checked(self) -> "StudyConfig":
+    def checked(self) -> StudyConfig:
         c = dataclasses.replace(self, seeds=[int(s) for s in self.seeds], arms=list(self.arms),
                                 baseline_depths=[int(d) for d in self.baseline_depths])
         unknown = [a for a in c.arms if a not in ARMS]
@@ -86,7 +87,7 @@ class StudyConfig:
         return c
 
     @staticmethod
-    def _search_config(c: "StudyConfig", criterion: str, inherit: bool, seed: int):
+    def _search_config(c: StudyConfig, criterion: str, inherit: bool, seed: int):
         from swnas.search import SearchConfig
 
         return SearchConfig(

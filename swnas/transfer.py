@@ -64,7 +64,8 @@ def _fits(dst: nn.Module, src: nn.Module) -> bool:
 def _stage_prefixes(model: nn.Module) -> list[str]:
     """State-dict prefixes of the stage containers (``stages.i.`` or torchvision's ``layerK.``)."""
     names = {id(m): n for n, m in model.named_modules()}
-    return [names[id(st)] + "." for st in model.stages]
+    stages: Any = model.stages
+    return [names[id(st)] + "." for st in stages]
 
 
 def transfer_weights(donor: nn.Module, spec: ArchSpec, pick: str = "first") -> nn.Module:
@@ -118,11 +119,13 @@ def transfer_weights(donor: nn.Module, spec: ArchSpec, pick: str = "first") -> n
         hint = MODULE_TYPES[spec.module].transfer_hint
         msg = str(e).splitlines()[-1].strip()
         raise InputError(f"spec: the donor's stem/head/transition weights do not fit the candidate ({msg}){hint}") from None
+    cand_stages: Any = cand.stages
+    donor_stages: Any = donor.stages
     for i, idx in enumerate(picks):
         for j, k in enumerate(idx):
-            if k != j and not _fits(cand.stages[i][j], donor.stages[i][k]):
+            if k != j and not _fits(cand_stages[i][j], donor_stages[i][k]):
                 k = j  # a NASNet cell next to the stem or a reduction: its inputs have other widths
-            _copy_module(cand.stages[i][j], donor.stages[i][k], f"stages[{i}][{k}]")
+            _copy_module(cand_stages[i][j], donor_stages[i][k], f"stages[{i}][{k}]")
     dev = next(iter(donor.parameters())).device
     return cand.to(dev).train(donor.training)
 

@@ -15,7 +15,7 @@ from swnas.scoring.backends import BACKEND_TABLE, backend_status, reset_probes
 def _real_cupy_importable() -> bool:
     try:
         import cupy  # noqa: F401
-    except Exception:  # noqa: BLE001 - absent or broken: the stand-in takes its place
+    except Exception:  # absent or broken: the stand-in takes its place
         return False
     return True
 

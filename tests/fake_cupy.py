@@ -16,11 +16,11 @@ import numpy as np
 import scipy.linalg
 
 
-class ndarray(np.ndarray):  # noqa: N801 - mirrors cupy.ndarray
+class ndarray(np.ndarray):  # mirrors cupy.ndarray
     """A NumPy array that says it lives on GPU 0."""
 
     @property
-    def device(self) -> "Device":
+    def device(self) -> Device:
         return Device(0)
 
     def get(self) -> np.ndarray:
@@ -28,10 +28,10 @@ class ndarray(np.ndarray):  # noqa: N801 - mirrors cupy.ndarray
 
 
 class Device:
-    def __init__(self, id: int = 0) -> None:  # noqa: A002 - cupy's name
+    def __init__(self, id: int = 0) -> None:  # cupy's name
         self.id = int(id)
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         if self.id != 0:
             raise RuntimeError(f"fake cupy: only device 0 exists, asked for {self.id}")
         return self

@@ -7,7 +7,6 @@ import types
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from swnas.cli import main
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.gpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 try:
-    from device_check import average_ranks_torch  # noqa: E402 - the device check's torch reference
+    from device_check import average_ranks_torch  # the device check's torch reference
 finally:
     sys.path.pop(0)
 

@@ -371,7 +371,6 @@ def test_hostile_config_is_refused_quickly_and_briefly(name, text, needle, tmp_p
 ])
 def test_oversized_search_is_refused_before_anything_is_built(argv, needle, tmp_path, capsys, monkeypatch,
                                                               no_training_anywhere):
-    from swnas import models as M
 
     only_on_meta(monkeypatch)
     code, _, err = run(["search", *SMALL, *argv, "--out", tmp_path / "s"], capsys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ class Dataset:
         got = {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
                "test": (self.x_test, self.y_test)}.get(split) if isinstance(split, str) else None
         check_split(split, got is not None and got[0] is not None and got[1] is not None and len(got[0]) > 0)
-        return got
+        return cast("tuple[np.ndarray, np.ndarray]", got)
 
     def check(self) -> None:
         """InputError unless the training arrays are uint8 NHWC with matching labels and statistics."""

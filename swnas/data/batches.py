@@ -16,7 +16,8 @@ worker processes. Any source needs the same three members: ``plan``, ``epoch(e)`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class EpochPlan:
 
     @classmethod
     def make(cls, n: int, batch_size: int, world_size: int, rank: int, pad: int, flip: bool,
-             seed: int) -> "EpochPlan":
+             seed: int) -> EpochPlan:
         """Check the sizes; a batch larger than the data shrinks to N (rounded down to a multiple of K)."""
         if batch_size % world_size:
             raise InputError(f"batch_size={batch_size} must be divisible by the world size {world_size}")

@@ -65,7 +65,7 @@ class PathTable:
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.blob[a:b].tobytes().decode("utf-8", "surrogateescape")
 
-    def take(self, idx: np.ndarray) -> "PathTable":
+    def take(self, idx: np.ndarray) -> PathTable:
         """A new table with the paths at ``idx``, in that order."""
         return PathTable([self[int(i)] for i in idx])
 
@@ -84,7 +84,7 @@ class FolderSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, idx: np.ndarray) -> "FolderSplit":
+    def subset(self, idx: np.ndarray) -> FolderSplit:
         return FolderSplit(self.paths.take(idx), self.labels[idx])
 
 
@@ -116,7 +116,7 @@ def _decode(path: str, size: int, channels: int, box_of) -> np.ndarray:
                 im.draft(im.mode, (math.ceil(w * size / (x1 - x0)), math.ceil(h * size / (y1 - y0))))
             img = im.convert("RGB" if channels == 3 else "L")
             sx, sy = img.size[0] / w, img.size[1] / h  # < 1 when decoded at a reduced scale
-            out = img.resize((size, size), Image.BILINEAR, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+            out = img.resize((size, size), Image.Resampling.BILINEAR, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"imagefolder: cannot read image {path!r}: {exc}") from exc
     return np.asarray(out).reshape(size, size, channels)

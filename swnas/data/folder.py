@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class FolderDataset:
         """``"train"``, ``"val"`` or ``"test"``."""
         got = {"train": self.train, "val": self.val, "test": self.test}.get(which) if isinstance(which, str) else None
         check_split(which, got is not None and len(got) > 0)
-        return got
+        return cast(FolderSplit, got)
 
     # ------------------------------------------------------------------ the DataSource members
 
@@ -177,12 +177,6 @@ def _scan_classes(root: Path) -> tuple[list[str], list[str], list[int]]:
     if not paths:
         raise InputError(f"imagefolder: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
     return classes, paths, labels
-
-
-def check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_channels: int = 3,

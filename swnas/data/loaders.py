@@ -168,10 +168,10 @@ def _read_images(items: list[tuple[Path, int]], size: int, channels: int) -> tup
     def one(i: int) -> None:
         p = items[i][0]
         try:
-            with Image.open(p) as im:
-                im = im.convert(mode)
+            with Image.open(p) as f:
+                im = f.convert(mode)
                 if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
+                    im = im.resize((size, size), Image.Resampling.BILINEAR)
                 out[i] = np.asarray(im).reshape(size, size, channels)
         except (OSError, ValueError) as exc:
             raise InputError(f"imagefolder: cannot read image {str(p)!r}: {exc}") from exc
@@ -341,7 +341,8 @@ def load_dataset(
         raise InputError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 2):
         raise InputError(f"subset must be an integer >= 2 or None, got {subset!r}")
-    kw = dict(val_split=float(val_split), subset=None if subset is None else int(subset), seed=int(seed))
+    kw: dict[str, Any] = dict(val_split=float(val_split), subset=None if subset is None else int(subset),
+                              seed=int(seed))
     name = name.lower()
     check_source(name, path)
     if name == "digits":

@@ -13,7 +13,7 @@ morphism (Wei et al., ICML 2016) applied to residual blocks.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -171,11 +171,11 @@ class ArchSpec:
         return f"{self.module}[{'-'.join(map(str, self.stages))}]"
 
     # ------------------------------------------------------------------ variants
-    def with_stages(self, stages: list[int]) -> "ArchSpec":
+    def with_stages(self, stages: list[int]) -> ArchSpec:
         """The same spec with other per-stage counts (same number of stages if widths are set)."""
         return replace(self, stages=list(stages))
 
-    def with_width(self, width: int) -> "ArchSpec":
+    def with_width(self, width: int) -> ArchSpec:
         """The same spec with first-stage width ``width``, doubled at every later stage.
 
         For ``nasnet`` this is the cell filters of the first stage (the paper's NASNet baselines
@@ -185,7 +185,7 @@ class ArchSpec:
             raise InputError(f"width: must be a positive integer, got {width!r}")
         return replace(self, widths=[width * 2**i for i in range(len(self.stages))])
 
-    def deepened(self, delta: int) -> "ArchSpec":
+    def deepened(self, delta: int) -> ArchSpec:
         """Every stage deepened by ``delta`` modules (the search's temporary network T)."""
         if not _is_int(delta) or delta < 0:
             raise InputError(f"delta: must be a non-negative integer, got {delta!r}")
@@ -203,7 +203,7 @@ class ArchSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArchSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ArchSpec:
         """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
         if not isinstance(d, dict):
             raise InputError(f"spec: expected a dict, got {type(d).__name__}")
@@ -218,7 +218,7 @@ class ArchSpec:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ArchSpec":
+    def from_json(cls, text: str) -> ArchSpec:
         """Inverse of :meth:`to_json`."""
         try:
             d = json.loads(text)

@@ -12,7 +12,7 @@ finishes in minutes on a CPU; the table says which scale it was run at.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from swnas.errors import InputError
 from swnas.paper import imagenet as imagenet_table

@@ -108,7 +108,7 @@ def side_by_side(table: str, measured: list[dict], *, notes: list[str] | None = 
     groups: dict[tuple[str, str], list[PublishedRow]] = {}
     for p in pub:  # rows of one key together, at the place of the first (printed before derived)
         groups.setdefault((p.setting, p.row), []).append(p)
-    for key, ps in groups.items():
+    for ps in groups.values():
         rows.extend(TableRow("paper (derived)" if p.derived else "paper", _published_values(p)) for p in ps)
         p = ps[-1]
         for i, m in enumerate(measured):

@@ -91,7 +91,7 @@ def inffs_cuda_many(problems, alpha: float = 0.5, factor: float = 0.9, corr: str
             [(t.data_ptr(), dtype_code(t), t.shape[0], t.shape[1], Z.data_ptr(), G.data_ptr(), s.data_ptr())
              for t, (Z, G, s) in zip(ts, bufs)], corr == "spearman", stream)
         out = []
-        for i, (Z, G, s) in enumerate(bufs):
+        for i, (_Z, G, s) in enumerate(bufs):
             check_finite_std(s.cpu().numpy(), f"problems[{i}].X")
             out.append(solve_torch(G, s, float(alpha), float(factor)))
         return out

@@ -84,7 +84,7 @@ def _solve_triangular(xp, L, b, lower: bool, trans: bool):
         import scipy.linalg
 
         return scipy.linalg.solve_triangular(L, b, lower=lower, trans="T" if trans else "N")
-    from cupyx.scipy.linalg import solve_triangular  # type: ignore[import-not-found]
+    from cupyx.scipy.linalg import solve_triangular
 
     return solve_triangular(L, b, lower=lower, trans="T" if trans else "N")
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -245,7 +246,7 @@ def kernel_pls_vip(
     for a in range(n_components):
         w = dominant_direction(s)
         wn = np.linalg.norm(w)
-        if wn <= 1e-12 * max(s0_norm, 1e-300):
+        if wn <= 1e-12 * max(float(s0_norm), 1e-300):
             break  # X'Y exhausted: the remaining components explain nothing (sklearn stops too)
         w = w / wn
         r = w - R[:, :a] @ (P[:, :a].T @ w)
@@ -294,7 +295,7 @@ class PlsAlgebra:
     constant: np.ndarray | None = None
 
     @classmethod
-    def from_stats(cls, stats: Sequence[np.ndarray], n: int, scale: bool, name: str = "X") -> "PlsAlgebra":
+    def from_stats(cls, stats: Sequence[np.ndarray], n: int, scale: bool, name: str = "X") -> PlsAlgebra:
         """``stats = (colsum, centred sum of squares, class_sums (C, p), counts)``; raises on NaN/Inf."""
         colsum, sq, class_sums, counts = (np.asarray(s, dtype=np.float64) for s in stats)
         check_finite_stats(colsum, sq, name)
@@ -315,6 +316,7 @@ class PlsAlgebra:
             return (np.asarray(g_raw) - mu * tsum) / sd, float(tt)
 
         def project_tt(r: np.ndarray) -> float:
+            assert tt_raw is not None  # only passed on when given
             v = r / sd
             return float(tt_raw(np.ascontiguousarray(v), float(mu @ v))[2])
 
@@ -361,7 +363,7 @@ def run_lockstep(tasks: Sequence[Callable[[Callable[..., Any]], Any]],
     def worker(i: int) -> None:
         try:
             out = tasks[i](make_project(i))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:  # re-raised in the caller's thread
             errors[i] = exc
             out = None
         with cond:
@@ -380,7 +382,7 @@ def run_lockstep(tasks: Sequence[Callable[[Callable[..., Any]], Any]],
             pending.clear()
         try:
             out = project_many(batch)
-        except BaseException as exc:  # noqa: BLE001 - delivered to the tasks, then re-raised
+        except BaseException as exc:  # delivered to the tasks, then re-raised
             out = {i: _Failure(exc) for i in batch}
         with cond:
             answers.update(out)

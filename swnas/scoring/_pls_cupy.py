@@ -10,7 +10,8 @@ are sized so that the float64 block *and* its one-hot label block together stay 
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class Criterion:
     """
 
     name: str
-    check: Callable[[dict, int, int, int], dict]
+    check: Callable[[dict, int | None, int | None, int | None], dict]
     min_samples: Callable[[dict], int] = lambda params: 2
     description: str = ""
 

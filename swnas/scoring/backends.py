@@ -19,7 +19,8 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from swnas.errors import BackendUnavailableError, InputError
 
@@ -41,10 +42,10 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------- probes
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _core_status() -> tuple[Any, str]:
     try:
-        from swnas import _core
+        from swnas import _core  # type: ignore[attr-defined]  # compiled; no stub
     except ImportError as exc:  # pragma: no cover - only on broken installs
         return None, (f"the compiled module swnas._core is not built or failed to load ({exc}); "
                       "reinstall with `pip install .`")
@@ -87,7 +88,7 @@ def _gpu_reason(err: str) -> str:
     return f"no usable GPU ({err})"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cuda_status() -> tuple[Any, str]:
     if os.environ.get("SWNAS_DISABLE_CUDA", "") not in ("", "0"):
         return None, "disabled by SWNAS_DISABLE_CUDA"
@@ -96,7 +97,7 @@ def _cuda_status() -> tuple[Any, str]:
     if "swnas._cuda" not in sys.modules and importlib.util.find_spec("swnas._cuda") is None:
         return None, "the CUDA module was not built (no CUDA compiler at install time)"
     try:
-        from swnas import _cuda
+        from swnas import _cuda  # type: ignore[attr-defined]  # compiled; no stub
     except ImportError as exc:
         msg = str(exc)
         warnings.warn(f"swnas: the CUDA module failed to load and is turned off: {msg}", RuntimeWarning,
@@ -116,7 +117,7 @@ def cuda_module():
     return mod
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cupy_status() -> tuple[bool, str]:
     try:
         import cupy
@@ -132,7 +133,7 @@ def _cupy_status() -> tuple[bool, str]:
     return True, ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _numba_status() -> tuple[bool, str]:
     try:
         import numba  # noqa: F401
@@ -248,7 +249,7 @@ def auto_order(criterion: str, device: str = "cpu") -> list[str]:
     """
     def ranked(dev: str) -> list[str]:
         recs = [r for r in BACKEND_TABLE if r.device == dev and r.auto_rank is not None]
-        return [r.name for r in sorted(recs, key=lambda r: r.auto_rank)]
+        return [r.name for r in sorted(recs, key=lambda r: int(r.auto_rank or 0))]
 
     order = ranked("cpu")
     return (ranked("cuda") + order) if device == "cuda" else order

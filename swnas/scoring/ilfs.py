@@ -47,7 +47,7 @@ __all__ = [
 RAMP = 5000.0  # the initial P(t|z) ramp runs from 1 to RAMP
 
 
-def check_ilfs_params(params: dict, n: int = 2, p: int = 1, n_classes: int = 2) -> dict:
+def check_ilfs_params(params: dict, n: int | None = 2, p: int | None = 1, n_classes: int | None = 2) -> dict:
     """Validate il-FS parameters and fill in defaults (``TT=4, max_iter=1000, tol=1e-6``)."""
     params = dict(params)
     tt = params.pop("TT", 4)

@@ -46,7 +46,7 @@ __all__ = [
 CORRELATIONS = ("spearman", "pearson")
 
 
-def check_inffs_params(params: dict, n: int = 2, p: int = 1, n_classes: int = 2) -> dict:
+def check_inffs_params(params: dict, n: int | None = 2, p: int | None = 1, n_classes: int | None = 2) -> dict:
     """Validate inf-FS parameters and fill in defaults (``alpha=0.5, factor=0.9, corr="spearman"``)."""
     params = dict(params)
     alpha = params.pop("alpha", 0.5)

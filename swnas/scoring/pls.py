@@ -12,7 +12,7 @@ import numpy as np
 
 from swnas.errors import InputError
 from swnas.scoring._arrays import check_finite_stats, to_numpy
-from swnas.scoring._pls_algebra import (  # noqa: F401 - re-exported for callers of this module
+from swnas.scoring._pls_algebra import (  # re-exported for callers of this module
     constant_columns,
     kernel_pls_vip,
     onehot_stats,

@@ -182,11 +182,11 @@ class StreamingScorer:
         self.params = dict(params)
         self._classes = _class_index(n_classes, classes)
         self.n = 0
-        self.shift = None  # (p,) float64 torch tensor on the statistics' device
-        self.s1 = None  # sum of (x - shift)
-        self.s2 = None  # sum of (x - shift)(x - shift)'
-        self.cs = None  # (C, p) per-class sums of (x - shift)
-        self.counts = None  # (C,) float64
+        self.shift: Any = None  # (p,) float64 torch tensor on the statistics' device
+        self.s1: Any = None  # sum of (x - shift)
+        self.s2: Any = None  # sum of (x - shift)(x - shift)'
+        self.cs: Any = None  # (C, p) per-class sums of (x - shift)
+        self.counts: Any = None  # (C,) float64
         # float64 data far from 1 is accumulated as X * 2**log2_scale (exact; docs/scorers.md section 2),
         # fixed by the first chunk; 0 for float32 data and data in range
         self.log2_scale = 0
@@ -234,7 +234,7 @@ class StreamingScorer:
             self.cs = torch.cat([self.cs, torch.zeros((extra, self.cs.shape[1]), dtype=self.cs.dtype, device=dev)])
             self.counts = torch.cat([self.counts, torch.zeros(extra, dtype=self.counts.dtype, device=dev)])
 
-    def update(self, X: Any, y: Any) -> "StreamingScorer":
+    def update(self, X: Any, y: Any) -> StreamingScorer:
         """Add a chunk of rows ``X`` (b x p) with labels ``y`` (b,)."""
         torch = _torch_or_none()
         if torch is None:
@@ -268,7 +268,7 @@ class StreamingScorer:
         self.n += b
         return self
 
-    def _update_numpy(self, X: Any, y: Any) -> "StreamingScorer":
+    def _update_numpy(self, X: Any, y: Any) -> StreamingScorer:
         """:meth:`update` without PyTorch: the same shifted sums, in NumPy on the host."""
         X, info = as_float_matrix(X, "X")
         X = np.asarray(to_numpy(X)) if info.kind != "numpy" else X
@@ -308,7 +308,7 @@ class StreamingScorer:
         """(s1, s2, cs) re-expressed relative to ``shift``."""
         return _reshift(self.n, self.shift, self.s1, self.s2, self.cs, self.counts, shift)
 
-    def _rescaled(self, log2_scale: int) -> "StreamingScorer":
+    def _rescaled(self, log2_scale: int) -> StreamingScorer:
         """A shallow copy whose statistics are those of X * 2**log2_scale (self if already so)."""
         k = log2_scale - self.log2_scale
         if k == 0:
@@ -319,7 +319,7 @@ class StreamingScorer:
         out.log2_scale = log2_scale
         return out
 
-    def merge(self, other: "StreamingScorer") -> "StreamingScorer":
+    def merge(self, other: StreamingScorer) -> StreamingScorer:
         """Add ``other``'s statistics into this accumulator (the shifts and class orders may differ)."""
         if not isinstance(other, StreamingScorer):
             raise InputError(f"other: expected a StreamingScorer, got {type(other).__name__}")
@@ -349,7 +349,7 @@ class StreamingScorer:
         self.n += other.n
         return self
 
-    def _merge_numpy(self, other: "StreamingScorer", rows: np.ndarray) -> "StreamingScorer":
+    def _merge_numpy(self, other: StreamingScorer, rows: np.ndarray) -> StreamingScorer:
         if self.n == 0:
             self.log2_scale = other.log2_scale
             self._init_state(other.shift.shape[0], None, other.shift)
@@ -365,7 +365,7 @@ class StreamingScorer:
         self.n += other.n
         return self
 
-    def all_reduce(self, group=None) -> "StreamingScorer":
+    def all_reduce(self, group=None) -> StreamingScorer:
         """Sum the statistics of every process of ``torch.distributed`` (in place).
 
         A tiny all-reduce agrees on a common shift (the global column mean); then the whole state
@@ -410,7 +410,7 @@ class StreamingScorer:
         return self
 
     # ------------------------------------------------------------------ results
-    def statistics(self) -> dict[str, np.ndarray]:
+    def statistics(self) -> dict[str, Any]:
         """Host float64 copies: ``n, mean, scatter`` (centred X'X), ``class_sums_centred``, ``counts``.
 
         They describe ``X * 2**log2_scale`` (also returned): float64 data whose squares would
@@ -447,9 +447,9 @@ class StreamingScorer:
 def _reshift(n: int, old, s1, s2, cs, counts, shift):
     """Sums of ``x - old`` (s1, s2 = sum of outer products, per-class cs) as sums of ``x - shift``."""
     d = old - shift
-    n = float(n)
-    s1n = s1 + n * d
-    s2n = s2 + s1[:, None] * d[None, :] + d[:, None] * s1[None, :] + n * d[:, None] * d[None, :]
+    m = float(n)
+    s1n = s1 + m * d
+    s2n = s2 + s1[:, None] * d[None, :] + d[:, None] * s1[None, :] + m * d[:, None] * d[None, :]
     return s1n, s2n, cs + counts[:, None] * d[None, :]
 
 

@@ -251,7 +251,7 @@ class SearchConfig:
         help="CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
         "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
 
-    def resolved(self) -> "SearchConfig":
+    def resolved(self) -> SearchConfig:
         """A validated copy with the defaults that depend on other options filled in."""
         if self.score_params is not None and not isinstance(self.score_params, dict):
             raise InputError(f"score_params: expected a mapping of parameter: value (e.g. n_components: 2), "
@@ -294,7 +294,7 @@ class SearchConfig:
         return to_jsonable(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SearchConfig":
+    def from_dict(cls, d: dict) -> SearchConfig:
         if not isinstance(d, dict):
             raise InputError(f"config: expected a dict of options, got {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ensure_final", "run_final_epochs"]
 
 
-def run_final_epochs(search: "Search") -> None:
+def run_final_epochs(search: Search) -> None:
     """Give every candidate its final training (skipped when ``final_epochs`` is 0 or the toolkit has none)."""
     cfg, tk = search.cfg, search.tk
     if not cfg.final_epochs or tk.final_train is None:
@@ -38,7 +38,7 @@ def run_final_epochs(search: "Search") -> None:
     search.write()
 
 
-def ensure_final(search: "Search", net: dict, label: str = "[final]") -> dict:
+def ensure_final(search: Search, net: dict, label: str = "[final]") -> dict:
     """``net``'s final record, training the candidate ``final_epochs`` more when it is missing."""
     cfg, tk = search.cfg, search.tk
     rec = net.get("final")

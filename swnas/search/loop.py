@@ -10,7 +10,8 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 from swnas import resume, runinfo, tracking
 from swnas.errors import InputError

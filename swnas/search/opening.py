@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from swnas.errors import InputError
 from swnas.search.config import LOG_FILE, STATE_FILE, SearchConfig

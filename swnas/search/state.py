@@ -110,7 +110,7 @@ class SearchState:
         self.doc = doc
 
     @classmethod
-    def new(cls, cfg: SearchConfig, carbon_note: str = "") -> "SearchState":
+    def new(cls, cfg: SearchConfig, carbon_note: str = "") -> SearchState:
         return cls({
             "format": FORMAT, "config": cfg.to_dict(), "status": "running", "networks": [], "candidates": [],
             "iterations": [], "final": None, "best": None, "metric_units": METRIC_UNITS,
@@ -118,7 +118,7 @@ class SearchState:
         })
 
     @classmethod
-    def load(cls, out_dir: str | Path) -> "SearchState":
+    def load(cls, out_dir: str | Path) -> SearchState:
         return cls(load_state(out_dir))
 
     def save(self, out_dir: Path) -> None:
