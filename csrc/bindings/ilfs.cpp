@@ -33,12 +33,16 @@ py::tuple run_one(const py::array& X, const Labels& y, int nc, int tt, int max_i
 }  // namespace
 
 void register_ilfs_cpu(py::module_& m) {
-  m.def("ilfs_run", [](py::array X, Labels y, int nc, int tt, int max_iter, double tol) {
-          return run_one(X, y, nc, tt, max_iter, tol, "X");
-        },
-        py::arg("X"), py::arg("y"), py::arg("n_classes"), py::arg("TT"), py::arg("max_iter"), py::arg("tol"),
-        "il-FS of one problem: (scores, v, loglik, counts, finite_ok)");
-  m.def("ilfs_many", [](py::list problems, int tt, int max_iter, double tol) {
+  m.def(
+      "ilfs_run",
+      [](py::array X, Labels y, int nc, int tt, int max_iter, double tol) {
+        return run_one(X, y, nc, tt, max_iter, tol, "X");
+      },
+      py::arg("X"), py::arg("y"), py::arg("n_classes"), py::arg("TT"), py::arg("max_iter"), py::arg("tol"),
+      "il-FS of one problem: (scores, v, loglik, counts, finite_ok)");
+  m.def(
+      "ilfs_many",
+      [](py::list problems, int tt, int max_iter, double tol) {
         // one compiled call for a batch: problems run one after another, each with all threads
         py::list out;
         size_t i = 0;

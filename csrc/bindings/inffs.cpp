@@ -38,7 +38,10 @@ py::tuple transform_t_f32_py(py::array_t<float, py::array::c_style> X) {
   // Zt lives in its own anonymous mapping with transparent huge pages refused: NumPy's allocator asks
   // for huge pages on large arrays, and on VMs the synchronous compaction behind them costs more than
   // the ranking; the sorting threads fault the 4 KiB pages in, in parallel, as they write.
-  struct Region { void* ptr; size_t bytes; };
+  struct Region {
+    void* ptr;
+    size_t bytes;
+  };
   const size_t bytes = sizeof(float) * size_t(n) * size_t(p);
   void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) throw std::bad_alloc();
@@ -50,8 +53,7 @@ py::tuple transform_t_f32_py(py::array_t<float, py::array::c_style> X) {
     munmap(reg->ptr, reg->bytes);
     delete reg;
   });
-  py::array_t<float> Zt({p, n}, {int64_t(sizeof(float)) * n, int64_t(sizeof(float))}, static_cast<float*>(mem),
-                        owner);
+  py::array_t<float> Zt({p, n}, {int64_t(sizeof(float)) * n, int64_t(sizeof(float))}, static_cast<float*>(mem), owner);
   py::array_t<double> sd(p);
   {
     py::gil_scoped_release nogil;
@@ -81,11 +83,14 @@ void register_inffs_cpu(py::module_& m) {
         "Centred average ranks of a float32 X, transposed (p x n), and the ddof=1 column std");
   m.def("inffs_solve", &solve, py::arg("G"), py::arg("std"), py::arg("alpha"), py::arg("factor"),
         "inf-FS scores from the Gram matrix (float32/float64) of centred columns (lower triangle read)");
-  m.def("inffs_lambda_max", [](py::array_t<double, py::array::c_style> A) {
-    const int64_t p = A.shape(0);
-    py::gil_scoped_release nogil;
-    return cpu::lanczos_max_eig(A.data(), p);
-  }, py::arg("A"), "Largest eigenvalue of a symmetric matrix (Lanczos, full reorthogonalisation)");
+  m.def(
+      "inffs_lambda_max",
+      [](py::array_t<double, py::array::c_style> A) {
+        const int64_t p = A.shape(0);
+        py::gil_scoped_release nogil;
+        return cpu::lanczos_max_eig(A.data(), p);
+      },
+      py::arg("A"), "Largest eigenvalue of a symmetric matrix (Lanczos, full reorthogonalisation)");
 }
 
 }  // namespace swnas

@@ -54,7 +54,9 @@ void check_vector(const DoubleVec& v, const MatrixView& m, const std::string& na
     throw py::value_error(name + ": must be a float64 vector with one entry per column of X");
 }
 
-std::string problem(size_t i) { return "problems[" + std::to_string(i) + "]"; }
+std::string problem(size_t i) {
+  return "problems[" + std::to_string(i) + "]";
+}
 
 py::tuple stats(py::array X, IntVec codes, int64_t n_classes, double scale, bool with_absmax) {
   const MatrixView m = view_matrix(X, "X");
@@ -105,8 +107,8 @@ py::list stats_many(const std::vector<py::array>& Xs, const std::vector<IntVec>&
   return out;
 }
 
-py::list project_many(const std::vector<py::array>& Xs, const std::vector<DoubleVec>& vs,
-                      const std::vector<double>& cs, const std::string& parallel, bool loading) {
+py::list project_many(const std::vector<py::array>& Xs, const std::vector<DoubleVec>& vs, const std::vector<double>& cs,
+                      const std::string& parallel, bool loading) {
   if (vs.size() != Xs.size() || cs.size() != Xs.size())
     throw py::value_error("pls_project_many: Xs, vs and cs must have the same length");
   std::vector<MatrixView> ms;
@@ -147,8 +149,8 @@ void register_pls_cpu(py::module_& m) {
   m.def("pls_stats_many", &stats_many, py::arg("Xs"), py::arg("codes"), py::arg("n_classes"),
         py::arg("parallel") = "auto", py::arg("scales") = std::vector<double>{}, py::arg("with_absmax") = false,
         "pls_stats for many problems in one call (scales: one per problem, default all 1).");
-  m.def("pls_project_many", &project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"),
-        py::arg("parallel") = "auto", py::arg("loading") = true, "pls_project for many problems in one call.");
+  m.def("pls_project_many", &project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"), py::arg("parallel") = "auto",
+        py::arg("loading") = true, "pls_project for many problems in one call.");
   m.def("pls_stream_read", &stream_read, py::arg("X"),
         "Sum of every element of X in one streaming read (the benchmarks' memory-bandwidth floor).");
 }

@@ -73,8 +73,8 @@ void check_vector(const py::array_t<double, py::array::c_style>& v, const cuda::
 
 void register_pls_cuda(py::module_& m) {
   py::class_<PyMatrix>(m, "PlsMatrix", "An N x p float32/float64 matrix on a GPU with the workspace of the PLS passes")
-      .def_property_readonly("shape",
-                             [](const PyMatrix& self) { return py::make_tuple(self.m->view().rows, self.m->view().cols); })
+      .def_property_readonly(
+          "shape", [](const PyMatrix& self) { return py::make_tuple(self.m->view().rows, self.m->view().cols); })
       .def_property_readonly("device", [](const PyMatrix& self) { return self.m->view().device; })
       .def_property_readonly("is_double", [](const PyMatrix& self) { return self.m->view().dtype == DType::f64; })
       .def(

@@ -1,4 +1,5 @@
-// il-FS math shared by the CPU core and the CUDA host code (docs/scorers.md, section 4): token rule, PLSA EM, closed form.
+// il-FS math shared by the CPU core and the CUDA host code (docs/scorers.md, section 4): token rule,
+// PLSA EM, closed form.
 #pragma once
 #include <algorithm>
 #include <cfloat>
@@ -47,14 +48,23 @@ inline PlsaResult plsa(const int64_t* counts, int tt, int64_t p, int max_iter, d
   const double ramp = 5000.0;
   std::vector<double> up(tt);
   double rs = 0.0;
-  for (int t = 0; t < tt; ++t) { up[t] = 1.0 + (ramp - 1.0) * double(t) / double(tt - 1); rs += up[t]; }
+  for (int t = 0; t < tt; ++t) {
+    up[t] = 1.0 + (ramp - 1.0) * double(t) / double(tt - 1);
+    rs += up[t];
+  }
   std::vector<double> p1(tt), p2(tt);
-  for (int t = 0; t < tt; ++t) { p1[t] = up[t] / rs; p2[t] = up[tt - 1 - t] / rs; }
+  for (int t = 0; t < tt; ++t) {
+    p1[t] = up[t] / rs;
+    p2[t] = up[tt - 1 - t] / rs;
+  }
   std::vector<double> nf(p, 0.0), z1(p), z2(p);
   const int upper = (tt + 1) / 2;
   for (int64_t f = 0; f < p; ++f) {
     double tot = 0.0, hi = 0.0;
-    for (int t = 0; t < tt; ++t) { tot += double(counts[t * p + f]); if (t >= upper) hi += double(counts[t * p + f]); }
+    for (int t = 0; t < tt; ++t) {
+      tot += double(counts[t * p + f]);
+      if (t >= upper) hi += double(counts[t * p + f]);
+    }
     nf[f] = tot > 0 ? tot : 1.0;
     z1[f] = hi / nf[f];
     z2[f] = 1.0 - z1[f];
@@ -73,22 +83,37 @@ inline PlsaResult plsa(const int64_t* counts, int tt, int64_t p, int max_iter, d
         if (!(n > 0.0 && s > 0.0)) continue;
         ll += n * std::log(s);
         const double w = n / s;
-        c1[t] += a * w; c2[t] += b * w;
-        r1f[f] += a * w; r2f[f] += b * w;
+        c1[t] += a * w;
+        c2[t] += b * w;
+        r1f[f] += a * w;
+        r2f[f] += b * w;
       }
     }
     res.loglik.push_back(ll);
     double s1 = 0.0, s2 = 0.0;
-    for (int t = 0; t < tt; ++t) { s1 += c1[t]; s2 += c2[t]; }
-    s1 = std::max(s1, 1e-300); s2 = std::max(s2, 1e-300);
-    for (int t = 0; t < tt; ++t) { p1[t] = c1[t] / s1; p2[t] = c2[t] / s2; }
-    for (int64_t f = 0; f < p; ++f) { z1[f] = r1f[f] / nf[f]; z2[f] = r2f[f] / nf[f]; }
+    for (int t = 0; t < tt; ++t) {
+      s1 += c1[t];
+      s2 += c2[t];
+    }
+    s1 = std::max(s1, 1e-300);
+    s2 = std::max(s2, 1e-300);
+    for (int t = 0; t < tt; ++t) {
+      p1[t] = c1[t] / s1;
+      p2[t] = c2[t] / s2;
+    }
+    for (int64_t f = 0; f < p; ++f) {
+      z1[f] = r1f[f] / nf[f];
+      z2[f] = r2f[f] / nf[f];
+    }
     const size_t k = res.loglik.size();
     if (k > 1 && std::fabs(res.loglik[k - 1] - res.loglik[k - 2]) < tol) break;
   }
   res.v = z1;
   res.ptz.resize(size_t(tt) * 2);
-  for (int t = 0; t < tt; ++t) { res.ptz[2 * t] = p1[t]; res.ptz[2 * t + 1] = p2[t]; }
+  for (int t = 0; t < tt; ++t) {
+    res.ptz[2 * t] = p1[t];
+    res.ptz[2 * t + 1] = p2[t];
+  }
   return res;
 }
 
@@ -96,7 +121,10 @@ inline PlsaResult plsa(const int64_t* counts, int tt, int64_t p, int max_iter, d
 inline std::vector<double> closed_form(const std::vector<double>& v) {
   const int64_t p = int64_t(v.size());
   double sv = 0.0, vv = 0.0, mx = -1.0;
-  for (double x : v) { sv += x; vv += x * x; }
+  for (double x : v) {
+    sv += x;
+    vv += x * x;
+  }
   std::vector<double> out(p, 0.0);
   if (!(vv > 0.0)) return out;
   for (double x : v) mx = std::max(mx, x * sv);

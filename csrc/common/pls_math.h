@@ -18,9 +18,8 @@ namespace pls {
 //   sq[j]               = sum_i (x_ij - mean_j)^2   (clamped at 0)
 //   class_sums[c*p + j] = sum over the rows of class c of x_ij
 // class_sums may be class_shifted itself (each element is read before it is overwritten).
-inline void finish_stats(int64_t n, int64_t p, int64_t n_classes, const double* x0,
-                         const double* class_shifted, const double* s2, const double* counts,
-                         double* colsum, double* sq, double* class_sums) {
+inline void finish_stats(int64_t n, int64_t p, int64_t n_classes, const double* x0, const double* class_shifted,
+                         const double* s2, const double* counts, double* colsum, double* sq, double* class_sums) {
   const double dn = static_cast<double>(n);
   // s1[j] = sum over c of class_shifted[c][j], the classes added in order; row by row, so that
   // 1,000 classes x 2,048 columns (16 MB) are read once in sequence, not with a 16 KB stride
@@ -36,8 +35,7 @@ inline void finish_stats(int64_t n, int64_t p, int64_t n_classes, const double* 
     sq[j] = (v > 0.0 || !std::isfinite(v)) ? v : 0.0;
   }
   for (int64_t c = 0; c < n_classes; ++c)
-    for (int64_t j = 0; j < p; ++j)
-      class_sums[c * p + j] = class_shifted[c * p + j] + counts[c] * x0[j];
+    for (int64_t j = 0; j < p; ++j) class_sums[c * p + j] = class_shifted[c * p + j] + counts[c] * x0[j];
 }
 
 }  // namespace pls

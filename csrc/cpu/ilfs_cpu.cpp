@@ -14,8 +14,7 @@ namespace {
 
 // counts (TT x p, row-major) of the tokens of every (sample, feature); returns false on NaN/Inf data.
 template <typename T>
-bool token_counts(const T* X, const int32_t* y, int64_t n, int64_t p, int nc, int tt, int64_t* counts,
-                  bool parallel) {
+bool token_counts(const T* X, const int32_t* y, int64_t n, int64_t p, int nc, int tt, int64_t* counts, bool parallel) {
   const int64_t B = 64;
   const int64_t nblocks = (p + B - 1) / B;
   std::vector<double> ccount(nc, 0.0);
@@ -53,7 +52,10 @@ bool token_counts(const T* X, const int32_t* y, int64_t n, int64_t p, int nc, in
             double iv;
             bool z;
             ilfs::add_distance(d, inv[b], nz[b], iv, z);
-            if (c == ys) { own[b] = iv; ownz[b] = z; }
+            if (c == ys) {
+              own[b] = iv;
+              ownz[b] = z;
+            }
           }
         }
         for (int64_t b = 0; b < nb; ++b) {
@@ -68,8 +70,7 @@ bool token_counts(const T* X, const int32_t* y, int64_t n, int64_t p, int nc, in
 
 }  // namespace
 
-ilfs::Outcome ilfs_run(const MatrixView& X, const int32_t* y, int nc, int tt, int max_iter, double tol,
-                       bool parallel) {
+ilfs::Outcome ilfs_run(const MatrixView& X, const int32_t* y, int nc, int tt, int max_iter, double tol, bool parallel) {
   ilfs::Outcome o;
   o.counts.assign(static_cast<size_t>(tt) * static_cast<size_t>(X.cols), 0);
   o.ok = dispatch_dtype(X.dtype, [&](auto tag) {

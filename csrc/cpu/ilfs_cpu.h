@@ -10,8 +10,7 @@ namespace cpu {
 
 // il-FS of one problem (docs/scorers.md, section 4): class means and token counts (OpenMP over
 // feature blocks when `parallel`), then the PLSA EM and the closed form. y: int32 labels in 0..nc-1.
-ilfs::Outcome ilfs_run(const MatrixView& X, const int32_t* y, int nc, int tt, int max_iter, double tol,
-                       bool parallel);
+ilfs::Outcome ilfs_run(const MatrixView& X, const int32_t* y, int nc, int tt, int max_iter, double tol, bool parallel);
 
 }  // namespace cpu
 }  // namespace swnas

@@ -1,4 +1,5 @@
-// CPU kernels of inf-FS (docs/scorers.md, section 3): parallel column ranking, Lanczos lambda_max, blocked Cholesky solve.
+// CPU kernels of inf-FS (docs/scorers.md, section 3): parallel column ranking, Lanczos lambda_max,
+// blocked Cholesky solve.
 #include "cpu/inffs_cpu.h"
 
 #include <omp.h>
@@ -42,7 +43,11 @@ inline const uint64_t* radix_sort_packed(uint64_t* a, uint64_t* tmp, size_t n, s
     for (size_t i = 0; i < n; ++i) hist[(a[i] >> shift) & (kBuckets - 1)]++;
     if (hist[(a[0] >> shift) & (kBuckets - 1)] == n) continue;  // one digit value: nothing moves
     uint32_t sum = 0;
-    for (int b = 0; b < kBuckets; ++b) { uint32_t c = hist[b]; hist[b] = sum; sum += c; }
+    for (int b = 0; b < kBuckets; ++b) {
+      uint32_t c = hist[b];
+      hist[b] = sum;
+      sum += c;
+    }
     for (size_t i = 0; i < n; ++i) tmp[hist[(a[i] >> shift) & (kBuckets - 1)]++] = a[i];
     std::swap(a, tmp);
   }
@@ -50,8 +55,8 @@ inline const uint64_t* radix_sort_packed(uint64_t* a, uint64_t* tmp, size_t n, s
 }
 
 template <typename K>
-void radix_sort_pairs(std::vector<K>& keys, std::vector<uint32_t>& idx, std::vector<K>& kt,
-                      std::vector<uint32_t>& it, std::vector<uint32_t>& hist) {
+void radix_sort_pairs(std::vector<K>& keys, std::vector<uint32_t>& idx, std::vector<K>& kt, std::vector<uint32_t>& it,
+                      std::vector<uint32_t>& hist) {
   const size_t n = keys.size();
   constexpr int kBits = 11;
   constexpr int kBuckets = 1 << kBits;
@@ -63,7 +68,11 @@ void radix_sort_pairs(std::vector<K>& keys, std::vector<uint32_t>& idx, std::vec
     for (size_t i = 0; i < n; ++i) hist[(keys[i] >> shift) & (kBuckets - 1)]++;
     if (hist[(keys[0] >> shift) & (kBuckets - 1)] == n) continue;
     uint32_t sum = 0;
-    for (int b = 0; b < kBuckets; ++b) { uint32_t c = hist[b]; hist[b] = sum; sum += c; }
+    for (int b = 0; b < kBuckets; ++b) {
+      uint32_t c = hist[b];
+      hist[b] = sum;
+      sum += c;
+    }
     for (size_t i = 0; i < n; ++i) {
       uint32_t pos = hist[(keys[i] >> shift) & (kBuckets - 1)]++;
       kt[pos] = keys[i];
@@ -96,7 +105,12 @@ void column_transform(const T* X, int64_t n, int64_t p, bool spearman, T* Z, dou
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t j0 = blk * B, nb = std::min(B, p - j0);
-      for (int64_t b = 0; b < nb; ++b) { sum[b] = 0.0; sq[b] = 0.0; lo[b] = X[j0 + b]; hi[b] = X[j0 + b]; }
+      for (int64_t b = 0; b < nb; ++b) {
+        sum[b] = 0.0;
+        sq[b] = 0.0;
+        lo[b] = X[j0 + b];
+        hi[b] = X[j0 + b];
+      }
       for (int64_t i = 0; i < n; ++i) {
         const T* x = X + i * p + j0;
 #pragma omp simd
@@ -110,13 +124,16 @@ void column_transform(const T* X, int64_t n, int64_t p, bool spearman, T* Z, dou
       for (int64_t i = 0; i < n; ++i) {
         const T* x = X + i * p + j0;
 #pragma omp simd
-        for (int64_t b = 0; b < nb; ++b) { const double d = double(x[b]) - mu[b]; sq[b] += d * d; }
+        for (int64_t b = 0; b < nb; ++b) {
+          const double d = double(x[b]) - mu[b];
+          sq[b] += d * d;
+        }
       }
       for (int64_t b = 0; b < nb; ++b) {
         const bool finite = std::isfinite(sum[b]) && std::isfinite(sq[b]);
         const bool constant = finite && (lo[b] == hi[b]);
-        stdv[j0 + b] = !finite ? std::numeric_limits<double>::quiet_NaN()
-                               : (constant ? 0.0 : std::sqrt(sq[b] / double(n - 1)));
+        stdv[j0 + b] =
+            !finite ? std::numeric_limits<double>::quiet_NaN() : (constant ? 0.0 : std::sqrt(sq[b] / double(n - 1)));
         keep[b] = finite && !constant;
       }
       if (!spearman) {
@@ -152,7 +169,10 @@ void column_transform(const T* X, int64_t n, int64_t p, bool spearman, T* Z, dou
             start = end;
           }
         } else {
-          for (int64_t i = 0; i < n; ++i) { keys[i] = sort_key(X[i * p + j0 + b]); idx[i] = uint32_t(i); }
+          for (int64_t i = 0; i < n; ++i) {
+            keys[i] = sort_key(X[i * p + j0 + b]);
+            idx[i] = uint32_t(i);
+          }
           radix_sort_pairs<K>(keys, idx, kt, it, hist);
           int64_t start = 0;
           while (start < n) {
@@ -203,7 +223,11 @@ void spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, do
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblocks; ++blk) {
       const int64_t j0 = blk * B, nb = std::min(B, p - j0);
-      for (int64_t b = 0; b < nb; ++b) { sum[b] = 0.0; lo[b] = X[j0 + b]; hi[b] = X[j0 + b]; }
+      for (int64_t b = 0; b < nb; ++b) {
+        sum[b] = 0.0;
+        lo[b] = X[j0 + b];
+        hi[b] = X[j0 + b];
+      }
       for (int64_t i = 0; i < n; ++i) {
         if (kAhead > 0 && i + kAhead < n) {
           const char* ahead = reinterpret_cast<const char*>(X + (i + kAhead) * p + j0);
@@ -249,8 +273,8 @@ void spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, do
         }
         const bool finite = std::isfinite(sum[b]) && std::isfinite(sq);
         const bool constant = finite && (lo[b] == hi[b]);
-        stdv[j0 + b] = !finite ? std::numeric_limits<double>::quiet_NaN()
-                               : (constant ? 0.0 : std::sqrt(sq / double(n - 1)));
+        stdv[j0 + b] =
+            !finite ? std::numeric_limits<double>::quiet_NaN() : (constant ? 0.0 : std::sqrt(sq / double(n - 1)));
         if (!finite || constant) {
           std::fill(zrow, zrow + n, 0.0f);
           continue;
@@ -261,7 +285,11 @@ void spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, do
         uint64_t* dst = ptmp.data();
         if (h0[(kb[0] >> 10) & 2047u] != uint32_t(n)) {
           uint32_t s = 0;
-          for (int q = 0; q < 2048; ++q) { const uint32_t c = h0[q]; h0[q] = s; s += c; }
+          for (int q = 0; q < 2048; ++q) {
+            const uint32_t c = h0[q];
+            h0[q] = s;
+            s += c;
+          }
           for (int64_t i = 0; i < n; ++i) {
             const uint32_t k = kb[i];
             a[h0[(k >> 10) & 2047u]++] = (uint64_t(k) << 32) | uint64_t(i);
@@ -271,7 +299,11 @@ void spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, do
         }
         if (h1[kb[0] >> 21] != uint32_t(n)) {
           uint32_t s = 0;
-          for (int q = 0; q < 2048; ++q) { const uint32_t c = h1[q]; h1[q] = s; s += c; }
+          for (int q = 0; q < 2048; ++q) {
+            const uint32_t c = h1[q];
+            h1[q] = s;
+            s += c;
+          }
           for (int64_t i = 0; i < n; ++i) {
             const uint64_t v = src[i];
             dst[h1[v >> 53]++] = v;
@@ -295,7 +327,10 @@ void spearman_transposed_f32(const float* X, int64_t n, int64_t p, float* Zt, do
             for (int64_t i = g0 + 1; i < g1; ++i) {
               const uint64_t v = src[i];
               int64_t q = i;
-              while (q > g0 && src[q - 1] > v) { src[q] = src[q - 1]; --q; }
+              while (q > g0 && src[q - 1] > v) {
+                src[q] = src[q - 1];
+                --q;
+              }
               src[q] = v;
             }
           } else {
@@ -354,7 +389,10 @@ double tridiag_max_eig(const std::vector<double>& al, const std::vector<double>&
   for (int it = 0; it < 200 && hi - lo > 1e-16 * std::max(std::fabs(lo), std::fabs(hi)); ++it) {
     double mid = 0.5 * (lo + hi);
     if (mid <= lo || mid >= hi) break;
-    if (count_below(mid) >= m) hi = mid; else lo = mid;
+    if (count_below(mid) >= m)
+      hi = mid;
+    else
+      lo = mid;
   }
   return 0.5 * (lo + hi);
 }
@@ -445,11 +483,25 @@ void cholesky_lower(double* M, int64_t p) {
         for (int64_t k = 0; k < w; ++k) {
           const double x = pa[k], z = pb[k];
           const double q0 = p0[k], q1 = p0[w + k], q2 = p0[2 * w + k], q3 = p0[3 * w + k];
-          a0 += x * q0; a1 += x * q1; a2 += x * q2; a3 += x * q3;
-          b0 += z * q0; b1 += z * q1; b2 += z * q2; b3 += z * q3;
+          a0 += x * q0;
+          a1 += x * q1;
+          a2 += x * q2;
+          a3 += x * q3;
+          b0 += z * q0;
+          b1 += z * q1;
+          b2 += z * q2;
+          b3 += z * q3;
         }
-        ma[jj] -= a0; ma[jj + 1] -= a1; ma[jj + 2] -= a2; ma[jj + 3] -= a3;
-        if (ib != ia) { mb[jj] -= b0; mb[jj + 1] -= b1; mb[jj + 2] -= b2; mb[jj + 3] -= b3; }
+        ma[jj] -= a0;
+        ma[jj + 1] -= a1;
+        ma[jj + 2] -= a2;
+        ma[jj + 3] -= a3;
+        if (ib != ia) {
+          mb[jj] -= b0;
+          mb[jj + 1] -= b1;
+          mb[jj + 2] -= b2;
+          mb[jj + 3] -= b3;
+        }
       }
       for (int64_t r = 0; r < (ib != ia ? 2 : 1); ++r) {
         const int64_t row = ia + r;
@@ -473,7 +525,10 @@ std::vector<double> solve_from_gram(const T* G, const double* stdv, int64_t p, d
   std::vector<double> d(p), A(size_t(p) * p);
   for (int64_t i = 0; i < p; ++i) d[i] = std::sqrt(std::max(double(G[i * p + i]), 0.0));
   double lo = stdv[0], hi = stdv[0];
-  for (int64_t i = 0; i < p; ++i) { lo = std::min(lo, stdv[i]); hi = std::max(hi, stdv[i]); }
+  for (int64_t i = 0; i < p; ++i) {
+    lo = std::min(lo, stdv[i]);
+    hi = std::max(hi, stdv[i]);
+  }
   const double range = hi - lo;
   const bool use_sigma = range > 0.0 && std::isfinite(range);
 #pragma omp parallel for schedule(static)
@@ -536,7 +591,9 @@ std::vector<double> inffs_solve(const MatrixView& G, const double* stdv, double 
   });
 }
 
-double lanczos_max_eig(const double* A, int64_t p) { return lanczos_max_eig_impl(A, p); }
+double lanczos_max_eig(const double* A, int64_t p) {
+  return lanczos_max_eig_impl(A, p);
+}
 
 }  // namespace cpu
 }  // namespace swnas

@@ -19,7 +19,9 @@ namespace swnas {
 namespace cpu {
 namespace avx2 {
 
-inline __m256d widen(const float* x) { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
+inline __m256d widen(const float* x) {
+  return _mm256_cvtps_pd(_mm_loadu_ps(x));
+}
 
 inline double hsum(__m256d a) {
   __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
@@ -101,8 +103,8 @@ inline void axpy4_dot4(const float* const* x, const double* t, const float* cons
 // The projection pass over rows r0 .. r0 + 4 * floor((r1 - r0) / 4) in blocks of 4, software
 // pipelined (axpy4_dot4); returns how many rows it did (the caller does the last 0-3).
 // On the reference machine this took a pass from 1.33-1.47x to 1.23-1.38x a plain read.
-inline int64_t project_blocks(const float* X, int64_t p, const double* v, double c, int64_t r0, int64_t r1,
-                              double* g, double& tsum, double& tt) {
+inline int64_t project_blocks(const float* X, int64_t p, const double* v, double c, int64_t r0, int64_t r1, double* g,
+                              double& tsum, double& tt) {
   const int64_t nb = (r1 - r0) / 4;
   if (nb == 0) return 0;
   auto rows = [&](int64_t b, const float** x) {

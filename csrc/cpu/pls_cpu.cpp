@@ -127,8 +127,7 @@ void stats_rows(const T* __restrict X, int64_t p, const int32_t* __restrict code
     }
     for (int64_t i = b; i < e; ++i) order[pos[codes[i]]++] = i;
     for (int64_t c = 0; c < C; ++c)
-      amax = add_class_rows<T, Scaled>(X, p, order.data(), start[c], start[c + 1], x0, scale, cls + c * p, s2,
-                                       amax);
+      amax = add_class_rows<T, Scaled>(X, p, order.data(), start[c], start[c + 1], x0, scale, cls + c * p, s2, amax);
   }
   acc.absmax = amax;
 }
@@ -263,8 +262,8 @@ PlsStats stats_impl(const MatrixView& m, const int32_t* codes, int64_t C, double
   r.sq.resize(p);
   r.counts = a.counts;
   r.class_sums = std::move(a.cls);  // finished in place: no second C x p buffer
-  pls::finish_stats(n, p, C, x0.data(), r.class_sums.data(), a.s2.data(), a.counts.data(), r.colsum.data(),
-                    r.sq.data(), r.class_sums.data());
+  pls::finish_stats(n, p, C, x0.data(), r.class_sums.data(), a.s2.data(), a.counts.data(), r.colsum.data(), r.sq.data(),
+                    r.class_sums.data());
   return r;
 }
 
@@ -411,8 +410,7 @@ PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes,
 }
 
 PlsProjection pls_project(const MatrixView& X, const double* v, double c, bool parallel, bool loading) {
-  return dispatch_dtype(X.dtype,
-                        [&](auto tag) { return project_impl<decltype(tag)>(X, v, c, parallel, loading); });
+  return dispatch_dtype(X.dtype, [&](auto tag) { return project_impl<decltype(tag)>(X, v, c, parallel, loading); });
 }
 
 std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const std::vector<const int32_t*>& codes,
@@ -430,8 +428,7 @@ std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const st
 }
 
 std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs, bool across_problems,
-                                            bool loading) {
+                                            const std::vector<double>& cs, bool across_problems, bool loading) {
   const int64_t k = static_cast<int64_t>(Xs.size());
   std::vector<PlsProjection> out(Xs.size());
   if (across_problems) {

@@ -36,8 +36,7 @@ std::vector<PlsStats> pls_stats_many(const std::vector<MatrixView>& Xs, const st
                                      const std::vector<int64_t>& n_classes, const std::vector<double>& scales,
                                      bool across_problems);
 std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, const std::vector<const double*>& vs,
-                                            const std::vector<double>& cs, bool across_problems,
-                                            bool loading = true);
+                                            const std::vector<double>& cs, bool across_problems, bool loading = true);
 
 // "problems", "rows" or "auto" (problems when there are at least as many as threads); throws
 // std::invalid_argument naming `parallel` otherwise.

@@ -7,13 +7,12 @@
 #include <string>
 #include <utility>
 
-#define SWNAS_CUDA_CHECK(expr)                                                            \
-  do {                                                                                    \
-    cudaError_t swnas_err__ = (expr);                                                     \
-    if (swnas_err__ != cudaSuccess) {                                                     \
-      throw std::runtime_error(std::string("CUDA error in ") + #expr + ": " +            \
-                               cudaGetErrorString(swnas_err__));                          \
-    }                                                                                     \
+#define SWNAS_CUDA_CHECK(expr)                                                                                  \
+  do {                                                                                                          \
+    cudaError_t swnas_err__ = (expr);                                                                           \
+    if (swnas_err__ != cudaSuccess) {                                                                           \
+      throw std::runtime_error(std::string("CUDA error in ") + #expr + ": " + cudaGetErrorString(swnas_err__)); \
+    }                                                                                                           \
   } while (0)
 
 namespace swnas {

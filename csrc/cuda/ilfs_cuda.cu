@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "common/ilfs_math.h"
 #include "cuda/device_buffer.h"
 #include "cuda/ilfs_cuda.h"
-#include "common/ilfs_math.h"
 
 namespace swnas {
 namespace cuda {
@@ -18,8 +18,7 @@ constexpr int kRows = 512;  // rows per block of the class-sum and token kernels
 
 // sums[c*p + j] += x[i, j] over a chunk of rows (thread per column; atomics into global memory)
 template <typename T>
-__global__ void class_sums(const T* __restrict__ X, const int32_t* __restrict__ y, int64_t n, int64_t p,
-                           double* sums) {
+__global__ void class_sums(const T* __restrict__ X, const int32_t* __restrict__ y, int64_t n, int64_t p, double* sums) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= p) return;
   const int64_t i0 = int64_t(blockIdx.y) * kRows, i1 = min(n, i0 + kRows);
@@ -65,11 +64,16 @@ __global__ void token_counts(const T* __restrict__ X, const int32_t* __restrict_
       for (int c = 0; c < nc; ++c) {
         const double d = (x - mu[int64_t(c) * p + j]) * (x - mu[int64_t(c) * p + j]);
         ilfs::add_distance(d, inv_sum, nz, iv, z);
-        if (c == ys) { own = iv; own_zero = z; }
+        if (c == ys) {
+          own = iv;
+          own_zero = z;
+        }
       }
       const int t = ilfs::token_of(ilfs::relevance_pi(own, own_zero, inv_sum, nz), tt);
-      if (kShared) hist[t * blockDim.x + threadIdx.x]++;
-      else atomicAdd(&counts[int64_t(t) * p + j], 1ull);
+      if (kShared)
+        hist[t * blockDim.x + threadIdx.x]++;
+      else
+        atomicAdd(&counts[int64_t(t) * p + j], 1ull);
     }
     if (kShared)
       for (int t = 0; t < tt; ++t) {
@@ -125,11 +129,10 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
     for (int64_t r0 = 0; r0 < n; r0 += slab_rows) {
       const int64_t rows = std::min(slab_rows, n - r0);
       if (shmem <= 32 * 1024)
-        token_counts<T, true><<<slab_grid(rows), threads, shmem, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt,
-                                                                        dcounts);
+        token_counts<T, true>
+            <<<slab_grid(rows), threads, shmem, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt, dcounts);
       else
-        token_counts<T, false><<<slab_grid(rows), threads, 0, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt,
-                                                                    dcounts);
+        token_counts<T, false><<<slab_grid(rows), threads, 0, st>>>(X + r0 * p, y + r0, rows, p, sums, nc, tt, dcounts);
       SWNAS_CUDA_CHECK(cudaGetLastError());
     }
     std::vector<unsigned long long> hcounts(size_t(tt) * p);

@@ -1,6 +1,7 @@
-// CUDA kernels of inf-FS (docs/scorers.md, section 3): column statistics, key-packed device-wide ranking, split-K rank Gram.
-#include <cub/cub.cuh>
+// CUDA kernels of inf-FS (docs/scorers.md, section 3): column statistics, key-packed device-wide ranking,
+// split-K rank Gram.
 #include <cuda_runtime.h>
+#include <cub/cub.cuh>
 
 #include <algorithm>
 #include <cmath>
@@ -17,8 +18,8 @@ namespace {
 constexpr int kStatRows = 64;  // row chunks of the column statistics
 
 template <typename T>
-__global__ void col_partial(const T* __restrict__ X, int64_t n, int64_t p, int64_t rows, double* psum,
-                            double* pmin, double* pmax) {
+__global__ void col_partial(const T* __restrict__ X, int64_t n, int64_t p, int64_t rows, double* psum, double* pmin,
+                            double* pmax) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= p) return;
   const int64_t i0 = int64_t(blockIdx.y) * rows, i1 = min(n, i0 + rows);
@@ -34,8 +35,8 @@ __global__ void col_partial(const T* __restrict__ X, int64_t n, int64_t p, int64
   pmax[blockIdx.y * p + j] = hi;
 }
 
-__global__ void col_reduce(int64_t n, int64_t p, int chunks, const double* psum, const double* pmin,
-                           const double* pmax, double* mean, double* lo, double* hi) {
+__global__ void col_reduce(int64_t n, int64_t p, int chunks, const double* psum, const double* pmin, const double* pmax,
+                           double* mean, double* lo, double* hi) {
   const int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= p) return;
   double s = 0.0, a = INFINITY, b = -INFINITY;
@@ -150,14 +151,20 @@ __global__ void ranks_from_runs(const uint64_t* __restrict__ skeys, const int32_
     int64_t a = 0, e = pos;  // first index of the run, in [0, pos]
     while (a < e) {
       const int64_t mid = (a + e) / 2;
-      if (seg[mid] < key) a = mid + 1; else e = mid;
+      if (seg[mid] < key)
+        a = mid + 1;
+      else
+        e = mid;
     }
     const int64_t lo = a;
     a = pos + 1;
     e = n;  // one past the run, in [pos+1, n]
     while (a < e) {
       const int64_t mid = (a + e) / 2;
-      if (seg[mid] <= key) a = mid + 1; else e = mid;
+      if (seg[mid] <= key)
+        a = mid + 1;
+      else
+        e = mid;
     }
     Z[int64_t(srows[k]) * p + j0 + b] = T(0.5 * double(lo + a - n));
   }
@@ -172,13 +179,16 @@ constexpr int64_t kGramChunkRows = 65536;
 // G (double, upper triangle of 64x64 tiles) += Z'Z over one chunk of rows: every tile of kGramTileRows rows is
 // summed in T (FMA), the tiles in double, and the chunks meet in G through double atomics.
 template <typename T>
-__global__ void __launch_bounds__(256) gram_splitk(const T* __restrict__ Z, int64_t n, int64_t p, int64_t kchunk,
-                                                   double* G) {
+__global__ void __launch_bounds__(256)
+    gram_splitk(const T* __restrict__ Z, int64_t n, int64_t p, int64_t kchunk, double* G) {
   __shared__ T As[kGramTileRows][64];
   __shared__ T Bs[kGramTileRows][64];
   const int nt = int((p + 63) / 64);
   int t = blockIdx.x, bi = 0;
-  while (t >= nt - bi) { t -= nt - bi; ++bi; }
+  while (t >= nt - bi) {
+    t -= nt - bi;
+    ++bi;
+  }
   const int bj = bi + t;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   double acc[4][4];
@@ -205,7 +215,10 @@ __global__ void __launch_bounds__(256) gram_splitk(const T* __restrict__ Z, int6
     for (int r = 0; r < kGramTileRows; ++r) {
       T a[4], b[4];
 #pragma unroll
-      for (int m = 0; m < 4; ++m) { a[m] = As[r][ty + 16 * m]; b[m] = Bs[r][tx + 16 * m]; }
+      for (int m = 0; m < 4; ++m) {
+        a[m] = As[r][ty + 16 * m];
+        b[m] = Bs[r][tx + 16 * m];
+      }
 #pragma unroll
       for (int m = 0; m < 4; ++m)
 #pragma unroll
@@ -314,7 +327,8 @@ void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G,
   if (n >= (int64_t(1) << 31)) throw std::invalid_argument("X: too many rows for the CUDA ranking kernel");
   const int64_t rows = (n + kStatRows - 1) / kStatRows;
   DeviceBuffer<double> stat_buf(size_t(p) * (4 * kStatRows + 3));
-  double *psum = stat_buf.get(), *pmin = psum + kStatRows * p, *pmax = pmin + kStatRows * p, *psq = pmax + kStatRows * p;
+  double *psum = stat_buf.get(), *pmin = psum + kStatRows * p, *pmax = pmin + kStatRows * p,
+         *psq = pmax + kStatRows * p;
   double *mean = psq + kStatRows * p, *lo = mean + p, *hi = lo + p;
   const dim3 sg(unsigned((p + 127) / 128), kStatRows);
   col_partial<T><<<sg, 128, 0, st>>>(X, n, p, rows, psum, pmin, pmax);

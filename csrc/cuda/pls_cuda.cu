@@ -20,9 +20,9 @@ namespace swnas {
 namespace cuda {
 namespace {
 
-constexpr int kTile = 128;            // columns (threads) per block in the column-wise kernels
-constexpr int kSmemClassMax = 48;     // per-class sums in shared memory up to this many classes (48 KiB)
-constexpr int kRowBlock = 256;        // threads per block of the row-wise kernel (8 warps, one row each)
+constexpr int kTile = 128;         // columns (threads) per block in the column-wise kernels
+constexpr int kSmemClassMax = 48;  // per-class sums in shared memory up to this many classes (48 KiB)
+constexpr int kRowBlock = 256;     // threads per block of the row-wise kernel (8 warps, one row each)
 
 // Row chunks for the column-wise kernels: about 16 blocks per SM in all (enough loads in flight to
 // saturate HBM), at most 65535 chunks.
@@ -180,7 +180,10 @@ struct PlsMatrix::Workspace {
   DeviceBuffer<double> v, g, t, tstats;
   int sms = 1;
   explicit Workspace(const MatrixView& x)
-      : v(static_cast<size_t>(x.cols)), g(static_cast<size_t>(x.cols)), t(static_cast<size_t>(x.rows)), tstats(2),
+      : v(static_cast<size_t>(x.cols)),
+        g(static_cast<size_t>(x.cols)),
+        t(static_cast<size_t>(x.rows)),
+        tstats(2),
         sms(sm_count(x.device)) {
     SWNAS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   }
@@ -268,8 +271,8 @@ void PlsMatrix::project_launch(const double* v, double c, bool loading) {
   w.tstats.zero_async(w.stream);
   dispatch_dtype(x_.dtype, [&](auto tag) {
     using T = decltype(tag);
-    launch_project<T>(x_.as<T>(), x_.rows, x_.cols, w.v.get(), c, w.t.get(), w.tstats.get(), w.g.get(), w.sms,
-                      w.stream, loading);
+    launch_project<T>(x_.as<T>(), x_.rows, x_.cols, w.v.get(), c, w.t.get(), w.tstats.get(), w.g.get(), w.sms, w.stream,
+                      loading);
   });
 }
 
