@@ -2,7 +2,7 @@
 """Pack a small, class-balanced CIFAR-10 subset as JPEG so that it travels with a checkout (the device
 machine has no data and no internet), and unpack it there into the ``cifar10.npz`` layout swnas reads.
 
-    python3 scripts/pack_cifar_subset.py                       # $SWNAS_DATA_DIR/cifar10.npz (or data/) -> device_data/...
+    python3 scripts/pack_cifar_subset.py   # $SWNAS_DATA_DIR/cifar10.npz (or data/) -> device_data/cifar10-subset.npz
     python3 scripts/pack_cifar_subset.py --unpack device_data/cifar10-subset.npz OUT_DIR   # -> OUT_DIR/cifar10.npz
 
 Defaults: 8,000 training images (800 per class: enough for 60 steps of batch 128 in the training

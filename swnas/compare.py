@@ -7,8 +7,8 @@ untrained, to count the paper's FLOPs) and writes into ``PATH``:
 - ``compare.md`` / ``compare.csv``: one row block per search, one row per candidate A_1..A_n:
   criterion, iteration, stages, depth (``ArchSpec.depth`` and the paper's count), parameters,
   MACs and the paper's FLOPs (:func:`swnas.models.keras_flops`: separable convolutions counted as
-  full ones; equal to the MACs for residual networks), validation and test top-1, the same after the final epochs when they ran, and which
-  candidate is the search's ``best``;
+  full ones; equal to the MACs for residual networks), validation and test top-1, the same after
+  the final epochs when they ran, and which candidate is the search's ``best``;
 - ``stage_depths.png``: modules per stage over the iterations, one panel per search (Fig. 4 of
   the paper for each criterion);
 - ``compare.json``: what was compared, which also marks the directory as written by swnas.

@@ -72,7 +72,8 @@ def _pct_pc(v: Any) -> str:
 
 
 def ensemble_line(ens: dict, state: dict) -> str:
-    """``ensemble of A1..A3 (averaged softmax) on 10,000 test images: top-1 95.68%, top-5 ...; best single A2 94.10%``."""
+    """The ensemble's line, e.g. ``ensemble of A1..A3 (averaged softmax) on 10,000 test images: top-1
+    95.68%, top-5 ...; best single A2 94.10%``."""
     from swnas.search import candidate_name
 
     nets = state["networks"]

@@ -7,7 +7,8 @@ backend runs exactly the same algorithm (docs/scorers.md, section 1): 1 + A read
 (the fused pass re-reads each row from cache; the last component's pass takes only the dot
 products, since its loading X't is never used), peak extra memory O(p*C + N), X never copied when
 it is C-contiguous float32/float64. float64 data whose squares would overflow or underflow is
-scored as X * 2**k inside the passes (no copy; every criterion is invariant to a global scale). Batched calls run the algebra of every problem in lock-step
+scored as X * 2**k inside the passes (no copy; every criterion is invariant to a global scale).
+Batched calls run the algebra of every problem in lock-step
 (:func:`~swnas.scoring._pls_algebra.run_lockstep`) so that each round of passes over all problems is
 one compiled call.
 """
