@@ -6,7 +6,8 @@ significant digits, or as many as tell them apart, and which stages grew), the t
 every network (when ``search.json`` keeps their per-epoch history; validation accuracy per epoch
 beside training where it was recorded), the charts of ``DIR/report/`` when they exist (stage
 depths, accuracy against cost, per-stage scores), the run's options and its environment. Images
-are PNGs embedded as ``data:`` URIs and the style sheet is inline: the file opens offline, can be mailed or attached to a lab notebook, and references nothing outside itself.
+are PNGs embedded as ``data:`` URIs and the style sheet is inline: the file opens offline, can be
+mailed or attached to a lab notebook, and references nothing outside itself.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Same scheme as the C++ core (:mod:`swnas.scoring._pls_cpp`, docs/scorers.md section 1): one
 statistics pass shifted by the first row and accumulated in float64, then per component one fused
 pass (``t = X v - c`` and ``X't`` over the same rows; the last component's pass takes only ``t``);
-the kernel-PLS algebra is the shared NumPy code. Rows are split into a fixed number of groups summed in order, so results do not depend on the thread count.
+the kernel-PLS algebra is the shared NumPy code. Rows are split into a fixed number of groups
+summed in order, so results do not depend on the thread count.
 """
 from __future__ import annotations
 
