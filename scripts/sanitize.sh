@@ -47,8 +47,8 @@ cd "$tree"
 logs="$tree/sanitizer-logs"
 mkdir -p "$logs"
 echo "== sanitized _core: $(ls swnas/_core*.so); ${#tests[@]} test files"
-# --capture=sys: pytest captures Python's output only, so a report written to file descriptor 2
-# still reaches the terminal; the reports also go to $logs (printed below on failure)
+# the reports go to files in $logs (printed below), since pytest would capture file descriptor 2 and
+# lose it when the process aborts; --capture=sys leaves the fatal-error trace on the terminal
 status=0
 LD_PRELOAD="$asan $ubsan" \
   ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:symbolize=1:log_path=$logs/asan" \
