@@ -10,9 +10,9 @@ import ast
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from swnas.errors import InputError, SwnasError
 

@@ -19,10 +19,10 @@ refused rather than overwritten.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 from swnas.errors import InputError
 from swnas.report import rows_csv

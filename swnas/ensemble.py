@@ -1,10 +1,10 @@
 """Ensemble of the search's candidates: the average of their softmax outputs (the paper's 95.68% row)."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -22,11 +22,10 @@ score (their mean) is the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
-from collections.abc import Callable
 
 import numpy as np
 import torch

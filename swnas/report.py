@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 from swnas.errors import InputError
 from swnas.fmt import human_count, pct, score_pair, sig4

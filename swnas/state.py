@@ -11,9 +11,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 from swnas.errors import InputError, SwnasError, WriteError
 

@@ -22,10 +22,10 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from swnas.errors import InputError
 from swnas.state import atomic_write_json, atomic_write_text, read_json

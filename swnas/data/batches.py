@@ -15,9 +15,9 @@ worker processes. Any source needs the same three members: ``plan``, ``epoch(e)`
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
-from collections.abc import Iterator
 
 import numpy as np
 import torch

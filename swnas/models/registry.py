@@ -13,8 +13,9 @@ first use, so the spec and the names the command line lists load without torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from swnas.errors import InputError
 
@@ -71,7 +72,7 @@ class ModuleType:
     name: str
     builder: str
     base_width: int
-    stem_width: Callable[["ArchSpec"], int]
+    stem_width: Callable[[ArchSpec], int]
     stem_kind: str
     depth: Callable[[list[int]], int]
     search_stages: int = 3
@@ -81,9 +82,9 @@ class ModuleType:
     stage_output: str | None = "preact"
     cells: bool = False
     transfer_hint: str = ""
-    baseline: tuple[str, str, Callable[["ArchSpec"], bool]] | None = None
+    baseline: tuple[str, str, Callable[[ArchSpec], bool]] | None = None
 
-    def build(self, spec: "ArchSpec") -> "nn.Module":
+    def build(self, spec: ArchSpec) -> nn.Module:
         """The network ``spec`` describes (imports the builder's module on first use)."""
         module, _, cls = self.builder.partition(":")
         return getattr(importlib.import_module(module), cls)(spec)
@@ -95,11 +96,11 @@ class ModuleType:
         return self.no_growth or f"module type {self.name!r} has no function-preserving growth rule"
 
 
-def _first_width(spec: "ArchSpec") -> int:
+def _first_width(spec: ArchSpec) -> int:
     return spec.stage_widths[0]
 
 
-def _nasnet_stem(spec: "ArchSpec") -> int:
+def _nasnet_stem(spec: ArchSpec) -> int:
     return spec.stage_widths[0] if spec.cell == "keras" else 3 * spec.stage_widths[0]
 
 

@@ -15,10 +15,10 @@ with the new ones (:func:`check_search`, :func:`check_training`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from swnas.errors import InputError
 

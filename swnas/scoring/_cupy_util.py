@@ -3,8 +3,8 @@ own GPU, and the guard that makes that GPU current while the backend works."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -6,8 +6,8 @@ it is (borrowed zero-copy); host data is uploaded once, to the current CUDA devi
 """
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

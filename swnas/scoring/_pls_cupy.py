@@ -10,8 +10,8 @@ are sized so that the float64 block *and* its one-hot label block together stay 
 """
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

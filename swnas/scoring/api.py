@@ -1,9 +1,9 @@
 """The public scoring API: ``score``, ``score_many`` and the criterion registry behind them."""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import numpy as np
 

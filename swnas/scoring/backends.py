@@ -18,9 +18,9 @@ import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable
 
 from swnas.errors import BackendUnavailableError, InputError
 

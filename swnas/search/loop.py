@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 from swnas import resume, runinfo, tracking
 from swnas.errors import InputError

@@ -6,10 +6,10 @@ tested with controlled fakes; :func:`default_toolkit` wires ``swnas.data``, ``sw
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
