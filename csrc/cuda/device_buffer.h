@@ -34,7 +34,10 @@ class DeviceGuard {
 };
 
 // `count` elements of T in device memory, freed when the buffer goes out of scope (also when an
-// exception unwinds past it). Movable, not copyable.
+// exception unwinds past it). Movable, not copyable. Given a stream, the buffer is stream-ordered
+// (cudaMallocAsync / cudaFreeAsync on that stream): neither call waits for the device, so a
+// scorer's temporaries do not stall other streams (DDP's); the stream must outlive the buffer.
+// Without a stream, or where the device has no memory pools, it is plain cudaMalloc / cudaFree.
 template <class T>
 class DeviceBuffer {
  public:
@@ -42,15 +45,34 @@ class DeviceBuffer {
   explicit DeviceBuffer(size_t count) : count_(count) {
     if (count > 0) SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T)));
   }
+  DeviceBuffer(size_t count, cudaStream_t stream) : count_(count) {
+    if (count == 0) return;
+    cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&ptr_), count * sizeof(T), stream);
+    if (err == cudaErrorNotSupported) {  // no stream-ordered allocator on this device or driver
+      cudaGetLastError();                // reset the runtime's last-error record
+      ptr_ = nullptr;
+      SWNAS_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), count * sizeof(T)));
+      return;
+    }
+    SWNAS_CUDA_CHECK(err);
+    stream_ = stream;
+    ordered_ = true;
+  }
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)),
+        count_(std::exchange(o.count_, 0)),
+        stream_(std::exchange(o.stream_, nullptr)),
+        ordered_(std::exchange(o.ordered_, false)) {}
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       release();
       ptr_ = std::exchange(o.ptr_, nullptr);
       count_ = std::exchange(o.count_, 0);
+      stream_ = std::exchange(o.stream_, nullptr);
+      ordered_ = std::exchange(o.ordered_, false);
     }
     return *this;
   }
@@ -64,12 +86,21 @@ class DeviceBuffer {
 
  private:
   void release() {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) {
+      if (ordered_)
+        cudaFreeAsync(ptr_, stream_);  // after the work queued on stream_ so far
+      else
+        cudaFree(ptr_);
+    }
     ptr_ = nullptr;
     count_ = 0;
+    stream_ = nullptr;
+    ordered_ = false;
   }
   T* ptr_ = nullptr;
   size_t count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  bool ordered_ = false;
 };
 
 // Streaming multiprocessors of `device` (at least 1).

@@ -102,10 +102,10 @@ bool counts_impl(const T* X, int64_t n, int64_t p, const int32_t* y, int nc, int
     if (hy[i] < 0 || hy[i] >= nc) throw std::invalid_argument("y: labels must lie in 0..n_classes-1");
     hc[hy[i]] += 1.0;
   }
-  DeviceBuffer<double> sums_buf(static_cast<size_t>(nc) * p);
-  DeviceBuffer<double> cnt_buf(static_cast<size_t>(nc));
-  DeviceBuffer<unsigned long long> counts_buf(size_t(tt) * p);
-  DeviceBuffer<int> bad_buf(1);
+  DeviceBuffer<double> sums_buf(static_cast<size_t>(nc) * p, st);
+  DeviceBuffer<double> cnt_buf(static_cast<size_t>(nc), st);
+  DeviceBuffer<unsigned long long> counts_buf(size_t(tt) * p, st);
+  DeviceBuffer<int> bad_buf(1, st);
   double *sums = sums_buf.get(), *cnt = cnt_buf.get();
   unsigned long long* dcounts = counts_buf.get();
   int* bad = bad_buf.get();

@@ -273,7 +273,7 @@ void sort_pairs(cub::DoubleBuffer<uint64_t>& keys, cub::DoubleBuffer<int32_t>& r
                 DeviceBuffer<unsigned char>& temp, cudaStream_t st) {
   size_t need = 0;
   SWNAS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, need, keys, rows, int(m), 0, end_bit, st));
-  if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need);
+  if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need, st);
   SWNAS_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), need, keys, rows, int(m), 0, end_bit, st));
 }
 
@@ -285,9 +285,9 @@ void rank_columns(const T* X, int64_t n, int64_t p, T* Z, cudaStream_t st) {
   const size_t per_item = 2 * sizeof(uint64_t) + 2 * sizeof(int32_t) + (kSingle ? 0 : sizeof(uint32_t));
   const int64_t cb = column_block(n, p, per_item);
   const size_t items = size_t(n * cb);
-  DeviceBuffer<uint64_t> key_a(items), key_b(items);
-  DeviceBuffer<int32_t> row_a(items), row_b(items);
-  DeviceBuffer<uint32_t> vid(kSingle ? 0 : items);
+  DeviceBuffer<uint64_t> key_a(items, st), key_b(items, st);
+  DeviceBuffer<int32_t> row_a(items, st), row_b(items, st);
+  DeviceBuffer<uint32_t> vid(kSingle ? 0 : items, st);
   DeviceBuffer<unsigned char> temp;
   for (int64_t j0 = 0; j0 < p; j0 += cb) {
     const int nb = int(std::min<int64_t>(cb, p - j0));
@@ -306,7 +306,7 @@ void rank_columns(const T* X, int64_t n, int64_t p, T* Z, cudaStream_t st) {
       SWNAS_CUDA_CHECK(cudaGetLastError());
       size_t need = 0;
       SWNAS_CUDA_CHECK(cub::DeviceScan::InclusiveSum(nullptr, need, vid.get(), vid.get(), int(m), st));
-      if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need);
+      if (need > temp.size()) temp = DeviceBuffer<unsigned char>(need, st);
       SWNAS_CUDA_CHECK(cub::DeviceScan::InclusiveSum(temp.get(), need, vid.get(), vid.get(), int(m), st));
       const int gbits = bits_for(uint64_t(m - 1));
       column_keys_f64<<<grid_for(m), 256, 0, st>>>(rows.Current(), vid.get(), m, nb, gbits, keys.Alternate(),
@@ -326,7 +326,7 @@ template <typename T>
 void rank_gram(const T* X, int64_t n, int64_t p, bool spearman, T* Z, double* G, double* stdv, cudaStream_t st) {
   if (n >= (int64_t(1) << 31)) throw std::invalid_argument("X: too many rows for the CUDA ranking kernel");
   const int64_t rows = (n + kStatRows - 1) / kStatRows;
-  DeviceBuffer<double> stat_buf(size_t(p) * (4 * kStatRows + 3));
+  DeviceBuffer<double> stat_buf(size_t(p) * (4 * kStatRows + 3), st);
   double *psum = stat_buf.get(), *pmin = psum + kStatRows * p, *pmax = pmin + kStatRows * p,
          *psq = pmax + kStatRows * p;
   double *mean = psq + kStatRows * p, *lo = mean + p, *hi = lo + p;

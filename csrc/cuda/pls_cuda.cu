@@ -238,9 +238,9 @@ PlsStats PlsMatrix::stats(const int32_t* codes, int64_t n_classes) {
     if (codes[i] < 0 || codes[i] >= C) throw std::invalid_argument("codes: must lie in 0..n_classes-1");
     out.counts[codes[i]] += 1.0;
   }
-  DeviceBuffer<int32_t> d_codes(static_cast<size_t>(n));
-  DeviceBuffer<double> d_cls(static_cast<size_t>(C * p));
-  DeviceBuffer<double> d_s2(static_cast<size_t>(p));
+  DeviceBuffer<int32_t> d_codes(static_cast<size_t>(n), stream);
+  DeviceBuffer<double> d_cls(static_cast<size_t>(C * p), stream);
+  DeviceBuffer<double> d_s2(static_cast<size_t>(p), stream);
   SWNAS_CUDA_CHECK(cudaMemcpyAsync(d_codes.get(), codes, d_codes.bytes(), cudaMemcpyHostToDevice, stream));
   d_cls.zero_async(stream);
   d_s2.zero_async(stream);
