@@ -120,7 +120,7 @@ class SearchConfig:
             v = getattr(self, name)
             if v is not None and not isinstance(v, str):
                 raise InputError(f"{name}: expected a name or path, got {type(v).__name__} {repr(v)[:60]}")
-        for name in ("keep_going", "sync_bn", "stop_early"):
+        for name in ("sync_bn", "stop_early", "inherit"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name}: expected true or false, got {repr(getattr(self, name))[:60]}")
         c = dataclasses.replace(self, score_params=dict(self.score_params or {}))
