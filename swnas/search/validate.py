@@ -85,6 +85,7 @@ def check_network_size(cfg: SearchConfig) -> None:
     (:func:`swnas.models.check_size`; CIFAR-10's input and classes stand in for the data set's).
     A ``--transfer`` run takes its widths from the donor, checked when it is loaded."""
     from swnas import models as M
+    from swnas.models.io import MAX_MODULES
 
     if cfg.transfer:
         return
@@ -92,9 +93,9 @@ def check_network_size(cfg: SearchConfig) -> None:
     opts = f"--stages {cfg.stages} --m0 {cfg.m0} --delta {cfg.delta} --iterations {cfg.iterations}"
     if cfg.width is not None:
         opts += f" --width {cfg.width}"
-    if int(cfg.stages) * most > M.io.MAX_MODULES:  # before even listing the stages
+    if int(cfg.stages) * most > MAX_MODULES:  # before even listing the stages
         raise InputError(f"{opts}: the last T would have {cfg.stages} stages of {most} modules, too large to build "
-                         f"(at most {M.io.MAX_MODULES} modules)")
+                         f"(at most {MAX_MODULES} modules)")
     spec = M.ArchSpec(module=cfg.module, stages=[most] * int(cfg.stages), cell=cfg.cell)
     M.check_size(spec.with_width(cfg.width) if cfg.width is not None else spec, opts)
 
