@@ -110,8 +110,9 @@ def train_architecture(
     ``spec`` is an :class:`~swnas.models.ArchSpec`, its dict, or a JSON file (e.g. a search's
     ``specs/NN-A2.json``); otherwise ``module`` and ``stages`` describe it. Classes, input size and
     channels are set from the dataset, so a found architecture can move to another dataset.
-    ``train.json`` holds name, stages, depth, spec, dataset, options and ``metrics`` with the keys
-    of a search's networks; ``swnas report`` lists it as a baseline when OUT is
+    ``train.json`` holds name, stages, depth, spec, dataset, options, ``metrics`` with the keys
+    of a search's networks and ``history`` (one entry per epoch, with ``val_acc`` when there is a
+    validation split); ``swnas report`` lists it as a baseline when OUT is
     ``SEARCH/baselines/NAME``. An OUT that already holds a result is refused unless ``force``.
     Training keeps an epoch checkpoint in ``OUT/training/``: the same call after a kill continues
     from it. ``input_size`` and ``workers`` apply to a streamed ``imagefolder``; ``sync_bn`` under DDP.
@@ -176,6 +177,8 @@ def train_architecture(
             "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
                                              "images": training_images(rec, ds.size("train"), r.epochs)}, r.seconds),
             "checkpoint": MODEL_FILE,
+            # per epoch: loss, acc, lr, seconds, images_per_second; val_acc, val_loss with a validation split
+            "history": r.history,
             "environment": {"threads": n_threads, "threads_setting": threads_how},
         }
         if dist.is_main():

@@ -307,7 +307,7 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
                    "the last candidate when the search had no validation split)")
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
-    x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx package)")
+    x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx extra: pip install \"swnas[onnx]\")")
     x.add_argument("--normalize-inputs", dest="normalize_inputs", action="store_true",
                    help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training")
     x.add_argument("--force", action="store_true",

@@ -70,7 +70,7 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float((top == labels[:, None]).any(axis=1).mean())
 
 
-def _default_logits_fn(mean, std, batch_size: int, device: str) -> Callable[[Any, np.ndarray], np.ndarray]:
+def _default_logits_fn(mean, std, batch_size: int | None, device: str) -> Callable[[Any, np.ndarray], np.ndarray]:
     from swnas.train import predict_logits
 
     def fn(model, images):
@@ -116,7 +116,7 @@ def evaluate_ensemble(
     *,
     mean=None,
     std=None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: str = "auto",
     logits_fn: Callable[[Any, np.ndarray], Any] | None = None,
     members: Sequence[int] | None = None,
@@ -131,6 +131,8 @@ def evaluate_ensemble(
         ``(model, images) -> (N, C) logits``; default ``swnas.train.predict_logits``.
     members : sequence of int, optional
         Labels for the members in the result (default 0..len-1).
+    batch_size : int, optional
+        Images per forward pass; default sized from the image size (:func:`swnas.data.eval_batch_size`).
     """
     fn = logits_fn or _default_logits_fn(mean, std, batch_size, device)
     return _combine(models, lambda model: fn(model, images), labels, members)
@@ -143,7 +145,7 @@ def evaluate_ensemble_on(
     *,
     mean=None,
     std=None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: str = "auto",
     members: Sequence[int] | None = None,
 ) -> EnsembleResult:

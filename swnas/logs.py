@@ -129,8 +129,8 @@ class EpochLines:
     """One ``logging`` line per finished epoch, for runs whose stderr is a file or a pipe.
 
     ``lines.epoch(stats)`` with the trainer's history entry (``epoch``, ``loss``, ``acc``, ``lr``,
-    ``seconds``, ``images_per_second``) logs
-    ``"<desc> epoch 3/200 loss 1.2345 acc 0.5678 lr 0.1 2150 img/s ETA 1h02m"``.
+    ``seconds``, ``images_per_second``, with a validation split ``val_acc``) logs
+    ``"<desc> epoch 3/200 loss 1.2345 acc 0.5678 [val_acc 0.5432 ]lr 0.1 2150 img/s ETA 1h02m"``.
     """
 
     def __init__(self, total_epochs: int, desc: str = "train", logger: logging.Logger | None = None):
@@ -149,8 +149,9 @@ class EpochLines:
 
     def format(self, stats: dict) -> str:
         left = max(0, self.total - int(stats["epoch"])) * float(stats.get("seconds", 0.0))
+        val = f"val_acc {stats['val_acc']:.4f} " if isinstance(stats.get("val_acc"), float) else ""
         return (f"{self.desc} epoch {int(stats['epoch'])}/{self.total} loss {stats['loss']:.4f} "
-                f"acc {stats['acc']:.4f} lr {stats.get('lr', float('nan')):.4g} "
+                f"acc {stats['acc']:.4f} {val}lr {stats.get('lr', float('nan')):.4g} "
                 f"{stats.get('images_per_second', 0.0):.0f} img/s ETA {self._eta(left)}")
 
     def epoch(self, stats: dict) -> None:

@@ -455,7 +455,8 @@ def export_candidate(
     ``swnas.models.load(to)`` rebuilds it, with the training input normalisation as its
     ``normalization`` attribute, :func:`export_normalization`). With
     ``torchscript`` a TorchScript file goes to ``to`` with suffix ``.torchscript.pt``; with
-    ``onnx`` an ONNX file with suffix ``.onnx`` (needs the ``onnx`` package). With
+    ``onnx`` an ONNX file with suffix ``.onnx`` (input ``images``, output ``logits``, any batch
+    size; needs the ``onnx`` extra, onnx and onnxscript: :func:`require_onnx`). With
     ``normalize_inputs`` those two take images scaled to [0, 1] (float, NCHW) and apply the training
     normalisation themselves (:class:`swnas.models.NormalizedInputs`); the ``.pt`` file is the bare network either way.
     An existing file is replaced only with ``force``; a search's own files (``search.json``,
@@ -472,10 +473,7 @@ def export_candidate(
     index = pick_candidate(state, candidate)
     to, ts_path, onnx_path = _export_paths(to, torchscript, onnx, force)
     if onnx:
-        try:
-            import onnx as _onnx  # noqa: F401
-        except ImportError:
-            raise InputError("--onnx: the onnx package is not installed (pip install onnx)") from None
+        require_onnx()  # before anything is loaded or written
     net = state["networks"][index]
     from swnas.models import save_model
     from swnas.search import final_record, load_recorded
@@ -509,11 +507,67 @@ def export_candidate(
                 traced = torch.jit.trace(model, example)
             written.append(atomic_save(lambda p: traced.save(p), ts_path))
         if onnx_path is not None:
-            written.append(atomic_save(
-                lambda p: torch.onnx.export(model, (example,), p, input_names=["images"], output_names=["logits"],
-                                            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}),
-                onnx_path))
+            written.append(atomic_save(lambda p: _onnx_export(model, spec, p), onnx_path))
     return written
+
+
+#: the packages ``--onnx`` needs, and the extra that installs them (pyproject.toml)
+ONNX_PACKAGES = ("onnx", "onnxscript")
+ONNX_INSTALL = 'pip install "swnas[onnx]"'
+
+
+def require_onnx() -> None:
+    """An :class:`~swnas.errors.InputError` naming the ``onnx`` extra unless onnx and onnxscript import.
+
+    torch's ONNX exporter builds the graph with onnxscript and writes it with onnx; without either
+    it fails half-way with a traceback, so ``--onnx`` checks both before anything is written.
+    """
+    import importlib
+
+    missing = []
+    for name in ONNX_PACKAGES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+        except Exception as exc:  # noqa: BLE001 - installed but broken (e.g. a version that does not fit the other)
+            missing.append(f"{name} (installed, but importing it fails: {type(exc).__name__}: {exc})")
+    if missing:
+        raise InputError(f"--onnx: needs the packages {', '.join(ONNX_PACKAGES)}; missing: {', '.join(missing)}. "
+                         f"Install the onnx extra: {ONNX_INSTALL} (from a clone: pip install \".[onnx]\"), "
+                         "or pip install onnx onnxscript")
+
+
+def _onnx_export(model: Any, spec: Any, path: str) -> None:
+    """Write ``model`` (float NCHW images of ``spec``'s size -> logits) as ONNX to ``path``, any batch size.
+
+    Input ``images``, output ``logits``, the weights inside the file. torch >= 2.5 exports through :func:`torch.export`
+    (onnxscript) with a dynamic batch dimension; older torch through its TorchScript exporter with
+    ``dynamic_axes``. A model the exporter cannot translate is an InputError, not a traceback.
+    """
+    import inspect
+
+    import torch
+
+    example = torch.zeros(2, spec.in_channels, spec.input_size, spec.input_size)  # 2: no batch-of-1 specialisation
+    kw: dict[str, Any] = {"input_names": ["images"], "output_names": ["logits"]}
+    params = inspect.signature(torch.onnx.export).parameters
+    if "dynamo" in params:
+        kw.update(dynamo=True, verbose=False, dynamic_shapes=({0: torch.export.Dim("batch")},))
+    if "external_data" in params:  # one self-contained file (its default puts the weights in PATH.data,
+        kw["external_data"] = False  # named after the temporary file that is renamed onto ``path``)
+    else:  # pragma: no cover - torch < 2.5
+        kw.update(dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+    try:
+        torch.onnx.export(model, (example,), path, **kw)
+    except ImportError as exc:
+        raise InputError(f"--onnx: {exc}; install the onnx extra: {ONNX_INSTALL}") from None
+    except OSError:
+        raise  # a full disk or an unwritable file: atomic_save names the path
+    except Exception as exc:  # noqa: BLE001 - the exporter's many error types become one message
+        raise InputError(f"--onnx: torch.onnx.export could not translate this network "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                         "the .pt file and --torchscript hold the same network") from None
 
 
 def export_normalization(cfg: dict) -> dict | None:

@@ -46,7 +46,7 @@ from swnas import distributed as D
 from swnas.augment import normalize
 from swnas.data.batches import BatchSource, EpochPlan, mix_seed
 from swnas.data.batches import norm_tensors as _norm_tensors
-from swnas.data.source import DataSource, input_normalization
+from swnas.data.source import DataSource, eval_batch_size as _eval_batch_size, input_normalization
 from swnas.errors import InputError
 from swnas.logs import EpochLines, use_bars
 from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
@@ -76,7 +76,11 @@ class TrainResult:
         Training throughput over all epochs (global, all ranks together).
     history : list of dict
         One entry per epoch: ``epoch`` (1-based), ``loss``, ``acc`` (on the augmented training
-        batches), ``lr`` (at the epoch's end), ``seconds``, ``images_per_second``.
+        batches), ``lr`` (at the epoch's end), ``seconds``, ``images_per_second``; with a validation
+        split also ``val_acc`` and ``val_loss`` (top-1 fraction and mean cross-entropy on it after
+        the epoch).
+    eval_batch_size : int
+        Images per evaluation batch this run used (:func:`swnas.data.eval_batch_size` unless given).
     top1, top5, loss : float
         Test-set accuracy (fractions) and mean cross-entropy after training.
     val_top1, val_top5, val_loss : float or None
@@ -103,6 +107,7 @@ class TrainResult:
     recipe: dict = field(default_factory=dict)
     device: str = "cpu"
     world_size: int = 1
+    eval_batch_size: int = 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -197,9 +202,19 @@ def _as_batch_source(images: Any, labels: Any | None) -> tuple[torch.Tensor, tor
     return x, y, is_u8
 
 
-def _array_batches(x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> Iterator[tuple[torch.Tensor, Any]]:
+def _check_eval_batch(batch_size: Any, input_size: int | tuple[int, int], train_batch: int | None = None) -> int:
+    """``batch_size`` checked; ``None`` sizes it from the input size (:func:`swnas.data.eval_batch_size`)."""
+    if batch_size is None:
+        return _eval_batch_size(input_size, train_batch)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+def _array_batches(x: torch.Tensor, y: torch.Tensor | None, batch_size: int | None,
+                   is_u8: bool) -> Iterator[tuple[torch.Tensor, Any]]:
+    hw = (int(x.shape[1]), int(x.shape[2])) if is_u8 else (int(x.shape[2]), int(x.shape[3]))
+    batch_size = _check_eval_batch(batch_size, hw)
     return ((x[i : i + batch_size], None if y is None else y[i : i + batch_size]) for i in range(0, len(x), batch_size))
 
 
@@ -279,48 +294,55 @@ def _accuracy(outputs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str,
 
 
 def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | None = None,
-                   std: Sequence[float] | None = None, batch_size: int = 512, device: Any = None,
+                   std: Sequence[float] | None = None, batch_size: int | None = None, device: Any = None,
                    amp: Any = "auto") -> torch.Tensor:
     """Logits of ``model`` for every image, as a float32 CPU tensor of shape ``(N, classes)``.
 
     ``images``: uint8 NHWC (normalised per batch with ``mean``/``std`` in [0, 1] units: ``mean`` per
     channel or a per-pixel ``(H, W, C)`` mean image, see :func:`swnas.data.input_normalization`) or
     float NCHW already normalised; NumPy or torch. The model runs in eval mode on ``device`` (default:
-    where its parameters are), then returns to its previous mode.
+    where its parameters are), then returns to its previous mode. ``batch_size`` ``None``: sized from
+    the image size (:func:`swnas.data.eval_batch_size`: 512 up to 32 px, 10 at 224 px).
     """
-    x, _, _ = _as_batch_source(images, None)
-    return _collect_logits(_iter_logits(model, _array_batches(x, None, batch_size), mean, std, device, amp))
+    x, _, u8 = _as_batch_source(images, None)
+    return _collect_logits(_iter_logits(model, _array_batches(x, None, batch_size, u8), mean, std, device, amp))
 
 
 def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float] | None = None,
-             std: Sequence[float] | None = None, batch_size: int = 512, device: Any = None,
+             std: Sequence[float] | None = None, batch_size: int | None = None, device: Any = None,
              amp: Any = "auto") -> dict[str, float]:
     """Top-1 and top-5 accuracy (fractions) and mean cross-entropy of ``model`` on a labelled set.
 
     Inputs as for :func:`predict_logits`. With fewer than 5 classes top-5 counts the top
     ``classes`` predictions (i.e. it is 1).
     """
-    x, y, _ = _as_batch_source(images, labels)
+    x, y, u8 = _as_batch_source(images, labels)
     if len(x) == 0:
         raise InputError("images holds no samples")
-    return _accuracy(_iter_logits(model, _array_batches(x, y, batch_size), mean, std, device, amp))
+    return _accuracy(_iter_logits(model, _array_batches(x, y, batch_size, u8), mean, std, device, amp))
 
 
 def predict_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
-                  batch_size: int = 512, device: Any = None, amp: Any = "auto") -> torch.Tensor:
+                  batch_size: int | None = None, device: Any = None, amp: Any = "auto") -> torch.Tensor:
     """:func:`predict_logits` on a split of a data source (its un-augmented evaluation batches).
 
-    ``mean``/``std`` default to the source's channel statistics (:func:`swnas.data.input_normalization`).
+    ``mean``/``std`` default to the source's channel statistics (:func:`swnas.data.input_normalization`);
+    ``batch_size`` ``None`` sizes the batches from the source's input size (:func:`swnas.data.eval_batch_size`).
     """
     mean, std = (data.mean if mean is None else mean), (data.std if std is None else std)
-    return _collect_logits(_iter_logits(model, data.eval_batches(which, batch_size), mean, std, device, amp))
+    batches = data.eval_batches(which, _check_eval_batch(batch_size, data.input_size))
+    return _collect_logits(_iter_logits(model, batches, mean, std, device, amp))
 
 
 def evaluate_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
-                   batch_size: int = 512, device: Any = None, amp: Any = "auto") -> dict[str, float]:
-    """:func:`evaluate` on a split (``train``, ``val``, ``test``) of a data source, batch by batch."""
+                   batch_size: int | None = None, device: Any = None, amp: Any = "auto") -> dict[str, float]:
+    """:func:`evaluate` on a split (``train``, ``val``, ``test``) of a data source, batch by batch.
+
+    ``batch_size`` ``None`` sizes the batches from the source's input size (:func:`swnas.data.eval_batch_size`).
+    """
     mean, std = (data.mean if mean is None else mean), (data.std if std is None else std)
-    return _accuracy(_iter_logits(model, data.eval_batches(which, batch_size), mean, std, device, amp))
+    batches = data.eval_batches(which, _check_eval_batch(batch_size, data.input_size))
+    return _accuracy(_iter_logits(model, batches, mean, std, device, amp))
 
 
 # --------------------------------------------------------------------------- training
@@ -454,7 +476,8 @@ def _save_checkpoint(run: _Run, epoch: int) -> None:
 def _report_epoch(bar: Any, stats: dict, epochs: int) -> None:
     if bar is not None:
         bar.set_postfix(epoch=f"{stats['epoch']}/{epochs}", loss=f"{stats['loss']:.4f}",
-                        acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}")
+                        acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}",
+                        **({"val_acc": f"{stats['val_acc']:.4f}"} if "val_acc" in stats else {}))
     elif D.is_main():
         EpochLines(epochs, logger=log).epoch(stats)
 
@@ -484,14 +507,27 @@ def _setup(model: nn.Module, data: DataSource, rec: Recipe, seed: int, pad: int,
     return run
 
 
+def _validate_epoch(run: _Run, data: DataSource, stats: dict, eval_batch_size: int, norm: tuple) -> None:
+    """Add the validation split's accuracy and loss after this epoch (``val_acc``, ``val_loss``) to ``stats``.
+
+    Runs only when the data set holds a validation split; its time is not in ``stats["seconds"]``
+    (training time). The evaluation draws no random numbers and leaves the model's state as it was.
+    """
+    if not data.has_split("val"):
+        return
+    val = evaluate_split(run.model, data, "val", mean=norm[0], std=norm[1], batch_size=eval_batch_size,
+                         device=run.dev, amp=run.amp)
+    stats["val_acc"], stats["val_loss"] = val["top1"], val["loss"]
+
+
 def _result(run: _Run, data: DataSource, eval_batch_size: int, norm: tuple) -> TrainResult:
     ev = dict(mean=norm[0], std=norm[1], batch_size=eval_batch_size, device=run.dev, amp=run.amp)
     test = evaluate_split(run.model, data, "test", **ev)
     val = evaluate_split(run.model, data, "val", **ev) if data.has_split("val") else None
-    return _result_from(run, test, val)
+    return _result_from(run, test, val, eval_batch_size)
 
 
-def _result_from(run: _Run, test: dict, val: dict | None) -> TrainResult:
+def _result_from(run: _Run, test: dict, val: dict | None, eval_batch_size: int = 0) -> TrainResult:
     history = run.history
     seconds = float(sum(h["seconds"] for h in history))
     images = float(sum(h["images_per_second"] * h["seconds"] for h in history))
@@ -500,7 +536,7 @@ def _result_from(run: _Run, test: dict, val: dict | None) -> TrainResult:
         history=history, top1=test["top1"], top5=test["top5"], loss=test["loss"],
         val_top1=None if val is None else val["top1"], val_top5=None if val is None else val["top5"],
         val_loss=None if val is None else val["loss"], resumed_from=run.start, recipe=run.rec.to_dict(),
-        device=str(run.dev), world_size=run.plan.world_size,
+        device=str(run.dev), world_size=run.plan.world_size, eval_batch_size=eval_batch_size,
     )
 
 
@@ -522,7 +558,7 @@ def train(
     flip: bool | str = "auto",
     pad: int | None = None,
     sync_bn: bool = False,
-    eval_batch_size: int = 512,
+    eval_batch_size: int | None = None,
     batches: Callable[[EpochPlan, torch.device], BatchSource] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data``'s training split and evaluate it on the validation and test sets.
@@ -563,7 +599,11 @@ def train(
         Random-crop padding; default :func:`swnas.recipes.crop_padding` (4 px at 32 px, 1 px at 8 px).
     sync_bn : bool
         Under DDP, convert BatchNorm layers to SyncBatchNorm.
-    eval_batch_size : int
+    eval_batch_size : int, optional
+        Images per batch of the validation and test evaluations. Default: sized from the input
+        size and the training batch (:func:`swnas.data.eval_batch_size`: 512 up to 32 px; at
+        224 px the training batch per process), so that evaluation never needs more memory than
+        the training batch the caller chose.
     batches : callable, optional
         ``batches(plan, device) -> BatchSource``: where the training batches come from (see
         :mod:`swnas.data.batches`); default ``data.train_batches(plan, device, ...)``.
@@ -582,6 +622,7 @@ def train(
     data = _check_source(data)
     pad, flip = _check_args(model, seed, pad, flip, data, rec)
     run = _setup(model, data, rec, seed, pad, flip, device, amp, compile, sync_bn, checkpoint_dir)
+    eval_bs = _check_eval_batch(eval_batch_size, data.input_size, run.plan.per_rank)
     norm = input_normalization(data, rec.normalize)  # per channel, or the training mean image (``original``)
     if batches is None:  # in memory on the device, or decoded from disk by workers
         source: BatchSource = data.train_batches(run.plan, run.dev, mean=norm[0], std=norm[1],
@@ -598,6 +639,7 @@ def train(
     try:
         for epoch in range(run.start, rec.epochs):
             stats = _train_epoch(run, source, epoch, criterion, bar)
+            _validate_epoch(run, data, stats, eval_bs, norm)  # the validation curve beside the training one
             run.history.append(stats)
             _save_checkpoint(run, epoch)
             _report_epoch(bar, stats, rec.epochs)
@@ -607,4 +649,4 @@ def train(
         if bar is not None:
             bar.close()
         source.close()
-    return _result(run, data, eval_batch_size, norm)
+    return _result(run, data, eval_bs, norm)

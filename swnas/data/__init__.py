@@ -14,7 +14,7 @@ from swnas.data.arrays import Dataset, channel_stats, mean_image
 from swnas.data.files import IMAGE_EXTENSIONS
 from swnas.data.folder import FolderDataset, open_imagefolder
 from swnas.data.loaders import DATASETS, check_source, load_dataset, load_npz_arrays, reopen_dataset
-from swnas.data.source import SPLITS, DataSource, input_normalization
+from swnas.data.source import SPLITS, DataSource, eval_batch_size, input_normalization
 from swnas.data.splits import balanced_subset, stratified_split
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "channel_stats",
     "mean_image",
     "input_normalization",
+    "eval_batch_size",
     "balanced_subset",
     "stratified_split",
     "DATASETS",

@@ -18,10 +18,38 @@ from swnas.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from swnas.data.batches import BatchSource, EpochPlan
 
-__all__ = ["DataSource", "SPLITS", "input_normalization", "check_split", "check_rank"]
+__all__ = ["DataSource", "SPLITS", "input_normalization", "check_split", "check_rank", "eval_batch_size",
+           "EVAL_BATCH_PIXELS", "EVAL_BATCH_MAX"]
 
 #: The split names a data source answers to (``val`` only when a validation fraction was held out).
 SPLITS = ("train", "val", "test")
+
+#: Evaluation batches hold at most this many images ...
+EVAL_BATCH_MAX = 512
+#: ... and, unless the training batch is larger, at most this many pixels: 512 images of 32 x 32
+#: (a forward pass's activations grow with the pixels of the batch; docs/scale.md)
+EVAL_BATCH_PIXELS = 512 * 32 * 32
+
+
+def eval_batch_size(input_size: int | tuple[int, int], train_batch: int | None = None, *,
+                    cap: int = EVAL_BATCH_MAX) -> int:
+    """Images per evaluation batch for inputs of ``input_size`` (a side, or ``(H, W)``).
+
+    An evaluation batch holds :data:`EVAL_BATCH_PIXELS` pixels (512 images at 32 px, 10 at 224 px),
+    or the training batch ``train_batch`` (images per process) when that is larger: a forward pass
+    without gradients needs less memory per image than a training step, so a run's peak memory
+    follows the training batch the user chose. Never more than ``cap`` images, never fewer than 1.
+
+    Examples: 512 at 8 and 32 px (as before the budget), 128 at 64 px, 25 at 224 px with a
+    training batch of 25 (at 224 px a ResNet's evaluation pass takes about 13 MB per image on the
+    CPU: 512 images were 7.8 GB).
+    """
+    h, w = (input_size, input_size) if isinstance(input_size, (int, np.integer)) else input_size
+    pixels = max(1, int(h) * int(w))
+    n = max(1, EVAL_BATCH_PIXELS // pixels)
+    if train_batch is not None:
+        n = max(n, int(train_batch))
+    return max(1, min(int(cap), n))
 
 
 @runtime_checkable
