@@ -530,7 +530,7 @@ def require_onnx() -> None:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
-        except Exception as exc:  # noqa: BLE001 - installed but broken (e.g. a version that does not fit the other)
+        except Exception as exc:
             missing.append(f"{name} (installed, but importing it fails: {type(exc).__name__}: {exc})")
     if missing:
         raise InputError(f"--onnx: needs the packages {', '.join(ONNX_PACKAGES)}; missing: {', '.join(missing)}. "
@@ -564,7 +564,7 @@ def _onnx_export(model: Any, spec: Any, path: str) -> None:
         raise InputError(f"--onnx: {exc}; install the onnx extra: {ONNX_INSTALL}") from None
     except OSError:
         raise  # a full disk or an unwritable file: atomic_save names the path
-    except Exception as exc:  # noqa: BLE001 - the exporter's many error types become one message
+    except Exception as exc:
         raise InputError(f"--onnx: torch.onnx.export could not translate this network "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                          "the .pt file and --torchscript hold the same network") from None
