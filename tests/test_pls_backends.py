@@ -302,15 +302,16 @@ def test_cuda_reads_torch_and_cupy_device_data_in_place():
     np.testing.assert_allclose(score(Xt, y, backend="auto").features, ref, atol=1e-9, rtol=0)
     M = cuda_matrix(cuda_module(), Xt)
     assert M.shape == (3000, 130) and not M.is_double
-    # a strided view is made contiguous once on the GPU
+    # a strided view is made contiguous once on the GPU; then the kernels of the float32 case above,
+    # asserted to 1e-9 (the cpp backend on the same data: 1.3e-14 strided, 3.2e-14 in float64)
     np.testing.assert_allclose(score(Xt[:, ::2], y, backend="cuda").features, reference(X[:, ::2], y, 2),
-                               atol=1e-4, rtol=0)
-    np.testing.assert_allclose(score(Xt.double(), y, backend="cuda").features, ref, atol=1e-4, rtol=0)
+                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(score(Xt.double(), y, backend="cuda").features, ref, atol=1e-9, rtol=0)
     try:
         import cupy
-    except Exception:  # cupy is optional
-        return
-    np.testing.assert_allclose(score(cupy.asarray(X), y, backend="cuda").features, ref, atol=1e-4, rtol=0)
+    except Exception as exc:  # cupy is optional; a skip shows (and fails the device check)
+        pytest.skip(f"cupy does not import ({type(exc).__name__}: {exc}): its arrays were not tried")
+    np.testing.assert_allclose(score(cupy.asarray(X), y, backend="cuda").features, ref, atol=1e-9, rtol=0)
 
 
 class _FakeCudaModule:

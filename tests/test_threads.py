@@ -5,7 +5,7 @@ import threading
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import ThreadpoolController, threadpool_info
 
 from conftest import planted
 from swnas.scoring import score
@@ -14,6 +14,26 @@ from swnas.scoring._threads import blas_single_thread
 
 def _blas_threads() -> list[int]:
     return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def _in_thread(fn) -> None:
+    t = threading.Thread(target=fn)
+    t.start()
+    t.join()
+
+
+@pytest.fixture(autouse=True)
+def two_blas_threads():
+    """Start every test at 2 BLAS threads: at 1 (OMP_NUM_THREADS=1, a 1-core CI machine) a guard that
+    limits nothing would pass every check here. Set and restored from a helper thread: OpenBLAS
+    ignores a later change from any other thread once the main thread has set a count (measured
+    with the scipy-openblas builds; swnas/scoring/_threads.py describes the same rule)."""
+    limiter = []
+    _in_thread(lambda: limiter.append(ThreadpoolController().limit(limits=2, user_api="blas")))
+    counts = _blas_threads()
+    assert counts and all(n == 2 for n in counts), counts
+    yield
+    _in_thread(limiter[0].restore_original_limits)
 
 
 def test_limits_blas_inside_and_restores_after_nesting():
