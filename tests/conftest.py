@@ -86,3 +86,24 @@ def backend(request) -> str:
 @pytest.fixture
 def planted_problem():
     return planted
+
+
+@pytest.fixture
+def on_device(request):
+    """``on_device(backend, X)``: ``X`` where ``backend`` reads it. A CUDA tensor for a GPU backend
+    (skipping with the reason where it cannot run), or, for ``cupy`` while CuPy is absent, ``X`` itself
+    with the NumPy stand-in installed: a GPU test of the cupy backend then runs its code on the CPU
+    instead of skipping (``on_device(...) is X`` tells the two apart)."""
+
+    def put(backend: str, X: np.ndarray):
+        if backend == "cupy" and CUPY_STANDIN:
+            request.getfixturevalue("cupy_standin")
+            return X
+        ok, why = backend_status(backend)
+        if not ok:
+            pytest.skip(f"backend {backend} unavailable: {why}")
+        import torch
+
+        return torch.from_numpy(X).cuda()
+
+    return put

@@ -67,28 +67,24 @@ def test_cuda_ranks_equal_torch_average_ranks(dtype):
 
 @pytest.mark.parametrize("backend", ["cuda", "cupy"])
 @pytest.mark.parametrize("corr", ["spearman", "pearson"])
-def test_float32_gram_with_tied_zeros_meets_float64(backend, corr):
-    """2^18 ReLU rows: the old float32 chains were 2e-5 off here (tests/test_inffs_gram_emulation.py)."""
-    _need(backend)
-    import torch
-
+def test_float32_gram_with_tied_zeros_meets_float64(backend, corr, on_device):
+    """2^18 ReLU rows: the old float32 chains were 2e-5 off here (tests/test_inffs_gram_emulation.py).
+    cupy without CuPy: its code through the NumPy stand-in (tests/conftest.py ``on_device``)."""
     X = _relu(1 << 18, 8, seed=0)
     y = np.arange(X.shape[0]) % 2  # unused by inf-FS; the API wants two classes
     ref = score(X.astype(np.float64), y, "inffs", backend="numpy", corr=corr).features
-    got = score(torch.from_numpy(X).cuda(), y, "inffs", backend=backend, corr=corr).features
+    got = score(on_device(backend, X), y, "inffs", backend=backend, corr=corr).features
     assert rel_err(got, ref) < 1e-7
 
 
 @pytest.mark.parametrize("backend", ["cuda", "cupy"])
 @pytest.mark.parametrize("p,c", [(40, 5), (40, 60), (37, 60)])
-def test_pls_float4_loads_and_global_class_sums(backend, p, c):
-    """p % 4 == 0 (float4 loads) and not; C > 48 (the class sums leave shared memory)."""
-    _need(backend)
-    import torch
-
+def test_pls_float4_loads_and_global_class_sums(backend, p, c, on_device):
+    """p % 4 == 0 (float4 loads) and not; C > 48 (the class sums leave shared memory). cupy without
+    CuPy: its code through the NumPy stand-in (tests/conftest.py ``on_device``)."""
     X, y = planted(4000, p, c, seed=p + c, dtype=np.float32)
     ref = score(X, y, "pls", backend="numpy").features
-    got = score(torch.from_numpy(X).cuda(), y, "pls", backend=backend).features
+    got = score(on_device(backend, X), y, "pls", backend=backend).features
     assert rel_err(got, ref) < 1e-6
 
 
