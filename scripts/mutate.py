@@ -10,8 +10,9 @@ Run from the repository root::
     python scripts/mutate.py --only M07 C1          # some of them
     python scripts/mutate.py --full-suite           # survivors also face the whole fast suite
 
-"caught" means the tests failed (or ran past ``--timeout``); "survived" that they passed with the
-mutant applied. Every file is restored byte for byte, also on Ctrl-C; the script refuses to start
+"caught" means the tests failed, crashed or ran past ``--timeout``; "survived" that they passed with
+the mutant applied; "equivalent" a survivor whose entry explains why no input tells it apart (left
+out of the score). Every file is restored byte for byte, also on Ctrl-C; the script refuses to start
 when a mutated file differs from git's copy.
 """
 from __future__ import annotations
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             n = src.count(m["old"])
             rec = {k: m[k] for k in ("id", "kind", "file", "old", "new", "tests")}
             rec["note"] = m.get("note", "")
+            if m.get("equivalent"):
+                rec["equivalent"] = m["equivalent"]
             if n != 1:
                 rec.update(result="invalid", detail=f"snippet found {n} times")
                 results.append(rec)
@@ -152,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             outcome, secs, tail = run_tests(ns.python, m["tests"], ns.timeout)
             caught = outcome in ("failed", "timeout", "error")  # error: the mutant breaks an import
             result = "invalid" if outcome == "no tests" else "caught" if caught else "survived"
+            if result == "survived" and m.get("equivalent"):
+                result = "equivalent"  # survived, and no input tells it apart (the reason is recorded)
             rec.update(result=result, outcome=outcome, seconds=round(secs, 1),
                        detail=tail.strip().splitlines()[-1] if tail.strip() else "")
             if result == "survived" and ns.full_suite:
@@ -170,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Path(ns.json).write_text(json.dumps(results, indent=1) + "\n")
     Path(ns.markdown).write_text(markdown(results))
-    valid = [r for r in results if r["result"] != "invalid"]
-    caught = [r for r in valid if r["result"].startswith("caught")]
-    print(f"{len(caught)} of {len(valid)} caught ({len(results) - len(valid)} invalid)")
+    print(summary(results))
     return 0
 
 
@@ -186,10 +189,19 @@ def markdown(results: list[dict]) -> str:
         tests = ", ".join(Path(t).name for t in r["tests"])
         res = r["result"] + (f" ({r.get('seconds')} s)" if "seconds" in r else "")
         lines.append(f"| {r['id']} | {r['kind']} | {r['file']} | {cell(r['old'])} | {cell(r['new'])} | {tests} | {res} |")
-    valid = [r for r in results if r["result"] != "invalid"]
-    caught = [r for r in valid if r["result"].startswith("caught")]
-    lines += ["", f"{len(caught)} of {len(valid)} caught."]
+    lines += ["", summary(results)]
     return "\n".join(lines) + "\n"
+
+
+def summary(results: list[dict]) -> str:
+    """``K of N caught (P%); E equivalent, I invalid`` over the mutants that ran and are not equivalent."""
+    scored = [r for r in results if r["result"] not in ("invalid", "equivalent")]
+    caught = [r for r in scored if r["result"].startswith("caught")]
+    eq = sum(r["result"] == "equivalent" for r in results)
+    bad = sum(r["result"] == "invalid" for r in results)
+    pct = 100.0 * len(caught) / len(scored) if scored else 0.0
+    return (f"{len(caught)} of {len(scored)} caught ({pct:.0f}%); {eq} equivalent (survived, reason recorded), "
+            f"{bad} invalid")
 
 
 if __name__ == "__main__":

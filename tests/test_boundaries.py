@@ -375,3 +375,34 @@ def test_export_and_ensemble_load_the_weights_after_the_final_epochs(tmp_path, m
     monkeypatch.setattr(ens_mod, "evaluate_ensemble_on", lambda models, *a, **k: seen.extend(models) or "done")
     assert ens_mod.ensemble_search(out, device="cpu", write=False) == "done"
     assert len(seen) == 1 and all(torch.equal(seen[0].state_dict()[k], after[k]) for k in after)
+
+
+def test_a_final_record_of_other_epochs_is_trained_again(tmp_path):
+    """A candidate's final record counts only for the ``final_epochs`` asked now (a state whose
+    final_epochs was edited after the final training runs it again, never reuses the old one)."""
+    from swnas.search import run_search
+
+    out = tmp_path / "s"
+    run_search(_cfg(iterations=2, final_epochs=2), out, toolkit=_toolkit(), echo=None)
+    state = json.loads((out / "search.json").read_text())
+    state["config"]["final_epochs"] = 3
+    (out / "search.json").write_text(json.dumps(state))
+    calls: dict = {}
+    res = run_search(None, out, toolkit=_toolkit(calls), resume=True, echo=None)
+    assert calls == {"train": 0, "score": 0, "final": 2}
+    assert [res.networks[i]["final"]["epochs"] for i in res.candidates] == [3, 3]
+
+
+# ------------------------------------------------------------------ the validation split
+def test_stratified_split_keeps_a_training_sample_of_every_class():
+    """Classes of 1, 2 and 3 samples at fraction 0.9: each keeps one training sample, and each of
+    at least two samples gives at least one to validation."""
+    from swnas.data import stratified_split
+
+    labels = np.array([0, 1, 1, 2, 2, 2, 3] + [4] * 10)
+    tr, va = stratified_split(labels, 0.9, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(labels)))
+    assert set(labels[tr]) == {0, 1, 2, 3, 4}  # every class trains
+    assert np.bincount(labels[va], minlength=5).tolist() == [0, 1, 2, 0, 9]
+    tr, va = stratified_split(labels, 0.01, seed=0)
+    assert np.bincount(labels[va], minlength=5).tolist() == [0, 1, 1, 0, 1]  # at least one where possible

@@ -285,6 +285,7 @@ def _child(tmp: Path, mode: str, out: Path, marker: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+@pytest.mark.slow  # 44 s under load (three real search processes, one killed); CI runs it
 def test_kill_during_T_fine_tuning_then_resume_equals_the_uninterrupted_run(tmp_path):
     run_dir, ref_dir, marker = tmp_path / "run", tmp_path / "ref", tmp_path / "stalled"
     proc = _child(tmp_path, "stall", run_dir, marker)

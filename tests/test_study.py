@@ -17,6 +17,7 @@ def _tiny(**kw) -> StudyConfig:
     return StudyConfig(**base)
 
 
+@pytest.mark.slow  # 44 s under load (real trainings of 2 arms x 2 seeds + baselines); CI runs it
 def test_study_runs_every_arm_and_seed_then_resumes_without_training(tmp_path, monkeypatch):
     monkeypatch.setenv("SWNAS_PROGRESS", "lines")
     out = tmp_path / "study"
