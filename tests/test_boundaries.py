@@ -406,3 +406,37 @@ def test_stratified_split_keeps_a_training_sample_of_every_class():
     assert np.bincount(labels[va], minlength=5).tolist() == [0, 1, 2, 0, 9]
     tr, va = stratified_split(labels, 0.01, seed=0)
     assert np.bincount(labels[va], minlength=5).tolist() == [0, 1, 1, 0, 1]  # at least one where possible
+
+
+def test_final_epochs_cannot_change_once_a_candidate_had_them(tmp_path):
+    from swnas.search import resume_config, run_search
+
+    out = tmp_path / "s"
+    run_search(_cfg(iterations=1, final_epochs=2), out, toolkit=_toolkit(), echo=None)
+    with pytest.raises(InputError, match="already had their final training"):
+        resume_config(out, {"final_epochs": 5})
+    assert resume_config(out, {"final_epochs": 2}).final_epochs == 2  # the same value is no change
+
+
+# ------------------------------------------------------------------ the compiled statistics pass
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cpp_statistics_pass_over_groups_of_several_chunks(dtype):
+    """Few classes take the row-chunked pass (256-row chunks in at most 16 groups): 9,001 rows make
+    groups of more than two chunks plus a partial one, which a problem of a few thousand rows
+    never reaches."""
+    from swnas.scoring import available_backends
+
+    if "cpp" not in available_backends():
+        pytest.skip("the compiled core is not built")
+    from swnas.scoring.backends import core
+
+    rng = np.random.default_rng(5)
+    n, p, c = 9001, 6, 3
+    y = rng.integers(0, c, n)
+    X = (rng.standard_normal((n, p)) + 50.0).astype(dtype)
+    colsum, sq, class_sums, counts = core().pls_stats(X, y.astype(np.int32), c)
+    Xd = X.astype(np.float64)
+    np.testing.assert_array_equal(counts, np.bincount(y, minlength=c))
+    np.testing.assert_allclose(colsum, Xd.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(sq, ((Xd - Xd.mean(axis=0)) ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(class_sums, np.eye(c)[y].T @ Xd, rtol=1e-13)
