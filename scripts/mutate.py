@@ -184,11 +184,13 @@ def markdown(results: list[dict]) -> str:
         s = " ".join(s.split())
         return "`" + s.replace("|", "\\|").replace("`", "'") + "`"
 
-    lines = ["| Id | Kind | File | Original | Mutant | Tests run | Result |", "|---|---|---|---|---|---|---|"]
+    lines = ["| Id | Kind | File | Original | Mutant | Tests run | Result | Note |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         tests = ", ".join(Path(t).name for t in r["tests"])
         res = r["result"] + (f" ({r.get('seconds')} s)" if "seconds" in r else "")
-        lines.append(f"| {r['id']} | {r['kind']} | {r['file']} | {cell(r['old'])} | {cell(r['new'])} | {tests} | {res} |")
+        note = "; ".join(x for x in (r.get("note", ""), r.get("equivalent", "")) if x).replace("|", "\\|")
+        lines.append(f"| {r['id']} | {r['kind']} | {r['file']} | {cell(r['old'])} | {cell(r['new'])} | {tests} | {res} "
+                     f"| {note} |")
     lines += ["", summary(results)]
     return "\n".join(lines) + "\n"
 
