@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy2(state["lib_backup"], state["lib"])
             state["lib_backup"] = None
 
-    def on_signal(signum, frame):  # noqa: ARG001
+    def on_signal(signum, frame):
         restore()
         raise SystemExit(128 + signum)
 
