@@ -121,6 +121,21 @@ def test_all_reduce_agrees_on_the_smaller_scale_across_ranks_of_different_magnit
     assert torch.equal(accs[0].s2, accs[1].s2)  # the ranks end with the same statistics
 
 
+def test_numpy_merge_of_accumulators_with_different_scales(monkeypatch):
+    """Without PyTorch (NumPy statistics), merging accumulators of different 2^k scales rescales the
+    other's sums first, as the torch path does."""
+    from swnas.scoring import streaming
+
+    monkeypatch.setattr(streaming, "_torch_or_none", lambda: None)
+    X, y = planted(600, 8, 3, seed=2)
+    Xs = np.vstack([X[:300] * 1e-300, X[300:] * 1e-290])
+    a = StreamingScorer("pls").update(Xs[:300], y[:300])
+    b = StreamingScorer("pls").update(Xs[300:], y[300:])
+    assert isinstance(a.s2, np.ndarray) and a.log2_scale != b.log2_scale
+    ref = score(Xs, y, backend="numpy").features
+    np.testing.assert_allclose(a.merge(b).result().features, ref, atol=1e-9, rtol=0)
+
+
 # ------------------------------------------------------------------ PLS-VIP above the rank of X
 def test_more_components_than_the_rank_of_x_keep_vip_finite_and_unchanged():
     """X of rank 2 (8 columns): components 3..5 explain nothing, so VIP equals the 2-component VIP
