@@ -1,4 +1,5 @@
 """Peak resident memory of the current process, resettable (Linux /proc), for benchmarks."""
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ the client's peak extra RSS during the Dask score (goal < 25% of X), and both ti
 
 Run: ``pytest benchmarks/bench_dask.py -s`` (needs ``swnas[dask]`` and the CIFAR-10 file).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,9 +47,14 @@ def _dask_matrix(path: Path, n: int):
     import dask
     import dask.array as da
 
-    blocks = [da.from_delayed(dask.delayed(_load_rows, pure=True)(str(path), s, min(s + CHUNK, n)),
-                              shape=(min(s + CHUNK, n) - s, P), dtype=np.float32)
-              for s in range(0, n, CHUNK)]
+    blocks = [
+        da.from_delayed(
+            dask.delayed(_load_rows, pure=True)(str(path), s, min(s + CHUNK, n)),
+            shape=(min(s + CHUNK, n) - s, P),
+            dtype=np.float32,
+        )
+        for s in range(0, n, CHUNK)
+    ]
     return da.concatenate(blocks, axis=0)
 
 
@@ -59,13 +65,15 @@ def test_dask_cifar_pixels_vs_in_memory(tmp_path):
 
     path, y, n = _write_pixels(tmp_path)
     x_bytes = n * P * 4
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         import importlib
 
         client.run(importlib.import_module, "swnas.scoring.dask")  # warm-up: imports on every worker
         dX = _dask_matrix(path, n)
-        score(dX[:2 * CHUNK], y[:2 * CHUNK])  # warm-up: first calls
+        score(dX[: 2 * CHUNK], y[: 2 * CHUNK])  # warm-up: first calls
         base = reset_peak()
         t0 = time.perf_counter()
         res_cold = score(dX, y)  # the workers read X from the file
@@ -77,8 +85,7 @@ def test_dask_cifar_pixels_vs_in_memory(tmp_path):
             res_dask = score(dX, y)
         t_dask = time.perf_counter() - t0
         client_peak = peak_since_reset() - base
-        busy = sum(sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute")
-                   for t in ts.data)
+        busy = sum(sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute") for t in ts.data)
     X = np.load(path)
     score(X[:CHUNK], y[:CHUNK], backend="cpp")
     t0 = time.perf_counter()
@@ -86,11 +93,15 @@ def test_dask_cifar_pixels_vs_in_memory(tmp_path):
     t_mem = time.perf_counter() - t0
     diff = float(np.max(np.abs(res_dask.features - res_mem.features)))
     assert np.array_equal(res_cold.features, res_dask.features)
-    print(f"\nX: {n} x {P} float32 ({x_bytes / 2**20:.0f} MiB), chunks of {CHUNK} rows, "
-          f"LocalCluster 2 workers x 1 thread; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"\nX: {n} x {P} float32 ({x_bytes / 2**20:.0f} MiB), chunks of {CHUNK} rows, "
+        f"LocalCluster 2 workers x 1 thread; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"dask score, X read from the file by the workers: {t_cold:.2f} s")
-    print(f"dask score, X held by the workers: {t_dask:.2f} s ({busy:.2f} s of task compute on the workers); "
-          f"client peak extra RSS over both runs {client_peak / 2**20:.0f} MiB ({100 * client_peak / x_bytes:.1f}% of X)")
+    print(
+        f"dask score, X held by the workers: {t_dask:.2f} s ({busy:.2f} s of task compute on the workers); "
+        f"client peak extra RSS over both runs {client_peak / 2**20:.0f} MiB ({100 * client_peak / x_bytes:.1f}% of X)"
+    )
     print(f"in-memory cpp score: {t_mem:.2f} s; dask / cpp = {t_dask / t_mem:.2f}")
     print(f"max |VIP dask - VIP cpp| = {diff:.2e} (VIP max {res_mem.features.max():.3f})")
     assert diff < 1e-4

@@ -13,6 +13,7 @@ Needs a folder made by ``scripts/make_jpeg_folder.py`` (``SWNAS_JPEG_DIR``, defa
     scripts/bench_imagefolder.sh            # makes the folder when missing, then this file
     python benchmarks/bench_imagefolder.py DIR --workers 2 --batch 256 --repeats 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,14 @@ def _torchvision_loader(root: Path, train: bool, batch: int, workers: int, as_fl
         ops = [T.Resize(round(size * 256 / 224)), T.CenterCrop(size)]
     ops += [T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))] if as_float else [T.PILToTensor()]
     ds = datasets.ImageFolder(str(root / ("train" if train else "val")), transform=T.Compose(ops))
-    return ds, torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=train, drop_last=train,
-                                           num_workers=workers, prefetch_factor=2 if workers else None)
+    return ds, torch.utils.data.DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=train,
+        drop_last=train,
+        num_workers=workers,
+        prefetch_factor=2 if workers else None,
+    )
 
 
 def _swnas_loader(root: Path, train: bool, batch: int, workers: int, size: int):
@@ -127,18 +134,29 @@ def measure(loader: str, root: Path, *, train: bool, batch: int, workers: int, s
         for _x, y in it:
             images += len(y)
         seconds = time.perf_counter() - t0 - t_open
-    return {"loader": loader, "split": "train" if train else "eval", "workers": workers, "batch": batch,
-            "images": images, "open_seconds": t_open, "epoch_seconds": seconds,
-            "images_per_second": images / seconds, "load_average": os.getloadavg()[0],
-            "peak_tree_rss_mb": mem.peak_rss / 2**20, "peak_tree_pss_mb": mem.peak_pss / 2**20}
+    return {
+        "loader": loader,
+        "split": "train" if train else "eval",
+        "workers": workers,
+        "batch": batch,
+        "images": images,
+        "open_seconds": t_open,
+        "epoch_seconds": seconds,
+        "images_per_second": images / seconds,
+        "load_average": os.getloadavg()[0],
+        "peak_tree_rss_mb": mem.peak_rss / 2**20,
+        "peak_tree_pss_mb": mem.peak_pss / 2**20,
+    }
 
 
 def _run_isolated(loader: str, root: Path, train: bool, batch: int, workers: int) -> dict:
     cmd = [sys.executable, __file__, str(root), "--one", loader, "--batch", str(batch), "--workers", str(workers)]
     if not train:
         cmd.append("--eval")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                       os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]),
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -163,11 +181,13 @@ def test_imagefolder_epoch(benchmark):
     if not (root / "train").is_dir():
         pytest.skip(f"no JPEG folder at {root}; make one with scripts/make_jpeg_folder.py (SWNAS_JPEG_DIR)")
     workers = min(4, os.cpu_count() or 1)
-    rows = benchmark.pedantic(compare, args=(root,), kwargs=dict(batch=256, workers=workers, repeats=1, train=True),
-                              rounds=1, iterations=1)
+    rows = benchmark.pedantic(
+        compare, args=(root,), kwargs=dict(batch=256, workers=workers, repeats=1, train=True), rounds=1, iterations=1
+    )
     by = {r["loader"]: r for r in rows}
-    benchmark.extra_info.update({f"{k}_{m}": v[m] for k, v in by.items()
-                                 for m in ("images_per_second", "peak_tree_pss_mb")})
+    benchmark.extra_info.update(
+        {f"{k}_{m}": v[m] for k, v in by.items() for m in ("images_per_second", "peak_tree_pss_mb")}
+    )
     assert by["swnas"]["images"] == by["torchvision-uint8"]["images"]
     assert by["swnas"]["peak_tree_pss_mb"] < 1536  # goal: under 1.5 GB for the whole process tree
 

@@ -6,6 +6,7 @@ il-FS: ``cpp`` against the NumPy float64 reference. GPU functions (``-k gpu``) s
 Peak resident memory of each call goes to ``extra_info``. Override the size with SWNAS_BENCH_N /
 SWNAS_BENCH_P. Run: ``pytest benchmarks/bench_inffs_ilfs.py --benchmark-only``.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def problem():
     X = rng.standard_normal((N, P), dtype=np.float32)
     X *= rng.uniform(0.2, 3.0, P).astype(np.float32)
     X[:, :16] += (rng.normal(size=(C, 16)) * 1.5).astype(np.float32)[y]  # 16 class-dependent features
-    np.maximum(X[:, P // 2:], 0, out=X[:, P // 2:])  # post-ReLU-like half: many ties at 0
+    np.maximum(X[:, P // 2 :], 0, out=X[:, P // 2 :])  # post-ReLU-like half: many ties at 0
     return X, y
 
 

@@ -30,6 +30,7 @@ statistics, twice per component and once for the last).
 ``SWNAS_BENCH_LARGE=1`` adds the p = 8,192 CPU group (1.6 GB of float32; fast methods only).
 ``python benchmarks/bench_pls.py --summarise results.json`` prints a markdown table with ratios.
 """
+
 from __future__ import annotations
 
 import json
@@ -192,8 +193,9 @@ def peak_extra_mib(method: str, kind: str, p: int) -> float | None:
         return None
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, __file__, "--peak", method, kind, str(p)], capture_output=True,
-                         text=True, env=env, timeout=900)
+    out = subprocess.run(
+        [sys.executable, __file__, "--peak", method, kind, str(p)], capture_output=True, text=True, env=env, timeout=900
+    )
     if out.returncode != 0:
         warnings.warn(f"peak memory of {method} not measured: {out.stderr[-500:]}", RuntimeWarning, stacklevel=2)
         return None
@@ -243,12 +245,21 @@ def test_pls_cpu(benchmark, kind, p, method):
         benchmark.extra_info["max_abs_vip_diff_vs_swnas"] = diff
         if method not in INEXACT:
             assert diff < 1e-4, f"{method}: VIP differs from swnas cpp by {diff}"
-    benchmark.extra_info.update({
-        "method": method, "data": kind, "n": X.shape[0], "p": p, "classes": N_CLASSES, "components": A,
-        "dtype": "float32", "passes_floor": CPU_PASSES, "threads": os.cpu_count(),
-        "peak_extra_mib": peak_extra_mib(method, kind, p),
-        "peak_method": "VmHWM - VmRSS in a fresh subprocess, peak counter reset before the call",
-    })
+    benchmark.extra_info.update(
+        {
+            "method": method,
+            "data": kind,
+            "n": X.shape[0],
+            "p": p,
+            "classes": N_CLASSES,
+            "components": A,
+            "dtype": "float32",
+            "passes_floor": CPU_PASSES,
+            "threads": os.cpu_count(),
+            "peak_extra_mib": peak_extra_mib(method, kind, p),
+            "peak_method": "VmHWM - VmRSS in a fresh subprocess, peak counter reset before the call",
+        }
+    )
     if method.startswith("floor"):
         benchmark.extra_info["read_gb_per_s"] = CPU_PASSES * X.nbytes / benchmark.stats.stats.min / 1e9
 
@@ -320,8 +331,17 @@ def test_pls_gpu(benchmark, p, method):
     if result is not None:
         ref = score(Xh, y, backend="cpp", n_components=A).features
         np.testing.assert_allclose(result, ref, rtol=0, atol=1e-4)
-    benchmark.extra_info.update({"method": method, "data": "synthetic", "n": N_ROWS, "p": p, "classes": N_CLASSES,
-                                 "components": A, "device": torch.cuda.get_device_name(0)})
+    benchmark.extra_info.update(
+        {
+            "method": method,
+            "data": "synthetic",
+            "n": N_ROWS,
+            "p": p,
+            "classes": N_CLASSES,
+            "components": A,
+            "device": torch.cuda.get_device_name(0),
+        }
+    )
     if method == "floor-device-sum":
         benchmark.extra_info["read_gb_per_s"] = PASSES * X.numel() * 4 / benchmark.stats.stats.min / 1e9
 
@@ -341,18 +361,25 @@ def summarise(path: str) -> str:
     for g, bs in sorted(groups.items()):
         t = {b["extra_info"].get("method", b["name"]): b["stats"]["min"] for b in bs}
         floor = min((v for k, v in t.items() if k.startswith("floor")), default=None)
-        lines += [f"### {g}", "",
-                  "| method | min (ms) | median (ms) | " + " | ".join(f"{r} / this" for r in refs)
-                  + " | this / floor | peak extra (MiB) |",
-                  "| --- | ---: | ---: | " + " | ".join("---:" for _ in refs) + " | ---: | ---: |"]
+        lines += [
+            f"### {g}",
+            "",
+            "| method | min (ms) | median (ms) | "
+            + " | ".join(f"{r} / this" for r in refs)
+            + " | this / floor | peak extra (MiB) |",
+            "| --- | ---: | ---: | " + " | ".join("---:" for _ in refs) + " | ---: | ---: |",
+        ]
         for b in sorted(bs, key=lambda b: b["stats"]["min"]):
             m = b["extra_info"].get("method", b["name"])
             s = b["stats"]
             ratios = [f"{t[r] / s['min']:.1f}" if r in t else "-" for r in refs]
             fl = f"{s['min'] / floor:.2f}" if floor else "-"
             peak = b["extra_info"].get("peak_extra_mib")
-            lines.append(f"| {m} | {1e3 * s['min']:.1f} | {1e3 * s['median']:.1f} | " + " | ".join(ratios)
-                         + f" | {fl} | {'-' if peak is None else f'{peak:.0f}'} |")
+            lines.append(
+                f"| {m} | {1e3 * s['min']:.1f} | {1e3 * s['median']:.1f} | "
+                + " | ".join(ratios)
+                + f" | {fl} | {'-' if peak is None else f'{peak:.0f}'} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -373,11 +400,14 @@ def profile_passes(repeats: int = 3, rounds: int = 5) -> str:
     X, y = load_data("cifar10", 2048)
     codes, mod = y.astype(np.int32), core()
     ones, v = np.ones(X.shape[1], np.float32), np.random.default_rng(0).standard_normal(X.shape[1])
-    steps = {"blas read": lambda: X @ ones, "compiled read": lambda: mod.pls_stream_read(X),
-             "stats pass": lambda: mod.pls_stats(X, codes, N_CLASSES),
-             "projection pass": lambda: mod.pls_project(X, v, 0.5),
-             "last component's pass (no X't)": lambda: mod.pls_project(X, v, 0.5, loading=False),
-             "cpp score (1 + A passes)": lambda: score(X, y, backend="cpp", n_components=A)}
+    steps = {
+        "blas read": lambda: X @ ones,
+        "compiled read": lambda: mod.pls_stream_read(X),
+        "stats pass": lambda: mod.pls_stats(X, codes, N_CLASSES),
+        "projection pass": lambda: mod.pls_project(X, v, 0.5),
+        "last component's pass (no X't)": lambda: mod.pls_project(X, v, 0.5, loading=False),
+        "cpp score (1 + A passes)": lambda: score(X, y, backend="cpp", n_components=A),
+    }
     best: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeats):
         for k, f in steps.items():
@@ -388,8 +418,11 @@ def profile_passes(repeats: int = 3, rounds: int = 5) -> str:
                 ts.append(time.perf_counter() - t0)
             best[k].append(1e3 * min(ts))
     read = min(best["blas read"])
-    lines = [f"threads={os.environ.get('OMP_NUM_THREADS', 'all')} load={os.getloadavg()}",
-             "| step | min per repeat (ms) | / one BLAS read |", "| --- | --- | ---: |"]
+    lines = [
+        f"threads={os.environ.get('OMP_NUM_THREADS', 'all')} load={os.getloadavg()}",
+        "| step | min per repeat (ms) | / one BLAS read |",
+        "| --- | --- | ---: |",
+    ]
     for k, ts in best.items():
         lines.append(f"| {k} | {', '.join(f'{t:.0f}' for t in ts)} | {min(ts) / read:.2f} |")
     return "\n".join(lines)

@@ -28,6 +28,7 @@ Skipped unless asked for: ``SWNAS_BENCH_SCALE=1`` or ``-m scale``. Sizes: ``SWNA
     SWNAS_BENCH_SCALE=1 SWNAS_SCALE_ROWS=320000 pytest benchmarks/bench_scale.py -k pls \
         --benchmark-json=scale.json
 """
+
 from __future__ import annotations
 
 import os
@@ -157,8 +158,16 @@ class PeakAnon:
         self.extra = self.peak - self.base
 
 
-def run(benchmark, group: str, method: str, fn: Callable[[], Any], x_bytes: int, rounds: int = ROUNDS,
-        before: Callable[[], Any] | None = None, **info: Any) -> Any:
+def run(
+    benchmark,
+    group: str,
+    method: str,
+    fn: Callable[[], Any],
+    x_bytes: int,
+    rounds: int = ROUNDS,
+    before: Callable[[], Any] | None = None,
+    **info: Any,
+) -> Any:
     """Cold first call (with its peak extra memory), then ``rounds`` warm calls through pytest-benchmark."""
     benchmark.group = group
     if before is not None:
@@ -168,18 +177,27 @@ def run(benchmark, group: str, method: str, fn: Callable[[], Any], x_bytes: int,
         out = fn()
         cold = time.perf_counter() - t0
     if before is not None:
+
         def setup() -> None:  # pytest-benchmark wants None (or (args, kwargs)) back
             before()
 
         benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     else:
         benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
-    benchmark.extra_info.update({
-        "method": method, "cold_s": cold, "peak_extra_mib": mem.extra / 2**20,
-        "peak_extra_fraction_of_x": mem.extra / x_bytes, "x_gib": x_bytes / 2**30,
-        "load_avg_1min": os.getloadavg()[0], "threads": os.environ.get("OMP_NUM_THREADS", os.cpu_count()),
-        "classes": CLASSES, "p": P, **info,
-    })
+    benchmark.extra_info.update(
+        {
+            "method": method,
+            "cold_s": cold,
+            "peak_extra_mib": mem.extra / 2**20,
+            "peak_extra_fraction_of_x": mem.extra / x_bytes,
+            "x_gib": x_bytes / 2**30,
+            "load_avg_1min": os.getloadavg()[0],
+            "threads": os.environ.get("OMP_NUM_THREADS", os.cpu_count()),
+            "classes": CLASSES,
+            "p": P,
+            **info,
+        }
+    )
     return out
 
 
@@ -234,15 +252,26 @@ def test_pls(benchmark, case):
         def data() -> np.ndarray:
             return np.load(path, mmap_mode="r")
     else:
+
         def data() -> np.ndarray:
             return X
+
     if case.startswith("floor"):
-        run(benchmark, f"pls-{where}", case, lambda: floor_reads(data(), 1 + A), x_bytes, before=before,
-            passes=1 + A, n=n_rows)
+        run(
+            benchmark,
+            f"pls-{where}",
+            case,
+            lambda: floor_reads(data(), 1 + A),
+            x_bytes,
+            before=before,
+            passes=1 + A,
+            n=n_rows,
+        )
         benchmark.extra_info["read_gb_per_s"] = (1 + A) * x_bytes / benchmark.stats.stats.median / 1e9
     else:
-        vip = run(benchmark, f"pls-{where}", case, lambda: cpp_pls(data(), y), x_bytes, before=before,
-                  components=A, n=n_rows)
+        vip = run(
+            benchmark, f"pls-{where}", case, lambda: cpp_pls(data(), y), x_bytes, before=before, components=A, n=n_rows
+        )
         _check_planted(benchmark, vip, path)
 
 
@@ -276,8 +305,16 @@ def test_inffs(benchmark, case):
         run(benchmark, "inffs", case, lambda: _gemm_sort(X), X.nbytes, rounds=rounds, n=len(X))
     else:
         corr = case.split("-")[1]
-        run(benchmark, "inffs", case, lambda: score(X, y, "inffs", backend="cpp", corr=corr).features,
-                    X.nbytes, rounds=rounds, n=len(X), corr=corr)
+        run(
+            benchmark,
+            "inffs",
+            case,
+            lambda: score(X, y, "inffs", backend="cpp", corr=corr).features,
+            X.nbytes,
+            rounds=rounds,
+            n=len(X),
+            corr=corr,
+        )
         # accuracy against the float64 reference on a 1/10 subsample (the reference's own cost)
         sub = slice(0, max(2, len(X) // 10))
         ref = score(np.asarray(X[sub], np.float64), y[sub], "inffs", backend="numpy", corr=corr).features
@@ -297,8 +334,7 @@ def test_ilfs(benchmark, case):
     if case == "floor-read":
         run(benchmark, "ilfs", case, lambda: floor_reads(X, 1), X.nbytes, n=len(X))
     else:
-        run(benchmark, "ilfs", case, lambda: score(X, y, "ilfs", backend="cpp").features, X.nbytes,
-            rounds=1, n=len(X))
+        run(benchmark, "ilfs", case, lambda: score(X, y, "ilfs", backend="cpp").features, X.nbytes, rounds=1, n=len(X))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,8 +373,16 @@ def test_streaming(benchmark, case):
         y = labels(path)[:STREAM_ROWS]
         run(benchmark, "streaming", case, lambda: cpp_pls(X, y), X.nbytes, n=len(X))
     else:
-        vip = run(benchmark, "streaming", case, lambda: _stream(path, STREAM_ROWS), X.nbytes,
-                  rounds=1, n=len(X), chunk_rows=CHUNK)
+        vip = run(
+            benchmark,
+            "streaming",
+            case,
+            lambda: _stream(path, STREAM_ROWS),
+            X.nbytes,
+            rounds=1,
+            n=len(X),
+            chunk_rows=CHUNK,
+        )
         # the Gram form multiplies each float32 chunk in float32 (docs/scorers.md): recorded, and
         # held only to the ranking-level agreement (20,000 rows, 1,000 classes: 6e-5)
         diff = float(np.max(np.abs(vip - cpp_pls(X, labels(path)[:STREAM_ROWS]))))
@@ -375,18 +419,28 @@ def summarise(path: str) -> str:
     groups: dict[str, list[dict]] = {}
     for b in data["benchmarks"]:
         groups.setdefault(b["group"] or "", []).append(b)
-    lines = ["| group | method | rows | median (s) | min (s) | cold first call (s) | / floor or base (median) "
-             "| peak extra (MiB, % of X) | load |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| group | method | rows | median (s) | min (s) | cold first call (s) | / floor or base (median) "
+        "| peak extra (MiB, % of X) | load |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for g, bs in groups.items():
         med = {b["extra_info"]["method"]: b["stats"]["median"] for b in bs}
         for b in bs:
             m, s, e = b["extra_info"]["method"], b["stats"], b["extra_info"]
-            base = {"pls": f"floor-{g[4:]}", "inffs": "floor-gemm-sort" if "spearman" in m else "floor-gemm",
-                    "ilfs": "floor-read", "streaming": "cpp-mem", "dask": "cpp-mem"}.get(g.split("-")[0], "")
+            base = {
+                "pls": f"floor-{g[4:]}",
+                "inffs": "floor-gemm-sort" if "spearman" in m else "floor-gemm",
+                "ilfs": "floor-read",
+                "streaming": "cpp-mem",
+                "dask": "cpp-mem",
+            }.get(g.split("-")[0], "")
             ratio = f"{s['median'] / med[base]:.2f}" if base in med and base != m else "-"
-            lines.append(f"| {g} | {m} | {e.get('n', '-')} | {s['median']:.3f} | {s['min']:.3f} | {e['cold_s']:.3f} "
-                         f"| {ratio} | {e['peak_extra_mib']:.0f} ({100 * e['peak_extra_fraction_of_x']:.2f}%) "
-                         f"| {e['load_avg_1min']:.1f} |")
+            lines.append(
+                f"| {g} | {m} | {e.get('n', '-')} | {s['median']:.3f} | {s['min']:.3f} | {e['cold_s']:.3f} "
+                f"| {ratio} | {e['peak_extra_mib']:.0f} ({100 * e['peak_extra_fraction_of_x']:.2f}%) "
+                f"| {e['load_avg_1min']:.1f} |"
+            )
     return "\n".join(lines)
 
 

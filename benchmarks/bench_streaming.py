@@ -4,6 +4,7 @@ By default 1/5 of ImageNet-1k's 1,281,167 training rows (SWNAS_STREAM_ROWS overr
 p = 2,048 float32 features, 1,000 classes. Reports the time, the peak extra RSS, and the achieved
 X'X-update rate against the machine's float32 GEMM rate measured in the same run.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,10 +69,20 @@ def test_stream_imagenet_slice(benchmark):
     update_s = total - gen_s - solve_s
     achieved = 2.0 * ROWS * P * P / update_s
     benchmark.extra_info.update(
-        rows=ROWS, p=P, classes=CLASSES, chunk=CHUNK, data_gb=ROWS * P * 4 / 1e9,
-        seconds_total=total, seconds_generating=gen_s, seconds_updating=update_s, seconds_solving=solve_s,
-        peak_extra_rss_mb=peak_extra / 2**20, gemm_gflops=rate / 1e9, achieved_update_gflops=achieved / 1e9,
-        fraction_of_gemm_rate=achieved / rate, rows_per_second=ROWS / update_s,
+        rows=ROWS,
+        p=P,
+        classes=CLASSES,
+        chunk=CHUNK,
+        data_gb=ROWS * P * 4 / 1e9,
+        seconds_total=total,
+        seconds_generating=gen_s,
+        seconds_updating=update_s,
+        seconds_solving=solve_s,
+        peak_extra_rss_mb=peak_extra / 2**20,
+        gemm_gflops=rate / 1e9,
+        achieved_update_gflops=achieved / 1e9,
+        fraction_of_gemm_rate=achieved / rate,
+        rows_per_second=ROWS / update_s,
         full_imagenet_seconds_estimate=update_s * 1_281_167 / ROWS + solve_s,
     )
     assert res.features.shape == (P,)

@@ -23,6 +23,7 @@ swnas test also stores the estimated GPU-hours of the paper's full from-scratch 
 
 Run: ``.venv/bin/pytest benchmarks/bench_train.py --benchmark-only -s``.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,8 +53,7 @@ def _images(n: int) -> tuple[np.ndarray, np.ndarray, str]:
             a = load_npz_arrays(cand, ("x_train", "y_train"))
             return a["x_train"][:n], a["y_train"][:n].astype(np.int64), "cifar10"
     rng = np.random.default_rng(0)
-    return (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
-            (np.arange(n) % 10).astype(np.int64), "synthetic")
+    return (rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), (np.arange(n) % 10).astype(np.int64), "synthetic")
 
 
 def _resnet56() -> nn.Module:
@@ -83,9 +83,15 @@ def _run_swnas(dev: str, steps: int) -> dict:
         x, y, source = _images(steps * BATCH)
         res = train(model, _dataset(x, y), epochs=2, **kw)
         rate = res.history[1]["images_per_second"]
-    return {"images_per_second": rate, "steps": steps, "batch": BATCH,
-            "data": source, "amp": "bf16" if dev == "cuda" else "none", "compile": comp,
-            "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu x{torch.get_num_threads()} threads"}
+    return {
+        "images_per_second": rate,
+        "steps": steps,
+        "batch": BATCH,
+        "data": source,
+        "amp": "bf16" if dev == "cuda" else "none",
+        "compile": comp,
+        "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu x{torch.get_num_threads()} threads",
+    }
 
 
 class _UInt8Images(torch.utils.data.Dataset):
@@ -108,12 +114,17 @@ def _run_baseline(dev: str, steps: int) -> dict:
 
     x, y, source = _images((steps + 1) * BATCH)
     mean, std = channel_stats(x)
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(mean, std)])
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
     workers = 0 if dev == "cpu" else min(8, os.cpu_count() or 1)
-    loader = torch.utils.data.DataLoader(_UInt8Images(x, y, tf), batch_size=BATCH, shuffle=True,
-                                         drop_last=True, num_workers=workers,
-                                         pin_memory=dev == "cuda", persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        _UInt8Images(x, y, tf),
+        batch_size=BATCH,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=dev == "cuda",
+        persistent_workers=workers > 0,
+    )
     model = _resnet56().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
@@ -150,9 +161,14 @@ def _run_baseline(dev: str, steps: int) -> dict:
             n += 1
         sync()
         secs = (time.perf_counter() - t0) / n
-    return {"images_per_second": BATCH / secs, "steps": steps, "batch": BATCH, "data": source,
-            "workers": workers, "device": torch.cuda.get_device_name() if dev == "cuda"
-            else f"cpu x{torch.get_num_threads()} threads"}
+    return {
+        "images_per_second": BATCH / secs,
+        "steps": steps,
+        "batch": BATCH,
+        "data": source,
+        "workers": workers,
+        "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu x{torch.get_num_threads()} threads",
+    }
 
 
 def _baseline_stepper(x: np.ndarray, y: np.ndarray, dev: str):
@@ -160,10 +176,10 @@ def _baseline_stepper(x: np.ndarray, y: np.ndarray, dev: str):
     from torchvision import transforms as T
 
     mean, std = channel_stats(x)
-    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-                    T.Normalize(mean, std)])
-    loader = torch.utils.data.DataLoader(_UInt8Images(x, y, tf), batch_size=BATCH, shuffle=True,
-                                         drop_last=True, num_workers=0)
+    tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+    loader = torch.utils.data.DataLoader(
+        _UInt8Images(x, y, tf), batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0
+    )
     model = _resnet56().to(dev).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
     loss_fn = nn.CrossEntropyLoss()
@@ -195,9 +211,16 @@ def _run_interleaved(dev: str, steps: int) -> dict:
     x, y, source = _images((steps + 1) * BATCH)
     base_step = _baseline_stepper(x, y, dev)
     base_times: list[float] = []
-    res = train(_resnet56(), _dataset(x[:BATCH], y[:BATCH]), epochs=steps + 1, recipe="paper",
-                batch_size=BATCH, device=dev, progress=False,
-                callbacks=[lambda epoch, stats: base_times.append(base_step())])
+    res = train(
+        _resnet56(),
+        _dataset(x[:BATCH], y[:BATCH]),
+        epochs=steps + 1,
+        recipe="paper",
+        batch_size=BATCH,
+        device=dev,
+        progress=False,
+        callbacks=[lambda epoch, stats: base_times.append(base_step())],
+    )
     sw = [h["seconds"] for h in res.history[1:]]
     base = base_times[1:]
     pairs = [b / s for s, b in zip(sw, base)]
@@ -205,11 +228,19 @@ def _run_interleaved(dev: str, steps: int) -> dict:
         load = os.getloadavg()[0]
     except OSError:  # pragma: no cover - platforms without getloadavg
         load = float("nan")
-    return {"images_per_second": BATCH / float(np.median(sw)), "baseline_images_per_second":
-            BATCH / float(np.median(base)), "ratio_of_medians": float(np.median(base) / np.median(sw)),
-            "median_pair_ratio": float(np.median(pairs)), "steps": steps, "batch": BATCH,
-            "data": source, "load_average_1min": load, "swnas_seconds": sw, "baseline_seconds": base,
-            "device": f"cpu x{torch.get_num_threads()} threads"}
+    return {
+        "images_per_second": BATCH / float(np.median(sw)),
+        "baseline_images_per_second": BATCH / float(np.median(base)),
+        "ratio_of_medians": float(np.median(base) / np.median(sw)),
+        "median_pair_ratio": float(np.median(pairs)),
+        "steps": steps,
+        "batch": BATCH,
+        "data": source,
+        "load_average_1min": load,
+        "swnas_seconds": sw,
+        "baseline_seconds": base,
+        "device": f"cpu x{torch.get_num_threads()} threads",
+    }
 
 
 @pytest.mark.benchmark(group="train-resnet56-cpu")
@@ -219,10 +250,12 @@ def test_cpu_interleaved_swnas_vs_baseline(benchmark):
     out: dict = {}
     benchmark.pedantic(lambda: out.update(_run_interleaved("cpu", steps)), rounds=1, iterations=1)
     benchmark.extra_info.update(out)
-    print(f"\ninterleaved on {out['device']}, load {out['load_average_1min']:.1f}: swnas "
-          f"{out['images_per_second']:.1f} img/s, baseline {out['baseline_images_per_second']:.1f} img/s, "
-          f"swnas/baseline speed {out['ratio_of_medians']:.3f} (median of per-pair ratios "
-          f"{out['median_pair_ratio']:.3f}), {steps} timed steps each")
+    print(
+        f"\ninterleaved on {out['device']}, load {out['load_average_1min']:.1f}: swnas "
+        f"{out['images_per_second']:.1f} img/s, baseline {out['baseline_images_per_second']:.1f} img/s, "
+        f"swnas/baseline speed {out['ratio_of_medians']:.3f} (median of per-pair ratios "
+        f"{out['median_pair_ratio']:.3f}), {steps} timed steps each"
+    )
 
 
 def _bench(benchmark, fn, dev: str) -> dict:
@@ -230,8 +263,10 @@ def _bench(benchmark, fn, dev: str) -> dict:
     out: dict = {}
     benchmark.pedantic(lambda: out.update(fn(dev, steps)), rounds=1, iterations=1)
     benchmark.extra_info.update(out)
-    print(f"\n{fn.__name__[5:]} on {out['device']}: {out['images_per_second']:.1f} images/s "
-          f"({out['steps']} steps of {BATCH}, {out['data']} data)")
+    print(
+        f"\n{fn.__name__[5:]} on {out['device']}: {out['images_per_second']:.1f} images/s "
+        f"({out['steps']} steps of {BATCH}, {out['data']} data)"
+    )
     return out
 
 
@@ -252,8 +287,10 @@ def test_gpu_swnas_trainer(benchmark):
     out = _bench(benchmark, _run_swnas, "cuda")
     hours = estimate_training_hours(out["images_per_second"])
     benchmark.extra_info["paper_search_gpu_hours"] = hours
-    print(f"paper's full from-scratch search (11 x 200 + 5 x 100 epochs of 50k images) at this rate: "
-          f"{hours:.1f} GPU-hours")
+    print(
+        f"paper's full from-scratch search (11 x 200 + 5 x 100 epochs of 50k images) at this rate: "
+        f"{hours:.1f} GPU-hours"
+    )
 
 
 @pytest.mark.gpu

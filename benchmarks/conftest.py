@@ -3,6 +3,7 @@
 Run e.g. ``.venv/bin/pytest benchmarks/bench_pls.py --benchmark-json=out.json``; GPU groups with
 ``-m gpu`` (skipped cleanly without a usable CUDA backend).
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,6 +11,7 @@ writes one JSON file into WORK with a ``pass`` per row; the driver judges and su
 ``--smoke`` runs scale and bench at a small size. Without a GPU every step fails with the reason
 (the device check must not pass without one).
 """
+
 from __future__ import annotations
 
 import json
@@ -115,13 +116,18 @@ def sanitize() -> int:
         X[:, 3] += y
         return X, y
 
-    cases = [("pls", {}, 300, 40, 5, np.float32), ("pls", {}, 300, 40, 60, np.float32),
-             ("pls", {}, 300, 37, 60, np.float64), ("pls", {}, 300, 37, 5, np.float64),
-             ("inffs", {"corr": "spearman"}, 300, 37, 5, np.float32),
-             ("inffs", {"corr": "spearman"}, 300, 37, 5, np.float64),
-             ("inffs", {"corr": "pearson"}, 300, 40, 5, np.float32),
-             ("ilfs", {}, 300, 37, 5, np.float32), ("ilfs", {"TT": 80}, 300, 37, 60, np.float32),
-             ("ilfs", {"TT": 80}, 300, 40, 60, np.float64)]
+    cases = [
+        ("pls", {}, 300, 40, 5, np.float32),
+        ("pls", {}, 300, 40, 60, np.float32),
+        ("pls", {}, 300, 37, 60, np.float64),
+        ("pls", {}, 300, 37, 5, np.float64),
+        ("inffs", {"corr": "spearman"}, 300, 37, 5, np.float32),
+        ("inffs", {"corr": "spearman"}, 300, 37, 5, np.float64),
+        ("inffs", {"corr": "pearson"}, 300, 40, 5, np.float32),
+        ("ilfs", {}, 300, 37, 5, np.float32),
+        ("ilfs", {"TT": 80}, 300, 37, 60, np.float32),
+        ("ilfs", {"TT": 80}, 300, 40, 60, np.float64),
+    ]
     for crit, params, n, p, c, dtype in cases:
         X, y = problem(n, p, c, dtype)
         ref = score(X, y, crit, backend="numpy", **params).features
@@ -245,7 +251,6 @@ def ilfs_torch_reference(X, y, c: int, TT: int = 4) -> tuple[np.ndarray, np.ndar
     return ilfs_from_relevance(v)[0], cnt
 
 
-
 def average_ranks_torch(Xc):
     """Centred average ranks (n, b) of the columns of Xc by torch ``sort``: a run of equal values
     at sorted positions lo..hi-1 gets (lo + hi - n) / 2, i.e. its 1-based mean rank minus (n+1)/2."""
@@ -279,9 +284,20 @@ def spearman_rank_gram_check(X, cols_per_check: int = 64) -> dict:
     n, p = X.shape
     torch.cuda.empty_cache()
     Z, G, std = _gram_buffers(X)
-    secs, _ = _best_of(lambda: cuda_module().inffs_rank_gram(
-        X.data_ptr(), dtype_code(X), n, p, True, Z.data_ptr(), G.data_ptr(), std.data_ptr(),
-        torch.cuda.current_stream().cuda_stream), 1)
+    secs, _ = _best_of(
+        lambda: cuda_module().inffs_rank_gram(
+            X.data_ptr(),
+            dtype_code(X),
+            n,
+            p,
+            True,
+            Z.data_ptr(),
+            G.data_ptr(),
+            std.data_ptr(),
+            torch.cuda.current_stream().cuda_stream,
+        ),
+        1,
+    )
     mismatched = []
     for j0 in range(0, p, cols_per_check):
         j1 = min(p, j0 + cols_per_check)
@@ -297,10 +313,17 @@ def spearman_rank_gram_check(X, cols_per_check: int = 64) -> dict:
     Z = None  # the ranks' memory back before the solve (a `del` would unbind the timed lambda's Z)
     score_err = _rel(solve_torch(G, std, 0.5, 0.9), solve_torch(G64, std, 0.5, 0.9))
     min_blocks = math.ceil(p / ((1 << 31) // n - 1))
-    return {"case": f"inffs spearman cuda ranks+gram {n}x{p} (>= {min_blocks} column blocks)", "seconds": secs,
-            "rel_err": max(gram_err, score_err), "gram_rel_err": gram_err, "columns_checked": p,
-            "rank_mismatches": len(mismatched), "first_mismatches": mismatched[:8], "tol": TOL,
-            "pass": not mismatched and gram_err <= TOL and score_err <= TOL}
+    return {
+        "case": f"inffs spearman cuda ranks+gram {n}x{p} (>= {min_blocks} column blocks)",
+        "seconds": secs,
+        "rel_err": max(gram_err, score_err),
+        "gram_rel_err": gram_err,
+        "columns_checked": p,
+        "rank_mismatches": len(mismatched),
+        "first_mismatches": mismatched[:8],
+        "tol": TOL,
+        "pass": not mismatched and gram_err <= TOL and score_err <= TOL,
+    }
 
 
 # --------------------------------------------------------------------------------------- scale
@@ -343,14 +366,23 @@ def scale(work: Path) -> int:
     out.add(_case(f"pls cuda {n}x{p} C=10", lambda: score(X, yh, "pls", backend="cuda").features, ref))
     if cupy_ok:
         out.add(_case(f"pls cupy {n}x{p} C=10", lambda: score(X, yh, "pls", backend="cupy").features, ref))
-    out.add(_case(f"inffs pearson cuda {n}x{p}", lambda: score(X, yh, "inffs", backend="cuda", corr="pearson").features,
-                  pearson_inffs_torch_reference(X)))
+    out.add(
+        _case(
+            f"inffs pearson cuda {n}x{p}",
+            lambda: score(X, yh, "inffs", backend="cuda", corr="pearson").features,
+            pearson_inffs_torch_reference(X),
+        )
+    )
     out.add(spearman_rank_gram_check(X))
     if FULL and cupy_ok:
         torch.cuda.empty_cache()
-        out.add(_case(f"inffs pearson cupy {n}x{p}",
-                      lambda: score(X, yh, "inffs", backend="cupy", corr="pearson").features,
-                      pearson_inffs_torch_reference(X)))
+        out.add(
+            _case(
+                f"inffs pearson cupy {n}x{p}",
+                lambda: score(X, yh, "inffs", backend="cupy", corr="pearson").features,
+                pearson_inffs_torch_reference(X),
+            )
+        )
     torch.cuda.empty_cache()
     ref_ilfs, _ = ilfs_torch_reference(X, y, 10)
     out.add(_case(f"ilfs cuda {n}x{p} C=10", lambda: score(X, yh, "ilfs", backend="cuda").features, ref_ilfs))
@@ -364,8 +396,13 @@ def scale(work: Path) -> int:
     if cupy_ok:
         out.add(_case(f"pls cupy {n2}x{p2} C={c2}", lambda: score(X, yh, "pls", backend="cupy").features, ref))
     m = min(n2, 200_000)  # il-FS's reference holds a rows x C x p block per chunk: a slice keeps it short
-    out.add(_case(f"ilfs cuda {m}x{p2} C={c2}", lambda: score(X[:m], yh[:m], "ilfs", backend="cuda").features,
-                  ilfs_torch_reference(X[:m], y[:m], c2)[0]))
+    out.add(
+        _case(
+            f"ilfs cuda {m}x{p2} C={c2}",
+            lambda: score(X[:m], yh[:m], "ilfs", backend="cuda").features,
+            ilfs_torch_reference(X[:m], y[:m], c2)[0],
+        )
+    )
     if not cupy_ok:
         out.add({"case": "cupy backend", "pass": False, "error": _status("cupy")[1]})
     return int(not all(r["pass"] for r in out.rows))
@@ -407,8 +444,14 @@ def bench(work: Path) -> int:
     X, yt = _planted_device(n, p, 10, seed=2)
     y = yt.cpu().numpy()
     Xh = X.cpu().numpy()
-    out = _Rows(work, "bench", n=n, p=p, device=torch.cuda.get_device_name(),
-                goal="PLS-VIP cuda within 3x of 4 device reads of X (2A, A = 2) and >= 5x cpp")
+    out = _Rows(
+        work,
+        "bench",
+        n=n,
+        p=p,
+        device=torch.cuda.get_device_name(),
+        goal="PLS-VIP cuda within 3x of 4 device reads of X (2A, A = 2) and >= 5x cpp",
+    )
     crits = [("pls", {})]
     if FULL:
         crits += [("inffs", {"corr": "spearman"}), ("inffs", {"corr": "pearson"}), ("ilfs", {})]
@@ -422,8 +465,7 @@ def bench(work: Path) -> int:
             row["floor_s"] = _floor_seconds(X, 4)
             row["cuda_over_floor"] = row["cuda_s"] / row["floor_s"] if row["cuda_s"] else None
             row["cpp_over_cuda"] = row["cpp_s"] / row["cuda_s"] if row["cuda_s"] and row["cpp_s"] else None
-            row["pass"] = bool(row["cuda_s"] and row["cuda_over_floor"] <= 3.0
-                               and (row["cpp_over_cuda"] or 0.0) >= 5.0)
+            row["pass"] = bool(row["cuda_s"] and row["cuda_over_floor"] <= 3.0 and (row["cpp_over_cuda"] or 0.0) >= 5.0)
         out.add(row)
     return int(not all(r.get("pass", True) for r in out.rows))
 
@@ -453,27 +495,66 @@ def search(work: Path, backend: str = "cuda", device: str = "cuda") -> int:
     d = work / "search-inffs"
     t0 = time.perf_counter()
     try:
-        rc = cli.main(["search", "--dataset", "digits", "--criterion", "inffs", "--backend", backend,
-                       "--device", device, "--m0", "1", "--iterations", "1", "--epochs", "1",
-                       "--final-epochs", "0", "--val-split", "0", "--out", str(d), "--no-report", "--quiet"])
+        rc = cli.main(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--criterion",
+                "inffs",
+                "--backend",
+                backend,
+                "--device",
+                device,
+                "--m0",
+                "1",
+                "--iterations",
+                "1",
+                "--epochs",
+                "1",
+                "--final-epochs",
+                "0",
+                "--val-split",
+                "0",
+                "--out",
+                str(d),
+                "--no-report",
+                "--quiet",
+            ]
+        )
     finally:  # the registry is process-wide: leave it as it was (the test suite shares it)
         backends._IMPLS.clear()
         backends._IMPLS.update(saved)
     secs = time.perf_counter() - t0
-    row: dict[str, Any] = {"dir": d.name, "rc": rc, "seconds": secs, "score_many_calls": calls["batched"],
-                           "single_calls": calls["single"]}
+    row: dict[str, Any] = {
+        "dir": d.name,
+        "rc": rc,
+        "seconds": secs,
+        "score_many_calls": calls["batched"],
+        "single_calls": calls["single"],
+    }
     state = d / "search.json"
     if state.is_file():
         doc = json.loads(state.read_text())
         nets = doc.get("networks", [])
         scores = [s for net in nets for s in (net.get("scores") or [])]
-        row.update(status=doc.get("status"), criterion=(doc.get("config") or {}).get("criterion"),
-                   backend=(doc.get("config") or {}).get("backend"), networks=len(nets),
-                   scored_networks=sum(1 for net in nets if net.get("scores")), stage_scores=len(scores),
-                   finite=bool(scores) and all(isinstance(s, (int, float)) and math.isfinite(s) for s in scores))
-    row["pass"] = bool(rc == 0 and row.get("status") == "complete" and row.get("criterion") == "inffs"
-                       and row.get("backend") == backend and row.get("finite")
-                       and calls["batched"] >= row.get("scored_networks", 1) >= 1)
+        row.update(
+            status=doc.get("status"),
+            criterion=(doc.get("config") or {}).get("criterion"),
+            backend=(doc.get("config") or {}).get("backend"),
+            networks=len(nets),
+            scored_networks=sum(1 for net in nets if net.get("scores")),
+            stage_scores=len(scores),
+            finite=bool(scores) and all(isinstance(s, (int, float)) and math.isfinite(s) for s in scores),
+        )
+    row["pass"] = bool(
+        rc == 0
+        and row.get("status") == "complete"
+        and row.get("criterion") == "inffs"
+        and row.get("backend") == backend
+        and row.get("finite")
+        and calls["batched"] >= row.get("scored_networks", 1) >= 1
+    )
     _write(work, "search", {"runs": [row]})
     print(row)
     return int(not row["pass"])

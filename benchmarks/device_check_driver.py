@@ -22,6 +22,7 @@ leaves unused carry over to the next ones, so the run never exceeds the sum of t
 This module needs only the standard library: its dry run and its failure paths are tested on a
 machine without a GPU (tests/test_device_check.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -59,12 +60,21 @@ class Step:
 #: each RawKernel/elementwise kernel with NVRTC on first use (~0.3-1 s each; the GPU tests touch
 #: about thirty). Every Python step pays one torch import; gpu_tests pays the compiles.
 STEPS: tuple[Step, ...] = (
-    Step("preflight", 20, 20, "tools and imports: nvidia-smi, Python.h, nvcc, compute-sanitizer, torch + cupy "
-                              "imports timed (two cold imports ~15 s)"),
+    Step(
+        "preflight",
+        20,
+        20,
+        "tools and imports: nvidia-smi, Python.h, nvcc, compute-sanitizer, torch + cupy "
+        "imports timed (two cold imports ~15 s)",
+    ),
     Step("build", 100, 120, "offline pip install of a /tmp copy, CUDA for sm_90 (4 .cu files, 16 cores)"),
     Step("gate", 15, 15, "the installed swnas (not the source copy): cuda and cupy backends available"),
-    Step("gpu_tests", 90, 120, "pytest -m gpu, no -x, skips are failures (SWNAS_REQUIRE_GPU=1); import + "
-                               "NVRTC compiles ~25 s"),
+    Step(
+        "gpu_tests",
+        90,
+        120,
+        "pytest -m gpu, no -x, skips are failures (SWNAS_REQUIRE_GPU=1); import + NVRTC compiles ~25 s",
+    ),
     Step("memcheck", 45, 45, "compute-sanitizer memcheck on small calls reaching every kernel path"),
     Step("racecheck", 0, 35, "compute-sanitizer racecheck (full mode: adds little for these kernels)"),
     Step("scale", 115, 125, "1.28 M x 2,048 and 1.28 M x 256 C = 1,000 against float64 torch references"),
@@ -113,11 +123,14 @@ class Run:
         return self.work / "src"
 
     # ------------------------------------------------------------------------------- one step
-    def step(self, name: str, limit: int, cmd: list[str], env: dict | None = None, cwd: Path | None = None,
-             check=None) -> bool:
+    def step(
+        self, name: str, limit: int, cmd: list[str], env: dict | None = None, cwd: Path | None = None, check=None
+    ) -> bool:
         """Run ``cmd`` with ``limit`` + carried-over seconds, log it, judge it (rc 0 and ``check()``)."""
-        print(f"=== [{time.monotonic() - self.t0:.0f} s] {name} (limit {limit} s + {self.slack:.0f} s carried)",
-              flush=True)
+        print(
+            f"=== [{time.monotonic() - self.t0:.0f} s] {name} (limit {limit} s + {self.slack:.0f} s carried)",
+            flush=True,
+        )
         if self.dry:
             print("    " + " ".join(map(str, cmd)), flush=True)
             self.results.append(Result(name, "dry-run", 0.0, limit))
@@ -130,8 +143,14 @@ class Run:
             fh.write("$ " + " ".join(map(str, cmd)) + "\n")
             fh.flush()
             try:
-                proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd or self.work,
-                                        env={**os.environ, **(env or {})}, start_new_session=True)
+                proc = subprocess.Popen(
+                    cmd,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    cwd=cwd or self.work,
+                    env={**os.environ, **(env or {})},
+                    start_new_session=True,
+                )
             except OSError as exc:
                 proc, status, note = None, "fail", f"cannot start: {exc}"
             if proc is not None:
@@ -232,17 +251,41 @@ def preflight(work: Path) -> int:
     for mod in ("scikit_build_core", "pybind11", "pytest"):
         rc, txt, _ = sh([py, "-c", f"import {mod}"])
         add(f"import {mod} (offline build / tests)", rc == 0, txt or "ok")
-    rc, txt, secs = sh([py, "-c", "import torch; assert torch.cuda.is_available(), 'no GPU for torch'; "
-                                  "print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"], 30)
+    rc, txt, secs = sh(
+        [
+            py,
+            "-c",
+            "import torch; assert torch.cuda.is_available(), 'no GPU for torch'; "
+            "print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())",
+        ],
+        30,
+    )
     add("import torch (GPU visible)", rc == 0, txt, secs)
     # warnings as errors: a warning raised by `import cupy` would make the tests' probe fall back to
     # the NumPy stand-in silently
-    rc, txt, secs = sh([py, "-W", "error", "-c", "import cupy; print(cupy.__version__, "
-                                                 "cupy.cuda.runtime.getDeviceCount(), 'device(s)')"], 30)
+    rc, txt, secs = sh(
+        [
+            py,
+            "-W",
+            "error",
+            "-c",
+            "import cupy; print(cupy.__version__, cupy.cuda.runtime.getDeviceCount(), 'device(s)')",
+        ],
+        30,
+    )
     add("python3 -W error -c 'import cupy'", rc == 0, txt, secs)
-    rc, txt, secs = sh([py, "-W", "error", "-c", "import cupy as cp; k = cp.ElementwiseKernel('float32 x', "
-                                                 "'float32 y', 'y = x * 2', 'swnas_probe'); "
-                                                 "print(float(k(cp.ones(4, cp.float32)).sum()))"], 30)
+    rc, txt, secs = sh(
+        [
+            py,
+            "-W",
+            "error",
+            "-c",
+            "import cupy as cp; k = cp.ElementwiseKernel('float32 x', "
+            "'float32 y', 'y = x * 2', 'swnas_probe'); "
+            "print(float(k(cp.ones(4, cp.float32)).sum()))",
+        ],
+        30,
+    )
     add("one NVRTC compile (cupy)", rc == 0, txt, secs)
     rc, txt, _ = sh(["nproc"])
     add("cores", rc == 0, txt)
@@ -298,16 +341,31 @@ def _table(rows: list[dict]) -> list[str]:
 def summary_markdown(run: Run) -> str:
     ok = run.verdict()
     total = sum(r.seconds for r in run.results)
-    lines = [f"## Device check ({run.mode}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             f"**{'PASS' if ok else 'FAIL'}** — {total:.0f} s of steps, budget "
-             f"{sum(limit for _, limit in budget(run.mode))} s", ""]
-    lines += ["### Steps", ""] + _table([{"step": r.name, "result": r.status, "seconds": round(r.seconds),
-                                          "limit_s": r.limit, "note": r.note} for r in run.results]) + [""]
+    lines = [
+        f"## Device check ({run.mode}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"**{'PASS' if ok else 'FAIL'}** — {total:.0f} s of steps, budget "
+        f"{sum(limit for _, limit in budget(run.mode))} s",
+        "",
+    ]
+    lines += (
+        ["### Steps", ""]
+        + _table(
+            [
+                {"step": r.name, "result": r.status, "seconds": round(r.seconds), "limit_s": r.limit, "note": r.note}
+                for r in run.results
+            ]
+        )
+        + [""]
+    )
     pre = run.work / "preflight.json"
     if pre.is_file():
         lines += ["### Preflight", ""] + _table(json.loads(pre.read_text())["checks"]) + [""]
-    for name, title in (("scale", "Scale (float64 torch references on the device)"), ("bench", "Scorer speed"),
-                        ("search", "Tiny search scoring inf-FS through the CUDA kernels")):
+    for name, title in (
+        ("scale", "Scale (float64 torch references on the device)"),
+        ("bench", "Scorer speed"),
+        ("search", "Tiny search scoring inf-FS through the CUDA kernels"),
+    ):
         f = run.work / f"{name}.json"
         if not f.is_file():
             continue
@@ -323,9 +381,11 @@ def summary_markdown(run: Run) -> str:
         try:
             c = junit_counts(xml)
             lines += ["### GPU tests", "", ", ".join(f"{k}: {v}" for k, v in c.items()), ""]
-            failed = [f"{tc.get('classname')}::{tc.get('name')}" for tc in ET.parse(xml).getroot().iter("testcase")
-                      if tc.find("failure") is not None or tc.find("error") is not None
-                      or tc.find("skipped") is not None]
+            failed = [
+                f"{tc.get('classname')}::{tc.get('name')}"
+                for tc in ET.parse(xml).getroot().iter("testcase")
+                if tc.find("failure") is not None or tc.find("error") is not None or tc.find("skipped") is not None
+            ]
             lines += [f"- not passed: `{t}`" for t in failed[:40]] + ([""] if failed else [])
         except ET.ParseError as exc:
             lines += ["### GPU tests", "", f"unreadable JUnit XML: {exc}", ""]
@@ -336,16 +396,36 @@ def summary_markdown(run: Run) -> str:
 def _copy_source(dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
-    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(
-        ".git", "build", "build-*", "device-out", "device_data", ".venv", "runs", "*.so", "__pycache__",
-        ".pytest_cache", ".gl", ".whl"))
+    shutil.copytree(
+        REPO,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            "build",
+            "build-*",
+            "device-out",
+            "device_data",
+            ".venv",
+            "runs",
+            "*.so",
+            "__pycache__",
+            ".pytest_cache",
+            ".gl",
+            ".whl",
+        ),
+    )
 
 
 def main(argv: list[str]) -> int:
     mode = "full" if "--full" in argv else "quick"
-    run = Run(mode=mode, out=Path(os.environ.get("OUT") or Path.cwd() / "device-out").resolve(),
-              work=Path(os.environ.get("WORK") or "/tmp/swnas-device-check").resolve(),
-              py=os.environ.get("PYTHON") or sys.executable, dry="--dry-run" in argv, build="--no-build" not in argv)
+    run = Run(
+        mode=mode,
+        out=Path(os.environ.get("OUT") or Path.cwd() / "device-out").resolve(),
+        work=Path(os.environ.get("WORK") or "/tmp/swnas-device-check").resolve(),
+        py=os.environ.get("PYTHON") or sys.executable,
+        dry="--dry-run" in argv,
+        build="--no-build" not in argv,
+    )
     limits = dict(budget(mode))
     if not run.dry:
         if run.work.exists():
@@ -357,17 +437,37 @@ def main(argv: list[str]) -> int:
     if not run.build:  # the CPU test and a developer's retry: the importable swnas as it is
         gpu_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
 
-    run.step("preflight", limits["preflight"], [run.py, str(HERE / "device_check_driver.py"), "preflight",
-                                                str(run.work)], env=gpu_env)
+    run.step(
+        "preflight",
+        limits["preflight"],
+        [run.py, str(HERE / "device_check_driver.py"), "preflight", str(run.work)],
+        env=gpu_env,
+    )
     built = True
     if run.build:
         if not run.dry:
             _copy_source(run.src)
-        env = {"SWNAS_CUDA_ARCH": os.environ.get("SWNAS_CUDA_ARCH", "90"),
-               "CMAKE_BUILD_PARALLEL_LEVEL": os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "16")}
-        built = run.step("build", limits["build"], [run.py, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
-                                                    "--no-index", "--disable-pip-version-check", "-v", str(run.src)],
-                         env=env)
+        env = {
+            "SWNAS_CUDA_ARCH": os.environ.get("SWNAS_CUDA_ARCH", "90"),
+            "CMAKE_BUILD_PARALLEL_LEVEL": os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL", "16"),
+        }
+        built = run.step(
+            "build",
+            limits["build"],
+            [
+                run.py,
+                "-m",
+                "pip",
+                "install",
+                "--no-build-isolation",
+                "--no-deps",
+                "--no-index",
+                "--disable-pip-version-check",
+                "-v",
+                str(run.src),
+            ],
+            env=env,
+        )
     else:
         run.results.append(Result("build", "skipped", 0.0, limits["build"], "--no-build"))
     tests_dir = (run.src if run.build else REPO) / "tests"
@@ -383,16 +483,41 @@ def main(argv: list[str]) -> int:
             continue
         if name == "gpu_tests":
             xml = run.work / "gpu_tests.xml"
-            run.step(name, limit, [run.py, "-m", "pytest", "-m", "gpu", str(tests_dir), "-p", "no:cacheprovider",
-                                   "-q", "-rfEs", f"--junitxml={xml}"], env=gpu_env,
-                     check=lambda xml=xml: judge_gpu_tests(xml))
+            run.step(
+                name,
+                limit,
+                [
+                    run.py,
+                    "-m",
+                    "pytest",
+                    "-m",
+                    "gpu",
+                    str(tests_dir),
+                    "-p",
+                    "no:cacheprovider",
+                    "-q",
+                    "-rfEs",
+                    f"--junitxml={xml}",
+                ],
+                env=gpu_env,
+                check=lambda xml=xml: judge_gpu_tests(xml),
+            )
         elif name in ("memcheck", "racecheck"):
-            run.step(name, limit, ["compute-sanitizer", "--tool", name, "--error-exitcode", "9",
-                                   run.py, str(CHECK), "sanitize"], env=gpu_env)
+            run.step(
+                name,
+                limit,
+                ["compute-sanitizer", "--tool", name, "--error-exitcode", "9", run.py, str(CHECK), "sanitize"],
+                env=gpu_env,
+            )
         else:
             extra = ["--full"] if mode == "full" else []
-            run.step(name, limit, [run.py, str(CHECK), name, str(run.work)] + extra, env=gpu_env,
-                     check=lambda f=run.work / f"{name}.json": judge_json(f))
+            run.step(
+                name,
+                limit,
+                [run.py, str(CHECK), name, str(run.work)] + extra,
+                env=gpu_env,
+                check=lambda f=run.work / f"{name}.json": judge_json(f),
+            )
     t = time.monotonic()
     run.results.append(Result("summary", "dry-run" if run.dry else "pass", 0.0, limits["summary"]))
     run.publish()
@@ -402,8 +527,7 @@ def main(argv: list[str]) -> int:
     if not run.dry:
         print((run.out / "summary.md").read_text(), flush=True)
     word = "DRY RUN (nothing ran)" if run.dry else ("PASSED" if ok else "FAILED")
-    print(f"=== device check {word} in {time.monotonic() - run.t0:.0f} s; "
-          f"results in {run.out}", flush=True)
+    print(f"=== device check {word} in {time.monotonic() - run.t0:.0f} s; results in {run.out}", flush=True)
     return 0 if ok else 1
 
 

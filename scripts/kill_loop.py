@@ -9,6 +9,7 @@ state file must be valid JSON after every kill, and no temporary file may remain
 
 It prints one line per trial and a summary (the figures recorded in benchmarks/RESULTS.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--dataset", "digits", "--subset", "200", "--iterations", "2", "--m0", "1", "--delta", "1",
-         "--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu",
-         "--no-report", "--quiet"]
+FLAGS = [
+    "--dataset",
+    "digits",
+    "--subset",
+    "200",
+    "--iterations",
+    "2",
+    "--m0",
+    "1",
+    "--delta",
+    "1",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--lr",
+    "0.05",
+    "--device",
+    "cpu",
+    "--no-report",
+    "--quiet",
+]
 
 
 def _env() -> dict:
@@ -33,8 +53,13 @@ def _env() -> dict:
 
 
 def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "swnas", "search", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=_env(), start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "swnas", "search", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(),
+        start_new_session=True,
+    )
 
 
 def _run_maybe_killed(args: list[str], delay: float | None) -> tuple[bool, int | None, str]:
@@ -105,11 +130,16 @@ def main() -> int:
     while time.time() < end:
         r = trial(work, ref, span, rng)
         results.append(r)
-        print(f"trial {len(results)}: {r['kills']} kill(s), {r['starts']} start(s), "
-              f"same as reference: {r['same']}, temp files left: {r['temps']}", flush=True)
+        print(
+            f"trial {len(results)}: {r['kills']} kill(s), {r['starts']} start(s), "
+            f"same as reference: {r['same']}, temp files left: {r['temps']}",
+            flush=True,
+        )
     bad = [r for r in results if not r["same"] or r["temps"]]
-    print(f"summary: {len(results)} trials, {sum(r['kills'] for r in results)} SIGKILLs, "
-          f"{len(bad)} mismatching or unclean")
+    print(
+        f"summary: {len(results)} trials, {sum(r['kills'] for r in results)} SIGKILLs, "
+        f"{len(bad)} mismatching or unclean"
+    )
     return 1 if bad else 0
 
 

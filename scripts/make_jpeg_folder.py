@@ -8,6 +8,7 @@ not at hand::
 The tree is ``OUT/train/<class>/<k>.jpg`` and ``OUT/val/<class>/<k>.jpg`` with per-class balanced
 picks (the first images of each class in the npz order). Writing is split over ``--threads``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,7 @@ def _pick(labels: np.ndarray, count: int) -> np.ndarray:
     return np.sort(idx)[:count] if len(idx) > count else idx
 
 
-def write_split(images: np.ndarray, labels: np.ndarray, out: Path, size: int, quality: int,
-                threads: int) -> int:
+def write_split(images: np.ndarray, labels: np.ndarray, out: Path, size: int, quality: int, threads: int) -> int:
     """Write ``images`` (uint8 NHWC) upscaled to ``size`` under ``out/<class>/``; returns bytes written."""
     from PIL import Image
 

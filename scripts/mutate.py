@@ -15,6 +15,7 @@ the mutant applied; "equivalent" a survivor whose entry explains why no input te
 out of the score). Every file is restored byte for byte, also on Ctrl-C; the script refuses to start
 when a mutated file differs from git's copy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def core_library() -> Path | None:
 
 def rebuild(python: str) -> tuple[bool, str]:
     env = dict(os.environ, PYTHON=python, SWNAS_DISABLE_CUDA="1")
-    r = subprocess.run(["nice", "-n", "5", "scripts/dev_build.sh", "build-dev"], cwd=ROOT, env=env,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["nice", "-n", "5", "scripts/dev_build.sh", "build-dev"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     return r.returncode == 0, (r.stdout + r.stderr)[-2000:]
 
 
@@ -61,10 +63,17 @@ def run_tests(python: str, tests: list[str], timeout: float) -> tuple[str, float
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
     t0 = time.perf_counter()
     try:
-        r = subprocess.run(["nice", "-n", "5", python, "-m", "pytest", *tests, *PYTEST_ARGS], cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=timeout, start_new_session=True)
+        r = subprocess.run(
+            ["nice", "-n", "5", python, "-m", "pytest", *tests, *PYTEST_ARGS],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+        )
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"")
+        out = exc.stdout or b""
         return "timeout", time.perf_counter() - t0, (out.decode() if isinstance(out, bytes) else out)[-1500:]
     secs = time.perf_counter() - t0
     tail = (r.stdout + r.stderr)[-1500:]
@@ -157,12 +166,19 @@ def main(argv: list[str] | None = None) -> int:
             result = "invalid" if outcome == "no tests" else "caught" if caught else "survived"
             if result == "survived" and m.get("equivalent"):
                 result = "equivalent"  # survived, and no input tells it apart (the reason is recorded)
-            rec.update(result=result, outcome=outcome, seconds=round(secs, 1),
-                       detail=tail.strip().splitlines()[-1] if tail.strip() else "")
+            rec.update(
+                result=result,
+                outcome=outcome,
+                seconds=round(secs, 1),
+                detail=tail.strip().splitlines()[-1] if tail.strip() else "",
+            )
             if result == "survived" and ns.full_suite:
                 outcome2, secs2, tail2 = run_tests(ns.python, ["tests"], max(ns.timeout, 1800.0))
-                rec["full_suite"] = {"outcome": outcome2, "seconds": round(secs2, 1),
-                                     "detail": tail2.strip().splitlines()[-1] if tail2.strip() else ""}
+                rec["full_suite"] = {
+                    "outcome": outcome2,
+                    "seconds": round(secs2, 1),
+                    "detail": tail2.strip().splitlines()[-1] if tail2.strip() else "",
+                }
                 if outcome2 in ("failed", "timeout"):
                     rec["result"] = "caught (full suite)"
             restore()
@@ -184,13 +200,18 @@ def markdown(results: list[dict]) -> str:
         s = " ".join(s.split())
         return "`" + s.replace("|", "\\|").replace("`", "'") + "`"
 
-    lines = ["| Id | Kind | File | Original | Mutant | Tests run | Result | Note |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| Id | Kind | File | Original | Mutant | Tests run | Result | Note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         tests = ", ".join(Path(t).name for t in r["tests"])
         res = r["result"] + (f" ({r.get('seconds')} s)" if "seconds" in r else "")
         note = "; ".join(x for x in (r.get("note", ""), r.get("equivalent", "")) if x).replace("|", "\\|")
-        lines.append(f"| {r['id']} | {r['kind']} | {r['file']} | {cell(r['old'])} | {cell(r['new'])} | {tests} | {res} "
-                     f"| {note} |")
+        lines.append(
+            f"| {r['id']} | {r['kind']} | {r['file']} | {cell(r['old'])} | {cell(r['new'])} | {tests} | {res} "
+            f"| {note} |"
+        )
     lines += ["", summary(results)]
     return "\n".join(lines) + "\n"
 
@@ -202,8 +223,10 @@ def summary(results: list[dict]) -> str:
     eq = sum(r["result"] == "equivalent" for r in results)
     bad = sum(r["result"] == "invalid" for r in results)
     pct = 100.0 * len(caught) / len(scored) if scored else 0.0
-    return (f"{len(caught)} of {len(scored)} caught ({pct:.0f}%); {eq} equivalent (survived, reason recorded), "
-            f"{bad} invalid")
+    return (
+        f"{len(caught)} of {len(scored)} caught ({pct:.0f}%); {eq} equivalent (survived, reason recorded), "
+        f"{bad} invalid"
+    )
 
 
 if __name__ == "__main__":

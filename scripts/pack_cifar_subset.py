@@ -9,6 +9,7 @@ Defaults: 8,000 training images (800 per class: enough for 60 steps of batch 128
 throughput check) and 1,000 test images, JPEG quality 90: about 12 MB. The packed file holds one
 byte buffer of concatenated JPEGs, their offsets, the labels and the split sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,12 @@ def decode(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     raw = data.tobytes()
-    return np.stack([np.asarray(Image.open(io.BytesIO(raw[offsets[i]:offsets[i + 1]])).convert("RGB"))
-                     for i in range(len(offsets) - 1)])
+    return np.stack(
+        [
+            np.asarray(Image.open(io.BytesIO(raw[offsets[i] : offsets[i + 1]])).convert("RGB"))
+            for i in range(len(offsets) - 1)
+        ]
+    )
 
 
 def pack(src: Path, dst: Path, n_train: int, n_test: int, quality: int) -> Path:
@@ -62,8 +67,14 @@ def pack(src: Path, dst: Path, n_train: int, n_test: int, quality: int) -> Path:
     images = np.concatenate([xtr[itr], xte[ite]])
     data, offsets = encode(images, quality)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(dst, jpeg=data, offsets=offsets, labels=np.concatenate([ytr[itr], yte[ite]]).astype(np.uint8),
-             n_train=np.int64(len(itr)), n_test=np.int64(len(ite)))
+    np.savez(
+        dst,
+        jpeg=data,
+        offsets=offsets,
+        labels=np.concatenate([ytr[itr], yte[ite]]).astype(np.uint8),
+        n_train=np.int64(len(itr)),
+        n_test=np.int64(len(ite)),
+    )
     return dst
 
 
@@ -73,8 +84,7 @@ def unpack(src: Path, out_dir: Path) -> Path:
         labels, n_train = z["labels"], int(z["n_train"])
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / "cifar10.npz"
-    np.savez(dst, x_train=images[:n_train], y_train=labels[:n_train], x_test=images[n_train:],
-             y_test=labels[n_train:])
+    np.savez(dst, x_train=images[:n_train], y_train=labels[:n_train], x_test=images[n_train:], y_test=labels[n_train:])
     return dst
 
 

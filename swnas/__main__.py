@@ -1,4 +1,5 @@
 """``python -m swnas`` (also what ``torchrun ... -m swnas`` runs)."""
+
 from __future__ import annotations
 
 from swnas.cli import main

@@ -5,6 +5,7 @@ a column offset and a flip bit select the source pixel of every output pixel in 
 There is no Python loop over images, so the same code runs on the GPU (where the whole data set
 stays resident as uint8) and on the CPU.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 __all__ = ["random_params", "crop_flip", "normalize", "crop_flip_normalize"]
 
 
-def random_params(n: int, pad: int, flip: bool, *, generator: torch.Generator,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def random_params(
+    n: int, pad: int, flip: bool, *, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw crop offsets in ``0 .. 2*pad`` (rows, columns) and flip bits for ``n`` images."""
     oy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
     ox = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
@@ -25,8 +27,7 @@ def random_params(n: int, pad: int, flip: bool, *, generator: torch.Generator,
     return oy, ox, fl
 
 
-def crop_flip(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor,
-              pad: int) -> torch.Tensor:
+def crop_flip(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, pad: int) -> torch.Tensor:
     """Random-crop (zero padding ``pad``) and optionally mirror a batch, vectorised.
 
     Parameters
@@ -58,8 +59,14 @@ def crop_flip(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: to
     return padded.reshape(-1, c).index_select(0, src).view(b, h, w, c)
 
 
-def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, *,
-              dtype: torch.dtype = torch.float32, channels_last: bool = False) -> torch.Tensor:
+def normalize(
+    images: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """uint8 NHWC -> normalised float NCHW: ``x * scale + shift``.
 
     ``scale = 1 / (255 std)`` and ``shift = -mean / std`` (shape ``(1, C, 1, 1)``) give
@@ -73,9 +80,18 @@ def normalize(images: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, *,
     return x.mul_(scale.to(dtype)).add_(shift.to(dtype))
 
 
-def crop_flip_normalize(images: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, flip: torch.Tensor, pad: int,
-                        scale: torch.Tensor, shift: torch.Tensor, *, dtype: torch.dtype = torch.float32,
-                        channels_last: bool = False) -> torch.Tensor:
+def crop_flip_normalize(
+    images: torch.Tensor,
+    oy: torch.Tensor,
+    ox: torch.Tensor,
+    flip: torch.Tensor,
+    pad: int,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """Augment and normalise a uint8 NHWC batch: :func:`crop_flip`, then :func:`normalize`.
 
     With a per-channel ``shift`` the uint8 batch is cropped, then normalised (a padding pixel

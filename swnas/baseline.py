@@ -3,6 +3,7 @@
 The output directory is checked before training (a writable directory, no symbolic links, not
 holding an earlier result unless ``force``) and locked for the run, like a search's ``--out``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +14,16 @@ from typing import Any
 
 from swnas import resume
 from swnas.errors import InputError
-from swnas.state import RunLock, atomic_save, atomic_write_json, clean_temp_files, prepare_out_dir, read_json, refuse_dangerous_dir, refuse_links
+from swnas.state import (
+    RunLock,
+    atomic_save,
+    atomic_write_json,
+    clean_temp_files,
+    prepare_out_dir,
+    read_json,
+    refuse_dangerous_dir,
+    refuse_links,
+)
 
 __all__ = ["train_architecture", "TRAIN_FORMAT", "MODEL_FILE", "RESULT_FILE"]
 
@@ -43,13 +53,17 @@ def _check_out(out: Path, force: bool) -> None:
     if out.is_dir():
         refuse_links(out, (MODEL_FILE, RESULT_FILE, RunLock.NAME, resume.TRAINING_DIR))
         if (out / "search.json").exists():  # its training/ holds a killed search's epoch checkpoints
-            raise InputError(f"--out {out}: holds a search (search.json); train a baseline in "
-                             f"{out / 'baselines' / 'NAME'} or another directory, not in the search's own")
+            raise InputError(
+                f"--out {out}: holds a search (search.json); train a baseline in "
+                f"{out / 'baselines' / 'NAME'} or another directory, not in the search's own"
+            )
     prepare_out_dir(out)
     held = [n for n in (MODEL_FILE, RESULT_FILE) if (out / n).exists()]
     if held and not force:
-        raise InputError(f"--out {out}: already holds {' and '.join(held)} of an earlier training; "
-                         "give --force to replace them, or choose another --out")
+        raise InputError(
+            f"--out {out}: already holds {' and '.join(held)} of an earlier training; "
+            "give --force to replace them, or choose another --out"
+        )
 
 
 def _missing_ancestors(out: Path) -> list[Path]:
@@ -152,10 +166,12 @@ def train_architecture(
         lock = RunLock(out).acquire()
         clean_temp_files(out)
     try:
-        ds = load_dataset(dataset, data, subset=subset, seed=seed, input_size=input_size, workers=workers,
-                          val_split=val_split)
-        spec = dataclasses.replace(spec, num_classes=ds.num_classes, input_size=ds.input_size,
-                                   in_channels=ds.in_channels)
+        ds = load_dataset(
+            dataset, data, subset=subset, seed=seed, input_size=input_size, workers=workers, val_split=val_split
+        )
+        spec = dataclasses.replace(
+            spec, num_classes=ds.num_classes, input_size=ds.input_size, in_channels=ds.in_channels
+        )
         torch.manual_seed(seed)
         model = M.initialize(M.build(spec), rec.init)  # the recipe's initialisation, as a search's networks get
         # epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
@@ -164,18 +180,53 @@ def train_architecture(
         if note:
             logging.getLogger("swnas.train").warning(note.strip())
         r = resume.train_with_checkpoints(  # a stale epoch checkpoint (other settings) is replaced, with a warning
-            lambda m, s, checkpoint_dir=None: train(m, ds, recipe=recipe, epochs=epochs, batch_size=batch_size, lr=lr,
-                                                    device=device, seed=s, progress=progress and dist.is_main(),
-                                                    checkpoint_dir=checkpoint_dir, sync_bn=sync_bn),
-            model, seed, work)
+            lambda m, s, checkpoint_dir=None: train(
+                m,
+                ds,
+                recipe=recipe,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                device=device,
+                seed=s,
+                progress=progress and dist.is_main(),
+                checkpoint_dir=checkpoint_dir,
+                sync_bn=sync_bn,
+            ),
+            model,
+            seed,
+            work,
+        )
         meas = measure_network(model, ds, r.seconds, str(next(model.parameters()).device))
         result = {
-            "format": TRAIN_FORMAT, "name": name or spec.name, "stages": list(spec.stages), "depth": spec.depth,
-            "spec": spec.to_dict(), "dataset": dataset,
-            "options": {"data": data, "subset": subset, "recipe": recipe, "epochs": epochs, "batch_size": batch_size,
-                        "lr": lr, "seed": seed, "device": device, "val_split": val_split},
-            "metrics": metrics_record(meas, {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "epochs": r.epochs,
-                                             "images": training_images(rec, ds.size("train"), r.epochs)}, r.seconds),
+            "format": TRAIN_FORMAT,
+            "name": name or spec.name,
+            "stages": list(spec.stages),
+            "depth": spec.depth,
+            "spec": spec.to_dict(),
+            "dataset": dataset,
+            "options": {
+                "data": data,
+                "subset": subset,
+                "recipe": recipe,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "seed": seed,
+                "device": device,
+                "val_split": val_split,
+            },
+            "metrics": metrics_record(
+                meas,
+                {
+                    "top1": r.top1,
+                    "top5": r.top5,
+                    "val_top1": r.val_top1,
+                    "epochs": r.epochs,
+                    "images": training_images(rec, ds.size("train"), r.epochs),
+                },
+                r.seconds,
+            ),
             "checkpoint": MODEL_FILE,
             # per epoch: loss, acc, lr, seconds, images_per_second; val_acc, val_loss with a validation split
             "history": r.history,

@@ -3,6 +3,7 @@
 Every subcommand validates its input; a bad flag exits with code 2 (argparse), and a bad value or
 path prints ``swnas <command>: error: ...`` on stderr and exits with code 2, without a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,7 +57,9 @@ def _stage_list(text: str) -> list[int]:
     try:
         vals = [int(t) for t in text.replace(" ", "").split(",") if t != ""]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated module counts such as 9,9,9, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated module counts such as 9,9,9, got {text!r}"
+        ) from None
     if not vals or any(v < 1 for v in vals):
         raise argparse.ArgumentTypeError(f"expected comma-separated positive module counts such as 9,9,9, got {text!r}")
     return vals
@@ -121,17 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_parser(sub)
 
     # report -------------------------------------------------------------------------------
-    r = sub.add_parser("report", help="tables and charts of a search (DIR/report/), or several searches compared",
-                       description="With one DIR: DIR/report/ (table, charts, ensemble). With two or more: the "
-                       "searches side by side (the paper's Table II layout) in --out-compare.")
+    r = sub.add_parser(
+        "report",
+        help="tables and charts of a search (DIR/report/), or several searches compared",
+        description="With one DIR: DIR/report/ (table, charts, ensemble). With two or more: the "
+        "searches side by side (the paper's Table II layout) in --out-compare.",
+    )
     r.add_argument("dir", metavar="DIR", nargs="+")
     r.add_argument("--no-ensemble", dest="no_ensemble", action="store_true", help="do not evaluate the ensemble")
     r.add_argument("--device", default="auto")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--html", action="store_true", help="also write DIR/report/report.html (self-contained; one DIR)")
-    r.add_argument("--out-compare", dest="out_compare", metavar="PATH",
-                   help="where a comparison of two or more DIRs goes (default: compare/ beside the first DIR); "
-                   "it must be new, empty or an earlier comparison")
+    r.add_argument(
+        "--out-compare",
+        dest="out_compare",
+        metavar="PATH",
+        help="where a comparison of two or more DIRs goes (default: compare/ beside the first DIR); "
+        "it must be new, empty or an earlier comparison",
+    )
 
     # ensemble -----------------------------------------------------------------------------
     e = sub.add_parser("ensemble", help="accuracy of the averaged softmax of the candidates")
@@ -143,14 +153,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     # score --------------------------------------------------------------------------------
     c = sub.add_parser("score", help="score a saved feature matrix")
-    c.add_argument("features", metavar="FEATURES",
-                   help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)")
-    c.add_argument("labels", metavar="LABELS", nargs="?",
-                   help=".npy, .npz, .txt, .csv or .parquet (any label values); or use --label")
-    c.add_argument("--label", metavar="COLUMN",
-                   help="the labels are this column of FEATURES (.csv/.parquet column, .npz key), not a file")
-    c.add_argument("--criterion", default="pls", choices=[k for k in criteria if k not in CONTROL_CRITERIA],
-                   help="pls (default), inffs (unsupervised: ignores the labels) or ilfs")
+    c.add_argument(
+        "features",
+        metavar="FEATURES",
+        help=".npy, .npz (key X, features, or its only array), .csv or .parquet (header = feature names)",
+    )
+    c.add_argument(
+        "labels",
+        metavar="LABELS",
+        nargs="?",
+        help=".npy, .npz, .txt, .csv or .parquet (any label values); or use --label",
+    )
+    c.add_argument(
+        "--label",
+        metavar="COLUMN",
+        help="the labels are this column of FEATURES (.csv/.parquet column, .npz key), not a file",
+    )
+    c.add_argument(
+        "--criterion",
+        default="pls",
+        choices=[k for k in criteria if k not in CONTROL_CRITERIA],
+        help="pls (default), inffs (unsupervised: ignores the labels) or ilfs",
+    )
     c.add_argument("--backend", default="auto")
     c.add_argument("--param", dest="params", type=_param, action="append", metavar="KEY=VALUE")
     c.add_argument("--top", type=_nonneg_int, default=10, help="how many top features to list (default 10)")
@@ -164,25 +188,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_THREADS_HELP = ("CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
-                 "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
+_THREADS_HELP = (
+    "CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
+    "where more only slow down under load; torch's default otherwise); recorded in the run's environment"
+)
 
 
 def _add_study_parser(sub: Any) -> None:
     from swnas.study import ARMS, StudyConfig
 
     d = StudyConfig()
-    st = sub.add_parser("study", help="does the criterion beat chance, and does --inherit choose as well? "
-                        "(arms x seeds, resumable)",
-                        description="Run PLS and the random/uniform controls in inherit mode, PLS under the paper's "
-                        "protocol and uniform baselines, for several seeds, at one reduced scale; the same command "
-                        "continues an interrupted study. Writes OUT/summary.md, summary.csv and two plots.")
+    st = sub.add_parser(
+        "study",
+        help="does the criterion beat chance, and does --inherit choose as well? (arms x seeds, resumable)",
+        description="Run PLS and the random/uniform controls in inherit mode, PLS under the paper's "
+        "protocol and uniform baselines, for several seeds, at one reduced scale; the same command "
+        "continues an interrupted study. Writes OUT/summary.md, summary.csv and two plots.",
+    )
     st.add_argument("--out", metavar="DIR", required=True)
     st.add_argument("--dataset", default=d.dataset)
     st.add_argument("--data", metavar="PATH")
     st.add_argument("--seeds", type=_int_list, default=d.seeds, help="comma-separated (default 0,1,2)")
-    st.add_argument("--arms", type=lambda v: [a for a in v.split(",") if a], default=d.arms,
-                    help=f"comma-separated subset of {','.join(ARMS)}")
+    st.add_argument(
+        "--arms",
+        type=lambda v: [a for a in v.split(",") if a],
+        default=d.arms,
+        help=f"comma-separated subset of {','.join(ARMS)}",
+    )
     st.add_argument("--subset", type=_positive_int, default=d.subset, help=f"training images (default {d.subset})")
     st.add_argument("--m0", type=_positive_int, default=d.m0)
     st.add_argument("--delta", type=_positive_int, default=d.delta)
@@ -194,8 +226,12 @@ def _add_study_parser(sub: Any) -> None:
     st.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=d.batch_size)
     st.add_argument("--baseline-depths", dest="baseline_depths", type=_int_list, default=d.baseline_depths)
     st.add_argument("--device", default=d.device)
-    st.add_argument("--threads", type=_positive_int, default=None,
-                    help="torch intra-op threads (default: torch's); fix it to make runs comparable")
+    st.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch intra-op threads (default: torch's); fix it to make runs comparable",
+    )
     st.add_argument("--quiet", action="store_true")
 
 
@@ -209,29 +245,48 @@ def _int_list(v: str) -> list[int]:
 def _add_paper_parser(sub: Any) -> None:
     from swnas.paper.runner import TABLE_RUNNERS
 
-    pp = sub.add_parser("paper", help="run a table of the paper (resumable) and write it beside the published one",
-                        description="Run every search and training a paper table needs under --out (reusing what "
-                        "it holds) and write OUT/TABLE.md and OUT/TABLE.csv with the published rows.")
+    pp = sub.add_parser(
+        "paper",
+        help="run a table of the paper (resumable) and write it beside the published one",
+        description="Run every search and training a paper table needs under --out (reusing what "
+        "it holds) and write OUT/TABLE.md and OUT/TABLE.csv with the published rows.",
+    )
     pp.add_argument("table", choices=sorted(TABLE_RUNNERS))
-    pp.add_argument("--dataset", default=None, help="the searches' dataset (default cifar10; imagefolder for "
-                    "the imagenet table)")
-    pp.add_argument("--data", metavar="PATH", help="where the dataset is (imagenet: an image folder with "
-                    "train/<class>/ and val/<class>/, streamed from disk)")
+    pp.add_argument(
+        "--dataset", default=None, help="the searches' dataset (default cifar10; imagefolder for the imagenet table)"
+    )
+    pp.add_argument(
+        "--data",
+        metavar="PATH",
+        help="where the dataset is (imagenet: an image folder with "
+        "train/<class>/ and val/<class>/, streamed from disk)",
+    )
     pp.add_argument("--out", metavar="DIR", required=True)
     pp.add_argument("--smoke", action="store_true", help="shrink every run (1 epoch, 1 iteration, m0 1, 300 images)")
     pp.add_argument("--recipe", default="paper")
     pp.add_argument("--seed", type=_nonneg_int, default=0)
     pp.add_argument("--device", default="auto")
-    pp.add_argument("--target-dataset", help="table6: the dataset the found architectures are trained on "
-                    "(digits, cifar10, imagefolder, imagenet32)")
+    pp.add_argument(
+        "--target-dataset",
+        help="table6: the dataset the found architectures are trained on (digits, cifar10, imagefolder, imagenet32)",
+    )
     pp.add_argument("--target-data", metavar="PATH", help="table6: where the target dataset is")
-    pp.add_argument("--target", action="append", default=[], metavar="NAME[=PATH]",
-                    help="table6: a target dataset, repeatable to run both of the paper's in one command: "
-                    "tinyimagenet=DIR (an image folder, 64 px) and imagenet32=DIR (the npz release); any other "
-                    "loader name (digits, cifar10, imagefolder) adds an extra target")
-    pp.add_argument("--inherit", action="store_true", help="run the table's searches in inherit mode (not the "
-                    "paper's protocol; rows labelled '(inherit)', never matched to a published row; "
-                    "writes OUT/TABLE-inherit.md)")
+    pp.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="NAME[=PATH]",
+        help="table6: a target dataset, repeatable to run both of the paper's in one command: "
+        "tinyimagenet=DIR (an image folder, 64 px) and imagenet32=DIR (the npz release); any other "
+        "loader name (digits, cifar10, imagefolder) adds an extra target",
+    )
+    pp.add_argument(
+        "--inherit",
+        action="store_true",
+        help="run the table's searches in inherit mode (not the "
+        "paper's protocol; rows labelled '(inherit)', never matched to a published row; "
+        "writes OUT/TABLE-inherit.md)",
+    )
     pp.add_argument("--quiet", action="store_true")
 
 
@@ -276,7 +331,6 @@ def _add_search_parser(sub: Any) -> None:
     _scale_flags(s, search=True)  # paper-scale options (docs/scale.md)
 
 
-
 def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     # train --------------------------------------------------------------------------------
     t = sub.add_parser("train", help="train one architecture from scratch (a found one, or a uniform baseline)")
@@ -302,16 +356,31 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
     # export -------------------------------------------------------------------------------
     x = sub.add_parser("export", help="write a candidate as one file loadable with swnas.models.load")
     x.add_argument("dir", metavar="DIR")
-    x.add_argument("--candidate", default="best", metavar="best|last|A1|A2|...",
-                   help="which candidate, named as in the report (default best: the highest validation accuracy; "
-                   "the last candidate when the search had no validation split)")
+    x.add_argument(
+        "--candidate",
+        default="best",
+        metavar="best|last|A1|A2|...",
+        help="which candidate, named as in the report (default best: the highest validation accuracy; "
+        "the last candidate when the search had no validation split)",
+    )
     x.add_argument("--to", metavar="PATH", required=True)
     x.add_argument("--torchscript", action="store_true", help="also write PATH with suffix .torchscript.pt")
-    x.add_argument("--onnx", action="store_true", help="also write PATH with suffix .onnx (needs the onnx extra: pip install \"swnas[onnx]\")")
-    x.add_argument("--normalize-inputs", dest="normalize_inputs", action="store_true",
-                   help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training")
-    x.add_argument("--force", action="store_true",
-                   help="replace existing files at PATH (never a search's own files, never a device or other special file)")
+    x.add_argument(
+        "--onnx",
+        action="store_true",
+        help='also write PATH with suffix .onnx (needs the onnx extra: pip install "swnas[onnx]")',
+    )
+    x.add_argument(
+        "--normalize-inputs",
+        dest="normalize_inputs",
+        action="store_true",
+        help="the TorchScript/ONNX files take images in [0, 1] (NCHW) and normalise them as in training",
+    )
+    x.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files at PATH (never a search's own files, never a device or other special file)",
+    )
 
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
@@ -320,13 +389,26 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
     from swnas.tracking import TRACKERS
 
     if not search:  # search: --input-size, --workers and --sync-bn come from the option table
-        p.add_argument("--input-size", dest="input_size", type=_positive_int, metavar="PX", default=None,
-                       help="image side for imagefolder data (224 for ImageNet; streamed from disk)")
-        p.add_argument("--workers", type=_nonneg_int, help="DataLoader processes decoding streamed images (default 4)",
-                       default=4)
+        p.add_argument(
+            "--input-size",
+            dest="input_size",
+            type=_positive_int,
+            metavar="PX",
+            default=None,
+            help="image side for imagefolder data (224 for ImageNet; streamed from disk)",
+        )
+        p.add_argument(
+            "--workers", type=_nonneg_int, help="DataLoader processes decoding streamed images (default 4)", default=4
+        )
         p.add_argument("--sync-bn", dest="sync_bn", action="store_true", help="SyncBatchNorm under torchrun (DDP)")
-    p.add_argument("--log-level", dest="log_level", type=str.lower, choices=LEVELS,
-                   help="threshold of the swnas logger (default info)", **({} if search else {"default": "info"}))
+    p.add_argument(
+        "--log-level",
+        dest="log_level",
+        type=str.lower,
+        choices=LEVELS,
+        help="threshold of the swnas logger (default info)",
+        **({} if search else {"default": "info"}),
+    )
     if search:
         p.add_argument("--config", metavar="RUN.yaml", help="options from a YAML or JSON file; flags override it")
         p.add_argument("--track", type=str.lower, choices=TRACKERS, help="also log to tensorboard, mlflow or jsonl")
@@ -374,7 +456,9 @@ def _check_session_option(path: str, key: str, value: Any) -> None:
         want = "a directory path"
     if not ok:
         shown = repr(value)
-        raise InputError(f"config: {path}: {key} must be {want}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
+        raise InputError(
+            f"config: {path}: {key} must be {want}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+        )
 
 
 def _remove_untrained(out: Path) -> None:
@@ -459,20 +543,28 @@ def cmd_search(ns: argparse.Namespace) -> int:
     final = res.networks[res.final]
     names = [candidate_name(res.networks[i]) for i in res.candidates]
     span = f"{names[0]}..{names[-1]}" if len(names) > 1 else (names[0] if names else "none")
-    print(f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
-          f"({span}; A0 is the starting network)")
+    print(
+        f"search {res.status}: {len(res.networks)} networks trained, {len(res.candidates)} candidates "
+        f"({span}; A0 is the starting network)"
+    )
     print(f"found architecture (last A): {describe_candidate(res.state, res.final)}  spec: {out / final['spec']}")
     cost = res.state.get("cost")
     if isinstance(cost, dict) and cost.get("ratio") is not None:
-        print(f"training cost: {cost['images_trained']:,} images, {cost['ratio']:.2f}x what the paper's protocol trains "
-              f"at these settings ({cost['paper_protocol_images']:,})")
+        print(
+            f"training cost: {cost['images_trained']:,} images, {cost['ratio']:.2f}x what the paper's protocol trains "
+            f"at these settings ({cost['paper_protocol_images']:,})"
+        )
     if res.best is not None:
         best = res.networks[res.best]
-        print(f"best candidate (highest validation accuracy): {describe_candidate(res.state, res.best)}  "
-              f"spec: {out / best['spec']}")
+        print(
+            f"best candidate (highest validation accuracy): {describe_candidate(res.state, res.best)}  "
+            f"spec: {out / best['spec']}"
+        )
     else:
-        print("no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
-              "reported only, never used to choose")
+        print(
+            "no best candidate: no validation accuracy was measured (--val-split 0); the test accuracy above is "
+            "reported only, never used to choose"
+        )
     if not getattr(ns, "no_report", False):
         from swnas.report import write_report
 
@@ -515,8 +607,10 @@ def _cmd_compare(ns: argparse.Namespace) -> int:
     cmp = compare_searches(ns.dir, ns.out_compare)
     if not ns.quiet:
         print(cmp.markdown)
-    print(f"comparison of {len(cmp.searches)} searches written to {cmp.directory}: {cmp.table_md.name}, "
-          f"{cmp.table_csv.name}, {cmp.depth_png.name}")
+    print(
+        f"comparison of {len(cmp.searches)} searches written to {cmp.directory}: {cmp.table_md.name}, "
+        f"{cmp.table_csv.name}, {cmp.depth_png.name}"
+    )
     return 0
 
 
@@ -527,9 +621,11 @@ def cmd_ensemble(ns: argparse.Namespace) -> int:
     if ns.json:
         print(json.dumps(r.to_dict(), indent=2))
     else:
-        print(f"ensemble of {len(r.members)} candidates on {r.n_test} test images: "
-              f"top-1 {100 * r.top1:.2f}%, top-5 {100 * r.top5:.2f}% "
-              f"(best single {100 * max(r.member_top1):.2f}%)")
+        print(
+            f"ensemble of {len(r.members)} candidates on {r.n_test} test images: "
+            f"top-1 {100 * r.top1:.2f}%, top-5 {100 * r.top5:.2f}% "
+            f"(best single {100 * max(r.member_top1):.2f}%)"
+        )
     return 0
 
 
@@ -544,14 +640,32 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.spec is not None and ns.stages is not None:
         raise InputError("train: give either --spec or --stages, not both")
     res = train_architecture(
-        spec=ns.spec, module=ns.module or "basic", stages=ns.stages, dataset=ns.dataset, data=ns.data,
-        subset=ns.subset, recipe=ns.recipe, epochs=ns.epochs, batch_size=ns.batch_size, lr=ns.lr, seed=ns.seed,
-        device=ns.device, out=ns.out, name=ns.name, progress=not ns.quiet, force=ns.force,
-        input_size=ns.input_size, workers=ns.workers, sync_bn=ns.sync_bn, threads=ns.threads,
+        spec=ns.spec,
+        module=ns.module or "basic",
+        stages=ns.stages,
+        dataset=ns.dataset,
+        data=ns.data,
+        subset=ns.subset,
+        recipe=ns.recipe,
+        epochs=ns.epochs,
+        batch_size=ns.batch_size,
+        lr=ns.lr,
+        seed=ns.seed,
+        device=ns.device,
+        out=ns.out,
+        name=ns.name,
+        progress=not ns.quiet,
+        force=ns.force,
+        input_size=ns.input_size,
+        workers=ns.workers,
+        sync_bn=ns.sync_bn,
+        threads=ns.threads,
     )
     m = res["metrics"]
-    print(f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
-          f"{m['macs']} MACs; saved {Path(ns.out) / 'model.pt'}")
+    print(
+        f"{res['name']}: stages {res['stages']}, top-1 {100 * m['top1']:.2f}%, {m['params']} params, "
+        f"{m['macs']} MACs; saved {Path(ns.out) / 'model.pt'}"
+    )
     return 0
 
 
@@ -559,8 +673,15 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from swnas.report import describe_candidate, export_candidate
     from swnas.search import load_state, pick_candidate
 
-    paths = export_candidate(ns.dir, ns.candidate, ns.to, torchscript=ns.torchscript, onnx=ns.onnx,
-                             normalize_inputs=ns.normalize_inputs, force=ns.force)
+    paths = export_candidate(
+        ns.dir,
+        ns.candidate,
+        ns.to,
+        torchscript=ns.torchscript,
+        onnx=ns.onnx,
+        normalize_inputs=ns.normalize_inputs,
+        force=ns.force,
+    )
     state = load_state(ns.dir)
     print(f"exported {describe_candidate(state, pick_candidate(state, ns.candidate))}")
     for p in paths:
@@ -578,8 +699,10 @@ def cmd_score(ns: argparse.Namespace) -> int:
         raise InputError("give the labels as LABELS or as --label COLUMN, not both")
     unsupervised = ns.criterion == "inffs"
     if ns.labels is None and ns.label is None and not unsupervised:
-        raise InputError("give the labels: a LABELS file, or --label COLUMN of FEATURES "
-                         "(only --criterion inffs, which ignores labels, needs none)")
+        raise InputError(
+            "give the labels: a LABELS file, or --label COLUMN of FEATURES "
+            "(only --criterion inffs, which ignores labels, needs none)"
+        )
     if ns.label is not None:
         table, y = load_labelled(ns.features, ns.label)
     else:
@@ -593,16 +716,30 @@ def cmd_score(ns: argparse.Namespace) -> int:
     res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
     order = np.argsort(-res.features, kind="stable")[: ns.top]
     if ns.json:
-        print(json.dumps({
-            "criterion": res.criterion, "backend": res.backend, "params": res.params, "stage": res.stage,
-            "n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "note": note,
-            "top": [{"feature": int(i), "name": table.name(int(i)), "score": float(res.features[i])}
-                    for i in order],
-            "features": [float(v) for v in res.features],
-        }, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "criterion": res.criterion,
+                    "backend": res.backend,
+                    "params": res.params,
+                    "stage": res.stage,
+                    "n_samples": int(X.shape[0]),
+                    "n_features": int(X.shape[1]),
+                    "note": note,
+                    "top": [
+                        {"feature": int(i), "name": table.name(int(i)), "score": float(res.features[i])} for i in order
+                    ],
+                    "features": [float(v) for v in res.features],
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return 0
-    print(f"criterion {res.criterion} (backend {res.backend}, params {res.params}) on {X.shape[0]} samples x "
-          f"{X.shape[1]} features")
+    print(
+        f"criterion {res.criterion} (backend {res.backend}, params {res.params}) on {X.shape[0]} samples x "
+        f"{X.shape[1]} features"
+    )
     if note:
         print(f"note: {note}")
     print(f"stage score: {res.stage:.6g}")
@@ -630,10 +767,20 @@ def cmd_paper(ns: argparse.Namespace) -> int:
     from swnas.paper.runner import PaperSettings, run_table
 
     dataset = ns.dataset or ("imagefolder" if ns.table == "imagenet" else "cifar10")
-    st = PaperSettings(dataset=dataset, data=ns.data, out=Path(ns.out), smoke=ns.smoke, device=ns.device,
-                       recipe=ns.recipe, seed=ns.seed, echo=_echo(ns.quiet), target_dataset=ns.target_dataset,
-                       target_data=ns.target_data, inherit=ns.inherit,
-                       targets=tuple(parse_target(t) for t in ns.target))
+    st = PaperSettings(
+        dataset=dataset,
+        data=ns.data,
+        out=Path(ns.out),
+        smoke=ns.smoke,
+        device=ns.device,
+        recipe=ns.recipe,
+        seed=ns.seed,
+        echo=_echo(ns.quiet),
+        target_dataset=ns.target_dataset,
+        target_data=ns.target_data,
+        inherit=ns.inherit,
+        targets=tuple(parse_target(t) for t in ns.target),
+    )
     md, csv_path = run_table(ns.table, st)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")
@@ -647,10 +794,23 @@ def cmd_study(ns: argparse.Namespace) -> int:
         from swnas.threads import apply_threads
 
         apply_threads(ns.threads, ns.dataset)
-    cfg = StudyConfig(dataset=ns.dataset, data=ns.data, seeds=ns.seeds, arms=ns.arms, subset=ns.subset, m0=ns.m0,
-                      delta=ns.delta, iterations=ns.iterations, epochs=ns.epochs, final_epochs=ns.final_epochs,
-                      inherit_epochs=ns.inherit_epochs, lr=ns.lr, batch_size=ns.batch_size,
-                      baseline_depths=ns.baseline_depths, device=ns.device)
+    cfg = StudyConfig(
+        dataset=ns.dataset,
+        data=ns.data,
+        seeds=ns.seeds,
+        arms=ns.arms,
+        subset=ns.subset,
+        m0=ns.m0,
+        delta=ns.delta,
+        iterations=ns.iterations,
+        epochs=ns.epochs,
+        final_epochs=ns.final_epochs,
+        inherit_epochs=ns.inherit_epochs,
+        lr=ns.lr,
+        batch_size=ns.batch_size,
+        baseline_depths=ns.baseline_depths,
+        device=ns.device,
+    )
     path = run_study(cfg, ns.out, echo=_echo(ns.quiet))
     print(path.read_text())
     return 0
@@ -691,8 +851,10 @@ def _missing_search_extra(command: str) -> str | None:
             return None
     except (ImportError, ValueError):  # a finder that refuses it, or torch half-imported
         pass
-    return (f"this command needs PyTorch, which the scorer-only install (pip install .) leaves out; "
-            f"install the search extra: {_SEARCH_EXTRA_HINT}")
+    return (
+        f"this command needs PyTorch, which the scorer-only install (pip install .) leaves out; "
+        f"install the search extra: {_SEARCH_EXTRA_HINT}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -712,8 +874,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in _SEARCH_EXTRA_MODULES:
             raise
-        print(f"swnas {ns.command}: error: this command needs {exc.name}, which the scorer-only install "
-              f"(pip install .) leaves out; install the search extra: {_SEARCH_EXTRA_HINT}", file=sys.stderr)
+        print(
+            f"swnas {ns.command}: error: this command needs {exc.name}, which the scorer-only install "
+            f"(pip install .) leaves out; install the search extra: {_SEARCH_EXTRA_HINT}",
+            file=sys.stderr,
+        )
         return 1
     except SwnasError as exc:
         from swnas.errors import WriteError
@@ -730,8 +895,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # disk full, read-only file system, permissions: say which file, no traceback
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"swnas {ns.command}: error: cannot read or write a file{where}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = ""

@@ -17,6 +17,7 @@ The default ``PATH`` is ``compare/`` beside the first search (``DIR1/../compare`
 that exists must be empty or an earlier comparison (it holds ``compare.json``); anything else is
 refused rather than overwritten.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,8 +35,22 @@ COMPARE_FORMAT = "swnas-compare/1"
 MANIFEST = "compare.json"
 _FILES = ("compare.md", "compare.csv", "stage_depths.png", MANIFEST)
 COMPARE_COLUMNS = (
-    "search", "directory", "criterion", "iteration", "stages", "depth", "paper_depth", "params", "macs",
-    "paper_flops", "val_top1", "top1", "final_epochs", "final_val_top1", "final_top1", "best",
+    "search",
+    "directory",
+    "criterion",
+    "iteration",
+    "stages",
+    "depth",
+    "paper_depth",
+    "params",
+    "macs",
+    "paper_flops",
+    "val_top1",
+    "top1",
+    "final_epochs",
+    "final_val_top1",
+    "final_top1",
+    "best",
 )
 
 
@@ -76,8 +91,9 @@ def _load(dirs: Sequence[str | Path]) -> list[_Search]:
         if not p.is_dir():
             raise InputError(f"DIR {p}: no such directory")
         if not (p / "search.json").is_file():
-            raise InputError(f"DIR {p}: not a search directory (no search.json); give directories that "
-                             "`swnas search --out` wrote")
+            raise InputError(
+                f"DIR {p}: not a search directory (no search.json); give directories that `swnas search --out` wrote"
+            )
         key = p.resolve()
         if key in seen:
             raise InputError(f"DIR {p}: given twice (also as {seen[key]})")
@@ -122,13 +138,26 @@ def _rows(s: _Search) -> list[dict]:
         m = n["metrics"]
         fin = n.get("final") if isinstance(n.get("final"), dict) else {}
         depth, flops = _paper_costs(s, n)
-        rows.append({
-            "search": s.name, "directory": str(s.path), "criterion": cfg.get("criterion"),
-            "iteration": n["iteration"], "stages": list(n["stages"]), "depth": n.get("depth", m.get("depth")),
-            "paper_depth": depth, "params": m.get("params"), "macs": m.get("macs"), "paper_flops": flops,
-            "val_top1": m.get("val_top1"), "top1": m.get("top1"), "final_epochs": fin.get("epochs"),
-            "final_val_top1": fin.get("val_top1"), "final_top1": fin.get("top1"), "best": st.get("best") == i,
-        })
+        rows.append(
+            {
+                "search": s.name,
+                "directory": str(s.path),
+                "criterion": cfg.get("criterion"),
+                "iteration": n["iteration"],
+                "stages": list(n["stages"]),
+                "depth": n.get("depth", m.get("depth")),
+                "paper_depth": depth,
+                "params": m.get("params"),
+                "macs": m.get("macs"),
+                "paper_flops": flops,
+                "val_top1": m.get("val_top1"),
+                "top1": m.get("top1"),
+                "final_epochs": fin.get("epochs"),
+                "final_val_top1": fin.get("val_top1"),
+                "final_top1": fin.get("top1"),
+                "best": st.get("best") == i,
+            }
+        )
     return rows
 
 
@@ -143,38 +172,65 @@ def _count(v: Any) -> str:
 
 
 def _markdown(searches: list[_Search], rows: list[dict]) -> str:
-    head = ("Search", "Criterion", "It.", "Stages", "Depth", "Depth (paper)", "Params", "MACs", "FLOPs (paper)",
-            "Val top-1 (%)",
-            "Test top-1 (%)", "Val top-1 after final (%)", "Test top-1 after final (%)", "Best")
+    head = (
+        "Search",
+        "Criterion",
+        "It.",
+        "Stages",
+        "Depth",
+        "Depth (paper)",
+        "Params",
+        "MACs",
+        "FLOPs (paper)",
+        "Val top-1 (%)",
+        "Test top-1 (%)",
+        "Val top-1 after final (%)",
+        "Test top-1 after final (%)",
+        "Best",
+    )
     lines = ["# Searches compared", ""]
     for s in searches:
         st, cfg = s.state, s.state["config"]
         start = st["networks"][st["initial"]]["stages"] if isinstance(st.get("initial"), int) else None
         best = st.get("best")
-        lines.append(f"- **{s.name}** ({s.path}): {cfg.get('dataset')} / {cfg.get('module')} / "
-                     f"{cfg.get('criterion')}, recipe {cfg.get('recipe')}, status {st['status']}, "
-                     f"{len(st['candidates'])} candidates"
-                     + (f", starting network {start}" if start else "")
-                     + (f", best: A{st['networks'][best]['iteration']}" if isinstance(best, int) else ", no best"))
+        lines.append(
+            f"- **{s.name}** ({s.path}): {cfg.get('dataset')} / {cfg.get('module')} / "
+            f"{cfg.get('criterion')}, recipe {cfg.get('recipe')}, status {st['status']}, "
+            f"{len(st['candidates'])} candidates"
+            + (f", starting network {start}" if start else "")
+            + (f", best: A{st['networks'][best]['iteration']}" if isinstance(best, int) else ", no best")
+        )
     lines += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for s in searches:
         first = True
         for r in (r for r in rows if r["search"] == s.name):
             cells = (
-                f"**{s.name}**" if first else "", (r["criterion"] or "-") if first else "", str(r["iteration"]),
-                "-".join(map(str, r["stages"])), str(r["depth"] if r["depth"] is not None else "-"),
-                str(r["paper_depth"] if r["paper_depth"] is not None else "-"), _count(r["params"]),
-                _count(r["macs"]), _count(r["paper_flops"]), _pct(r["val_top1"]), _pct(r["top1"]), _pct(r["final_val_top1"]),
-                _pct(r["final_top1"]), "**best**" if r["best"] else "",
+                f"**{s.name}**" if first else "",
+                (r["criterion"] or "-") if first else "",
+                str(r["iteration"]),
+                "-".join(map(str, r["stages"])),
+                str(r["depth"] if r["depth"] is not None else "-"),
+                str(r["paper_depth"] if r["paper_depth"] is not None else "-"),
+                _count(r["params"]),
+                _count(r["macs"]),
+                _count(r["paper_flops"]),
+                _pct(r["val_top1"]),
+                _pct(r["top1"]),
+                _pct(r["final_val_top1"]),
+                _pct(r["final_top1"]),
+                "**best**" if r["best"] else "",
             )
             lines.append("| " + " | ".join(cells) + " |")
             first = False
-    lines += ["", "One block per search, one row per candidate A_1..A_n. Best: the candidate each search chose "
-              "by validation top-1 (after its final epochs when they ran); test accuracy is reported, never used "
-              "to choose. Depth: `ArchSpec.depth`; Depth (paper): convolution layers as the paper's tables count "
-              "them. MACs: multiply-accumulates of one image. FLOPs (paper): the count of the paper's Keras code, "
-              "which takes a separable convolution as a full one (equal to the MACs for residual networks; "
-              "docs/protocol.md)."]
+    lines += [
+        "",
+        "One block per search, one row per candidate A_1..A_n. Best: the candidate each search chose "
+        "by validation top-1 (after its final epochs when they ran); test accuracy is reported, never used "
+        "to choose. Depth: `ArchSpec.depth`; Depth (paper): convolution layers as the paper's tables count "
+        "them. MACs: multiply-accumulates of one image. FLOPs (paper): the count of the paper's Keras code, "
+        "which takes a separable convolution as a full one (equal to the MACs for residual networks; "
+        "docs/protocol.md).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -195,14 +251,18 @@ def _plot(searches: list[_Search], path: Path) -> None:
         S = len(cands[0]["stages"])
         width = 0.8 / S
         for k in range(S):
-            ax.bar([i + (k - (S - 1) / 2) * width for i in iters], [n["stages"][k] for n in cands], width=width,
-                   label=f"stage {k + 1}")
+            ax.bar(
+                [i + (k - (S - 1) / 2) * width for i in iters],
+                [n["stages"][k] for n in cands],
+                width=width,
+                label=f"stage {k + 1}",
+            )
         ax.set_title(f"{s.name} ({s.state['config'].get('criterion')})", fontsize=9)
         ax.set_xticks(iters)
         ax.set_xlabel("iteration")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(searches):]:
+    for ax in axes.flat[len(searches) :]:
         ax.set_visible(False)
     axes[0][0].set_ylabel("modules in the stage")
     axes[0][0].legend(fontsize=8)
@@ -224,8 +284,10 @@ def _check_out(out: Path, searches: list[_Search]) -> None:
         man = out / MANIFEST
         doc = read_json(man, what="--out-compare") if man.is_file() and not man.is_symlink() else None
         if not (isinstance(doc, dict) and doc.get("format") == COMPARE_FORMAT):
-            raise InputError(f"--out-compare {out}: holds files that are not a swnas comparison (no {MANIFEST}); "
-                             "choose an empty or new directory")
+            raise InputError(
+                f"--out-compare {out}: holds files that are not a swnas comparison (no {MANIFEST}); "
+                "choose an empty or new directory"
+            )
         refuse_links(out, _FILES)
 
 
@@ -248,8 +310,27 @@ def compare_searches(dirs: Sequence[str | Path], out: str | Path | None = None) 
     table_csv = atomic_write_text(out / "compare.csv", rows_csv(rows, COMPARE_COLUMNS))
     depth_png = out / "stage_depths.png"
     _plot(searches, depth_png)
-    atomic_write_json(out / MANIFEST, {"format": COMPARE_FORMAT, "searches": [
-        {"name": s.name, "directory": str(s.path.absolute()), "best": s.state.get("best"),
-         "candidates": list(s.state["candidates"])} for s in searches]})
-    return Comparison(directory=out, table_md=table_md, table_csv=table_csv, depth_png=depth_png, markdown=md,
-                      searches=[s.name for s in searches], rows=rows)
+    atomic_write_json(
+        out / MANIFEST,
+        {
+            "format": COMPARE_FORMAT,
+            "searches": [
+                {
+                    "name": s.name,
+                    "directory": str(s.path.absolute()),
+                    "best": s.state.get("best"),
+                    "candidates": list(s.state["candidates"]),
+                }
+                for s in searches
+            ],
+        },
+    )
+    return Comparison(
+        directory=out,
+        table_md=table_md,
+        table_csv=table_csv,
+        depth_png=depth_png,
+        markdown=md,
+        searches=[s.name for s in searches],
+        rows=rows,
+    )

@@ -15,6 +15,7 @@ the search writes every option to ``OUT/config.yaml``; passing that file back wi
 repeats the run. YAML needs PyYAML; JSON files (and writing, when PyYAML is absent, as JSON,
 which YAML readers accept) do not.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,10 @@ def _refuse_aliases(yaml: Any, text: str, p: Path) -> None:
     for tok in yaml.scan(text):
         if isinstance(tok, (yaml.AliasToken, yaml.AnchorToken)):
             mark = tok.start_mark
-            raise InputError(f"config: {p} uses a YAML anchor or alias (line {mark.line + 1}, column "
-                             f"{mark.column + 1}); write each option's value out instead")
+            raise InputError(
+                f"config: {p} uses a YAML anchor or alias (line {mark.line + 1}, column "
+                f"{mark.column + 1}); write each option's value out instead"
+            )
 
 
 def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -> dict:
@@ -73,8 +76,10 @@ def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -
     if not p.is_file():
         raise InputError(f"config: no such file: {p}")
     if p.stat().st_size > MAX_CONFIG_BYTES:
-        raise InputError(f"config: {p} is {p.stat().st_size} bytes; a run's options fit in {MAX_CONFIG_BYTES} "
-                         "(is it the right file?)")
+        raise InputError(
+            f"config: {p} is {p.stat().st_size} bytes; a run's options fit in {MAX_CONFIG_BYTES} "
+            "(is it the right file?)"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -106,8 +111,9 @@ def load_config(path: str | os.PathLike, allowed: Iterable[str] | None = None) -
         known = set(allowed)
         unknown = sorted(set(opts) - known)
         if unknown:
-            raise InputError(f"config: {p} has unknown option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise InputError(
+                f"config: {p} has unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
     return opts
 
 

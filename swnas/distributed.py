@@ -6,6 +6,7 @@ CUDA is available, Gloo on CPU). Without those variables everything here describ
 process (rank 0 of 1) and the collectives are no-ops, so library code can call them
 unconditionally.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,9 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool
     os.environ.setdefault("MASTER_PORT", "29500")
     if backend == "nccl":
         torch.cuda.set_device(_env_int("LOCAL_RANK", 0))
-    dist.init_process_group(backend=backend, init_method="env://", rank=r, world_size=world,
-                            timeout=timedelta(seconds=timeout_s))
+    dist.init_process_group(
+        backend=backend, init_method="env://", rank=r, world_size=world, timeout=timedelta(seconds=timeout_s)
+    )
     return True
 
 

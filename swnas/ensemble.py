@@ -1,4 +1,5 @@
 """Ensemble of the search's candidates: the average of their softmax outputs (the paper's 95.68% row)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -80,8 +81,9 @@ def _default_logits_fn(mean, std, batch_size: int | None, device: str) -> Callab
     return fn
 
 
-def _combine(models: Sequence[Any], logits_of: Callable[[Any], Any], labels: np.ndarray,
-             members: Sequence[int] | None) -> EnsembleResult:
+def _combine(
+    models: Sequence[Any], logits_of: Callable[[Any], Any], labels: np.ndarray, members: Sequence[int] | None
+) -> EnsembleResult:
     """Mean softmax of ``logits_of(model)`` over ``models``, scored against ``labels``."""
     if len(models) == 0:
         raise InputError("models: the ensemble needs at least one network")
@@ -157,8 +159,7 @@ def evaluate_ensemble_on(
     from swnas.train import predict_split
 
     def logits_of(model):
-        return predict_split(model, data, split, mean=mean, std=std, batch_size=batch_size,
-                             device=device).numpy()
+        return predict_split(model, data, split, mean=mean, std=std, batch_size=batch_size, device=device).numpy()
 
     return _combine(models, logits_of, data.labels(split), members)
 

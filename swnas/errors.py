@@ -1,4 +1,5 @@
 """Exception types raised by swnas for bad input and unavailable backends."""
+
 from __future__ import annotations
 
 __all__ = ["SwnasError", "InputError", "BackendUnavailableError", "WriteError"]

@@ -10,6 +10,7 @@ header) and ``.parquet`` (one column); or the labels are one named column of the
 (:func:`load_labelled`, ``swnas score FILE --label COLUMN``). Every failure is an :class:`~swnas.errors.InputError`
 naming the argument and the file. Arrays load with ``allow_pickle=False``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,7 @@ def _file(path: str | Path, what: str, allowed: Sequence[str]) -> Path:
     if not p.is_file():
         raise InputError(f"{what}: no such file: {path}")
     if p.suffix.lower() not in allowed:
-        raise InputError(f"{what}: unsupported file type {p.suffix or '(none)'} for {path}; "
-                         f"use {', '.join(allowed)}")
+        raise InputError(f"{what}: unsupported file type {p.suffix or '(none)'} for {path}; use {', '.join(allowed)}")
     return p
 
 
@@ -93,8 +93,9 @@ def _parquet(p: Path, what: str):
 
         return pd.read_parquet(p)
     except ImportError as exc:
-        raise InputError(f"{what}: reading .parquet needs pandas and pyarrow ({exc}); "
-                         "pip install swnas[pandas]") from None
+        raise InputError(
+            f"{what}: reading .parquet needs pandas and pyarrow ({exc}); pip install swnas[pandas]"
+        ) from None
 
 
 def _parquet_features(p: Path) -> tuple[np.ndarray, list[str]]:
@@ -179,8 +180,9 @@ def load_labelled(path: str | Path, label: str) -> tuple[FeatureTable, np.ndarra
             return FeatureTable(X, [n for i, n in enumerate(names) if i != j]), y
         df = _parquet(p, "FEATURES")
         if label not in [str(c) for c in df.columns]:
-            raise InputError(f"--label: {path} has no column {label!r}; its columns are "
-                             f"{[str(c) for c in df.columns][:10]}")
+            raise InputError(
+                f"--label: {path} has no column {label!r}; its columns are {[str(c) for c in df.columns][:10]}"
+            )
         col = next(c for c in df.columns if str(c) == label)
         y = df[col].to_numpy()
         tmp_df = df.drop(columns=[col])

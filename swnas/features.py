@@ -19,6 +19,7 @@ Flatten order: NCHW, channel-major (feature = c*Ho*Wo + i*Wo + j). Keras flatten
 (position-major); the per-feature scores are then a permutation of the Keras ones and the stage
 score (their mean) is the same.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 REDUCTIONS = ("avgpool8", "gap", "gmp", "grid:K")
+
 
 @dataclass(frozen=True)
 class Reduction:
@@ -131,8 +133,9 @@ def _mean_stats(v: Any, c: int, hw: tuple[int, int], device: torch.device) -> to
     if a is None or a.ndim != 3:
         return _channel_stats(v, "mean", c, device)
     if a.shape != (hw[0], hw[1], c):
-        raise InputError(f"mean: a per-pixel mean image must have shape {(hw[0], hw[1], c)} (H, W, C) like the "
-                         f"images, got {a.shape}")
+        raise InputError(
+            f"mean: a per-pixel mean image must have shape {(hw[0], hw[1], c)} (H, W, C) like the images, got {a.shape}"
+        )
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].to(device)
 
 
@@ -147,13 +150,19 @@ def _check_images(images: Any, in_channels: int | None) -> tuple[Any, bool]:
     is_u8 = images.dtype == torch.uint8 if isinstance(images, torch.Tensor) else images.dtype == np.uint8
     if is_u8:
         if in_channels is not None and images.shape[3] != in_channels:
-            raise InputError(f"images: uint8 images must be NHWC with {in_channels} channels, got shape {tuple(images.shape)}")
+            raise InputError(
+                f"images: uint8 images must be NHWC with {in_channels} channels, got shape {tuple(images.shape)}"
+            )
     else:
-        is_float = images.is_floating_point() if isinstance(images, torch.Tensor) else np.issubdtype(images.dtype, np.floating)
+        is_float = (
+            images.is_floating_point() if isinstance(images, torch.Tensor) else np.issubdtype(images.dtype, np.floating)
+        )
         if not is_float:
             raise InputError(f"images: dtype must be uint8 (NHWC) or floating (NCHW), got {images.dtype}")
         if in_channels is not None and images.shape[1] != in_channels:
-            raise InputError(f"images: float images must be NCHW with {in_channels} channels, got shape {tuple(images.shape)}")
+            raise InputError(
+                f"images: float images must be NCHW with {in_channels} channels, got shape {tuple(images.shape)}"
+            )
     return images, is_u8
 
 
@@ -174,10 +183,16 @@ def full_precision_matmuls() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
-def _forward_stages(model: nn.Module, batches: Iterable[tuple[Any, Any]], reduce: str | Reduction = "avgpool8", *,
-                    device: str | torch.device | None = None, mean: Any = None, std: Any = None,
-                    reducer: Callable[[torch.Tensor], torch.Tensor] | None = None
-                    ) -> Iterator[tuple[list[torch.Tensor], Any]]:
+def _forward_stages(
+    model: nn.Module,
+    batches: Iterable[tuple[Any, Any]],
+    reduce: str | Reduction = "avgpool8",
+    *,
+    device: str | torch.device | None = None,
+    mean: Any = None,
+    std: Any = None,
+    reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Iterator[tuple[list[torch.Tensor], Any]]:
     """``([reduced (b, p_i) tensor per stage], labels)`` for every ``(images, labels)`` batch.
 
     The one stage-feature forward pass: eval mode, no autograd, TF32 off
@@ -245,9 +260,17 @@ def _check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = "avgpool8", *, batch_size: int = 256,
-                       device: str | torch.device | None = None, mean: Any = None, std: Any = None,
-                       reducer: Callable[[torch.Tensor], torch.Tensor] | None = None):
+def iter_stage_batches(
+    model: nn.Module,
+    images: Any,
+    reduce: str | Reduction = "avgpool8",
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    mean: Any = None,
+    std: Any = None,
+    reducer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+):
     """Yield ``(start, stop, [reduced (b, p_i) tensor per stage])`` over ``images`` in batches.
 
     One forward pass per batch in eval mode (no autograd, no TF32) with hooks on every stage at
@@ -264,8 +287,16 @@ def iter_stage_batches(model: nn.Module, images: Any, reduce: str | Reduction = 
         yield a, b, feats
 
 
-def stage_features(model: nn.Module, images: Any, reduce: str = "avgpool8", *, batch_size: int = 256,
-                   device: str | torch.device | None = None, mean: Any = None, std: Any = None) -> list[np.ndarray]:
+def stage_features(
+    model: nn.Module,
+    images: Any,
+    reduce: str = "avgpool8",
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    mean: Any = None,
+    std: Any = None,
+) -> list[np.ndarray]:
     """The reduced output features of every stage as host float32 matrices (one (N, p_i) per stage).
 
     ``images``: uint8 NHWC (scaled to [0, 1], then ``(x - mean) / std`` per channel when given) or
@@ -273,8 +304,9 @@ def stage_features(model: nn.Module, images: Any, reduce: str = "avgpool8", *, b
     per-pixel mean image ``(H, W, C)`` (the ``original`` recipe, :func:`swnas.data.input_normalization`).
     """
     parts: list[list[np.ndarray]] = []
-    for _s, _e, feats in iter_stage_batches(model, images, reduce, batch_size=batch_size, device=device,
-                                            mean=mean, std=std):
+    for _s, _e, feats in iter_stage_batches(
+        model, images, reduce, batch_size=batch_size, device=device, mean=mean, std=std
+    ):
         if not parts:
             parts = [[] for _ in feats]
         for i, f in enumerate(feats):
@@ -294,10 +326,21 @@ def _use_streaming(streaming: bool | str, criterion: str, params: dict) -> bool:
     raise InputError(f"streaming: expected 'auto', True or False, got {streaming!r}")
 
 
-def score_stage_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Tensor]], n_classes: int,
-                        criterion: str = "pls", reduce: str = "avgpool8", *, device: str | torch.device | None = None,
-                        backend: str = "auto", mean: Any = None, std: Any = None, streaming: bool = True,
-                        all_reduce: bool = False, **params: Any) -> list:
+def score_stage_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[Any, torch.Tensor]],
+    n_classes: int,
+    criterion: str = "pls",
+    reduce: str = "avgpool8",
+    *,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    mean: Any = None,
+    std: Any = None,
+    streaming: bool = True,
+    all_reduce: bool = False,
+    **params: Any,
+) -> list:
     """Score every stage over ``(images, codes)`` batches: the one stage-scoring path.
 
     ``codes`` are int64 class codes ``0 .. n_classes - 1``. ``streaming``: every batch's reduced
@@ -337,9 +380,20 @@ def score_stage_batches(model: nn.Module, batches: Iterable[tuple[Any, torch.Ten
     return score_many([(m, y) for m in mats], criterion=criterion, backend=backend, **params)
 
 
-def stage_scores(model: nn.Module, images: Any, labels: Any, criterion: str = "pls", reduce: str = "avgpool8",
-                 batch_size: int = 256, device: str | torch.device | None = None, backend: str = "auto",
-                 mean: Any = None, std: Any = None, streaming: bool | str = "auto", **params: Any):
+def stage_scores(
+    model: nn.Module,
+    images: Any,
+    labels: Any,
+    criterion: str = "pls",
+    reduce: str = "avgpool8",
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    mean: Any = None,
+    std: Any = None,
+    streaming: bool | str = "auto",
+    **params: Any,
+):
     """Score every stage's output features of ``model`` on ``images`` (one forward pass).
 
     Parameters
@@ -375,14 +429,37 @@ def stage_scores(model: nn.Module, images: Any, labels: Any, criterion: str = "p
     _check_batch_size(batch_size)
     images, _ = _check_images(images, getattr(getattr(model, "spec", None), "in_channels", None))
     batches = ((images[i : i + batch_size], codes_t[i : i + batch_size]) for i in range(0, n, batch_size))
-    return score_stage_batches(model, batches, int(classes.shape[0]), criterion, reduce, device=device,
-                               backend=backend, mean=mean, std=std, streaming=use_stream, **params)
+    return score_stage_batches(
+        model,
+        batches,
+        int(classes.shape[0]),
+        criterion,
+        reduce,
+        device=device,
+        backend=backend,
+        mean=mean,
+        std=std,
+        streaming=use_stream,
+        **params,
+    )
 
 
-def stage_scores_of(model: nn.Module, data: Any, criterion: str = "pls", reduce: str = "avgpool8", *,
-                    split: str = "train", batch_size: int = 256, device: str | torch.device | None = None,
-                    backend: str = "auto", mean: Any = None, std: Any = None, rank: int = 0, world_size: int = 1,
-                    **params: Any) -> list:
+def stage_scores_of(
+    model: nn.Module,
+    data: Any,
+    criterion: str = "pls",
+    reduce: str = "avgpool8",
+    *,
+    split: str = "train",
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    backend: str = "auto",
+    mean: Any = None,
+    std: Any = None,
+    rank: int = 0,
+    world_size: int = 1,
+    **params: Any,
+) -> list:
     """Per-stage scores of ``model`` on a split of a data source (:class:`swnas.data.DataSource`).
 
     Reads the source's un-augmented batches (:meth:`~swnas.data.DataSource.eval_batches`); the
@@ -400,6 +477,17 @@ def stage_scores_of(model: nn.Module, data: Any, criterion: str = "pls", reduce:
     use_stream = _use_streaming("auto", criterion, params)
     shard = dict(rank=rank, world_size=world_size) if use_stream and world_size > 1 else {}
     batches = ((xb, lut_t[yb]) for xb, yb in data.eval_batches(split, _check_batch_size(batch_size), **shard))
-    return score_stage_batches(model, batches, int(len(present)), criterion, reduce, device=device, backend=backend,
-                               mean=data.mean if mean is None else mean, std=data.std if std is None else std,
-                               streaming=use_stream, all_reduce=bool(shard), **params)
+    return score_stage_batches(
+        model,
+        batches,
+        int(len(present)),
+        criterion,
+        reduce,
+        device=device,
+        backend=backend,
+        mean=data.mean if mean is None else mean,
+        std=data.std if std is None else std,
+        streaming=use_stream,
+        all_reduce=bool(shard),
+        **params,
+    )

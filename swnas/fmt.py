@@ -3,6 +3,7 @@
 Used by every output a person reads (progress lines, ``table.md``, the HTML page, the charts,
 ``swnas export``); files meant for programs (``search.json``, ``table.csv``) keep full precision.
 """
+
 from __future__ import annotations
 
 from typing import Any

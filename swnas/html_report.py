@@ -9,6 +9,7 @@ depths, accuracy against cost, per-stage scores), the run's options and its envi
 are PNGs embedded as ``data:`` URIs and the style sheet is inline: the file opens offline, can be
 mailed or attached to a lab notebook, and references nothing outside itself.
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,13 +62,37 @@ def _pct(v: Any) -> str:
 def _results(rows: list[dict]) -> str:
     from swnas.report import display_name
 
-    head = ["Network", "Kind", "Stages", "Depth", "Params", "MACs", "CPU latency (ms)", "Top-1 (%)", "Top-5 (%)",
-            "Val top-1 (%)", "Top-1 after final epochs (%)", "Val top-1 after final epochs (%)"]
-    body = [[display_name(r), r["kind"], "-".join(map(str, r["stages"])) if r.get("stages") else None,
-             r.get("depth"), human_count(r.get("params")), human_count(r.get("macs")),
-             None if r.get("latency_ms") is None else f"{r['latency_ms']:.3f}", _pct(r.get("top1")),
-             _pct(r.get("top5")), _pct(r.get("val_top1")), _pct(r.get("final_top1")), _pct(r.get("final_val_top1"))]
-            for r in rows]
+    head = [
+        "Network",
+        "Kind",
+        "Stages",
+        "Depth",
+        "Params",
+        "MACs",
+        "CPU latency (ms)",
+        "Top-1 (%)",
+        "Top-5 (%)",
+        "Val top-1 (%)",
+        "Top-1 after final epochs (%)",
+        "Val top-1 after final epochs (%)",
+    ]
+    body = [
+        [
+            display_name(r),
+            r["kind"],
+            "-".join(map(str, r["stages"])) if r.get("stages") else None,
+            r.get("depth"),
+            human_count(r.get("params")),
+            human_count(r.get("macs")),
+            None if r.get("latency_ms") is None else f"{r['latency_ms']:.3f}",
+            _pct(r.get("top1")),
+            _pct(r.get("top5")),
+            _pct(r.get("val_top1")),
+            _pct(r.get("final_top1")),
+            _pct(r.get("final_val_top1")),
+        ]
+        for r in rows
+    ]
     return _table(head, body, left=3, classes=["best" if r.get("best") else "" for r in rows])
 
 
@@ -80,8 +105,10 @@ def _decisions(state: dict) -> str:
             rows.append([c.get("stage"), a, t, "grow" if c.get("grow") else "keep"])
             cls.append("grow" if c.get("grow") else "")
         grown = ", ".join(map(str, it.get("grown", []))) or "none"
-        parts.append(f"<h3>Iteration {_e(it.get('iteration'))}: stages {_e(it.get('stages_before'))} &rarr; "
-                     f"{_e(it.get('stages_after'))} (grown: {_e(grown)})</h3>")
+        parts.append(
+            f"<h3>Iteration {_e(it.get('iteration'))}: stages {_e(it.get('stages_before'))} &rarr; "
+            f"{_e(it.get('stages_after'))} (grown: {_e(grown)})</h3>"
+        )
         parts.append(_table(["Stage", "score of A", "score of T", "decision"], rows, left=1, classes=cls))
     return "\n".join(parts) or "<p>No iteration scored yet.</p>"
 
@@ -122,8 +149,13 @@ def curves_figure(state: dict) -> Any | None:
         val = [(e["epoch"], v) for e in h if (v := _val_of(e)) is not None]
         if val:
             any_val = True
-            axes[1].plot([k for k, _ in val], [100 * v for _, v in val], linestyle="--", color=line.get_color(),
-                         label=f"{label} validation")
+            axes[1].plot(
+                [k for k, _ in val],
+                [100 * v for _, v in val],
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{label} validation",
+            )
     axes[0].set_ylabel("training loss")
     axes[1].set_ylabel("accuracy (%): training" + (", validation dashed" if any_val else ""))
     for ax in axes:
@@ -164,21 +196,26 @@ def render_html(state: dict, rows: list[dict], images: dict[str, bytes] | None =
         f"<p>Status: <b>{_e(state.get('status'))}</b>; {len(state.get('networks', []))} networks trained, "
         f"{len(state.get('candidates', []))} candidates (A1..A{len(state.get('candidates', []))}). Test "
         "accuracies are reported only; validation accuracy chooses the best candidate (bold, marked (best)).</p>",
-        "<h2>Results</h2>", _results(rows),
-        "<h2>Decisions per iteration</h2>", _decisions(state),
+        "<h2>Results</h2>",
+        _results(rows),
+        "<h2>Decisions per iteration</h2>",
+        _decisions(state),
         "<h2>Training curves</h2>",
         _img(curves, "training curves") if curves else "<p>No per-epoch history in search.json.</p>",
     ]
     if curves and not any(_val_of(e) is not None for n in state.get("networks", []) for e in n.get("history") or []):
-        sections.append("<p>Validation accuracy per epoch was not recorded in this search's history; the "
-                        "validation accuracy of each network after training is in the results table.</p>")
+        sections.append(
+            "<p>Validation accuracy per epoch was not recorded in this search's history; the "
+            "validation accuracy of each network after training is in the results table.</p>"
+        )
     if figs:
         sections.append("<h2>Charts</h2>")
         sections += [_img(png, name) for name, png in figs.items()]
     sections += ["<h2>Options</h2>", _mapping(cfg), "<h2>Environment</h2>", _mapping(state.get("environment"))]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
-            + "\n".join(sections) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
 
 
 def write_html(out_dir: str | Path, dest: str | Path | None = None, *, ensemble: dict | None = None) -> Path:

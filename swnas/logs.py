@@ -14,6 +14,7 @@ log line per epoch (loss, accuracy, images/s, ETA). ``SWNAS_PROGRESS=bars|lines`
 Under DDP every rank's records carry ``[rank r]``; ranks other than 0 log warnings and errors only
 unless the level asks for more (``--log-level debug``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,9 +70,14 @@ class _QuietFileHandler(logging.FileHandler):
             super().handleError(record)
 
 
-def setup_logging(level: str | int = "info", log_file: str | os.PathLike | None = None, *,
-                  stream: IO[str] | None = None, rank: int | None = None,
-                  world_size: int | None = None) -> logging.Logger:
+def setup_logging(
+    level: str | int = "info",
+    log_file: str | os.PathLike | None = None,
+    *,
+    stream: IO[str] | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+) -> logging.Logger:
     """Configure the ``swnas`` logger; returns it.
 
     Parameters
@@ -150,9 +156,11 @@ class EpochLines:
     def format(self, stats: dict) -> str:
         left = max(0, self.total - int(stats["epoch"])) * float(stats.get("seconds", 0.0))
         val = f"val_acc {stats['val_acc']:.4f} " if isinstance(stats.get("val_acc"), float) else ""
-        return (f"{self.desc} epoch {int(stats['epoch'])}/{self.total} loss {stats['loss']:.4f} "
-                f"acc {stats['acc']:.4f} {val}lr {stats.get('lr', float('nan')):.4g} "
-                f"{stats.get('images_per_second', 0.0):.0f} img/s ETA {self._eta(left)}")
+        return (
+            f"{self.desc} epoch {int(stats['epoch'])}/{self.total} loss {stats['loss']:.4f} "
+            f"acc {stats['acc']:.4f} {val}lr {stats.get('lr', float('nan')):.4g} "
+            f"{stats.get('images_per_second', 0.0):.0f} img/s ETA {self._eta(left)}"
+        )
 
     def epoch(self, stats: dict) -> None:
         self.log.info(self.format(stats))

@@ -14,6 +14,7 @@ Conventions (those of the paper, so the numbers compare with its Table III):
 - **latency_ms**: median CPU time of one forward pass of ``batch`` images with ``threads`` threads
   (``torch.utils.benchmark``), in eval mode under ``torch.inference_mode``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -123,8 +124,9 @@ def _is_pass_through(name: str, m: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def memory_bytes(model: nn.Module, input_size: int | None = None, in_channels: int | None = None,
-                 bytes_per_value: int = 4) -> int:
+def memory_bytes(
+    model: nn.Module, input_size: int | None = None, in_channels: int | None = None, bytes_per_value: int = 4
+) -> int:
     """The paper's memory: 4 bytes x (input + every layer's output for one image + parameters and buffers)."""
     _check_model(model)
     input_size, in_channels = _spec_defaults(model, input_size, in_channels)
@@ -189,8 +191,9 @@ class _LiveTensorBytes(TorchDispatchMode):
 
 
 @torch.no_grad()
-def peak_memory_bytes(model: nn.Module, input_size: int | None = None, in_channels: int | None = None,
-                      batch: int = 1) -> int:
+def peak_memory_bytes(
+    model: nn.Module, input_size: int | None = None, in_channels: int | None = None, batch: int = 1
+) -> int:
     """Measured peak bytes during one inference of ``batch`` images (weights and input included)."""
     _check_model(model)
     input_size, in_channels = _spec_defaults(model, input_size, in_channels)
@@ -216,8 +219,15 @@ def peak_memory_bytes(model: nn.Module, input_size: int | None = None, in_channe
         model.train(was_training)
 
 
-def cpu_latency_ms(model: nn.Module, input_size: int | None = None, in_channels: int | None = None, *,
-                   batch: int = 1, threads: int = 1, min_run_time: float = 1.0) -> float:
+def cpu_latency_ms(
+    model: nn.Module,
+    input_size: int | None = None,
+    in_channels: int | None = None,
+    *,
+    batch: int = 1,
+    threads: int = 1,
+    min_run_time: float = 1.0,
+) -> float:
     """Median CPU wall time of one forward pass of ``batch`` images, in milliseconds.
 
     The model is copied to the CPU in eval mode; ``threads`` fixes torch's intra-op threads for
@@ -249,8 +259,16 @@ def cpu_latency_ms(model: nn.Module, input_size: int | None = None, in_channels:
     return float(m.median * 1e3)
 
 
-def measure(model: nn.Module, *, input_size: int | None = None, in_channels: int | None = None,
-            latency: bool = True, threads: int = 1, batch: int = 1, min_run_time: float = 1.0) -> dict[str, Any]:
+def measure(
+    model: nn.Module,
+    *,
+    input_size: int | None = None,
+    in_channels: int | None = None,
+    latency: bool = True,
+    threads: int = 1,
+    batch: int = 1,
+    min_run_time: float = 1.0,
+) -> dict[str, Any]:
     """Every cost metric of ``model`` in one dict.
 
     Returns
@@ -277,8 +295,9 @@ def measure(model: nn.Module, *, input_size: int | None = None, in_channels: int
         "latency_threads": threads,
     }
     if latency:
-        out["latency_ms"] = cpu_latency_ms(model, input_size, in_channels, batch=batch, threads=threads,
-                                           min_run_time=min_run_time)
+        out["latency_ms"] = cpu_latency_ms(
+            model, input_size, in_channels, batch=batch, threads=threads, min_run_time=min_run_time
+        )
     return out
 
 
@@ -302,8 +321,15 @@ def _device_power(device: str | torch.device | None) -> tuple[str, float]:
     return desc, DEVICE_WATTS["cpu"]
 
 
-def carbon(seconds: float, device: str | torch.device | None = "cpu", *, power_watts: float | None = None,
-           carbon_intensity: float = DEFAULT_CARBON_INTENSITY, pue: float = 1.0, n_devices: int = 1) -> dict[str, Any]:
+def carbon(
+    seconds: float,
+    device: str | torch.device | None = "cpu",
+    *,
+    power_watts: float | None = None,
+    carbon_intensity: float = DEFAULT_CARBON_INTENSITY,
+    pue: float = 1.0,
+    n_devices: int = 1,
+) -> dict[str, Any]:
     """Training emissions by the ML CO2 Impact calculator's formula.
 
     ``kg CO2e = n_devices x power (kW) x hours x PUE x carbon intensity (kg/kWh)``.
@@ -388,8 +414,12 @@ class CarbonTracker:
         if self._tracker is not None:
             try:
                 kg = float(self._tracker.stop() or 0.0)
-                self.result = {"kg_co2e": kg, "method": "codecarbon", "hours": seconds / 3600.0,
-                               "device": str(self.device)}
+                self.result = {
+                    "kg_co2e": kg,
+                    "method": "codecarbon",
+                    "hours": seconds / 3600.0,
+                    "device": str(self.device),
+                }
                 return
             except Exception:  # pragma: no cover - fall back to the formula
                 pass

@@ -8,6 +8,7 @@ lists every difference and where it comes from. Learning-rate schedules are step
 :class:`torch.optim.lr_scheduler.LambdaLR` whose factor object holds only numbers, so scheduler
 state dicts load with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,26 @@ import torch
 
 from swnas.errors import InputError
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "ScheduleFactor", "make_optimizer", "make_scheduler",
-           "crop_padding", "estimate_training_hours", "SCHEDULES", "finetune_recipe", "PAPER_SEARCH_RUNS", "DECAY_SCOPES", "NORMALIZATIONS",
-           "FINAL_EPOCHS", "TRANSFER_EPOCHS", "steps_per_epoch", "images_per_epoch", "training_images"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "get_recipe",
+    "ScheduleFactor",
+    "make_optimizer",
+    "make_scheduler",
+    "crop_padding",
+    "estimate_training_hours",
+    "SCHEDULES",
+    "finetune_recipe",
+    "PAPER_SEARCH_RUNS",
+    "DECAY_SCOPES",
+    "NORMALIZATIONS",
+    "FINAL_EPOCHS",
+    "TRANSFER_EPOCHS",
+    "steps_per_epoch",
+    "images_per_epoch",
+    "training_images",
+]
 
 #: Learning-rate schedules: steps at milestones, one cycle (warm-up then linear decay), or one
 #: cosine annealing from ``lr`` to 0 (a warm restart, used to fine-tune inherited networks).
@@ -113,22 +131,32 @@ PAPER = Recipe("paper", epochs=200, batch_size=128, lr=0.01)
 #: recipe's level, ~93-94%) in 30 instead of 200 epochs, i.e. ~7x fewer images; the figure is a
 #: design target from comparable published one-cycle CIFAR schedules, not a measurement of this
 #: code (no GPU was available when it was written).
-FAST = Recipe("fast", epochs=30, batch_size=512, lr=0.4, weight_decay=5e-4, schedule="onecycle",
-              label_smoothing=0.1)
+FAST = Recipe("fast", epochs=30, batch_size=512, lr=0.4, weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1)
 
 #: The authors' released Keras code: batch 128, SGD lr 0.01, momentum 0.9, Nesterov, decay 1e-6,
 #: lr 1e-3 from epoch 100 and 1e-4 from epoch 150, each epoch three augmented copies of the
 #: training set, Keras ``l2(1e-4)`` on convolution kernels (a loss term 1e-4 * w^2, i.e. gradient
 #: 2e-4 * w: weight decay 2e-4 in PyTorch's convention) and none on BatchNorm, biases or the dense
 #: layer, he-normal (fan-in) initialisation, per-pixel mean subtraction.
-ORIGINAL = Recipe("original", epochs=200, batch_size=128, lr=0.01, weight_decay=2e-4, copies_per_epoch=3,
-                  decay_scope="conv_kernels", lr_decay=1e-6, init="he_normal", normalize="pixel_mean")
+ORIGINAL = Recipe(
+    "original",
+    epochs=200,
+    batch_size=128,
+    lr=0.01,
+    weight_decay=2e-4,
+    copies_per_epoch=3,
+    decay_scope="conv_kernels",
+    lr_decay=1e-6,
+    init="he_normal",
+    normalize="pixel_mean",
+)
 
 RECIPES: dict[str, Recipe] = {"paper": PAPER, "original": ORIGINAL, "fast": FAST}
 
 
-def get_recipe(recipe: str | Recipe = "paper", *, epochs: int | None = None,
-               batch_size: int | None = None, lr: float | None = None) -> Recipe:
+def get_recipe(
+    recipe: str | Recipe = "paper", *, epochs: int | None = None, batch_size: int | None = None, lr: float | None = None
+) -> Recipe:
     """A named recipe with optional overrides (the milestones stay fractions of the epochs)."""
     if isinstance(recipe, str):
         if recipe not in RECIPES:
@@ -262,8 +290,9 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.SGD:
     return torch.optim.SGD([g for g in groups if g["params"]], **kw)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,
-                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-iteration LambdaLR implementing the recipe's schedule."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, ScheduleFactor(recipe, steps_per_epoch))
 
@@ -273,8 +302,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe,
 PAPER_SEARCH_RUNS: tuple[tuple[int, int], ...] = ((11, 200), (5, 100))
 
 
-def estimate_training_hours(images_per_second: float, *, runs=PAPER_SEARCH_RUNS,
-                            train_images: int = 50_000, eval_fraction: float = 0.0) -> float:
+def estimate_training_hours(
+    images_per_second: float, *, runs=PAPER_SEARCH_RUNS, train_images: int = 50_000, eval_fraction: float = 0.0
+) -> float:
     """Hours of training for ``runs`` at a measured throughput.
 
     ``hours = train_images * sum(models * epochs) * (1 + eval_fraction) / images_per_second / 3600``.

@@ -13,6 +13,7 @@
 Candidates are named ``A1``..``An`` (:func:`swnas.search.candidate_name`); people read numbers
 formatted by :mod:`swnas.fmt`, ``table.csv`` keeps them whole.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,13 +27,42 @@ from swnas.errors import InputError
 from swnas.fmt import human_count, pct, score_pair, sig4
 from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
 
-__all__ = ["Report", "collect_rows", "write_report", "export_candidate", "describe_candidate", "ensemble_line",
-           "display_name", "depth_figure", "accuracy_figure", "scores_figure", "human_count", "sig4", "COLUMNS"]
+__all__ = [
+    "Report",
+    "collect_rows",
+    "write_report",
+    "export_candidate",
+    "describe_candidate",
+    "ensemble_line",
+    "display_name",
+    "depth_figure",
+    "accuracy_figure",
+    "scores_figure",
+    "human_count",
+    "sig4",
+    "COLUMNS",
+]
 
 COLUMNS = (
-    "name", "kind", "iteration", "stages", "depth", "params", "macs", "memory", "peak_memory",
-    "latency_ms", "carbon_kg", "top1", "top5", "val_top1", "final_epochs", "final_top1", "final_val_top1",
-    "images_trained", "best",
+    "name",
+    "kind",
+    "iteration",
+    "stages",
+    "depth",
+    "params",
+    "macs",
+    "memory",
+    "peak_memory",
+    "latency_ms",
+    "carbon_kg",
+    "top1",
+    "top5",
+    "val_top1",
+    "final_epochs",
+    "final_top1",
+    "final_val_top1",
+    "images_trained",
+    "best",
 )
 
 
@@ -58,11 +88,24 @@ class Report:
 
 def _row_from_metrics(name, kind, iteration, stages, depth, m: dict) -> dict:
     return {
-        "name": name, "kind": kind, "iteration": iteration, "stages": list(stages) if stages is not None else None,
-        "depth": depth if depth is not None else m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
-        "memory": m.get("memory"), "peak_memory": m.get("peak_memory"), "latency_ms": m.get("latency"),
-        "carbon_kg": m.get("carbon"), "top1": m.get("top1"), "top5": m.get("top5"), "val_top1": m.get("val_top1"),
-        "final_epochs": None, "final_top1": None, "final_val_top1": None, "images_trained": m.get("images_trained"),
+        "name": name,
+        "kind": kind,
+        "iteration": iteration,
+        "stages": list(stages) if stages is not None else None,
+        "depth": depth if depth is not None else m.get("depth"),
+        "params": m.get("params"),
+        "macs": m.get("macs"),
+        "memory": m.get("memory"),
+        "peak_memory": m.get("peak_memory"),
+        "latency_ms": m.get("latency"),
+        "carbon_kg": m.get("carbon"),
+        "top1": m.get("top1"),
+        "top5": m.get("top5"),
+        "val_top1": m.get("val_top1"),
+        "final_epochs": None,
+        "final_top1": None,
+        "final_val_top1": None,
+        "images_trained": m.get("images_trained"),
         "best": None,
     }
 
@@ -83,8 +126,10 @@ def ensemble_line(ens: dict, state: dict) -> str:
     if tops and len(tops) == len(names):
         k = max(range(len(tops)), key=lambda j: tops[j])
         single = f"; best single member {names[k]} {pct(tops[k], '%')}"
-    return (f"ensemble of {', '.join(names)} (averaged softmax) on {ens.get('n_test', 0):,} test images: "
-            f"top-1 {pct(ens.get('top1'), '%')}, top-5 {pct(ens.get('top5'), '%')}{single}")
+    return (
+        f"ensemble of {', '.join(names)} (averaged softmax) on {ens.get('n_test', 0):,} test images: "
+        f"top-1 {pct(ens.get('top1'), '%')}, top-5 {pct(ens.get('top5'), '%')}{single}"
+    )
 
 
 def describe_candidate(state: dict, index: int) -> str:
@@ -100,11 +145,16 @@ def describe_candidate(state: dict, index: int) -> str:
     fin = net.get("final") if isinstance(net.get("final"), dict) else {}
     name = candidate_name(net) if net.get("iteration") else "A0 (initial network)"
     best = " (best)" if state.get("best") == index else ""
-    after = (f"; after {fin['epochs']} final epochs {_pct_pc(fin.get('val_top1'))} / {_pct_pc(fin.get('top1'))}"
-             if fin.get("epochs") else "")
-    return (f"{name}{best}: stages {list(net['stages'])}, depth {net.get('depth', m.get('depth'))}, "
-            f"{human_count(m.get('params'))} params, {human_count(m.get('macs'))} MACs; validation / test top-1 "
-            f"{_pct_pc(m.get('val_top1'))} / {_pct_pc(m.get('top1'))}{after}")
+    after = (
+        f"; after {fin['epochs']} final epochs {_pct_pc(fin.get('val_top1'))} / {_pct_pc(fin.get('top1'))}"
+        if fin.get("epochs")
+        else ""
+    )
+    return (
+        f"{name}{best}: stages {list(net['stages'])}, depth {net.get('depth', m.get('depth'))}, "
+        f"{human_count(m.get('params'))} params, {human_count(m.get('macs'))} MACs; validation / test top-1 "
+        f"{_pct_pc(m.get('val_top1'))} / {_pct_pc(m.get('top1'))}{after}"
+    )
 
 
 def cost_line(state: dict) -> str:
@@ -113,10 +163,12 @@ def cost_line(state: dict) -> str:
     if not isinstance(c, dict) or not c.get("paper_protocol_images"):
         return ""
     mode = "inherit mode" if state.get("config", {}).get("inherit") else "the paper's protocol"
-    return (f"Training cost ({mode}): {c['images_trained']:,} images trained in all; the paper's protocol trains "
-            f"{c['paper_protocol_images']:,} at the same settings ({c['ratio']:.2f}x). T, F and A networks of the "
-            f"iterations: {c['growth_images']:,} vs {c['growth_images_paper_protocol']:,} images "
-            f"({c['growth_ratio']:.2f}x).")
+    return (
+        f"Training cost ({mode}): {c['images_trained']:,} images trained in all; the paper's protocol trains "
+        f"{c['paper_protocol_images']:,} at the same settings ({c['ratio']:.2f}x). T, F and A networks of the "
+        f"iterations: {c['growth_images']:,} vs {c['growth_images_paper_protocol']:,} images "
+        f"({c['growth_ratio']:.2f}x)."
+    )
 
 
 def _baselines(out: Path) -> list[dict]:
@@ -128,8 +180,11 @@ def _baselines(out: Path) -> list[dict]:
         d = read_json(f, what="baseline")
         if not isinstance(d, dict) or "metrics" not in d:
             raise InputError(f"baseline: {f} is not a `swnas train` result (no metrics)")
-        rows.append(_row_from_metrics(d.get("name", f.parent.name), "baseline", None, d.get("stages"),
-                                      d.get("depth"), d["metrics"]))
+        rows.append(
+            _row_from_metrics(
+                d.get("name", f.parent.name), "baseline", None, d.get("stages"), d.get("depth"), d["metrics"]
+            )
+        )
     return rows
 
 
@@ -145,11 +200,16 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
     rows = []
     for i in state["candidates"]:
         n = nets[i]
-        row = _row_from_metrics(candidate_name(n), "candidate", n["iteration"], n["stages"],
-                                n.get("depth"), n["metrics"])
+        row = _row_from_metrics(
+            candidate_name(n), "candidate", n["iteration"], n["stages"], n.get("depth"), n["metrics"]
+        )
         fin = n.get("final") if isinstance(n.get("final"), dict) else {}
-        row.update(final_epochs=fin.get("epochs"), final_top1=fin.get("top1"), final_val_top1=fin.get("val_top1"),
-                   best=state.get("best") == i)
+        row.update(
+            final_epochs=fin.get("epochs"),
+            final_top1=fin.get("top1"),
+            final_val_top1=fin.get("val_top1"),
+            best=state.get("best") == i,
+        )
         rows.append(row)
     rows.extend(_baselines(out))
     if ensemble is not None:
@@ -159,14 +219,29 @@ def collect_rows(out_dir: str | Path, state: dict | None = None, ensemble: dict 
             vals = [r[key] for r in sel]
             return sum(vals) if vals and all(isinstance(v, (int, float)) for v in vals) else None
 
-        rows.append({
-            "name": f"ensemble of {len(ensemble['members'])}", "kind": "ensemble", "iteration": None,
-            "stages": None, "depth": None, "params": total("params"), "macs": total("macs"),
-            "memory": total("memory"), "peak_memory": None, "latency_ms": total("latency_ms"),
-            "carbon_kg": total("carbon_kg"), "top1": ensemble["top1"], "top5": ensemble["top5"],
-            "val_top1": None, "final_epochs": None, "final_top1": None, "final_val_top1": None,
-            "images_trained": None, "best": None,
-        })
+        rows.append(
+            {
+                "name": f"ensemble of {len(ensemble['members'])}",
+                "kind": "ensemble",
+                "iteration": None,
+                "stages": None,
+                "depth": None,
+                "params": total("params"),
+                "macs": total("macs"),
+                "memory": total("memory"),
+                "peak_memory": None,
+                "latency_ms": total("latency_ms"),
+                "carbon_kg": total("carbon_kg"),
+                "top1": ensemble["top1"],
+                "top5": ensemble["top5"],
+                "val_top1": None,
+                "final_epochs": None,
+                "final_top1": None,
+                "final_val_top1": None,
+                "images_trained": None,
+                "best": None,
+            }
+        )
     return rows
 
 
@@ -188,8 +263,10 @@ def _fmt(v: Any, kind: str) -> str:
     return str(v)
 
 
-BEST_NOTE = ("(best): the candidate with the highest validation accuracy (after its final epochs when they ran); "
-             "the test accuracy is reported, never used to choose.")
+BEST_NOTE = (
+    "(best): the candidate with the highest validation accuracy (after its final epochs when they ran); "
+    "the test accuracy is reported, never used to choose."
+)
 NO_BEST_NOTE = "No best candidate: the search held out no validation split (--val-split 0)."
 
 
@@ -200,13 +277,24 @@ def display_name(row: dict) -> str:
 
 def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     cfg = state["config"]
-    head = ("Network", "Stages", "Depth", "Params", "MACs", "Memory", "CPU latency (ms)", "Carbon (kg CO2e)",
-            "Top-1 (%)", "Top-5 (%)", "Val top-1 (%)", "Top-1 after final epochs (%)")
+    head = (
+        "Network",
+        "Stages",
+        "Depth",
+        "Params",
+        "MACs",
+        "Memory",
+        "CPU latency (ms)",
+        "Carbon (kg CO2e)",
+        "Top-1 (%)",
+        "Top-5 (%)",
+        "Val top-1 (%)",
+        "Top-1 after final epochs (%)",
+    )
     lines = [
         f"# Stage-wise search: {cfg.get('dataset')} / {cfg.get('module')} / {cfg.get('criterion')}",
         "",
-        f"Status {state['status']}: {len(state['networks'])} networks trained, "
-        f"{len(state['candidates'])} candidates.",
+        f"Status {state['status']}: {len(state['networks'])} networks trained, {len(state['candidates'])} candidates.",
         "",
     ]
     if cost_line(state):
@@ -217,25 +305,50 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     ]
     for r in rows:
         cells = (
-            display_name(r), _fmt(r["stages"], "stages"), _fmt(r["depth"], ""), _fmt(r["params"], "count"),
-            _fmt(r["macs"], "count"), _fmt(r["memory"], "bytes"), _fmt(r["latency_ms"], "ms"),
-            _fmt(r["carbon_kg"], "kg"), _fmt(r["top1"], "pct"), _fmt(r["top5"], "pct"),
-            _fmt(r.get("val_top1"), "pct"), _fmt(r.get("final_top1"), "pct"),
+            display_name(r),
+            _fmt(r["stages"], "stages"),
+            _fmt(r["depth"], ""),
+            _fmt(r["params"], "count"),
+            _fmt(r["macs"], "count"),
+            _fmt(r["memory"], "bytes"),
+            _fmt(r["latency_ms"], "ms"),
+            _fmt(r["carbon_kg"], "kg"),
+            _fmt(r["top1"], "pct"),
+            _fmt(r["top5"], "pct"),
+            _fmt(r.get("val_top1"), "pct"),
+            _fmt(r.get("final_top1"), "pct"),
         )
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", BEST_NOTE if any(r.get("best") for r in rows) else NO_BEST_NOTE]
     lines += ["", "## Decisions", ""]
     for rec in state["iterations"]:
-        parts = [f"stage {c['stage']}: " + (" vs ".join(score_pair(c["score_A"], c["score_T"])) if c["score_A"] is not None
-                                             else cfg.get("criterion", "control"))
-                 + f" -> {'grow' if c['grow'] else 'keep'}" for c in rec["comparisons"]]
-        tail = " (no stage grew; stopped)" if rec.get("stopped_early") else (" (no stage grew)" if rec.get("no_growth") else "")
-        lines.append(f"- iteration {rec['iteration']}: {rec['stages_before']} -> {rec['stages_after']}; "
-                     + "; ".join(parts) + tail)
+        parts = [
+            f"stage {c['stage']}: "
+            + (
+                " vs ".join(score_pair(c["score_A"], c["score_T"]))
+                if c["score_A"] is not None
+                else cfg.get("criterion", "control")
+            )
+            + f" -> {'grow' if c['grow'] else 'keep'}"
+            for c in rec["comparisons"]
+        ]
+        tail = (
+            " (no stage grew; stopped)"
+            if rec.get("stopped_early")
+            else (" (no stage grew)" if rec.get("no_growth") else "")
+        )
+        lines.append(
+            f"- iteration {rec['iteration']}: {rec['stages_before']} -> {rec['stages_after']}; "
+            + "; ".join(parts)
+            + tail
+        )
     if ensemble_note:
         lines += ["", ensemble_note]
-    lines += ["", "Ensemble MACs/params/latency are sums over its members; memory is in bytes of parameters "
-              "and buffers. Carbon: " + (state.get("carbon_method") or "see swnas.metrics.carbon") + "."]
+    lines += [
+        "",
+        "Ensemble MACs/params/latency are sums over its members; memory is in bytes of parameters "
+        "and buffers. Carbon: " + (state.get("carbon_method") or "see swnas.metrics.carbon") + ".",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +419,11 @@ def accuracy_figure(rows: list[dict]) -> Any:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     cands = [r for r in rows if r["kind"] == "candidate" and num(r["macs"])]
-    series = (("top1", "o", "candidates, test"), ("val_top1", "x", "candidates, validation"),
-              ("final_top1", "^", "candidates, test after final epochs"))
+    series = (
+        ("top1", "o", "candidates, test"),
+        ("val_top1", "x", "candidates, validation"),
+        ("final_top1", "^", "candidates, test after final epochs"),
+    )
     for key, marker, label in series:
         pts = [r for r in cands if num(r.get(key))]
         if pts:
@@ -320,20 +436,33 @@ def accuracy_figure(rows: list[dict]) -> Any:
             continue
         if num(r.get("final_top1")) and num(r.get("top1")):
             ax.plot([r["macs"] / 1e6] * 2, [100 * r["top1"], 100 * r["final_top1"]], color="0.6", lw=0.8, zorder=0)
-        ax.annotate(display_name(r), (r["macs"] / 1e6, 100 * y), textcoords="offset points", xytext=(4, 4),
-                    fontsize=8)
+        ax.annotate(display_name(r), (r["macs"] / 1e6, 100 * y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if r.get("best"):
-            ax.scatter([r["macs"] / 1e6], [100 * y], marker="*", s=220, facecolors="none", edgecolors="gold",
-                       linewidths=1.5, label="best (highest validation accuracy)", zorder=3)
+            ax.scatter(
+                [r["macs"] / 1e6],
+                [100 * y],
+                marker="*",
+                s=220,
+                facecolors="none",
+                edgecolors="gold",
+                linewidths=1.5,
+                label="best (highest validation accuracy)",
+                zorder=3,
+            )
     for kind, marker in (("baseline", "s"), ("ensemble", "D")):
         pts = [r for r in rows if r["kind"] == kind and num(r["macs"]) and num(r["top1"])]
         if not pts:
             continue
-        ax.scatter([r["macs"] / 1e6 for r in pts], [100 * r["top1"] for r in pts], marker=marker,
-                   label=pts[0]["name"] if kind == "ensemble" else "baselines")
+        ax.scatter(
+            [r["macs"] / 1e6 for r in pts],
+            [100 * r["top1"] for r in pts],
+            marker=marker,
+            label=pts[0]["name"] if kind == "ensemble" else "baselines",
+        )
         for r in pts:
-            ax.annotate(r["name"], (r["macs"] / 1e6, 100 * r["top1"]), textcoords="offset points", xytext=(4, -10),
-                        fontsize=8)
+            ax.annotate(
+                r["name"], (r["macs"] / 1e6, 100 * r["top1"]), textcoords="offset points", xytext=(4, -10), fontsize=8
+            )
     ax.set_xlabel("MACs (millions)")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title("Accuracy against cost")
@@ -348,8 +477,9 @@ def scores_figure(state: dict) -> Any | None:
 
     ``None`` when no iteration was scored (none yet, or a control criterion: random/uniform).
     """
-    its = [it for it in state.get("iterations", [])
-           if any(c.get("score_A") is not None for c in it.get("comparisons", []))]
+    its = [
+        it for it in state.get("iterations", []) if any(c.get("score_A") is not None for c in it.get("comparisons", []))
+    ]
     if not its:
         return None
     from matplotlib.ticker import MaxNLocator
@@ -359,15 +489,20 @@ def scores_figure(state: dict) -> Any | None:
     ref = "F" if any("reference" in it for it in its) else "A"
     fig, axes = plt.subplots(1, S, figsize=(3.2 * S, 3.4), squeeze=False)
     for s, ax in enumerate(axes[0]):
-        pts = [(it["iteration"], c) for it in its for c in it["comparisons"] if c.get("stage") == s + 1
-               and c.get("score_A") is not None]
+        pts = [
+            (it["iteration"], c)
+            for it in its
+            for c in it["comparisons"]
+            if c.get("stage") == s + 1 and c.get("score_A") is not None
+        ]
         xs = [k for k, _ in pts]
         ax.plot(xs, [c["score_A"] for _, c in pts], marker="o", label=f"score of {ref}")
         ax.plot(xs, [c["score_T"] for _, c in pts], marker="s", label="score of T")
         grew = [(k, c["score_T"]) for k, c in pts if c.get("grow")]
         if grew:
-            ax.scatter([k for k, _ in grew], [v for _, v in grew], marker="^", s=90, color="green", zorder=3,
-                       label="grew")
+            ax.scatter(
+                [k for k, _ in grew], [v for _, v in grew], marker="^", s=90, color="green", zorder=3, label="grew"
+            )
         ax.set_title(f"stage {s + 1}")
         ax.set_xlabel("iteration")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -431,8 +566,17 @@ def write_report(
     table_csv = atomic_write_text(rep_dir / "table.csv", rows_csv(rows))
     depth_png, acc_png = rep_dir / "stage_depths.png", rep_dir / "accuracy_vs_macs.png"
     scores_png = _plots(state, rows, depth_png, acc_png, rep_dir / "stage_scores.png")
-    return Report(directory=rep_dir, table_md=table_md, table_csv=table_csv, depth_png=depth_png,
-                  accuracy_png=acc_png, markdown=md, rows=rows, ensemble=ens, scores_png=scores_png)
+    return Report(
+        directory=rep_dir,
+        table_md=table_md,
+        table_csv=table_csv,
+        depth_png=depth_png,
+        accuracy_png=acc_png,
+        markdown=md,
+        rows=rows,
+        ensemble=ens,
+        scores_png=scores_png,
+    )
 
 
 def export_candidate(
@@ -484,12 +628,28 @@ def export_candidate(
     if normalize_inputs and not (torchscript or onnx):
         raise InputError("--normalize-inputs: applies to the --torchscript and --onnx files; give one of them")
     if normalize_inputs and norm is None:
-        raise InputError(f"--normalize-inputs: the training normalisation of {out} cannot be recomputed (its data "
-                         "could not be read); export without it")
-    written = [atomic_save(lambda p: save_model(model, p, extra={
-        "search": str(out.resolve()), "candidate": candidate_name(net), "network": int(net["index"]),
-        "final_epochs": rec is not net, "metrics": _plain(net["metrics"]),
-        "final": _plain(net.get("final") or {}), "normalization": norm}), to)]
+        raise InputError(
+            f"--normalize-inputs: the training normalisation of {out} cannot be recomputed (its data "
+            "could not be read); export without it"
+        )
+    written = [
+        atomic_save(
+            lambda p: save_model(
+                model,
+                p,
+                extra={
+                    "search": str(out.resolve()),
+                    "candidate": candidate_name(net),
+                    "network": int(net["index"]),
+                    "final_epochs": rec is not net,
+                    "metrics": _plain(net["metrics"]),
+                    "final": _plain(net.get("final") or {}),
+                    "normalization": norm,
+                },
+            ),
+            to,
+        )
+    ]
     if ts_path is not None or onnx_path is not None:
         import torch
 
@@ -533,9 +693,11 @@ def require_onnx() -> None:
         except Exception as exc:
             missing.append(f"{name} (installed, but importing it fails: {type(exc).__name__}: {exc})")
     if missing:
-        raise InputError(f"--onnx: needs the packages {', '.join(ONNX_PACKAGES)}; missing: {', '.join(missing)}. "
-                         f"Install the onnx extra: {ONNX_INSTALL} (from a clone: pip install \".[onnx]\"), "
-                         "or pip install onnx onnxscript")
+        raise InputError(
+            f"--onnx: needs the packages {', '.join(ONNX_PACKAGES)}; missing: {', '.join(missing)}. "
+            f'Install the onnx extra: {ONNX_INSTALL} (from a clone: pip install ".[onnx]"), '
+            "or pip install onnx onnxscript"
+        )
 
 
 def _onnx_export(model: Any, spec: Any, path: str) -> None:
@@ -565,9 +727,11 @@ def _onnx_export(model: Any, spec: Any, path: str) -> None:
     except OSError:
         raise  # a full disk or an unwritable file: atomic_save names the path
     except Exception as exc:
-        raise InputError(f"--onnx: torch.onnx.export could not translate this network "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                         "the .pt file and --torchscript hold the same network") from None
+        raise InputError(
+            f"--onnx: torch.onnx.export could not translate this network "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "the .pt file and --torchscript hold the same network"
+        ) from None
 
 
 def export_normalization(cfg: dict) -> dict | None:
@@ -591,12 +755,16 @@ def export_normalization(cfg: dict) -> dict | None:
         kind = get_recipe(cfg.get("recipe") or "paper").normalize
         mean, std = input_normalization(ds, kind)
     except (InputError, OSError) as e:
-        logging.getLogger("swnas").warning("export: the input normalisation is not stored (the search's data "
-                                           "could not be read: %s)", e)
+        logging.getLogger("swnas").warning(
+            "export: the input normalisation is not stored (the search's data could not be read: %s)", e
+        )
         return None
-    return {"kind": kind, "mean": torch.as_tensor(np.asarray(mean, dtype=np.float32)),
-            "std": torch.as_tensor(np.asarray(std, dtype=np.float32)),
-            "formula": "uint8 HWC image -> (image / 255 - mean) / std, then CHW"}
+    return {
+        "kind": kind,
+        "mean": torch.as_tensor(np.asarray(mean, dtype=np.float32)),
+        "std": torch.as_tensor(np.asarray(std, dtype=np.float32)),
+        "formula": "uint8 HWC image -> (image / 255 - mean) / std, then CHW",
+    }
 
 
 def _refuse_overwrite(path: Path, force: bool) -> None:
@@ -618,8 +786,9 @@ def _refuse_overwrite(path: Path, force: bool) -> None:
             raise InputError(f"--to {path}: exists; give --force to replace it, or another --to")
 
 
-def _export_paths(to: str | Path, torchscript: bool, onnx: bool,
-                  force: bool = False) -> tuple[Path, Path | None, Path | None]:
+def _export_paths(
+    to: str | Path, torchscript: bool, onnx: bool, force: bool = False
+) -> tuple[Path, Path | None, Path | None]:
     """``--to`` and the TorchScript/ONNX files beside it, checked: none is a directory, none overwrites another,
     none replaces an existing file without ``force`` (:func:`_refuse_overwrite`).
 

@@ -11,6 +11,7 @@ one on the CPU. Once the network is recorded in ``search.json`` (and its final c
 ``swnas train --out DIR`` keeps its epoch checkpoint in ``DIR/training/`` the same way; running the
 same command again continues it.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -21,8 +22,14 @@ from typing import Any
 
 from swnas.errors import InputError
 
-__all__ = ["TRAINING_DIR", "network_workdir", "partial_progress", "describe_partial", "train_with_checkpoints",
-           "finish_network"]
+__all__ = [
+    "TRAINING_DIR",
+    "network_workdir",
+    "partial_progress",
+    "describe_partial",
+    "train_with_checkpoints",
+    "finish_network",
+]
 
 TRAINING_DIR = "training"
 log = logging.getLogger("swnas.resume")
@@ -40,8 +47,10 @@ def network_workdir(out: str | Path, name: str) -> Path:
 
 
 def _unreadable(exc: Exception, path: Path) -> InputError:
-    return InputError(f"{exc}; remove {path} to train this network from its first epoch (only its unfinished "
-                      "epochs are lost) and run the command again")
+    return InputError(
+        f"{exc}; remove {path} to train this network from its first epoch (only its unfinished "
+        "epochs are lost) and run the command again"
+    )
 
 
 def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
@@ -104,8 +113,11 @@ def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, wo
     from swnas.train import CHECKPOINT_NAME
 
     path = Path(workdir) / CHECKPOINT_NAME
-    log.warning("%s was made with other training settings (an option changed since, e.g. a lower --lr after a "
-                "divergence); it is removed and this network trains from its first epoch", path)
+    log.warning(
+        "%s was made with other training settings (an option changed since, e.g. a lower --lr after a "
+        "divergence); it is removed and this network trains from its first epoch",
+        path,
+    )
     path.unlink(missing_ok=True)  # every rank saw the same file at start-up
     return train(model, seed, checkpoint_dir=str(workdir))
 

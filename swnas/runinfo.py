@@ -4,6 +4,7 @@ A result is only comparable with another when the software and hardware are know
 stores :func:`environment` under ``environment`` in its state. Nothing here fails: an item that
 cannot be determined is ``None``.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,12 +25,15 @@ def git_revision(path: str | os.PathLike | None = None) -> str | None:
     if not any((p / ".git").exists() for p in (here, *here.parents)):
         return None
     try:
-        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5)
+        rev = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if rev.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return rev.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")

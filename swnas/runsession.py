@@ -6,6 +6,7 @@
 - ``OUT/config.yaml``: every option resolved, written before the first network trains, so that
   ``swnas search --config OUT/config.yaml --out NEW`` repeats the run (:mod:`swnas.config_file`).
 """
+
 from __future__ import annotations
 
 import argparse

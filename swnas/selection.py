@@ -13,6 +13,7 @@ arrays are scored where they live.
 >>> from sklearn.linear_model import LogisticRegression           # doctest: +SKIP
 >>> pipe = make_pipeline(VIPSelector(k=20), LogisticRegression()) # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import numbers
@@ -87,8 +88,11 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         """Warn, as ``SelectKBest`` does, when ``k`` asks for more features than X has."""
         k = self._k()
         if self.threshold is None and k != "all" and k > self.n_features_in_:
-            warnings.warn(f"k={k} is greater than n_features={self.n_features_in_}. All the features will be kept.",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                f"k={k} is greater than n_features={self.n_features_in_}. All the features will be kept.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _unlabelled(self, X: Any) -> Any:
         """Stand-in labels for a criterion that reads none (inf-FS): two classes, as the checks ask."""
@@ -109,14 +113,16 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
                 X, info = as_float_matrix(X, "X")
                 p = info.shape[1]
             if not reset and p != self.n_features_in_:
-                raise InputError(f"X: has {p} features, but {type(self).__name__} was fitted with "
-                                 f"{self.n_features_in_}")
+                raise InputError(
+                    f"X: has {p} features, but {type(self).__name__} was fitted with {self.n_features_in_}"
+                )
             self.n_features_in_ = p
             if reset and hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             return X, y
-        checks = dict(reset=reset, dtype=[np.float64, np.float32], order=None, ensure_all_finite=False,
-                      ensure_min_samples=2)
+        checks = dict(
+            reset=reset, dtype=[np.float64, np.float32], order=None, ensure_all_finite=False, ensure_min_samples=2
+        )
         if y is None:
             return validate_data(self, X, **checks), None
         X, y = validate_data(self, X, y, y_numeric=False, **checks)
@@ -134,8 +140,10 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         if not self._supervised:  # inf-FS reads no labels: any y is ignored
             return False
         if self._criterion != "pls":
-            raise InputError(f"y: {type(self).__name__} needs class labels, got a continuous response; "
-                             "VIPSelector scores a continuous y by PLS regression")
+            raise InputError(
+                f"y: {type(self).__name__} needs class labels, got a continuous response; "
+                "VIPSelector scores a continuous y by PLS regression"
+            )
         if kind == "continuous-multioutput":
             raise InputError("y: expected one response column, got several")
         return True
@@ -245,8 +253,10 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
 
 def _streams(selector: _ScoreSelector) -> bool:
     if selector._criterion == "inffs" and selector.corr != "pearson":
-        raise AttributeError("partial_fit: inf-FS streams only with corr='pearson' (Spearman ranks need the "
-                             "whole matrix); use fit, or InfFSSelector(corr='pearson')")
+        raise AttributeError(
+            "partial_fit: inf-FS streams only with corr='pearson' (Spearman ranks need the "
+            "whole matrix); use fit, or InfFSSelector(corr='pearson')"
+        )
     return True
 
 
@@ -285,8 +295,15 @@ class VIPSelector(_ScoreSelector):
     _criterion = "pls"
     _param_names = ("n_components", "scale")
 
-    def __init__(self, k: Any = None, *, threshold: float | None = None, n_components: int = 2,
-                 scale: bool = True, backend: str = "auto"):
+    def __init__(
+        self,
+        k: Any = None,
+        *,
+        threshold: float | None = None,
+        n_components: int = 2,
+        scale: bool = True,
+        backend: str = "auto",
+    ):
         self.k = k
         self.threshold = threshold
         self.n_components = n_components
@@ -320,8 +337,16 @@ class InfFSSelector(_ScoreSelector):
     _param_names = ("alpha", "factor", "corr")
     _supervised = False
 
-    def __init__(self, k: Any = None, *, threshold: float | None = None, alpha: float = 0.5,
-                 factor: float = 0.9, corr: str = "spearman", backend: str = "auto"):
+    def __init__(
+        self,
+        k: Any = None,
+        *,
+        threshold: float | None = None,
+        alpha: float = 0.5,
+        factor: float = 0.9,
+        corr: str = "spearman",
+        backend: str = "auto",
+    ):
         self.k = k
         self.threshold = threshold
         self.alpha = alpha
@@ -360,8 +385,16 @@ class ILFSSelector(_ScoreSelector):
     _criterion = "ilfs"
     _param_names = ("TT", "max_iter", "tol")
 
-    def __init__(self, k: Any = None, *, threshold: float | None = None, TT: int = 4, max_iter: int = 1000,
-                 tol: float = 1e-6, backend: str = "auto"):
+    def __init__(
+        self,
+        k: Any = None,
+        *,
+        threshold: float | None = None,
+        TT: int = 4,
+        max_iter: int = 1000,
+        tol: float = 1e-6,
+        backend: str = "auto",
+    ):
         self.k = k
         self.threshold = threshold
         self.TT = TT

@@ -4,6 +4,7 @@ Every write goes to a temporary file in the destination's directory, is flushed 
 then replaces the destination with :func:`os.replace` (atomic on POSIX and Windows). A process
 killed at any moment therefore leaves either the old file or the new one, never half of one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,14 +18,29 @@ from typing import Any
 
 from swnas.errors import InputError, SwnasError, WriteError
 
-__all__ = ["atomic_write_text", "atomic_write_json", "atomic_save", "read_json", "to_jsonable", "file_sha256",
-           "inside", "refuse_links", "prepare_out_dir", "clean_temp_files", "RunLock", "TEMP_SUFFIX", "temp_path",
-           "is_temp_file", "write_failure", "refuse_dangerous_dir", "load_failure"]
+__all__ = [
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_save",
+    "read_json",
+    "to_jsonable",
+    "file_sha256",
+    "inside",
+    "refuse_links",
+    "prepare_out_dir",
+    "clean_temp_files",
+    "RunLock",
+    "TEMP_SUFFIX",
+    "temp_path",
+    "is_temp_file",
+    "write_failure",
+    "refuse_dangerous_dir",
+    "load_failure",
+]
 
 #: the ending of every temporary file swnas writes (``.NAME.XXXXXXXX.swnas.tmp``); only files named
 #: so are ever removed as leftovers of killed writes, never a user's ``notes.tmp``
 TEMP_SUFFIX = ".swnas.tmp"
-
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -52,8 +68,17 @@ def _file_mode() -> int:
 def _write_failure(exc: RuntimeError) -> bool:
     """torch reports a full disk or an unwritable file as a RuntimeError; recognise it."""
     text = str(exc).lower()
-    return any(k in text for k in ("iostream", "file write failed", "pytorchstreamwriter", "no space left",
-                                   "unexpected pos", "inline_container"))
+    return any(
+        k in text
+        for k in (
+            "iostream",
+            "file write failed",
+            "pytorchstreamwriter",
+            "no space left",
+            "unexpected pos",
+            "inline_container",
+        )
+    )
 
 
 def write_failure(exc: BaseException, path: str | os.PathLike) -> WriteError | None:
@@ -76,8 +101,12 @@ def write_failure(exc: BaseException, path: str | os.PathLike) -> WriteError | N
         why = "no space left on device or the file cannot be written (" + str(exc).strip().splitlines()[0][:200] + ")"
     else:
         return None
-    return WriteError(f"cannot write {path}: {why}; the previous {Path(path).name} (if any) is unchanged. "
-                      "Free some space (or fix the permissions) and run the command again", str(path), why)
+    return WriteError(
+        f"cannot write {path}: {why}; the previous {Path(path).name} (if any) is unchanged. "
+        "Free some space (or fix the permissions) and run the command again",
+        str(path),
+        why,
+    )
 
 
 def load_failure(exc: BaseException) -> str:
@@ -85,8 +114,10 @@ def load_failure(exc: BaseException) -> str:
     advice to load it with ``weights_only=False`` (which would run code from the file: never do it)."""
     text = str(exc)
     if "weights_only" in text or "Unpickl" in type(exc).__name__:
-        return (f"{type(exc).__name__}: it holds pickled Python objects besides tensors and plain values, which "
-                "swnas never loads (it was not written by swnas, or was altered)")
+        return (
+            f"{type(exc).__name__}: it holds pickled Python objects besides tensors and plain values, which "
+            "swnas never loads (it was not written by swnas, or was altered)"
+        )
     first = text.strip().splitlines()[0] if text.strip() else ""
     return f"{type(exc).__name__}: {first[:200]}"
 
@@ -203,8 +234,10 @@ def refuse_links(root: str | os.PathLike, names: Sequence[str]) -> None:
     for name in names:
         p = Path(root) / name
         if p.is_symlink():
-            raise InputError(f"--out {root}: {p} is a symbolic link; swnas writes only inside {root} "
-                             "and does not follow links (remove the link or choose another --out)")
+            raise InputError(
+                f"--out {root}: {p} is a symbolic link; swnas writes only inside {root} "
+                "and does not follow links (remove the link or choose another --out)"
+            )
 
 
 def refuse_dangerous_dir(path: str | os.PathLike, what: str = "--out") -> None:
@@ -222,8 +255,9 @@ def refuse_dangerous_dir(path: str | os.PathLike, what: str = "--out") -> None:
         pass
     if len(real.parts) <= 2 or real == home:
         kind = "the home directory" if real == home else "a file-system root or top-level directory"
-        raise InputError(f"{what} {p}: is {kind} ({real}); give a directory of the run's own, "
-                         f"such as {real / 'runs' / 'search'}")
+        raise InputError(
+            f"{what} {p}: is {kind} ({real}); give a directory of the run's own, such as {real / 'runs' / 'search'}"
+        )
 
 
 def prepare_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
@@ -289,8 +323,10 @@ class RunLock:
         except OSError:
             holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise InputError(f"{self.what} {self.path.parent}: in use by {holder}; wait for it to finish "
-                             "(or stop it) before starting another run there") from None
+            raise InputError(
+                f"{self.what} {self.path.parent}: in use by {holder}; wait for it to finish "
+                "(or stop it) before starting another run there"
+            ) from None
         info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode(), 0)

@@ -15,6 +15,7 @@ settings are stored in ``OUT/study.json``; running the command again with other 
 refused. ``OUT/summary.md`` (tables per arm, mean and standard deviation over seeds, the
 answers), ``summary.csv`` and two plots are rewritten after every finished run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,13 @@ ARMS: dict[str, tuple[str, bool] | None] = {
     "pls-scratch": ("pls", False),
     "baselines": None,
 }
-COLORS = {"pls-inherit": "tab:blue", "random-inherit": "tab:orange", "uniform-inherit": "tab:green",
-          "pls-scratch": "tab:purple", "baselines": "black"}
+COLORS = {
+    "pls-inherit": "tab:blue",
+    "random-inherit": "tab:orange",
+    "uniform-inherit": "tab:green",
+    "pls-scratch": "tab:purple",
+    "baselines": "black",
+}
 
 
 @dataclass
@@ -72,8 +78,12 @@ class StudyConfig:
     device: str = "cpu"
 
     def checked(self) -> StudyConfig:
-        c = dataclasses.replace(self, seeds=[int(s) for s in self.seeds], arms=list(self.arms),
-                                baseline_depths=[int(d) for d in self.baseline_depths])
+        c = dataclasses.replace(
+            self,
+            seeds=[int(s) for s in self.seeds],
+            arms=list(self.arms),
+            baseline_depths=[int(d) for d in self.baseline_depths],
+        )
         unknown = [a for a in c.arms if a not in ARMS]
         if unknown:
             raise InputError(f"--arms: unknown arm(s) {', '.join(unknown)}; choose from {', '.join(ARMS)}")
@@ -91,10 +101,25 @@ class StudyConfig:
         from swnas.search import SearchConfig
 
         return SearchConfig(
-            criterion=criterion, inherit=inherit, inherit_epochs=c.inherit_epochs if inherit else None,
-            dataset=c.dataset, data=c.data, subset=c.subset, val_split=c.val_split, module=c.module, m0=c.m0,
-            delta=c.delta, iterations=c.iterations, recipe=c.recipe, epochs=c.epochs, batch_size=c.batch_size,
-            lr=c.lr, final_epochs=c.final_epochs, seed=seed, device=c.device)
+            criterion=criterion,
+            inherit=inherit,
+            inherit_epochs=c.inherit_epochs if inherit else None,
+            dataset=c.dataset,
+            data=c.data,
+            subset=c.subset,
+            val_split=c.val_split,
+            module=c.module,
+            m0=c.m0,
+            delta=c.delta,
+            iterations=c.iterations,
+            recipe=c.recipe,
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            final_epochs=c.final_epochs,
+            seed=seed,
+            device=c.device,
+        )
 
     def search_config(self, arm: str, seed: int):
         criterion, inherit = ARMS[arm]
@@ -117,14 +142,17 @@ def _open(out: Path, cfg: StudyConfig) -> None:
         diff = sorted(k for k in set(mine) | set(stored) if mine.get(k) != stored.get(k))
         if diff:
             shown = "; ".join(f"{k}: stored {stored.get(k)!r}, asked {mine.get(k)!r}" for k in diff)
-            raise InputError(f"study: {out} holds a study with other settings ({shown}); give the same "
-                             "options to continue it, or another --out for a new study")
+            raise InputError(
+                f"study: {out} holds a study with other settings ({shown}); give the same "
+                "options to continue it, or another --out for a new study"
+            )
         return
     if out.exists() and any(out.iterdir()):
         raise InputError(f"study: {out} exists and is not a study directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"format": STUDY_FORMAT, "config": cfg.to_dict(),
-                             "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    atomic_write_json(
+        path, {"format": STUDY_FORMAT, "config": cfg.to_dict(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    )
 
 
 def _search_done(d: Path) -> bool:
@@ -154,10 +182,23 @@ def _run_baselines(cfg: StudyConfig, seed: int, d: Path, say: Callable[[str], No
         if (sub / RESULT_FILE).is_file():
             continue
         say(f"== baselines seed {seed}: uniform {[m] * stages_n}, {cfg.epochs + cfg.final_epochs} epochs")
-        train_architecture(module=cfg.module, stages=[m] * stages_n, dataset=cfg.dataset, data=cfg.data,
-                           subset=cfg.subset, recipe=cfg.recipe, epochs=cfg.epochs + cfg.final_epochs,
-                           batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, device=cfg.device, out=sub,
-                           name=f"uniform-{m}", progress=False, val_split=cfg.val_split)
+        train_architecture(
+            module=cfg.module,
+            stages=[m] * stages_n,
+            dataset=cfg.dataset,
+            data=cfg.data,
+            subset=cfg.subset,
+            recipe=cfg.recipe,
+            epochs=cfg.epochs + cfg.final_epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=seed,
+            device=cfg.device,
+            out=sub,
+            name=f"uniform-{m}",
+            progress=False,
+            val_split=cfg.val_split,
+        )
 
 
 def run_study(cfg: StudyConfig, out: str | Path, *, echo: Callable[[str], None] | None = print) -> Path:
@@ -204,9 +245,18 @@ def _collect(out: Path, cfg: dict) -> dict[str, list[dict]]:
                     if p.is_file():
                         r = json.loads(p.read_text())
                         mt = r["metrics"]
-                        rows.append({"seed": seed, "name": r["name"], "stages": r["stages"], "macs": mt.get("macs"),
-                                     "params": mt.get("params"), "images": mt.get("images_trained"),
-                                     "val_top1": mt.get("val_top1"), "top1": mt.get("top1")})
+                        rows.append(
+                            {
+                                "seed": seed,
+                                "name": r["name"],
+                                "stages": r["stages"],
+                                "macs": mt.get("macs"),
+                                "params": mt.get("params"),
+                                "images": mt.get("images_trained"),
+                                "val_top1": mt.get("val_top1"),
+                                "top1": mt.get("top1"),
+                            }
+                        )
                 continue
             if not _search_done(d):
                 continue
@@ -217,16 +267,32 @@ def _collect(out: Path, cfg: dict) -> dict[str, list[dict]]:
             b = nets[best]
             path = [nets[s["initial"]]["stages"]] + [nets[i]["stages"] for i in s["candidates"]]
             cost = s.get("cost") or {}
-            rows.append({
-                "seed": seed, "path": path, "best": f"A{b['iteration']}", "stages": b["stages"],
-                "macs": b["metrics"].get("macs"), "params": b["metrics"].get("params"),
-                "images": cost.get("images_trained"), "growth_ratio": cost.get("growth_ratio"),
-                "ratio": cost.get("ratio"), "val_top1": _final(b, "val_top1"), "top1": _final(b, "top1"),
-                "candidates": [{"name": f"A{nets[i]['iteration']}", "stages": nets[i]["stages"],
-                                "macs": nets[i]["metrics"].get("macs"), "top1": _final(nets[i], "top1"),
-                                "val_top1": _final(nets[i], "val_top1")} for i in s["candidates"]],
-                "hours": sum(float(n["metrics"].get("train_seconds") or 0) for n in nets) / 3600,
-            })
+            rows.append(
+                {
+                    "seed": seed,
+                    "path": path,
+                    "best": f"A{b['iteration']}",
+                    "stages": b["stages"],
+                    "macs": b["metrics"].get("macs"),
+                    "params": b["metrics"].get("params"),
+                    "images": cost.get("images_trained"),
+                    "growth_ratio": cost.get("growth_ratio"),
+                    "ratio": cost.get("ratio"),
+                    "val_top1": _final(b, "val_top1"),
+                    "top1": _final(b, "top1"),
+                    "candidates": [
+                        {
+                            "name": f"A{nets[i]['iteration']}",
+                            "stages": nets[i]["stages"],
+                            "macs": nets[i]["metrics"].get("macs"),
+                            "top1": _final(nets[i], "top1"),
+                            "val_top1": _final(nets[i], "val_top1"),
+                        }
+                        for i in s["candidates"]
+                    ],
+                    "hours": sum(float(n["metrics"].get("train_seconds") or 0) for n in nets) / 3600,
+                }
+            )
         res[arm] = rows
     return res
 
@@ -259,8 +325,12 @@ def summarize(out: str | Path) -> Path:
     doc = read_json(out / STUDY_FILE, what="study settings")
     cfg = doc["config"]
     res = _collect(out, cfg)
-    lines = [f"# Study: does the criterion beat chance, and does --inherit choose as well? ({cfg['dataset']})", "",
-             _scale_line(cfg), ""]
+    lines = [
+        f"# Study: does the criterion beat chance, and does --inherit choose as well? ({cfg['dataset']})",
+        "",
+        _scale_line(cfg),
+        "",
+    ]
     csv = ["arm,seed,name,stages,macs,params,images_trained,val_top1,test_top1"]
     for arm in cfg["arms"]:
         rows = res.get(arm, [])
@@ -269,33 +339,52 @@ def summarize(out: str | Path) -> Path:
             lines += ["(no finished run yet)", ""]
             continue
         if ARMS.get(arm) is None:
-            lines += ["| seed | network | MACs (M) | params (M) | images trained | val top-1 (%) | test top-1 (%) |",
-                      "|---|---|---|---|---|---|---|"]
+            lines += [
+                "| seed | network | MACs (M) | params (M) | images trained | val top-1 (%) | test top-1 (%) |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for r in rows:
-                lines.append(f"| {r['seed']} | {_stages(r['stages'])} | {r['macs'] / 1e6:.2f} | "
-                             f"{r['params'] / 1e6:.3f} | {r['images']:,} | {_pct(r['val_top1'])} | {_pct(r['top1'])} |")
-                csv.append(f"{arm},{r['seed']},{r['name']},{_stages(r['stages'])},{r['macs']},{r['params']},"
-                           f"{r['images']},{r['val_top1']},{r['top1']}")
+                lines.append(
+                    f"| {r['seed']} | {_stages(r['stages'])} | {r['macs'] / 1e6:.2f} | "
+                    f"{r['params'] / 1e6:.3f} | {r['images']:,} | {_pct(r['val_top1'])} | {_pct(r['top1'])} |"
+                )
+                csv.append(
+                    f"{arm},{r['seed']},{r['name']},{_stages(r['stages'])},{r['macs']},{r['params']},"
+                    f"{r['images']},{r['val_top1']},{r['top1']}"
+                )
             lines.append("")
             for m in cfg["baseline_depths"]:
                 sel = [r for r in rows if r["name"] == f"uniform-{m}"]
                 if sel:
-                    lines.append(f"- uniform {m} per stage: test top-1 {_pm([r['top1'] for r in sel])} % "
-                                 f"over {len(sel)} seed(s), {sel[0]['macs'] / 1e6:.2f} M MACs")
+                    lines.append(
+                        f"- uniform {m} per stage: test top-1 {_pm([r['top1'] for r in sel])} % "
+                        f"over {len(sel)} seed(s), {sel[0]['macs'] / 1e6:.2f} M MACs"
+                    )
             lines.append("")
             continue
-        lines += ["| seed | stages per iteration | best (validation) | MACs (M) | params (M) | images trained "
-                  "| vs paper protocol | val top-1 (%) | test top-1 (%) |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| seed | stages per iteration | best (validation) | MACs (M) | params (M) | images trained "
+            "| vs paper protocol | val top-1 (%) | test top-1 (%) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x (T/A: {r['growth_ratio']:.2f}x)"
-            lines.append(f"| {r['seed']} | {' → '.join(_stages(p) for p in r['path'])} | {r['best']} "
-                         f"{_stages(r['stages'])} | {r['macs'] / 1e6:.2f} | {r['params'] / 1e6:.3f} | "
-                         f"{r['images']:,} | {ratio} | {_pct(r['val_top1'])} | {_pct(r['top1'])} |")
-            csv.append(f"{arm},{r['seed']},{r['best']},{_stages(r['stages'])},{r['macs']},{r['params']},"
-                       f"{r['images']},{r['val_top1']},{r['top1']}")
-        lines += ["", f"Mean ± sd over {len(rows)} seed(s): test top-1 {_pm([r['top1'] for r in rows])} %, "
-                  f"validation {_pm([r['val_top1'] for r in rows])} %, MACs {_pm([r['macs'] for r in rows], 1e-6)} M, "
-                  f"images trained {_pm([r['images'] for r in rows], 1e-6, 3)} M.", ""]
+            lines.append(
+                f"| {r['seed']} | {' → '.join(_stages(p) for p in r['path'])} | {r['best']} "
+                f"{_stages(r['stages'])} | {r['macs'] / 1e6:.2f} | {r['params'] / 1e6:.3f} | "
+                f"{r['images']:,} | {ratio} | {_pct(r['val_top1'])} | {_pct(r['top1'])} |"
+            )
+            csv.append(
+                f"{arm},{r['seed']},{r['best']},{_stages(r['stages'])},{r['macs']},{r['params']},"
+                f"{r['images']},{r['val_top1']},{r['top1']}"
+            )
+        lines += [
+            "",
+            f"Mean ± sd over {len(rows)} seed(s): test top-1 {_pm([r['top1'] for r in rows])} %, "
+            f"validation {_pm([r['val_top1'] for r in rows])} %, MACs {_pm([r['macs'] for r in rows], 1e-6)} M, "
+            f"images trained {_pm([r['images'] for r in rows], 1e-6, 3)} M.",
+            "",
+        ]
     lines += ["## Answers", ""] + _answers(res) + [""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
     atomic_write_text(out / "summary.csv", "\n".join(csv) + "\n")
@@ -305,15 +394,17 @@ def summarize(out: str | Path) -> Path:
 
 def _scale_line(cfg: dict) -> str:
     sub = "all" if cfg["subset"] is None else f"{cfg['subset']:,}"
-    return (f"Scale: {sub} training images (stratified; {100 * cfg['val_split']:.0f}% held out for validation), "
-            f"the full test set; {cfg['module']} modules, m0 = {cfg['m0']}, delta = {cfg['delta']}, "
-            f"{cfg['iterations']} iterations; recipe {cfg['recipe']} with lr {cfg['lr']}, batch {cfg['batch_size']}, "
-            f"{cfg['epochs']} epochs per network trained from scratch, {cfg['final_epochs']} final epochs per "
-            f"candidate, inherit mode fine-tuning {cfg['inherit_epochs'] or 'an eighth of the epochs'}; "
-            f"seeds {', '.join(map(str, cfg['seeds']))} (a seed also picks the subset and the validation split, "
-            f"so arms are paired by seed); baselines: uniform {cfg['baseline_depths']} modules per stage trained "
-            f"{cfg['epochs'] + cfg['final_epochs']} epochs on the same images. Accuracies are after the final "
-            "epochs, of the candidate chosen on validation.")
+    return (
+        f"Scale: {sub} training images (stratified; {100 * cfg['val_split']:.0f}% held out for validation), "
+        f"the full test set; {cfg['module']} modules, m0 = {cfg['m0']}, delta = {cfg['delta']}, "
+        f"{cfg['iterations']} iterations; recipe {cfg['recipe']} with lr {cfg['lr']}, batch {cfg['batch_size']}, "
+        f"{cfg['epochs']} epochs per network trained from scratch, {cfg['final_epochs']} final epochs per "
+        f"candidate, inherit mode fine-tuning {cfg['inherit_epochs'] or 'an eighth of the epochs'}; "
+        f"seeds {', '.join(map(str, cfg['seeds']))} (a seed also picks the subset and the validation split, "
+        f"so arms are paired by seed); baselines: uniform {cfg['baseline_depths']} modules per stage trained "
+        f"{cfg['epochs'] + cfg['final_epochs']} epochs on the same images. Accuracies are after the final "
+        "epochs, of the candidate chosen on validation."
+    )
 
 
 def _answers(res: dict[str, list[dict]]) -> list[str]:
@@ -323,8 +414,11 @@ def _answers(res: dict[str, list[dict]]) -> list[str]:
     def paired(a: str, b: str) -> list[tuple[float, float]]:
         ra = {r["seed"]: r for r in res.get(a, [])}
         rb = {r["seed"]: r for r in res.get(b, [])}
-        return [(ra[s]["top1"], rb[s]["top1"]) for s in sorted(set(ra) & set(rb))
-                if ra[s]["top1"] is not None and rb[s]["top1"] is not None]
+        return [
+            (ra[s]["top1"], rb[s]["top1"])
+            for s in sorted(set(ra) & set(rb))
+            if ra[s]["top1"] is not None and rb[s]["top1"] is not None
+        ]
 
     for ctrl in ("random-inherit", "uniform-inherit"):
         pairs = paired("pls-inherit", ctrl)
@@ -335,9 +429,10 @@ def _answers(res: dict[str, list[dict]]) -> list[str]:
         m, s = _ms(d)
         spread = _ms([a for a, _ in pairs])[1]
         verdict = _verdict(m, s, spread, len(d))
-        out.append(f"- PLS-VIP vs {ctrl.split('-')[0]} (inherit mode, paired by seed, n = {len(d)}): "
-                   f"PLS − control = {100 * m:+.2f} points" + ("" if s is None else f" (sd {100 * s:.2f})")
-                   + f"; {verdict}")
+        out.append(
+            f"- PLS-VIP vs {ctrl.split('-')[0]} (inherit mode, paired by seed, n = {len(d)}): "
+            f"PLS − control = {100 * m:+.2f} points" + ("" if s is None else f" (sd {100 * s:.2f})") + f"; {verdict}"
+        )
     pairs = paired("pls-inherit", "pls-scratch")
     if pairs:
         d = [a - b for a, b in pairs]
@@ -347,10 +442,13 @@ def _answers(res: dict[str, list[dict]]) -> list[str]:
         same = sum(1 for k in ri if k in rs and ri[k]["path"] == rs[k]["path"])
         g = _ms([r["growth_ratio"] for r in res["pls-inherit"]])[0]
         t = _ms([r["ratio"] for r in res["pls-inherit"]])[0]
-        out.append(f"- --inherit vs the paper's protocol (PLS, n = {len(d)}): inherit − scratch = {100 * m:+.2f} "
-                   "points of test top-1" + ("" if s is None else f" (sd {100 * s:.2f})") +
-                   f"; the same growth path in {same} of {len(d)} seed(s); images trained for T and A: "
-                   f"{g:.2f}x the paper protocol's ({t:.2f}x for the whole search with A0 and the final epochs).")
+        out.append(
+            f"- --inherit vs the paper's protocol (PLS, n = {len(d)}): inherit − scratch = {100 * m:+.2f} "
+            "points of test top-1"
+            + ("" if s is None else f" (sd {100 * s:.2f})")
+            + f"; the same growth path in {same} of {len(d)} seed(s); images trained for T and A: "
+            f"{g:.2f}x the paper protocol's ({t:.2f}x for the whole search with A0 and the final epochs)."
+        )
     else:
         out.append("- --inherit vs the paper's protocol: no seed finished in both arms yet.")
     return out
@@ -361,8 +459,9 @@ def _verdict(mean: float, sd: float | None, spread: float | None, n: int) -> str
         return "one seed only: no verdict (the seed-to-seed spread is unknown)."
     se = sd / math.sqrt(n)
     if abs(mean) > 2 * se and (spread is None or abs(mean) > spread):
-        return ("PLS better" if mean > 0 else "the control better") + " by more than twice the standard error "\
-            "and the seed-to-seed spread."
+        return (
+            "PLS better" if mean > 0 else "the control better"
+        ) + " by more than twice the standard error and the seed-to-seed spread."
     return "within the seed-to-seed noise: no difference shown at this scale."
 
 
@@ -383,7 +482,9 @@ def _plots(out: Path, cfg: dict, res: dict[str, list[dict]]) -> None:
                 ax.scatter(xs, [100 * r["top1"] for r in rows], c=COLORS[arm], marker="s", label="uniform ResNets")
                 continue
             if kind == "macs":
-                pts = [(c["macs"] / 1e6, 100 * c["top1"]) for r in rows for c in r["candidates"] if c["top1"] is not None]
+                pts = [
+                    (c["macs"] / 1e6, 100 * c["top1"]) for r in rows for c in r["candidates"] if c["top1"] is not None
+                ]
             else:
                 pts = [(r["images"] / 1e6, 100 * r["top1"]) for r in rows if r["top1"] is not None and r["images"]]
             if pts:

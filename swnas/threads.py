@@ -12,6 +12,7 @@ CPU results depend on the thread count and on the CPU's instruction set: the ord
 point reductions changes with both, and a stage decision that hinges on the 4th or 5th digit of a
 score can go the other way (README, "Threads").
 """
+
 from __future__ import annotations
 
 __all__ = ["SMALL_INPUT_PX", "default_threads", "apply_threads"]
@@ -40,8 +41,9 @@ def default_threads(dataset: str, input_size: int | None, device: str = "auto") 
     return 1
 
 
-def apply_threads(threads: int | None, dataset: str, input_size: int | None = None,
-                  device: str = "auto") -> tuple[int, str]:
+def apply_threads(
+    threads: int | None, dataset: str, input_size: int | None = None, device: str = "auto"
+) -> tuple[int, str]:
     """Set torch's intra-op thread count: ``threads`` when given, else :func:`default_threads`.
 
     Returns

@@ -18,6 +18,7 @@ network's final metrics -- and forwards it to one sink:
 
 Only rank 0 tracks. A sink that is not installed is a clear error before any training starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,18 @@ from pathlib import Path
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.state import to_jsonable
 
-__all__ = ["TRACKERS", "Tracker", "make_tracker", "check_tracker", "mlflow_settings", "MLFLOW_QUIET_ENV", "network_tag", "activate", "active", "epoch_callback"]
+__all__ = [
+    "TRACKERS",
+    "Tracker",
+    "make_tracker",
+    "check_tracker",
+    "mlflow_settings",
+    "MLFLOW_QUIET_ENV",
+    "network_tag",
+    "activate",
+    "active",
+    "epoch_callback",
+]
 
 TRACKERS = ("none", "tensorboard", "mlflow", "jsonl")
 
@@ -38,8 +50,11 @@ def network_tag(index: int, role: str, iteration: int) -> str:
 
 
 def _finite(stats: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in stats.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+    return {
+        k: float(v)
+        for k, v in stats.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+    }
 
 
 class Tracker:
@@ -71,8 +86,7 @@ class _JsonLines(Tracker):
 
         out.mkdir(parents=True, exist_ok=True)
         # appended to (a resumed search keeps its earlier events); never through a symbolic link
-        fd = os.open(out / "track.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                     0o666)
+        fd = os.open(out / "track.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         self.fh = os.fdopen(fd, "a", encoding="utf-8")
 
     def _write(self, obj: dict) -> None:
@@ -103,7 +117,8 @@ class _TensorBoard(Tracker):
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as exc:
             raise BackendUnavailableError(
-                "--track tensorboard needs the tensorboard package (pip install tensorboard)") from exc
+                "--track tensorboard needs the tensorboard package (pip install tensorboard)"
+            ) from exc
         self.w = SummaryWriter(log_dir=str(out / "tensorboard"))
 
     def config(self, options):
@@ -149,8 +164,11 @@ def mlflow_settings(out: str | Path, environ: dict | None = None) -> dict:
     quiet = {k: v for k, v in MLFLOW_QUIET_ENV.items() if k not in env}
     if env.get("MLFLOW_TRACKING_URI"):
         return {"env": quiet, "tracking_uri": None, "artifact_location": None}
-    return {"env": quiet, "tracking_uri": "sqlite:///" + str(out / "mlflow.db"),
-            "artifact_location": (out / "mlflow-artifacts").as_uri()}
+    return {
+        "env": quiet,
+        "tracking_uri": "sqlite:///" + str(out / "mlflow.db"),
+        "artifact_location": (out / "mlflow-artifacts").as_uri(),
+    }
 
 
 class _MLflow(Tracker):
@@ -171,8 +189,11 @@ class _MLflow(Tracker):
             out.mkdir(parents=True, exist_ok=True)
             mlflow.set_tracking_uri(st["tracking_uri"])
             exp = mlflow.get_experiment_by_name(MLFLOW_EXPERIMENT)
-            experiment_id = (exp.experiment_id if exp is not None else
-                             mlflow.create_experiment(MLFLOW_EXPERIMENT, artifact_location=st["artifact_location"]))
+            experiment_id = (
+                exp.experiment_id
+                if exp is not None
+                else mlflow.create_experiment(MLFLOW_EXPERIMENT, artifact_location=st["artifact_location"])
+            )
         self.run = mlflow.start_run(run_name=out.name, experiment_id=experiment_id)
 
     def config(self, options):

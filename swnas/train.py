@@ -6,8 +6,10 @@ device as uint8 (CIFAR-10: 150 MB) and each step gathers a batch by index, crops
 vectorised gather (:mod:`swnas.augment`) and normalises it to float -- no DataLoader, no worker
 processes; an image folder is decoded by worker processes; ``batches=`` plugs in another source.
 Evaluation reads un-augmented batches of a split (:func:`evaluate_split`) or of arrays
-(:func:`evaluate`) through one forward pass. :func:`train` reads as: set up (:func:`_setup`, :func:`_restore`), then per epoch
-:func:`_train_epoch`, :func:`_save_checkpoint`, :func:`_report_epoch`, then :func:`_result`. On CUDA the batch is channels_last and the forward pass runs under bf16 autocast (fp16
+(:func:`evaluate`) through one forward pass. :func:`train` reads as: set up (:func:`_setup`,
+:func:`_restore`), then per epoch :func:`_train_epoch`, :func:`_save_checkpoint`,
+:func:`_report_epoch`, then :func:`_result`. On CUDA the batch is channels_last and the forward
+pass runs under bf16 autocast (fp16
 with a GradScaler on request); ``compile=True`` wraps the model in :func:`torch.compile`.
 
 Randomness is derived from ``(seed, epoch)`` (:class:`swnas.data.batches.EpochPlan`): the epoch's sample
@@ -25,6 +27,7 @@ epoch runs ``N // B`` full batches (the last ``N % B`` images of each epoch's pe
 left out; they differ from epoch to epoch). When N < B the batch shrinks to N (rounded down to a
 multiple of K).
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +55,16 @@ from swnas.logs import EpochLines, use_bars
 from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
 from swnas.state import atomic_save
 
-__all__ = ["TrainResult", "train", "evaluate", "evaluate_split", "predict_logits", "predict_split",
-           "load_checkpoint", "CHECKPOINT_NAME"]
+__all__ = [
+    "TrainResult",
+    "train",
+    "evaluate",
+    "evaluate_split",
+    "predict_logits",
+    "predict_split",
+    "load_checkpoint",
+    "CHECKPOINT_NAME",
+]
 
 log = logging.getLogger("swnas.train")
 
@@ -144,8 +155,10 @@ def _resolve_device(device: Any) -> torch.device:
 
 def _check_source(data: Any) -> DataSource:
     if not isinstance(data, DataSource):
-        raise InputError(f"data must be a data source such as swnas.data.Dataset (see swnas.data.load_dataset), "
-                         f"got {type(data).__name__}")
+        raise InputError(
+            f"data must be a data source such as swnas.data.Dataset (see swnas.data.load_dataset), "
+            f"got {type(data).__name__}"
+        )
     data.check()
     return data
 
@@ -170,7 +183,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
         from swnas.state import load_failure  # never quote torch's advice to set weights_only=False
 
-        raise InputError(f"checkpoint {str(path)!r} is corrupt or not a swnas training checkpoint: {load_failure(exc)}") from None
+        raise InputError(
+            f"checkpoint {str(path)!r} is corrupt or not a swnas training checkpoint: {load_failure(exc)}"
+        ) from None
     if not isinstance(ck, dict) or ck.get("format") != _CKPT_FORMAT:
         raise InputError(f"checkpoint {str(path)!r} is not a swnas training checkpoint")
     if ck.get("version") != _CKPT_VERSION:
@@ -211,15 +226,17 @@ def _check_eval_batch(batch_size: Any, input_size: int | tuple[int, int], train_
     return batch_size
 
 
-def _array_batches(x: torch.Tensor, y: torch.Tensor | None, batch_size: int | None,
-                   is_u8: bool) -> Iterator[tuple[torch.Tensor, Any]]:
+def _array_batches(
+    x: torch.Tensor, y: torch.Tensor | None, batch_size: int | None, is_u8: bool
+) -> Iterator[tuple[torch.Tensor, Any]]:
     hw = (int(x.shape[1]), int(x.shape[2])) if is_u8 else (int(x.shape[2]), int(x.shape[3]))
     batch_size = _check_eval_batch(batch_size, hw)
     return ((x[i : i + batch_size], None if y is None else y[i : i + batch_size]) for i in range(0, len(x), batch_size))
 
 
-def _iter_logits(model: nn.Module, batches: Iterable[tuple[torch.Tensor, Any]], mean, std, device: Any,
-                 amp: Any) -> Iterator[tuple[torch.Tensor, Any]]:
+def _iter_logits(
+    model: nn.Module, batches: Iterable[tuple[torch.Tensor, Any]], mean, std, device: Any, amp: Any
+) -> Iterator[tuple[torch.Tensor, Any]]:
     """``(float logits, labels)`` of every batch ``(uint8 NHWC or normalised float NCHW images, labels)``.
 
     The one evaluation forward pass: arrays (:func:`evaluate`, :func:`predict_logits`) and data
@@ -263,8 +280,9 @@ def _uint8_norm(mean, std, dev: torch.device, shape: tuple[int, ...]) -> tuple[t
     if scale.shape[1] != shape[3]:
         raise InputError(f"mean/std have {scale.shape[1]} channels but images have {shape[3]}")
     if shift.shape[2:] != (1, 1) and tuple(shift.shape[2:]) != tuple(shape[1:3]):
-        raise InputError(f"mean: a per-pixel mean image of {tuple(shift.shape[2:])} does not fit images of "
-                         f"{tuple(shape[1:3])}")
+        raise InputError(
+            f"mean: a per-pixel mean image of {tuple(shift.shape[2:])} does not fit images of {tuple(shape[1:3])}"
+        )
     return scale, shift
 
 
@@ -293,9 +311,16 @@ def _accuracy(outputs: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str,
     return {"top1": n1 / n, "top5": n5 / n, "loss": loss / n}
 
 
-def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | None = None,
-                   std: Sequence[float] | None = None, batch_size: int | None = None, device: Any = None,
-                   amp: Any = "auto") -> torch.Tensor:
+def predict_logits(
+    model: nn.Module,
+    images: Any,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    amp: Any = "auto",
+) -> torch.Tensor:
     """Logits of ``model`` for every image, as a float32 CPU tensor of shape ``(N, classes)``.
 
     ``images``: uint8 NHWC (normalised per batch with ``mean``/``std`` in [0, 1] units: ``mean`` per
@@ -308,9 +333,17 @@ def predict_logits(model: nn.Module, images: Any, *, mean: Sequence[float] | Non
     return _collect_logits(_iter_logits(model, _array_batches(x, None, batch_size, u8), mean, std, device, amp))
 
 
-def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float] | None = None,
-             std: Sequence[float] | None = None, batch_size: int | None = None, device: Any = None,
-             amp: Any = "auto") -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    images: Any,
+    labels: Any,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    amp: Any = "auto",
+) -> dict[str, float]:
     """Top-1 and top-5 accuracy (fractions) and mean cross-entropy of ``model`` on a labelled set.
 
     Inputs as for :func:`predict_logits`. With fewer than 5 classes top-5 counts the top
@@ -322,8 +355,17 @@ def evaluate(model: nn.Module, images: Any, labels: Any, *, mean: Sequence[float
     return _accuracy(_iter_logits(model, _array_batches(x, y, batch_size, u8), mean, std, device, amp))
 
 
-def predict_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
-                  batch_size: int | None = None, device: Any = None, amp: Any = "auto") -> torch.Tensor:
+def predict_split(
+    model: nn.Module,
+    data: DataSource,
+    which: str = "test",
+    *,
+    mean: Any = None,
+    std: Any = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    amp: Any = "auto",
+) -> torch.Tensor:
     """:func:`predict_logits` on a split of a data source (its un-augmented evaluation batches).
 
     ``mean``/``std`` default to the source's channel statistics (:func:`swnas.data.input_normalization`);
@@ -334,8 +376,17 @@ def predict_split(model: nn.Module, data: DataSource, which: str = "test", *, me
     return _collect_logits(_iter_logits(model, batches, mean, std, device, amp))
 
 
-def evaluate_split(model: nn.Module, data: DataSource, which: str = "test", *, mean: Any = None, std: Any = None,
-                   batch_size: int | None = None, device: Any = None, amp: Any = "auto") -> dict[str, float]:
+def evaluate_split(
+    model: nn.Module,
+    data: DataSource,
+    which: str = "test",
+    *,
+    mean: Any = None,
+    std: Any = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    amp: Any = "auto",
+) -> dict[str, float]:
     """:func:`evaluate` on a split (``train``, ``val``, ``test``) of a data source, batch by batch.
 
     ``batch_size`` ``None`` sizes the batches from the source's input size (:func:`swnas.data.eval_batch_size`).
@@ -369,8 +420,9 @@ class _Run:
 
 def _check_args(model: Any, seed: Any, pad: Any, flip: Any, data: DataSource, rec: Recipe) -> tuple[int, bool]:
     if rec.lr > float(np.finfo(np.float32).max):  # the optimizer steps in float32
-        raise InputError(f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
-                         "such as 0.1")
+        raise InputError(
+            f"lr: {rec.lr:g} does not fit in float32 (the parameters' type); use a learning rate such as 0.1"
+        )
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -445,12 +497,19 @@ def _train_epoch(run: _Run, source: BatchSource, epoch: int, criterion: nn.Modul
         torch.cuda.synchronize(dev)
     secs = time.perf_counter() - t0
     seen = plan.images_per_epoch
-    stats = {"epoch": epoch + 1, "loss": float(totals[0]) / seen, "acc": float(totals[1]) / seen,
-             "lr": float(run.opt.param_groups[0]["lr"]), "seconds": secs,
-             "images_per_second": seen / secs if secs > 0 else float("inf")}
+    stats = {
+        "epoch": epoch + 1,
+        "loss": float(totals[0]) / seen,
+        "acc": float(totals[1]) / seen,
+        "lr": float(run.opt.param_groups[0]["lr"]),
+        "seconds": secs,
+        "images_per_second": seen / secs if secs > 0 else float("inf"),
+    }
     if not math.isfinite(stats["loss"]):
-        raise FloatingPointError(f"training loss became {stats['loss']} at epoch {epoch + 1} (learning rate "
-                                 f"{run.rec.lr:g}); lower the learning rate")
+        raise FloatingPointError(
+            f"training loss became {stats['loss']} at epoch {epoch + 1} (learning rate "
+            f"{run.rec.lr:g}); lower the learning rate"
+        )
     return stats
 
 
@@ -463,11 +522,16 @@ def _save_checkpoint(run: _Run, epoch: int) -> None:
         if run.dev.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         payload = {
-            "format": _CKPT_FORMAT, "version": _CKPT_VERSION, "epoch": epoch + 1,
-            "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "format": _CKPT_FORMAT,
+            "version": _CKPT_VERSION,
+            "epoch": epoch + 1,
+            "model": run.model.state_dict(),
+            "optimizer": run.opt.state_dict(),
             "scheduler": run.sched.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler is not None else {},
-            "rng": rng, "history": run.history, "config": run.config,
+            "rng": rng,
+            "history": run.history,
+            "config": run.config,
         }
         atomic_save(lambda p: torch.save(payload, p), run.ckpt_path)
     D.barrier()
@@ -475,15 +539,30 @@ def _save_checkpoint(run: _Run, epoch: int) -> None:
 
 def _report_epoch(bar: Any, stats: dict, epochs: int) -> None:
     if bar is not None:
-        bar.set_postfix(epoch=f"{stats['epoch']}/{epochs}", loss=f"{stats['loss']:.4f}",
-                        acc=f"{stats['acc']:.4f}", img_s=f"{stats['images_per_second']:.0f}",
-                        **({"val_acc": f"{stats['val_acc']:.4f}"} if "val_acc" in stats else {}))
+        bar.set_postfix(
+            epoch=f"{stats['epoch']}/{epochs}",
+            loss=f"{stats['loss']:.4f}",
+            acc=f"{stats['acc']:.4f}",
+            img_s=f"{stats['images_per_second']:.0f}",
+            **({"val_acc": f"{stats['val_acc']:.4f}"} if "val_acc" in stats else {}),
+        )
     elif D.is_main():
         EpochLines(epochs, logger=log).epoch(stats)
 
 
-def _setup(model: nn.Module, data: DataSource, rec: Recipe, seed: int, pad: int, flip: bool, device: Any, amp: Any,
-           compile: bool, sync_bn: bool, checkpoint_dir: Any) -> _Run:
+def _setup(
+    model: nn.Module,
+    data: DataSource,
+    rec: Recipe,
+    seed: int,
+    pad: int,
+    flip: bool,
+    device: Any,
+    amp: Any,
+    compile: bool,
+    sync_bn: bool,
+    checkpoint_dir: Any,
+) -> _Run:
     ws, rk = D.world_size(), D.rank()
     dev = _resolve_device(device)
     amp_mode = _resolve_amp(amp, dev)
@@ -495,10 +574,19 @@ def _setup(model: nn.Module, data: DataSource, rec: Recipe, seed: int, pad: int,
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, rec)
-    run = _Run(model=model, net=model, opt=opt, sched=make_scheduler(opt, rec, plan.steps),
-               scaler=torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None, rec=rec, plan=plan, dev=dev,
-               amp=amp_mode, config={"recipe": rec.to_dict(), "seed": int(seed), **plan.config()},
-               ckpt_path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None)
+    run = _Run(
+        model=model,
+        net=model,
+        opt=opt,
+        sched=make_scheduler(opt, rec, plan.steps),
+        scaler=torch.amp.GradScaler("cuda") if amp_mode == "fp16" else None,
+        rec=rec,
+        plan=plan,
+        dev=dev,
+        amp=amp_mode,
+        config={"recipe": rec.to_dict(), "seed": int(seed), **plan.config()},
+        ckpt_path=Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None,
+    )
     _restore(run)
     if ws > 1:
         run.net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -515,8 +603,9 @@ def _validate_epoch(run: _Run, data: DataSource, stats: dict, eval_batch_size: i
     """
     if not data.has_split("val"):
         return
-    val = evaluate_split(run.model, data, "val", mean=norm[0], std=norm[1], batch_size=eval_batch_size,
-                         device=run.dev, amp=run.amp)
+    val = evaluate_split(
+        run.model, data, "val", mean=norm[0], std=norm[1], batch_size=eval_batch_size, device=run.dev, amp=run.amp
+    )
     stats["val_acc"], stats["val_loss"] = val["top1"], val["loss"]
 
 
@@ -532,11 +621,21 @@ def _result_from(run: _Run, test: dict, val: dict | None, eval_batch_size: int =
     seconds = float(sum(h["seconds"] for h in history))
     images = float(sum(h["images_per_second"] * h["seconds"] for h in history))
     return TrainResult(
-        epochs=len(history), seconds=seconds, images_per_second=images / seconds if seconds > 0 else 0.0,
-        history=history, top1=test["top1"], top5=test["top5"], loss=test["loss"],
-        val_top1=None if val is None else val["top1"], val_top5=None if val is None else val["top5"],
-        val_loss=None if val is None else val["loss"], resumed_from=run.start, recipe=run.rec.to_dict(),
-        device=str(run.dev), world_size=run.plan.world_size, eval_batch_size=eval_batch_size,
+        epochs=len(history),
+        seconds=seconds,
+        images_per_second=images / seconds if seconds > 0 else 0.0,
+        history=history,
+        top1=test["top1"],
+        top5=test["top5"],
+        loss=test["loss"],
+        val_top1=None if val is None else val["top1"],
+        val_top5=None if val is None else val["top5"],
+        val_loss=None if val is None else val["loss"],
+        resumed_from=run.start,
+        recipe=run.rec.to_dict(),
+        device=str(run.dev),
+        world_size=run.plan.world_size,
+        eval_batch_size=eval_batch_size,
     )
 
 
@@ -625,8 +724,9 @@ def train(
     eval_bs = _check_eval_batch(eval_batch_size, data.input_size, run.plan.per_rank)
     norm = input_normalization(data, rec.normalize)  # per channel, or the training mean image (``original``)
     if batches is None:  # in memory on the device, or decoded from disk by workers
-        source: BatchSource = data.train_batches(run.plan, run.dev, mean=norm[0], std=norm[1],
-                                                 channels_last=run.dev.type == "cuda")
+        source: BatchSource = data.train_batches(
+            run.plan, run.dev, mean=norm[0], std=norm[1], channels_last=run.dev.type == "cuda"
+        )
     else:
         source = batches(run.plan, run.dev)
     criterion = nn.CrossEntropyLoss(label_smoothing=rec.label_smoothing)
@@ -634,8 +734,9 @@ def train(
     if progress and D.is_main() and run.start < rec.epochs and use_bars():  # one log line per epoch otherwise
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=(rec.epochs - run.start) * run.plan.steps, unit="batch", desc="train", leave=True,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=(rec.epochs - run.start) * run.plan.steps, unit="batch", desc="train", leave=True, dynamic_ncols=True
+        )
     try:
         for epoch in range(run.start, rec.epochs):
             stats = _train_epoch(run, source, epoch, criterion, bar)

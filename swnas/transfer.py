@@ -9,6 +9,7 @@ cell — takes the donor cell at its own position instead). Parameters *and* buf
 (BatchNorm statistics) are copied, so a candidate with the donor's own counts reproduces the
 donor's outputs exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -101,7 +102,9 @@ def transfer_weights(donor: nn.Module, spec: ArchSpec, pick: str = "first") -> n
             raise InputError(f"spec: {name} {getattr(spec, name)!r} differs from the donor's {getattr(dspec, name)!r}")
     for i, (m, dm) in enumerate(zip(spec.stages, dspec.stages)):
         if m > dm:
-            raise InputError(f"spec: stages[{i}] = {m} is deeper than the donor's {dm}; transfer can only take donor modules")
+            raise InputError(
+                f"spec: stages[{i}] = {m} is deeper than the donor's {dm}; transfer can only take donor modules"
+            )
     picks = [pick_indices(dm, m, pick) for m, dm in zip(spec.stages, dspec.stages)]
 
     cand = build(spec)
@@ -118,7 +121,9 @@ def transfer_weights(donor: nn.Module, spec: ArchSpec, pick: str = "first") -> n
     except RuntimeError as e:
         hint = MODULE_TYPES[spec.module].transfer_hint
         msg = str(e).splitlines()[-1].strip()
-        raise InputError(f"spec: the donor's stem/head/transition weights do not fit the candidate ({msg}){hint}") from None
+        raise InputError(
+            f"spec: the donor's stem/head/transition weights do not fit the candidate ({msg}){hint}"
+        ) from None
     cand_stages: Any = cand.stages
     donor_stages: Any = donor.stages
     for i, idx in enumerate(picks):

@@ -13,6 +13,7 @@ than the donor's, so with ResNet-50 (first stage: 3 blocks) ``m0 + delta <= 3`` 
 ``--m0 2 --delta 1`` or ``--m0 1 --delta 2`` -- and the search cannot grow a stage past the
 donor's depth.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,10 +32,11 @@ def is_torchvision_donor(transfer: object) -> bool:
 
 
 def _name(transfer: str) -> str:
-    name = transfer[len(PREFIX):] if transfer.startswith(PREFIX) else transfer
+    name = transfer[len(PREFIX) :] if transfer.startswith(PREFIX) else transfer
     if name not in DEPTHS:
-        raise InputError(f"transfer: unknown torchvision donor {transfer!r}; choose one of "
-                         + ", ".join(PREFIX + n for n in DEPTHS))
+        raise InputError(
+            f"transfer: unknown torchvision donor {transfer!r}; choose one of " + ", ".join(PREFIX + n for n in DEPTHS)
+        )
     return name
 
 
@@ -62,7 +64,8 @@ def weights_file(transfer: str) -> Path:
         f"transfer: {transfer} needs torchvision's pretrained weights in the torch cache ({cache}: one of "
         f"{files}); none is there and nothing is downloaded. On a machine with network access run "
         f"python -c \"import torchvision; torchvision.models.{name}(weights='DEFAULT')\" and copy the file "
-        "into that directory (or set TORCH_HOME)")
+        "into that directory (or set TORCH_HOME)"
+    )
 
 
 def load_torchvision_donor(transfer: str):
@@ -72,8 +75,9 @@ def load_torchvision_donor(transfer: str):
     from swnas import models as M
 
     path = weights_file(transfer)
-    spec = M.ArchSpec(module="bottleneck", stages=list(DEPTHS[_name(transfer)]), num_classes=1000,
-                      input_size=224, in_channels=3)
+    spec = M.ArchSpec(
+        module="bottleneck", stages=list(DEPTHS[_name(transfer)]), num_classes=1000, input_size=224, in_channels=3
+    )
     model = M.build(spec)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -1,5 +1,6 @@
 """Shared fixtures: the ``backend`` fixture over the backend table, the CuPy stand-in, planted
 problems. Plain helpers live in ``tests/helpers.py`` (``from helpers import ...``)."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,10 @@ REQUIRE_GPU = os.environ.get("SWNAS_REQUIRE_GPU", "") not in ("", "0")
 
 def pytest_configure(config) -> None:
     if REQUIRE_GPU and CUPY_STANDIN:
-        raise pytest.UsageError("SWNAS_REQUIRE_GPU=1 but cupy does not import (with warnings as errors): "
-                                "the tests would run the NumPy stand-in instead of CuPy")
+        raise pytest.UsageError(
+            "SWNAS_REQUIRE_GPU=1 but cupy does not import (with warnings as errors): "
+            "the tests would run the NumPy stand-in instead of CuPy"
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)

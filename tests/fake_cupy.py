@@ -6,6 +6,7 @@ It emulates what those modules use: arrays with a ``device`` (always device 0), 
 ``solve_triangular``. It records the largest ``zeros``/``empty`` allocation, so tests can assert on
 working-memory sizes.
 """
+
 from __future__ import annotations
 
 import sys
@@ -92,8 +93,19 @@ def build_modules() -> dict[str, types.ModuleType]:
     ``sys.modules``."""
     cp = types.ModuleType("cupy")
     me = sys.modules[__name__]
-    for name in ("ndarray", "zeros", "empty", "asarray", "ascontiguousarray", "asnumpy", "from_dlpack",
-                 "int64", "float32", "float64", "record"):
+    for name in (
+        "ndarray",
+        "zeros",
+        "empty",
+        "asarray",
+        "ascontiguousarray",
+        "asnumpy",
+        "from_dlpack",
+        "int64",
+        "float32",
+        "float64",
+        "record",
+    ):
         setattr(cp, name, getattr(me, name))
     cp.__getattr__ = _getattr  # everything else: NumPy's function of the same name
     cp.cuda = types.SimpleNamespace(Device=Device, runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))

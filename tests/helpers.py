@@ -1,5 +1,6 @@
 """Helpers shared by the tests (import with ``from helpers import ...``): planted problems, the
 float64 PLS reference on raw labels, and the relative error the scorer tests use."""
+
 from __future__ import annotations
 
 import sys
@@ -12,8 +13,17 @@ __all__ = ["planted", "make_problem", "pls_reference", "rel_err", "GPU_BACKENDS"
 GPU_BACKENDS: tuple[str, ...] = ("cuda", "cupy")
 
 
-def planted(n: int, p: int, n_classes: int, *, seed: int = 0, signal: int = 3, strength: float = 1.5,
-            mean: float = 0.0, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+def planted(
+    n: int,
+    p: int,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    signal: int = 3,
+    strength: float = 1.5,
+    mean: float = 0.0,
+    dtype=np.float64,
+) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian features of varied scale with ``signal`` class-dependent columns."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n)
@@ -24,8 +34,17 @@ def planted(n: int, p: int, n_classes: int, *, seed: int = 0, signal: int = 3, s
     return X.astype(dtype), y
 
 
-def make_problem(n: int, p: int, n_classes: int, *, dtype=np.float64, seed: int = 0, mean: float = 0.0,
-                 noise: float = 1.0, constant_cols: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+def make_problem(
+    n: int,
+    p: int,
+    n_classes: int,
+    *,
+    dtype=np.float64,
+    seed: int = 0,
+    mean: float = 0.0,
+    noise: float = 1.0,
+    constant_cols: tuple[int, ...] = (),
+) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian features, three of them shifted by the class, optional constant columns."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % n_classes

@@ -1,4 +1,5 @@
 """``swnas train`` (swnas.baseline.train_architecture) starts from the recipe's initialisation."""
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,18 @@ def _initial_weights(monkeypatch, tmp_path, recipe: str) -> tuple[dict, object]:
 
     monkeypatch.setattr(swnas.train, "train", spy)
     with pytest.raises(_Seen):
-        train_architecture(stages=[1, 1, 1], dataset="digits", subset=60, recipe=recipe, epochs=1, batch_size=30,
-                           seed=3, device="cpu", out=tmp_path / recipe, progress=False)
+        train_architecture(
+            stages=[1, 1, 1],
+            dataset="digits",
+            subset=60,
+            recipe=recipe,
+            epochs=1,
+            batch_size=30,
+            seed=3,
+            device="cpu",
+            out=tmp_path / recipe,
+            progress=False,
+        )
     return seen["state"], seen["spec"]
 
 
@@ -44,8 +55,11 @@ def test_original_baseline_is_he_normal(monkeypatch, tmp_path):
     r = torch.cat(ratios)
     # a normal truncated at +-2 sigma has standard deviation 0.8796 sigma
     assert float(r.std()) == pytest.approx(0.8796, abs=0.03)
-    assert all(float(v.abs().max()) == 0.0 for k, v in state.items() if k.endswith("bias") and "bn" not in k
-               and k.replace(".bias", ".weight") in kernels)
+    assert all(
+        float(v.abs().max()) == 0.0
+        for k, v in state.items()
+        if k.endswith("bias") and "bn" not in k and k.replace(".bias", ".weight") in kernels
+    )
 
 
 def test_paper_baseline_keeps_the_builders_initialisation(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ a comparison whose best is neither its first nor its last candidate, a published
 name under another setting, and the weights after the final epochs. They use fakes and tiny
 problems only, so they run in the fast suite.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def test_threshold_keeps_a_score_equal_to_it(cls):
 
 
 @pytest.mark.parametrize("extra", [1, -1], ids=["one-more-column", "one-fewer-column"])
-@pytest.mark.parametrize("make", [lambda: VIPSelector(k=3), lambda: InfFSSelector(k=3, corr="pearson")],
-                         ids=["vip", "inffs"])
+@pytest.mark.parametrize(
+    "make", [lambda: VIPSelector(k=3), lambda: InfFSSelector(k=3, corr="pearson")], ids=["vip", "inffs"]
+)
 def test_partial_fit_with_another_width_raises_and_keeps_the_fitted_state(make, extra):
     X, y = planted(400, 10, 3, seed=3)
     sel = make().partial_fit(X[:200], y[:200])
@@ -193,13 +195,24 @@ def _toolkit(calls: dict | None = None, *, final: bool = True):
         calls["score"] += 1
         return [float(s) for s in m["stages"]]
 
-    return Toolkit(build=lambda stages, seed: {"stages": list(stages)}, train=train, score=do_score,
-                   measure=lambda m, s: {"depth": 2 * sum(m["stages"]) + 2, "params": 100 * sum(m["stages"]),
-                                         "macs": 1000 * sum(m["stages"]), "memory": 1, "peak_memory": 1,
-                                         "latency": 0.0, "carbon": 0.0},
-                   save=lambda m, p: Path(p).write_text(json.dumps(m)), load=lambda p: json.loads(Path(p).read_text()),
-                   spec=lambda m: {"module": "fake", "stages": m["stages"]},
-                   final_train=final_train if final else None)
+    return Toolkit(
+        build=lambda stages, seed: {"stages": list(stages)},
+        train=train,
+        score=do_score,
+        measure=lambda m, s: {
+            "depth": 2 * sum(m["stages"]) + 2,
+            "params": 100 * sum(m["stages"]),
+            "macs": 1000 * sum(m["stages"]),
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.0,
+            "carbon": 0.0,
+        },
+        save=lambda m, p: Path(p).write_text(json.dumps(m)),
+        load=lambda p: json.loads(Path(p).read_text()),
+        spec=lambda m: {"module": "fake", "stages": m["stages"]},
+        final_train=final_train if final else None,
+    )
 
 
 def _cfg(**kw):
@@ -234,8 +247,9 @@ def _summary(vals: list[float | None], finals: list[float | None] | None = None)
         if finals is not None and finals[k - 1] is not None:
             net["final"] = {"epochs": 1, "val_top1": finals[k - 1]}
         nets.append(net)
-    st = SearchState({"networks": nets, "candidates": [2 * k for k in range(1, len(vals) + 1)], "iterations": [],
-                      "config": {}})
+    st = SearchState(
+        {"networks": nets, "candidates": [2 * k for k in range(1, len(vals) + 1)], "iterations": [], "config": {}}
+    )
     st.update_summary()
     return st.doc
 
@@ -280,7 +294,7 @@ def test_final_epochs_continue_at_the_schedules_last_rate(epochs):
     rec = get_recipe("paper", epochs=epochs)
     steps = 7
     last = rec.lr * ScheduleFactor(rec, steps)(steps * rec.epochs - 1)
-    assert last == pytest.approx(rec.lr * rec.gamma ** 2, rel=1e-15)
+    assert last == pytest.approx(rec.lr * rec.gamma**2, rel=1e-15)
     fin = final_recipe(rec, 5)
     assert fin.epochs == 5 and fin.lr == pytest.approx(last, rel=1e-15)
     f = ScheduleFactor(fin, steps)
@@ -336,8 +350,10 @@ def test_a_measured_row_pairs_with_the_published_row_of_its_own_setting():
     after the published transfer it=3, never after the scratch one of the same name."""
     from swnas.paper import side_by_side
 
-    measured = [{"setting": "transfer", "row": "it=3", "top1": 11.0},
-                {"setting": "scratch", "row": "it=3", "top1": 22.0}]
+    measured = [
+        {"setting": "transfer", "row": "it=3", "top1": 11.0},
+        {"setting": "scratch", "row": "it=3", "top1": 22.0},
+    ]
     t = side_by_side("table3", measured)
     labels = [(r.source, r.values["setting"], r.values["row"]) for r in t.rows]
     for setting, top1 in (("transfer", 11.0), ("scratch", 22.0)):
@@ -365,20 +381,33 @@ def test_export_and_ensemble_load_the_weights_after_the_final_epochs(tmp_path, m
         return {"top1": 0.5, "top5": 1.0, "seconds": 0.0, "epochs": epochs, "val_top1": 0.5}
 
     def meas(m, s):
-        return {"depth": m.spec.depth, "params": sum(p.numel() for p in m.parameters()), "macs": 1, "memory": 1,
-                "peak_memory": None, "latency": None, "carbon": 0.0}
+        return {
+            "depth": m.spec.depth,
+            "params": sum(p.numel() for p in m.parameters()),
+            "macs": 1,
+            "memory": 1,
+            "peak_memory": None,
+            "latency": None,
+            "carbon": 0.0,
+        }
 
-    tk = Toolkit(build=build, train=lambda m, seed: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0,
-                                                     "val_top1": 0.4},
-                 score=lambda m: [float(len(s)) for s in m.stages], measure=meas, save=M.save_model, load=M.load,
-                 spec=lambda m: m.spec.to_dict(), final_train=final_train)
+    tk = Toolkit(
+        build=build,
+        train=lambda m, seed: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0, "val_top1": 0.4},
+        score=lambda m: [float(len(s)) for s in m.stages],
+        measure=meas,
+        save=M.save_model,
+        load=M.load,
+        spec=lambda m: m.spec.to_dict(),
+        final_train=final_train,
+    )
     out = tmp_path / "s"
     res = run_search(_cfg(iterations=1, final_epochs=1), out, toolkit=tk, echo=None)
     net = res.networks[res.candidates[0]]
     assert net["final"]["checkpoint"] != net["checkpoint"]
     before = load_recorded(out, net).state_dict()
     after = load_recorded(out, final_record(net)).state_dict()
-    path, = export_candidate(out, "A1", tmp_path / "a1.pt")
+    (path,) = export_candidate(out, "A1", tmp_path / "a1.pt")
     got = M.load(path).state_dict()
     params = [k for k, _ in load_recorded(out, net).named_parameters()]
     assert params and all(torch.equal(got[k], after[k]) for k in after)

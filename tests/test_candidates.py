@@ -1,4 +1,5 @@
 """One name per candidate (A1, A2, ...) in every output; ``swnas export --candidate best`` exports the best."""
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,25 @@ def _toolkit(val: bool) -> Toolkit:
 
     def meas(model, seconds):
         params = sum(p.numel() for p in model.parameters())
-        return {"depth": model.spec.depth, "params": params, "macs": 100 * params, "memory": 4 * params,
-                "peak_memory": None, "latency": None, "carbon": 0.0}
+        return {
+            "depth": model.spec.depth,
+            "params": params,
+            "macs": 100 * params,
+            "memory": 4 * params,
+            "peak_memory": None,
+            "latency": None,
+            "carbon": 0.0,
+        }
 
-    return Toolkit(build=build, train=train, score=lambda m: [float(len(s)) for s in m.stages], measure=meas,
-                   save=M.save_model, load=M.load, spec=lambda m: m.spec.to_dict())
+    return Toolkit(
+        build=build,
+        train=train,
+        score=lambda m: [float(len(s)) for s in m.stages],
+        measure=meas,
+        save=M.save_model,
+        load=M.load,
+        spec=lambda m: m.spec.to_dict(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +58,12 @@ def searches(tmp_path_factory):
     out = {}
     for val in (True, False):
         d = base / ("val" if val else "noval")
-        run_search(SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits",
-                                val_split=0.1 if val else 0.0), d, toolkit=_toolkit(val), echo=None)
+        run_search(
+            SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits", val_split=0.1 if val else 0.0),
+            d,
+            toolkit=_toolkit(val),
+            echo=None,
+        )
         out[val] = d
     return out
 

@@ -1,4 +1,5 @@
 """The swnas command line: bad flags and paths give clear errors; score, backends, search/resume."""
+
 from __future__ import annotations
 
 import json
@@ -25,41 +26,47 @@ def run(argv, capsys):
 
 
 # ------------------------------------------------------------------------------- bad flags / paths
-@pytest.mark.parametrize("argv, needle", [
-    (["search", "--criterion", "vip"], "invalid choice: 'vip'"),
-    (["search", "--m0", "0"], "expected a positive integer"),
-    (["search", "--iterations", "two"], "expected an integer >= 0"),
-    (["search", "--lr", "-1"], "expected a positive number"),
-    (["search", "--module", "dense"], "invalid choice: 'dense'"),
-    (["search", "--param", "n_components"], "expected KEY=VALUE"),
-    (["train", "--stages", "7,x,7", "--out", "o"], "comma-separated"),
-    (["train", "--stages", "7,7,7"], "--out"),
-    (["frobnicate"], "invalid choice"),
-    ([], "required"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["search", "--criterion", "vip"], "invalid choice: 'vip'"),
+        (["search", "--m0", "0"], "expected a positive integer"),
+        (["search", "--iterations", "two"], "expected an integer >= 0"),
+        (["search", "--lr", "-1"], "expected a positive number"),
+        (["search", "--module", "dense"], "invalid choice: 'dense'"),
+        (["search", "--param", "n_components"], "expected KEY=VALUE"),
+        (["train", "--stages", "7,x,7", "--out", "o"], "comma-separated"),
+        (["train", "--stages", "7,7,7"], "--out"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
 def test_bad_flags_exit_2(argv, needle, capsys):
     code, out, err = run(argv, capsys)
     assert code == 2
     assert needle in err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["score", "{tmp}/missing.npy", "{tmp}/y.npy"], "FEATURES: no such file"),
-    (["score", "{tmp}/X.npy", "{tmp}/missing.txt"], "LABELS: no such file"),
-    (["score", "{tmp}/corrupt.npy", "{tmp}/y.npy"], "FEATURES: cannot read"),
-    (["score", "{tmp}/X.xlsx", "{tmp}/y.npy"], "FEATURES: unsupported file type .xlsx"),
-    (["score", "{tmp}/two.npz", "{tmp}/y.npy"], "holds arrays"),
-    (["score", "{tmp}/X.npy", "{tmp}/y.npy", "--backend", "tpu"], "unknown backend 'tpu'"),
-    (["score", "{tmp}/X.npy", "{tmp}/short.npy"], "y"),
-    (["report", "{tmp}/nowhere"], "no such directory"),
-    (["ensemble", "{tmp}"], "search state: no such file"),
-    (["export", "{tmp}/nowhere", "--to", "{tmp}/m.pt"], "no such directory"),
-    (["search", "--resume", "{tmp}/nowhere"], "no such directory"),
-    (["search", "--data", "{tmp}/nowhere.npz", "--out", "{tmp}/s"], "data: no such file or directory"),
-    (["search", "--transfer", "{tmp}/donor.pt", "--out", "{tmp}/s"], "donor checkpoint not found"),
-    (["train", "--out", "{tmp}/t"], "give --spec"),
-    (["train", "--spec", "{tmp}/missing.json", "--out", "{tmp}/t"], "--spec: no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["score", "{tmp}/missing.npy", "{tmp}/y.npy"], "FEATURES: no such file"),
+        (["score", "{tmp}/X.npy", "{tmp}/missing.txt"], "LABELS: no such file"),
+        (["score", "{tmp}/corrupt.npy", "{tmp}/y.npy"], "FEATURES: cannot read"),
+        (["score", "{tmp}/X.xlsx", "{tmp}/y.npy"], "FEATURES: unsupported file type .xlsx"),
+        (["score", "{tmp}/two.npz", "{tmp}/y.npy"], "holds arrays"),
+        (["score", "{tmp}/X.npy", "{tmp}/y.npy", "--backend", "tpu"], "unknown backend 'tpu'"),
+        (["score", "{tmp}/X.npy", "{tmp}/short.npy"], "y"),
+        (["report", "{tmp}/nowhere"], "no such directory"),
+        (["ensemble", "{tmp}"], "search state: no such file"),
+        (["export", "{tmp}/nowhere", "--to", "{tmp}/m.pt"], "no such directory"),
+        (["search", "--resume", "{tmp}/nowhere"], "no such directory"),
+        (["search", "--data", "{tmp}/nowhere.npz", "--out", "{tmp}/s"], "data: no such file or directory"),
+        (["search", "--transfer", "{tmp}/donor.pt", "--out", "{tmp}/s"], "donor checkpoint not found"),
+        (["train", "--out", "{tmp}/t"], "give --spec"),
+        (["train", "--spec", "{tmp}/missing.json", "--out", "{tmp}/t"], "--spec: no such file"),
+    ],
+)
 def test_bad_values_and_paths_exit_2_without_traceback(argv, needle, tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "X.npy", rng.normal(size=(30, 4)))
@@ -74,11 +81,14 @@ def test_bad_values_and_paths_exit_2_without_traceback(argv, needle, tmp_path, c
     assert "Traceback" not in err and err.startswith(f"swnas {argv[0]}: error:")
 
 
-@pytest.mark.parametrize("flags, needle", [
-    (["--param", "bogus=1"], "unknown parameter(s) bogus"),
-    (["--device", "cuda:99"], "device: 'cuda:99'"),
-    (["--backend", "nosuch"], "nosuch"),
-])
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--param", "bogus=1"], "unknown parameter(s) bogus"),
+        (["--device", "cuda:99"], "device: 'cuda:99'"),
+        (["--backend", "nosuch"], "nosuch"),
+    ],
+)
 def test_refused_search_options_leave_nothing_in_out(flags, needle, tmp_path, capsys):
     # options are checked before OUT gets its log or config.yaml: a refused run leaves no trace
     out = tmp_path / "s"
@@ -104,9 +114,14 @@ def test_search_refused_after_loading_the_data_removes_the_out_it_made(tmp_path,
 def test_untrained_check_keeps_any_trained_work(tmp_path):
     from swnas.cli import _remove_untrained
 
-    for i, (name, content) in enumerate((("checkpoints/00-A0.pt", b"x"), ("training/00-A0/last.pt", b"x"),
-                                         ("search.json", b'{"networks": [{"tag": "00-A0"}]}'),
-                                         ("search.json", b"{broken"))):
+    for i, (name, content) in enumerate(
+        (
+            ("checkpoints/00-A0.pt", b"x"),
+            ("training/00-A0/last.pt", b"x"),
+            ("search.json", b'{"networks": [{"tag": "00-A0"}]}'),
+            ("search.json", b"{broken"),
+        )
+    ):
         out = tmp_path / f"run{i}"
         (out / name).parent.mkdir(parents=True)
         (out / name).write_bytes(content)
@@ -140,8 +155,21 @@ def test_score_npz_and_txt_matches_library(tmp_path, capsys, planted_problem):
     X, y = planted_problem(80, 6, 3, seed=1)
     np.savez(tmp_path / "f.npz", X=X, y=y)
     np.savetxt(tmp_path / "labels.txt", y, fmt="%d")
-    code, out, err = run(["score", str(tmp_path / "f.npz"), str(tmp_path / "labels.txt"), "--json",
-                          "--param", "n_components=3", "--backend", "numpy", "--top", "3"], capsys)
+    code, out, err = run(
+        [
+            "score",
+            str(tmp_path / "f.npz"),
+            str(tmp_path / "labels.txt"),
+            "--json",
+            "--param",
+            "n_components=3",
+            "--backend",
+            "numpy",
+            "--top",
+            "3",
+        ],
+        capsys,
+    )
     assert code == 0, err
     d = json.loads(out)
     ref = score(X, y, criterion="pls", backend="numpy", n_components=3)
@@ -171,8 +199,13 @@ def test_backends_lists_reasons(capsys):
 
 def test_python_dash_m_runs_the_cli(tmp_path):
     # run outside the source tree so that `-m swnas` finds the installed package
-    r = subprocess.run([sys.executable, "-m", "swnas", "search", "--stages", "0"], capture_output=True, text=True,
-                       cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "swnas", "search", "--stages", "0"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 2 and "expected a positive integer" in r.stderr
 
 
@@ -185,8 +218,14 @@ def _fake_toolkit(cfg, progress=True):
         build=lambda stages, seed: {"stages": list(stages), "seed": seed},
         train=lambda m, seed: {"top1": 0.5 + 0.01 * sum(m["stages"]), "top5": 0.9, "seconds": 0.0, "epochs": 1},
         score=score,
-        measure=lambda m, s: {"depth": 2 * sum(m["stages"]) + 2, "params": sum(m["stages"]), "macs": 1, "memory": 1,
-                              "latency": 0.0, "carbon": 0.0},
+        measure=lambda m, s: {
+            "depth": 2 * sum(m["stages"]) + 2,
+            "params": sum(m["stages"]),
+            "macs": 1,
+            "memory": 1,
+            "latency": 0.0,
+            "carbon": 0.0,
+        },
         save=lambda m, p: Path(p).write_text(json.dumps(m)),
         load=lambda p: json.loads(Path(p).read_text()),
         spec=lambda m: {"stages": m["stages"]},
@@ -196,8 +235,25 @@ def _fake_toolkit(cfg, progress=True):
 def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit)
     out = tmp_path / "s"
-    code, o, err = run(["search", "--dataset", "digits", "--iterations", "2", "--m0", "1", "--delta", "1",
-                        "--out", str(out), "--no-report", "--param", "n_components=3"], capsys)
+    code, o, err = run(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--iterations",
+            "2",
+            "--m0",
+            "1",
+            "--delta",
+            "1",
+            "--out",
+            str(out),
+            "--no-report",
+            "--param",
+            "n_components=3",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "found architecture (last A): A2: stages [3, 1, 1]" in o  # candidates are named A1..An everywhere
     assert "2 candidates (A1..A2; A0 is the starting network)" in o
@@ -216,8 +272,9 @@ def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monk
     code, o, err = run(["search", "--out", str(out)], capsys)
     assert code == 2 and "already holds a search" in err
     # same values, the device and quiet may be given again
-    code, o, err = run(["search", "--resume", str(out), "--m0", "1", "--device", "cpu", "--quiet", "--no-report"],
-                       capsys)
+    code, o, err = run(
+        ["search", "--resume", str(out), "--m0", "1", "--device", "cpu", "--quiet", "--no-report"], capsys
+    )
     assert code == 0, err
     assert "resuming" not in o and "search complete: 5 networks trained, 2 candidates" in o
     assert json.loads((out / "search.json").read_text()) == state
@@ -227,12 +284,53 @@ def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monk
 def test_train_baseline_appears_in_report(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit)
     out = tmp_path / "s"
-    assert run(["search", "--dataset", "digits", "--iterations", "1", "--m0", "1", "--delta", "1", "--out",
-                str(out), "--quiet", "--no-report"], capsys)[0] == 0
+    assert (
+        run(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--iterations",
+                "1",
+                "--m0",
+                "1",
+                "--delta",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-report",
+            ],
+            capsys,
+        )[0]
+        == 0
+    )
     spec = json.loads((out / "search.json").read_text())
-    code, o, err = run(["train", "--module", "basic", "--stages", "1,1,1", "--dataset", "digits", "--subset", "200",
-                        "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--name", "ResNet-8",
-                        "--out", str(out / "baselines" / "resnet8"), "--quiet"], capsys)
+    code, o, err = run(
+        [
+            "train",
+            "--module",
+            "basic",
+            "--stages",
+            "1,1,1",
+            "--dataset",
+            "digits",
+            "--subset",
+            "200",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--device",
+            "cpu",
+            "--name",
+            "ResNet-8",
+            "--out",
+            str(out / "baselines" / "resnet8"),
+            "--quiet",
+        ],
+        capsys,
+    )
     assert code == 0, err
     res = json.loads((out / "baselines" / "resnet8" / "train.json").read_text())
     assert res["stages"] == [1, 1, 1] and res["depth"] == 8 and res["spec"]["input_size"] == 8
@@ -270,5 +368,6 @@ def test_transfer_toolkit_builds_from_the_donor(tmp_path):
     with pytest.raises(InputError, match="too shallow"):
         default_toolkit(SearchConfig(dataset="digits", m0=2, delta=2, transfer=str(tmp_path / "donor.pt")).resolved())
     with pytest.raises(InputError, match="give --module basic --stages 3"):
-        default_toolkit(SearchConfig(dataset="digits", m0=1, delta=1, stages=4,
-                                     transfer=str(tmp_path / "donor.pt")).resolved())
+        default_toolkit(
+            SearchConfig(dataset="digits", m0=1, delta=1, stages=4, transfer=str(tmp_path / "donor.pt")).resolved()
+        )

@@ -1,4 +1,5 @@
 """``swnas report DIR1 DIR2``: searches side by side (swnas.compare), checked against their search.json."""
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,20 @@ def two_searches(tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp") / "runs"
     dirs = []
     for crit in ("pls", "uniform"):
-        cfg = SearchConfig(dataset="digits", subset=100, iterations=2, stages=3, m0=1, delta=1, epochs=1,
-                           final_epochs=1, val_split=0.2, batch_size=40, criterion=crit, device="cpu")
+        cfg = SearchConfig(
+            dataset="digits",
+            subset=100,
+            iterations=2,
+            stages=3,
+            m0=1,
+            delta=1,
+            epochs=1,
+            final_epochs=1,
+            val_split=0.2,
+            batch_size=40,
+            criterion=crit,
+            device="cpu",
+        )
         out = root / f"scratch-{crit}"
         run_search(cfg, out, echo=None)
         dirs.append(out)

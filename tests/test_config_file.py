@@ -1,4 +1,5 @@
 """Config files: YAML/JSON loading, key normalisation, errors, overrides and the write-back round trip."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,14 @@ def test_yaml_and_json_agree(tmp_path):
     y = tmp_path / "run.yaml"
     y.write_text("dataset: digits\nbatch-size: 64\nscore_params:\n  n_components: 3\nstop_early: true\n")
     j = tmp_path / "run.json"
-    j.write_text(json.dumps({"dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3},
-                             "stop-early": True}))
-    assert load_config(y, ALLOWED) == load_config(j, ALLOWED) == {
-        "dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3}, "stop_early": True}
+    j.write_text(
+        json.dumps({"dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3}, "stop-early": True})
+    )
+    assert (
+        load_config(y, ALLOWED)
+        == load_config(j, ALLOWED)
+        == {"dataset": "digits", "batch_size": 64, "score_params": {"n_components": 3}, "stop_early": True}
+    )
 
 
 def test_errors_name_the_file_and_problem(tmp_path):
@@ -70,8 +75,20 @@ def test_search_session_logs_tracks_and_writes_config(tmp_path):
     from swnas.tracking import active, epoch_callback
 
     run_file = tmp_path / "run.json"
-    run_file.write_text(json.dumps({"dataset": "digits", "iterations": 1, "m0": 1, "delta": 1, "stages": 2,
-                                    "track": "jsonl", "log-level": "debug", "epochs": 9}))
+    run_file.write_text(
+        json.dumps(
+            {
+                "dataset": "digits",
+                "iterations": 1,
+                "m0": 1,
+                "delta": 1,
+                "stages": 2,
+                "track": "jsonl",
+                "log-level": "debug",
+                "epochs": 9,
+            }
+        )
+    )
     ns = argparse.Namespace(config=str(run_file), epochs=2)  # --epochs 2 given on the command line
     given = _with_config_file(ns, {"epochs": 2})
     assert given["epochs"] == 2 and given["iterations"] == 1 and ns.track == "jsonl" and ns.log_level == "debug"
@@ -88,12 +105,23 @@ def test_search_session_logs_tracks_and_writes_config(tmp_path):
             logging.getLogger("swnas.train").info("epoch %d of %s", e, Path(checkpoint_dir).name)
         return {"top1": 0.5, "top5": 1.0, "seconds": 0.02, "epochs": 2, "history": hist}
 
-    tk = Toolkit(build=lambda stages, seed: {"stages": list(stages)}, train=train,
-                 score=lambda m: [float(s) for s in m["stages"]],
-                 measure=lambda m, s: {"depth": 1, "params": 1, "macs": 1, "memory": 1, "peak_memory": 1,
-                                       "latency": 0.1, "carbon": 0.0},
-                 save=lambda m, p: Path(p).write_text(json.dumps(m)), load=lambda p: json.loads(Path(p).read_text()),
-                 spec=lambda m: {"stages": m["stages"]})
+    tk = Toolkit(
+        build=lambda stages, seed: {"stages": list(stages)},
+        train=train,
+        score=lambda m: [float(s) for s in m["stages"]],
+        measure=lambda m, s: {
+            "depth": 1,
+            "params": 1,
+            "macs": 1,
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.1,
+            "carbon": 0.0,
+        },
+        save=lambda m, p: Path(p).write_text(json.dumps(m)),
+        load=lambda p: json.loads(Path(p).read_text()),
+        spec=lambda m: {"stages": m["stages"]},
+    )
     with search_session(cfg, out, ns, quiet=True):
         assert active().kind == "jsonl"
         run_search(cfg, out, toolkit=tk, echo=None)

@@ -1,6 +1,7 @@
 """What the compiled sources promise that a CPU can check by reading them: the build flags, one RAII
 device buffer for every CUDA allocation, checks before allocations, no device-wide synchronisation,
 and launch sizes from the occupancy API (issue-13 review items; see docs/backends.md)."""
+
 from __future__ import annotations
 
 import re
@@ -51,7 +52,7 @@ def test_ilfs_checks_before_it_allocates_and_takes_any_row_count():
     """No row limit any more: rows beyond grid.y's 65,535 blocks go in slabs (GPU test:
     tests/test_gpu_paths.py::test_ilfs_rows_beyond_one_grid)."""
     code = _code((CSRC / "cuda" / "ilfs_cuda.cu").read_text())
-    body = code[code.index("bool counts_impl"):]
+    body = code[code.index("bool counts_impl") :]
     assert body.index("out of range") < body.index("DeviceBuffer")
     assert "too many rows" not in body and "int64_t(65535) * kRows" in body
     assert body.count("r0 += slab_rows") == 2  # class sums and token counts
@@ -64,15 +65,15 @@ def test_no_device_wide_synchronisation():
 
 def test_pls_projection_grid_comes_from_the_occupancy_api():
     code = _code((CSRC / "cuda" / "pls_cuda.cu").read_text())
-    launch = code[code.index("void launch_project"):]
+    launch = code[code.index("void launch_project") :]
     assert "resident_blocks_per_sm(" in launch and "8LL * sms" not in launch
 
 
 def test_borrowed_matrix_outlives_nothing_it_reads():
     """The owner of borrowed GPU memory is declared before the matrix, so it is destroyed after it."""
     code = _code((CSRC / "bindings" / "pls_cuda.cpp").read_text())
-    struct = code[code.index("struct PyMatrix"):]
-    struct = struct[:struct.index("};")]
+    struct = code[code.index("struct PyMatrix") :]
+    struct = struct[: struct.index("};")]
     assert struct.index("py::object owner") < struct.index("std::unique_ptr<cuda::PlsMatrix> m")
 
 
@@ -84,8 +85,9 @@ def test_one_namespace_per_side():
         assert "namespace cpu {" in text, name
 
 
-@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for p in CSRC.rglob("*")
-                                        if p.suffix in (".h", ".cpp", ".cu")))
+@pytest.mark.parametrize(
+    "path", sorted(str(p.relative_to(ROOT)) for p in CSRC.rglob("*") if p.suffix in (".h", ".cpp", ".cu"))
+)
 def test_each_file_says_why_it_exists(path):
     first = (ROOT / path).read_text().splitlines()[0]
     assert first.startswith("// ") and len(first) > 20

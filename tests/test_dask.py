@@ -1,4 +1,5 @@
 """Dask arrays: scored from per-chunk statistics merged by a tree reduction, equal to in-memory."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,13 +22,20 @@ def synchronous():
 
 #: measured max |error| (2026-12-06): pls 3.9e-14 (float64) / 5.6e-15 (float32); inf-FS 3.2e-14 / 2.5e-7
 #: (float32: the Pearson Gram's float32 products); about 10x (float32 inf-FS) or 25x that
-DASK_TOL = {("pls", np.float64): 1e-12, ("pls", np.float32): 1e-12,
-            ("inffs", np.float64): 1e-12, ("inffs", np.float32): 2e-6}
+DASK_TOL = {
+    ("pls", np.float64): 1e-12,
+    ("pls", np.float32): 1e-12,
+    ("inffs", np.float64): 1e-12,
+    ("inffs", np.float32): 2e-6,
+}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("crit", [{"criterion": "pls", "n_components": 3},
-                                  {"criterion": "inffs", "corr": "pearson", "alpha": 0.8}], ids=["pls", "inffs"])
+@pytest.mark.parametrize(
+    "crit",
+    [{"criterion": "pls", "n_components": 3}, {"criterion": "inffs", "corr": "pearson", "alpha": 0.8}],
+    ids=["pls", "inffs"],
+)
 def test_dask_equals_in_memory(dtype, crit):
     X, y = planted(2300, 17, 4, seed=1, mean=60.0, dtype=dtype)  # large means: cancellation would show
     ref = score(X.astype(np.float64), y, backend="numpy", **crit)
@@ -78,8 +86,9 @@ def test_pls_numpy_chunk_passes_without_the_compiled_core(dtype, tol):
     assert got.features[3] == 0.0
 
 
-@pytest.mark.parametrize("crit, named", [({"criterion": "ilfs"}, "criterion='pls'"),
-                                         ({"criterion": "inffs"}, "corr='pearson'")])
+@pytest.mark.parametrize(
+    "crit, named", [({"criterion": "ilfs"}, "criterion='pls'"), ({"criterion": "inffs"}, "corr='pearson'")]
+)
 def test_non_streamable_criteria_refused_with_the_alternative(crit, named):
     X, y = planted(100, 4, 2, seed=3)
     with pytest.raises(InputError, match=named):
@@ -124,12 +133,18 @@ def test_distributed_cluster_runs_the_chunks_on_its_workers():
     distributed = pytest.importorskip("distributed")
     X, y = planted(1200, 8, 3, seed=5)
     ref = score(X, y, backend="numpy").features
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
-            distributed.Client(cl) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cl,
+        distributed.Client(cl) as client,
+    ):
         # X is made on the workers from a seed: the client never holds it
         rows = da.from_array(np.arange(0, 1200, 300), chunks=1)
-        dX = rows.map_blocks(lambda r: planted(1200, 8, 3, seed=5)[0][r[0]:r[0] + 300], chunks=((300,) * 4, (8,)),
-                             new_axis=1, dtype=np.float64)
+        dX = rows.map_blocks(
+            lambda r: planted(1200, 8, 3, seed=5)[0][r[0] : r[0] + 300],
+            chunks=((300,) * 4, (8,)),
+            new_axis=1,
+            dtype=np.float64,
+        )
         with distributed.get_task_stream(client) as ts:
             got = score(dX, y).features
     np.testing.assert_allclose(got, ref, atol=1e-9)
@@ -143,8 +158,9 @@ def test_score_many_takes_dask_problems():
     from swnas.scoring import score_many
 
     (X1, y1), (X2, y2) = planted(900, 10, 3, seed=5), planted(700, 6, 4, seed=6)
-    got = score_many([(da.from_array(X1, chunks=(200, 10)), y1), (da.from_array(X2, chunks=(300, 6)), y2)],
-                     n_components=2)
+    got = score_many(
+        [(da.from_array(X1, chunks=(200, 10)), y1), (da.from_array(X2, chunks=(300, 6)), y2)], n_components=2
+    )
     for g, (X, y) in zip(got, [(X1, y1), (X2, y2)]):
         ref = score(X, y, backend="numpy", n_components=2)
         np.testing.assert_allclose(g.features, ref.features, atol=1e-9, rtol=0)

@@ -1,4 +1,5 @@
 """swnas.data: loaders, splits, subsets and every way a data file can be wrong."""
+
 from __future__ import annotations
 
 from pathlib import Path

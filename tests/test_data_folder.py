@@ -1,4 +1,6 @@
-"""Image folders streamed from disk (swnas.data.folder): indexing without decoding, transforms, determinism, workers, layouts."""
+"""Image folders streamed from disk (swnas.data.folder): indexing without decoding, transforms,
+determinism, workers, layouts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,7 +72,8 @@ def test_tiny_imagenet_val_layout(tmp_path):
     for k in range(3):
         _write(tmp_path / "val" / "images" / f"val_{k}.jpg", (9, 9, 9), (20, 20))
     (tmp_path / "val" / "val_annotations.txt").write_text(
-        "val_0.jpg\tn02\t0\t0\t1\t1\nval_1.jpg\tn01\t0\t0\t1\t1\nval_2.jpg\tn02\t0\t0\t1\t1\n")
+        "val_0.jpg\tn02\t0\t0\t1\t1\nval_1.jpg\tn01\t0\t0\t1\t1\nval_2.jpg\tn02\t0\t0\t1\t1\n"
+    )
     ds = open_imagefolder(tmp_path, input_size=8, stats_sample=1)
     assert ds.y_test.tolist() == [1, 0, 1] and len(ds.train) == 4
     x, y = next(iter(DiskBatches(ds.test, input_size=8, batch_size=8, train=False, workers=0)))
@@ -125,8 +128,9 @@ def test_train_view_flip_and_crop_statistics(tmp_path):
     from torchvision.transforms import RandomResizedCrop
 
     torch.manual_seed(0)
-    ref = np.array([RandomResizedCrop.get_params(torch.empty(1, 100, 200), (0.08, 1.0), (3 / 4, 4 / 3))
-                    for _ in range(2000)])  # (top, left, height, width)
+    ref = np.array(
+        [RandomResizedCrop.get_params(torch.empty(1, 100, 200), (0.08, 1.0), (3 / 4, 4 / 3)) for _ in range(2000)]
+    )  # (top, left, height, width)
     ref_frac = ref[:, 2] * ref[:, 3] / 20000
     for q in (0.1, 0.5, 0.9):
         assert abs(np.quantile(frac, q) - np.quantile(ref_frac, q)) < 0.03
@@ -167,8 +171,9 @@ def test_copies_per_epoch_show_each_image_that_often_with_its_own_augmentation(f
     ds = open_imagefolder(folder, input_size=16, stats_sample=2)
     kw = dict(input_size=16, batch_size=6, seed=3, workers=0)
     one = DiskBatches(ds.train, **kw)
-    assert [j[0].tolist() for j in DiskBatches(ds.train, copies=1, **kw).jobs(1)] == [j[0].tolist()
-                                                                                   for j in one.jobs(1)]
+    assert [j[0].tolist() for j in DiskBatches(ds.train, copies=1, **kw).jobs(1)] == [
+        j[0].tolist() for j in one.jobs(1)
+    ]
     three = DiskBatches(ds.train, copies=3, **kw)
     jobs = three.jobs(1)
     assert three.steps == len(jobs) == 3 * one.steps  # 54 positions in batches of 6
@@ -209,8 +214,15 @@ def _tiny_model(ds):
     from swnas import models as M
 
     torch.manual_seed(0)
-    return M.build(M.ArchSpec(module="basic", stages=[1, 1, 1], num_classes=ds.num_classes,
-                              input_size=ds.input_size, in_channels=ds.in_channels))
+    return M.build(
+        M.ArchSpec(
+            module="basic",
+            stages=[1, 1, 1],
+            num_classes=ds.num_classes,
+            input_size=ds.input_size,
+            in_channels=ds.in_channels,
+        )
+    )
 
 
 def test_load_dataset_streams_large_folders(folder, monkeypatch):
@@ -292,8 +304,20 @@ def test_search_and_ensemble_over_a_streamed_folder(folder, tmp_path, monkeypatc
     from swnas.search import SearchConfig, load_state, run_search
 
     monkeypatch.setattr(dd, "STREAM_ABOVE_BYTES", 1000)
-    cfg = SearchConfig(dataset="imagefolder", data=str(folder), input_size=16, workers=0, iterations=1, stages=3,
-                       m0=1, delta=1, epochs=1, batch_size=6, lr=0.05, device="cpu")
+    cfg = SearchConfig(
+        dataset="imagefolder",
+        data=str(folder),
+        input_size=16,
+        workers=0,
+        iterations=1,
+        stages=3,
+        m0=1,
+        delta=1,
+        epochs=1,
+        batch_size=6,
+        lr=0.05,
+        device="cpu",
+    )
     run_search(cfg, tmp_path / "out", echo=None)
     state = load_state(tmp_path / "out")
     assert len(state["networks"]) == 3 and state["config"]["input_size"] == 16
@@ -303,8 +327,13 @@ def test_search_and_ensemble_over_a_streamed_folder(folder, tmp_path, monkeypatc
 
     sizes = []
     real = E.evaluate_ensemble_on
-    monkeypatch.setattr(E, "evaluate_ensemble_on", lambda models, data, *a, **k: sizes.append(
-        (type(data).__name__, data.input_size)) or real(models, data, *a, **k))
+    monkeypatch.setattr(
+        E,
+        "evaluate_ensemble_on",
+        lambda models, data, *a, **k: (
+            sizes.append((type(data).__name__, data.input_size)) or real(models, data, *a, **k)
+        ),
+    )
     res = E.ensemble_search(tmp_path / "out", device="cpu")
     assert sizes == [("FolderDataset", 16)]  # reopened streamed, at the search's image size
     cand = [state["networks"][i] for i in state["candidates"]]

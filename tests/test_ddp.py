@@ -5,6 +5,7 @@ and no dropout, so the only difference between 2 ranks x batch B/2 and 1 process
 order of floating-point summation in the averaged gradient: weights agree to 1e-5 (float32), and
 the two ranks end with bit-identical weights (DDP all-reduces the same gradient into both).
 """
+
 from __future__ import annotations
 
 import os
@@ -37,23 +38,39 @@ def _data() -> Dataset:
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
-                         nn.Linear(6 * 16, 4))
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(6 * 16, 4))
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     assert D.init_from_env() and D.world_size() == world and D.rank() == rank
     assert D.is_main() == (rank == 0)
     t = torch.tensor([float(rank + 1)])
     assert float(D.all_reduce_sum(t)) == sum(range(1, world + 1))
     model = _model()
-    res = train(model, _data(), epochs=EPOCHS, batch_size=BATCH, lr=LR, seed=SEED, device="cpu",
-                progress=False, checkpoint_dir=Path(out) / "ck")
-    torch.save({"state": model.state_dict(), "loss": [h["loss"] for h in res.history],
-                "top1": res.top1, "world": res.world_size}, Path(out) / f"rank{rank}.pt")
+    res = train(
+        model,
+        _data(),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        lr=LR,
+        seed=SEED,
+        device="cpu",
+        progress=False,
+        checkpoint_dir=Path(out) / "ck",
+    )
+    torch.save(
+        {
+            "state": model.state_dict(),
+            "loss": [h["loss"] for h in res.history],
+            "top1": res.top1,
+            "world": res.world_size,
+        },
+        Path(out) / f"rank{rank}.pt",
+    )
     D.barrier()
     D.shutdown()
 
@@ -85,8 +102,7 @@ def test_two_gloo_ranks_match_single_process_with_same_global_batch(tmp_path):
     assert r0["loss"] == r1["loss"]  # epoch statistics are all-reduced
 
     single = _model()
-    res = train(single, _data(), epochs=EPOCHS, batch_size=BATCH, lr=LR, seed=SEED, device="cpu",
-                progress=False)
+    res = train(single, _data(), epochs=EPOCHS, batch_size=BATCH, lr=LR, seed=SEED, device="cpu", progress=False)
     moved = 0.0
     for k, v in single.state_dict().items():
         torch.testing.assert_close(r0["state"][k], v, rtol=0, atol=1e-5)

@@ -3,6 +3,7 @@ device_check.py): the step budget, the dry run, a run on a machine without a GPU
 say why), the skip-is-failure rule of the GPU tests, the judges of each step's files, the summary,
 the tiny inf-FS search step's glue on the CPU and the data packing round trip. The GPU steps
 themselves only run on a GPU machine."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,17 @@ finally:
 
 def test_step_budget_fits_eight_minutes_in_the_issue_order():
     quick = drv.budget("quick")
-    assert [n for n, _ in quick] == ["preflight", "build", "gate", "gpu_tests", "memcheck", "scale", "bench",
-                                     "search", "summary"]
+    assert [n for n, _ in quick] == [
+        "preflight",
+        "build",
+        "gate",
+        "gpu_tests",
+        "memcheck",
+        "scale",
+        "bench",
+        "search",
+        "summary",
+    ]
     assert sum(limit for _, limit in quick) <= drv.QUICK_TOTAL_MAX == 480
     full = drv.budget("full")
     assert "racecheck" in dict(full) and sum(limit for _, limit in full) <= drv.FULL_TOTAL_MAX <= 600
@@ -56,8 +66,13 @@ def test_run_without_gpu_backends_fails_and_says_why(tmp_path):
     unavailable, the GPU steps do not run, the exit status is 1 and OUT holds only the small files."""
     out, work = tmp_path / "out", tmp_path / "work"
     env = {**os.environ, "OUT": str(out), "WORK": str(work), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_check_driver.py"), "--no-build"],
-                       capture_output=True, text=True, env=env, timeout=240)
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "device_check_driver.py"), "--no-build"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert p.returncode == 1, p.stdout[-3000:]
     assert "device check FAILED" in p.stdout
     steps = {ln.split("\t")[0]: ln.split("\t") for ln in (out / "steps.tsv").read_text().splitlines()[1:]}
@@ -93,12 +108,29 @@ def test_skipped_gpu_test_fails_under_require_gpu(tmp_path):
     (fake / "cupy" / "__init__.py").write_text("")
     (tmp_path / "test_req.py").write_text(
         "import pytest\n\n@pytest.mark.gpu\ndef test_needs_gpu():\n    pytest.skip('no GPU')\n\n"
-        "def test_cpu():\n    pass\n")
+        "def test_cpu():\n    pass\n"
+    )
     # no third-party plugins: zarr's (the dask extra) probes ``cupy.cuda`` and fails on the stand-in
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(ROOT / "tests"), str(ROOT)]),
-           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    cmd = [sys.executable, "-m", "pytest", str(tmp_path / "test_req.py"), "-p", "conftest", "-p", "no:cacheprovider",
-           "-q", "--rootdir", str(tmp_path), "-W", "ignore::pytest.PytestUnknownMarkWarning"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(fake), str(ROOT / "tests"), str(ROOT)]),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(tmp_path / "test_req.py"),
+        "-p",
+        "conftest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--rootdir",
+        str(tmp_path),
+        "-W",
+        "ignore::pytest.PytestUnknownMarkWarning",
+    ]
     lax = subprocess.run(cmd, capture_output=True, text=True, env={**env, "SWNAS_REQUIRE_GPU": "0"}, cwd=tmp_path)
     assert lax.returncode == 0 and "1 passed, 1 skipped" in lax.stdout, lax.stdout
     strict = subprocess.run(cmd, capture_output=True, text=True, env={**env, "SWNAS_REQUIRE_GPU": "1"}, cwd=tmp_path)
@@ -112,9 +144,11 @@ def test_skipped_gpu_test_fails_under_require_gpu(tmp_path):
 
 
 def _junit(path: Path, tests: int, failures: int = 0, errors: int = 0, skipped: int = 0) -> Path:
-    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="{tests}" '
-                    f'failures="{failures}" errors="{errors}" skipped="{skipped}"><testcase classname="t" '
-                    f'name="a"/></testsuite></testsuites>')
+    path.write_text(
+        f'<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="{tests}" '
+        f'failures="{failures}" errors="{errors}" skipped="{skipped}"><testcase classname="t" '
+        f'name="a"/></testsuite></testsuites>'
+    )
     return path
 
 
@@ -143,8 +177,13 @@ def _smooth_images(n: int, seed: int) -> np.ndarray:
 
 
 def _fake_cifar(path: Path, n_train: int = 60, n_test: int = 20) -> None:
-    np.savez(path, x_train=_smooth_images(n_train, 0), y_train=(np.arange(n_train) % 10).astype(np.uint8),
-             x_test=_smooth_images(n_test, 1), y_test=(np.arange(n_test) % 10).astype(np.uint8))
+    np.savez(
+        path,
+        x_train=_smooth_images(n_train, 0),
+        y_train=(np.arange(n_train) % 10).astype(np.uint8),
+        x_test=_smooth_images(n_test, 1),
+        y_test=(np.arange(n_test) % 10).astype(np.uint8),
+    )
 
 
 def test_pack_and_unpack_round_trip(tmp_path):
@@ -154,8 +193,11 @@ def test_pack_and_unpack_round_trip(tmp_path):
     packed = tmp_path / "subset.npz"
     py = sys.executable
     tool = str(ROOT / "scripts" / "pack_cifar_subset.py")
-    subprocess.run([py, tool, "--src", str(src), "--dst", str(packed), "--train", "40", "--test", "10",
-                    "--quality", "95"], check=True, capture_output=True)
+    subprocess.run(
+        [py, tool, "--src", str(src), "--dst", str(packed), "--train", "40", "--test", "10", "--quality", "95"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([py, tool, "--unpack", str(packed), str(tmp_path / "out")], check=True, capture_output=True)
     with np.load(tmp_path / "out" / "cifar10.npz") as z, np.load(src) as orig:
         assert z["x_train"].shape == (40, 32, 32, 3) and z["x_test"].shape == (10, 32, 32, 3)
@@ -171,15 +213,17 @@ def test_summary_gathers_every_step(tmp_path):
     run.logs.mkdir(parents=True)
     (run.logs / "build.log").write_text("built\n")
     run.results += [drv.Result("build", "pass", 61.2, 100), drv.Result("scale", "timeout", 115.0, 115, "killed")]
-    (run.work / "scale.json").write_text(json.dumps({"rows": [{"case": "pls cuda", "rel_err": 3e-9, "pass": True}],
-                                                     "device": "H200"}))
+    (run.work / "scale.json").write_text(
+        json.dumps({"rows": [{"case": "pls cuda", "rel_err": 3e-9, "pass": True}], "device": "H200"})
+    )
     _junit(run.work / "gpu_tests.xml", 12, skipped=1)
     run.publish()
     md = (run.out / "summary.md").read_text()
     assert "**FAIL**" in md and "| build | pass | 61 | 100 |" in md and "| scale | timeout | 115 | 115 | killed |" in md
     assert "pls cuda" in md and "3e-09" in md and "device: H200" in md and "skipped: 1" in md
-    assert sorted(f.name for f in run.out.iterdir()) == sorted(["summary.md", "steps.tsv", "scale.json",
-                                                                "gpu_tests.xml", "logs.tgz"])
+    assert sorted(f.name for f in run.out.iterdir()) == sorted(
+        ["summary.md", "steps.tsv", "scale.json", "gpu_tests.xml", "logs.tgz"]
+    )
 
 
 @pytest.mark.slow

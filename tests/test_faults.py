@@ -2,6 +2,7 @@
 to exactly the state of an uninterrupted run, with valid JSON on disk at every kill and no temporary
 file left behind. (A real kill -9 of a tiny digits search is in test_search.py; the longer randomized
 loop is scripts/kill_loop.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -34,15 +35,15 @@ def toolkit(inj: Injector) -> Toolkit:
     def train(m, seed):
         inj.hit("train")
         m["trained"] = True
-        return {"top1": 0.5 + 0.01 * sum(m["stages"]) - 0.001 * (seed % 3), "top5": 0.9, "seconds": 0.0,
-                "epochs": 1}
+        return {"top1": 0.5 + 0.01 * sum(m["stages"]) - 0.001 * (seed % 3), "top5": 0.9, "seconds": 0.0, "epochs": 1}
 
     def score(m):
         inj.hit("score")
         assert m["trained"]
         # stage 1 of the deeper network always wins, stage 2 until it has 3 modules
-        return [float(s) if i == 0 else (float(s) if s <= 3 and i == 1 else -float(s))
-                for i, s in enumerate(m["stages"])]
+        return [
+            float(s) if i == 0 else (float(s) if s <= 3 and i == 1 else -float(s)) for i, s in enumerate(m["stages"])
+        ]
 
     def save(m, p):
         text = json.dumps(m)
@@ -50,13 +51,24 @@ def toolkit(inj: Injector) -> Toolkit:
             fh.write(text[: len(text) // 2])
             fh.flush()
             inj.hit("checkpoint-write")  # killed with half the checkpoint written
-            fh.write(text[len(text) // 2:])
+            fh.write(text[len(text) // 2 :])
 
     return Toolkit(
-        build=lambda stages, seed: {"stages": list(stages), "seed": seed}, train=train, score=score,
-        measure=lambda m, s: {"depth": sum(m["stages"]), "params": 10 * sum(m["stages"]), "macs": 1, "memory": 1,
-                              "peak_memory": 1, "latency": 0.0, "carbon": 0.0},
-        save=save, load=lambda p: json.loads(Path(p).read_text()), spec=lambda m: {"stages": m["stages"]},
+        build=lambda stages, seed: {"stages": list(stages), "seed": seed},
+        train=train,
+        score=score,
+        measure=lambda m, s: {
+            "depth": sum(m["stages"]),
+            "params": 10 * sum(m["stages"]),
+            "macs": 1,
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.0,
+            "carbon": 0.0,
+        },
+        save=save,
+        load=lambda p: json.loads(Path(p).read_text()),
+        spec=lambda m: {"stages": m["stages"]},
     )
 
 
@@ -87,9 +99,13 @@ def _inject_state_writes(monkeypatch, inj: Injector) -> None:
     monkeypatch.setattr(state_mod.os, "replace", replace)
 
 
-POINTS = ([("train", k) for k in (1, 2, 4, 7)] + [("score", k) for k in (1, 2, 5)]
-          + [("checkpoint-write", k) for k in (1, 3, 6)] + [("state-fsync", k) for k in (1, 2, 8, 15)]
-          + [("state-rename", k) for k in (1, 3, 9, 12)])
+POINTS = (
+    [("train", k) for k in (1, 2, 4, 7)]
+    + [("score", k) for k in (1, 2, 5)]
+    + [("checkpoint-write", k) for k in (1, 3, 6)]
+    + [("state-fsync", k) for k in (1, 2, 8, 15)]
+    + [("state-rename", k) for k in (1, 3, 9, 12)]
+)
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[f"{k}-{n}" for k, n in POINTS])

@@ -1,4 +1,5 @@
 """`swnas score` reads .npy, .npz, .csv and .parquet feature files and names the top features."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ def test_csv_header_names_the_top_features(tmp_path, capsys):
     names = ["height", "width", "depth", "mass", "age"]
     np.savetxt(tmp_path / "f.csv", X, delimiter=",", header=",".join(names), comments="")
     (tmp_path / "y.csv").write_text("species\n" + "\n".join(np.array(["ash", "elm", "oak"])[y]) + "\n")
-    code, out, err = _run(["score", str(tmp_path / "f.csv"), str(tmp_path / "y.csv"), "--json", "--top", "2",
-                           "--backend", "numpy"], capsys)
+    code, out, err = _run(
+        ["score", str(tmp_path / "f.csv"), str(tmp_path / "y.csv"), "--json", "--top", "2", "--backend", "numpy"],
+        capsys,
+    )
     assert code == 0, err
     d = json.loads(out)
     ref = score(X, y, backend="numpy").features
@@ -67,12 +70,15 @@ def test_npz_names_and_headerless_csv(tmp_path):
     assert list(load_labels(tmp_path / "y.txt")) == [3, -1, 3]
 
 
-@pytest.mark.parametrize("content, msg", [
-    ("a,b\n1,2\n3\n", "FEATURES: cannot read"),
-    ("a,b,c\n1,2\n", "3 header names but 2 columns"),
-    ("", "is empty"),
-    ("x,y\n1,oops\n", "FEATURES: cannot read"),
-])
+@pytest.mark.parametrize(
+    "content, msg",
+    [
+        ("a,b\n1,2\n3\n", "FEATURES: cannot read"),
+        ("a,b,c\n1,2\n", "3 header names but 2 columns"),
+        ("", "is empty"),
+        ("x,y\n1,oops\n", "FEATURES: cannot read"),
+    ],
+)
 def test_bad_csv_is_a_clear_error(tmp_path, content, msg):
     (tmp_path / "f.csv").write_text(content)
     with pytest.raises(InputError, match=msg):
@@ -118,7 +124,9 @@ def test_score_one_csv_with_a_label_column(tmp_path, capsys):
     from swnas.scoring import score
 
     X, y, words = _labelled_problem()
-    lines = ["f0,f1,species,f2,f3"] + [f"{float(r[0])!r},{float(r[1])!r},{w},{float(r[2])!r},{float(r[3])!r}" for r, w in zip(X, words)]
+    lines = ["f0,f1,species,f2,f3"] + [
+        f"{float(r[0])!r},{float(r[1])!r},{w},{float(r[2])!r},{float(r[3])!r}" for r, w in zip(X, words)
+    ]
     (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
     code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), "--label", "species", "--json"], capsys)
     assert code == 0, err
@@ -130,8 +138,9 @@ def test_score_one_csv_with_a_label_column(tmp_path, capsys):
     code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), "--label", "colour"], capsys)
     assert code == 2 and "no column 'colour'" in err and "species" in err
     np.save(tmp_path / "y.npy", y)
-    code, out, err = _run_cli(["score", str(tmp_path / "data.csv"), str(tmp_path / "y.npy"), "--label", "species"],
-                              capsys)
+    code, out, err = _run_cli(
+        ["score", str(tmp_path / "data.csv"), str(tmp_path / "y.npy"), "--label", "species"], capsys
+    )
     assert code == 2 and "not both" in err
     code, out, err = _run_cli(["score", str(tmp_path / "data.csv")], capsys)
     assert code == 2 and "--label COLUMN" in err
@@ -161,8 +170,9 @@ def test_score_inffs_says_it_ignores_labels(tmp_path, capsys):
     X, y, _ = _labelled_problem()
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
-    code, out, err = _run_cli(["score", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), "--criterion", "inffs"],
-                              capsys)
+    code, out, err = _run_cli(
+        ["score", str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), "--criterion", "inffs"], capsys
+    )
     assert code == 0, err
     assert "inf-FS is unsupervised: it ignores the labels" in out
     with_labels = out

@@ -1,4 +1,5 @@
 """Stage features: hook points, reductions, streaming vs stored scoring, the scoring pass's precision."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -103,8 +104,9 @@ def test_nasnet_and_bottleneck_stage_features():
     nas = _trained_like(ArchSpec(module="nasnet", stages=[2, 1, 1], widths=[4, 8, 16], input_size=16))
     f = stage_features(nas, torch.randn(3, 3, 16, 16), reduce="gap")
     assert [a.shape for a in f] == [(3, 20), (3, 40), (3, 80)]
-    bott = _trained_like(ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 4, 8, 8],
-                                  stem_kind="cifar", input_size=16))
+    bott = _trained_like(
+        ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 4, 8, 8], stem_kind="cifar", input_size=16)
+    )
     f = stage_features(bott, torch.randn(3, 3, 16, 16), reduce="grid:2")
     assert [a.shape for a in f] == [(3, 64), (3, 64), (3, 128), (3, 128)]
 
@@ -186,8 +188,6 @@ def test_gpu_stage_scores_stream_on_device_and_match_cpu():
     assert next(net.parameters()).device.type == "cpu"  # moved back
 
 
-
-
 def _flag_recorder(net):
     seen = []
 
@@ -220,8 +220,18 @@ def test_scoring_forward_pass_runs_without_tf32_and_restores_the_flags(path, tf3
     if path == "arrays":
         got = stage_scores(net, x, y, batch_size=16, mean=[0.5], std=[0.25])
     else:
-        ds = Dataset(name="digits", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=10,
-                     input_size=8, in_channels=1, mean=(0.5,), std=(0.25,))
+        ds = Dataset(
+            name="digits",
+            x_train=x,
+            y_train=y,
+            x_test=x[:4],
+            y_test=y[:4],
+            num_classes=10,
+            input_size=8,
+            in_channels=1,
+            mean=(0.5,),
+            std=(0.25,),
+        )
         got = stage_scores_of(net, ds, batch_size=16)
     assert len(got) == 3 and len(seen) == 3  # three batches of 16, 16, 8 images
     assert seen == [(False, False)] * 3
@@ -237,8 +247,18 @@ def test_data_source_and_array_stage_scores_agree():
     net = _trained_like(ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1))
     x, y = _digits_like(60)
     y = np.where(y == 3, 7, y)  # a class absent from the split: coded away as stage_scores codes it
-    ds = Dataset(name="digits", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4], num_classes=10,
-                 input_size=8, in_channels=1, mean=(0.5,), std=(0.25,))
+    ds = Dataset(
+        name="digits",
+        x_train=x,
+        y_train=y,
+        x_test=x[:4],
+        y_test=y[:4],
+        num_classes=10,
+        input_size=8,
+        in_channels=1,
+        mean=(0.5,),
+        std=(0.25,),
+    )
     for crit, params in (("pls", {"n_components": 2}), ("inffs", {})):
         want = stage_scores(net, x, y, crit, batch_size=16, mean=[0.5], std=[0.25], **params)
         got = stage_scores_of(net, ds, crit, batch_size=16, **params)

@@ -1,4 +1,5 @@
 """The README's way to get CIFAR-10 for the CLI works offline as written; a failed command leaves no stray .lock."""
+
 from __future__ import annotations
 
 import re
@@ -16,7 +17,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def _readme_section() -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index("#### Getting CIFAR-10")
-    return text[start:text.index("Defaults follow the paper", start)]
+    return text[start : text.index("Defaults follow the paper", start)]
 
 
 class _FakeCIFAR10:
@@ -47,8 +48,24 @@ def test_readme_npz_recipe_makes_a_file_the_cli_reads(tmp_path, monkeypatch, cap
     with np.load(tmp_path / "cifar10.npz", allow_pickle=False) as z:
         assert z["x_train"].shape == (40, 32, 32, 3) and z["x_train"].dtype == np.uint8
     monkeypatch.delitem(sys.modules, "torchvision.datasets")
-    rc = main(["train", "--dataset", "cifar10", "--data", "cifar10.npz", "--stages", "1,1,1", "--epochs", "1",
-               "--batch-size", "8", "--out", "t", "--quiet"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data",
+            "cifar10.npz",
+            "--stages",
+            "1,1,1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            "t",
+            "--quiet",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "top-1" in out and (tmp_path / "t" / "model.pt").is_file()
 
@@ -64,19 +81,61 @@ def test_cifar_offline_without_data_says_how_to_get_it(tmp_path, capsys, monkeyp
 
 
 def test_failed_train_and_search_leave_no_stray_lock(tmp_path, capsys):
-    rc = main(["train", "--dataset", "digits", "--stages", "1,1,1", "--epochs", "1", "--lr", "1e30",
-               "--out", str(tmp_path / "t")])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--stages",
+            "1,1,1",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
     assert rc == 1 and "diverged" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
-    rc = main(["search", "--dataset", "digits", "--iterations", "1", "--m0", "1", "--epochs", "1", "--lr", "1e30",
-               "--out", str(tmp_path / "s"), "--quiet"])
+    rc = main(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--iterations",
+            "1",
+            "--m0",
+            "1",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--out",
+            str(tmp_path / "s"),
+            "--quiet",
+        ]
+    )
     assert rc == 1 and "diverged" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
     # a directory the user made stays, and so does anything in it
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    rc = main(["train", "--dataset", "digits", "--stages", "1,1,1", "--epochs", "1", "--lr", "1e30",
-               "--out", str(tmp_path / "mine")])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "digits",
+            "--stages",
+            "1,1,1",
+            "--epochs",
+            "1",
+            "--lr",
+            "1e30",
+            "--out",
+            str(tmp_path / "mine"),
+        ]
+    )
     assert rc == 1 and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 

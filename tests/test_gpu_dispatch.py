@@ -1,6 +1,7 @@
 """The Python side of the GPU backends that runs anywhere: which dtypes reach the CUDA kernels
 (float32 and float64 as they are, float16 and bfloat16 promoted, everything else refused instead of
 being read as float64), bfloat16 input through the public API, and the inf-FS cache release."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ are the small, fast versions of every other path: ranks exactly against torch ``
 packed keys, float64 two-pass), the float32 Gram against float64 with tied ReLU zeros, PLS float4
 loads and global class atomics (C > 48), il-FS with more than 64 token rows and beyond one grid's
 rows, half-precision features."""
+
 from __future__ import annotations
 
 import sys
@@ -55,8 +56,17 @@ def test_cuda_ranks_equal_torch_average_ranks(dtype):
     t = torch.from_numpy(X).cuda()
     n, p = X.shape
     Z, G, std = _gram_buffers(t)
-    cuda_module().inffs_rank_gram(t.data_ptr(), dtype_code(t), n, p, True, Z.data_ptr(), G.data_ptr(),
-                                  std.data_ptr(), torch.cuda.current_stream().cuda_stream)
+    cuda_module().inffs_rank_gram(
+        t.data_ptr(),
+        dtype_code(t),
+        n,
+        p,
+        True,
+        Z.data_ptr(),
+        G.data_ptr(),
+        std.data_ptr(),
+        torch.cuda.current_stream().cuda_stream,
+    )
     torch.cuda.synchronize()
     R = average_ranks_torch(t)
     assert torch.equal(R.to(Z.dtype), Z)

@@ -1,4 +1,5 @@
 """The HTML report is one self-contained file holding the search's numbers, decisions and curves."""
+
 from __future__ import annotations
 
 import base64
@@ -20,17 +21,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _toolkit() -> Toolkit:
     def train(m, seed):
-        hist = [{"epoch": e, "loss": 2.0 / e, "acc": 0.2 * e, "lr": 0.1, "seconds": 1.0, "images_per_second": 9.0}
-                for e in (1, 2, 3)]
+        hist = [
+            {"epoch": e, "loss": 2.0 / e, "acc": 0.2 * e, "lr": 0.1, "seconds": 1.0, "images_per_second": 9.0}
+            for e in (1, 2, 3)
+        ]
         return {"top1": 0.8 + 0.01 * m["stages"][0], "top5": 0.99, "seconds": 0.5, "epochs": 3, "history": hist}
 
     return Toolkit(
         build=lambda stages, seed: {"stages": list(stages), "seed": seed},
         train=train,
         score=lambda m: [float(s) if i == 0 else -float(s) for i, s in enumerate(m["stages"])],
-        measure=lambda m, seconds: {"depth": 2 * sum(m["stages"]) + 2, "params": 1000 * sum(m["stages"]),
-                                    "macs": 5000 * sum(m["stages"]), "memory": 1, "peak_memory": 1,
-                                    "latency": 0.1, "carbon": 1e-6},
+        measure=lambda m, seconds: {
+            "depth": 2 * sum(m["stages"]) + 2,
+            "params": 1000 * sum(m["stages"]),
+            "macs": 5000 * sum(m["stages"]),
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.1,
+            "carbon": 1e-6,
+        },
         save=lambda m, p: Path(p).write_text(json.dumps(m)),
         load=lambda p: json.loads(Path(p).read_text()),
         spec=lambda m: {"stages": m["stages"]},
@@ -69,8 +78,9 @@ class _Audit(HTMLParser):
 @pytest.fixture
 def searched(tmp_path):
     out = tmp_path / "run"
-    run_search(SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out,
-               toolkit=_toolkit(), echo=None)
+    run_search(
+        SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out, toolkit=_toolkit(), echo=None
+    )
     state = json.loads((out / "search.json").read_text())
     for n in state["networks"]:  # the per-epoch history that the real trainer records
         n["history"] = _toolkit().train({"stages": n["stages"]}, 0)["history"]
@@ -116,7 +126,11 @@ def test_html_escapes_and_says_what_is_missing():
 def test_html_opens_in_headless_chromium(searched, tmp_path):
     out, _ = searched
     path = write_html(out)
-    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                           path.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0
     assert "Decisions per iteration" in done.stdout and "9.9.9-test" in done.stdout

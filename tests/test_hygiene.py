@@ -4,6 +4,7 @@ Figures are dated by the date and commit of their measurement ("2026-11-29, comm
 is found through ``$SWNAS_DATA_DIR`` / ``data/`` (never a path of one machine), and comments cite the
 project's own docs/.
 """
+
 from __future__ import annotations
 
 import re
@@ -58,17 +59,20 @@ def test_no_development_words_or_paths():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("line, bad", [
-    ("measured in session 4 (quiet)", True),
-    ("Sessions 2 and 3 agree", True),
-    ('CIFAR = "/work/shared/data/cifar10.npz"', True),
-    ("look in ../shared/data/", True),
-    ("x = 1  # E: --track", True),
-    ('"""E: merge the config."""', True),
-    ("measured 2026-11-29 (commit 035b38f); a search session resumes", False),
-    ("data/cifar10.npz or $SWNAS_DATA_DIR", False),
-    ("X: one float32 product", False),
-])
+@pytest.mark.parametrize(
+    "line, bad",
+    [
+        ("measured in session 4 (quiet)", True),
+        ("Sessions 2 and 3 agree", True),
+        ('CIFAR = "/work/shared/data/cifar10.npz"', True),
+        ("look in ../shared/data/", True),
+        ("x = 1  # E: --track", True),
+        ('"""E: merge the config."""', True),
+        ("measured 2026-11-29 (commit 035b38f); a search session resumes", False),
+        ("data/cifar10.npz or $SWNAS_DATA_DIR", False),
+        ("X: one float32 product", False),
+    ],
+)
 def test_the_patterns(tmp_path, line, bad):
     (tmp_path / "f.md").write_text(f"first line\n{line}\n")
     found = find_violations(["f.md"], tmp_path)

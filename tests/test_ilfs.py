@@ -1,4 +1,5 @@
 """il-FS: the closed form, the EM, discriminative features, and every backend against the reference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,10 +81,17 @@ def test_em_updates_token_distributions():
     assert np.all(np.diff(hist) >= -1e-9)
 
 
-@pytest.mark.parametrize("params,match", [
-    ({"TT": 1}, "TT"), ({"TT": 2.5}, "TT"), ({"TT": True}, "TT"), ({"max_iter": 0}, "max_iter"),
-    ({"tol": -1.0}, "tol"), ({"alpha": 0.5}, "alpha"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"TT": 1}, "TT"),
+        ({"TT": 2.5}, "TT"),
+        ({"TT": True}, "TT"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"tol": -1.0}, "tol"),
+        ({"alpha": 0.5}, "alpha"),
+    ],
+)
 def test_bad_params(params, match):
     X, y = planted(30, 4, 2)
     with pytest.raises(InputError, match=match):

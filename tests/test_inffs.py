@@ -1,4 +1,5 @@
 """inf-FS: the float64 reference against a brute-force SciPy/NumPy version, and every backend against it."""
+
 from __future__ import annotations
 
 import warnings
@@ -112,10 +113,17 @@ def test_from_stats_matches_pearson():
         inffs_from_stats(np.ones(3), np.eye(4))
 
 
-@pytest.mark.parametrize("params,match", [
-    ({"alpha": 1.5}, "alpha"), ({"alpha": "x"}, "alpha"), ({"factor": 1.0}, "factor"),
-    ({"factor": 0}, "factor"), ({"corr": "kendall"}, "corr"), ({"beta": 1}, "beta"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": "x"}, "alpha"),
+        ({"factor": 1.0}, "factor"),
+        ({"factor": 0}, "factor"),
+        ({"corr": "kendall"}, "corr"),
+        ({"beta": 1}, "beta"),
+    ],
+)
 def test_bad_params(params, match):
     X, y = planted(30, 4, 2)
     with pytest.raises(InputError, match=match):
@@ -128,8 +136,6 @@ def test_nan_input_is_rejected_on_every_cpu_backend():
     for b in ["numpy"] + [b for b in ("numba", "cpp") if b in available_backends()]:
         with pytest.raises(InputError, match="NaN"):
             score(X, y, "inffs", backend=b)
-
-
 
 
 def _need(backend):

@@ -10,6 +10,7 @@ order (4,096 rows per float32 chain) misses the 1e-6 the device check demands; t
 (16-row float32 tiles added into float64) does not. The CuPy path (``rank_gram_xp``) is run through
 the NumPy stand-in for CuPy at the same scale.
 """
+
 from __future__ import annotations
 
 import re

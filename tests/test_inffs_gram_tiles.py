@@ -5,6 +5,7 @@ error grows with N (the bias the CUDA kernel had at ImageNet size); ``tiled_gram
 tile (swnas/scoring/_inffs_cpp.py). The ``numba`` backend ranks into float64 and multiplies in
 float64 throughout.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,7 @@ def test_tiles_are_float32_products_summed_in_float64(monkeypatch, transposed):
     Z = np.random.default_rng(3).standard_normal((4500, 40)).astype(np.float32) * 1e3  # 4 tiles + a part
     expect = np.zeros((40, 40))
     for b in range(0, 4500, 1000):
-        Zb = Z[b:b + 1000]
+        Zb = Z[b : b + 1000]
         expect += (Zb.T @ Zb).astype(np.float64)
     G = _inffs_cpp.tiled_gram(np.ascontiguousarray(Z.T) if transposed else Z, transposed=transposed)
     assert G.dtype == np.float64

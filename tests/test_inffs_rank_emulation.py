@@ -5,6 +5,7 @@ float keys, the (column, value) key packing with its bit range, the device-wide 
 sort on the same bits), the float64 two-pass path through dense value ids, the column-block sizing
 and the run search that gives tie-averaged ranks. The result is compared with scipy.stats.rankdata.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -158,6 +159,13 @@ def test_float64_path_separates_values_one_ulp_apart() -> None:
 def test_kernel_source_uses_the_device_wide_sort() -> None:
     text = SRC.read_text()
     assert "DeviceSegmentedRadixSort" not in text
-    for name in ("pack_keys_f32", "value_keys_f64", "value_change_flags", "column_keys_f64", "ranks_from_runs",
-                 "column_block", "DeviceRadixSort::SortPairs"):
+    for name in (
+        "pack_keys_f32",
+        "value_keys_f64",
+        "value_change_flags",
+        "column_keys_f64",
+        "ranks_from_runs",
+        "column_block",
+        "DeviceRadixSort::SortPairs",
+    ):
         assert name in text, name

@@ -1,6 +1,7 @@
 """Inherit mode (``swnas search --inherit``): function-preserving growth, the equal-training
 reference, the construction of the next A, recorded costs, the refusal for cells, and resume
 inside an inherited network after a real kill."""
+
 from __future__ import annotations
 
 import json
@@ -43,12 +44,15 @@ GROW_CASES = [
     (M.ArchSpec(module="basic", stages=[1, 2, 1], num_classes=5, input_size=16), [3, 2, 1]),
     (M.ArchSpec(module="basic", stages=[1, 2, 1], num_classes=5, input_size=16), [1, 4, 1]),
     (M.ArchSpec(module="basic", stages=[1, 2, 1], num_classes=5, input_size=16), [1, 2, 3]),
-    (M.ArchSpec(module="basic", stages=[1, 1, 1], num_classes=5, input_size=16, shortcut="projection_bn"),
-     [2, 2, 2]),
-    (M.ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 8, 8, 8], num_classes=3, input_size=32),
-     [2, 1, 1, 1]),
-    (M.ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 8, 8, 8], num_classes=3, input_size=32),
-     [1, 1, 1, 3]),
+    (M.ArchSpec(module="basic", stages=[1, 1, 1], num_classes=5, input_size=16, shortcut="projection_bn"), [2, 2, 2]),
+    (
+        M.ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 8, 8, 8], num_classes=3, input_size=32),
+        [2, 1, 1, 1],
+    ),
+    (
+        M.ArchSpec(module="bottleneck", stages=[1, 1, 1, 1], widths=[4, 8, 8, 8], num_classes=3, input_size=32),
+        [1, 1, 1, 3],
+    ),
 ]
 
 
@@ -113,9 +117,28 @@ def test_cells_cannot_inherit_and_the_search_says_so_before_training(tmp_path):
     with pytest.raises(InputError, match="identity"):
         inherit(cell, [2, 2, 2])
     out = tmp_path / "cells"
-    r = subprocess.run([sys.executable, "-m", "swnas", "search", "--dataset", "digits", "--module", "nasnet",
-                        "--inherit", "--out", str(out), "--device", "cpu"], cwd=ROOT, capture_output=True,
-                       text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "swnas",
+            "search",
+            "--dataset",
+            "digits",
+            "--module",
+            "nasnet",
+            "--inherit",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert "NASNet cells have no identity branch" in r.stderr
     assert not out.exists()
@@ -166,8 +189,14 @@ def _toolkit(log):
     def finetune(model, seed):
         log.append(("finetune", list(model["stages"]), seed))
         model["trained"] += 2
-        return {"top1": 0.5, "val_top1": 0.4 + 0.01 * sum(model["stages"]), "top5": 0.9, "seconds": 0.01,
-                "epochs": 2, "images": 200}
+        return {
+            "top1": 0.5,
+            "val_top1": 0.4 + 0.01 * sum(model["stages"]),
+            "top5": 0.9,
+            "seconds": 0.01,
+            "epochs": 2,
+            "images": 200,
+        }
 
     def score(model):
         # stage 2 gains from depth; every stage gains from training time, as real features do
@@ -176,11 +205,18 @@ def _toolkit(log):
     def final_train(model, seed, epochs, checkpoint_dir):
         return {"top1": 0.6, "val_top1": 0.5, "top5": 0.9, "seconds": 0.01, "images": 500}
 
-    return Toolkit(build=build, train=train, score=score,
-                   measure=lambda m, s: {"depth": 2 * sum(m["stages"]) + 2, "params": sum(m["stages"])},
-                   save=lambda m, p: Path(p).write_text(json.dumps(m)),
-                   load=lambda p: json.loads(Path(p).read_text()),
-                   spec=lambda m: {"stages": m["stages"]}, final_train=final_train, grow=grow, finetune=finetune)
+    return Toolkit(
+        build=build,
+        train=train,
+        score=score,
+        measure=lambda m, s: {"depth": 2 * sum(m["stages"]) + 2, "params": sum(m["stages"])},
+        save=lambda m, p: Path(p).write_text(json.dumps(m)),
+        load=lambda p: json.loads(Path(p).read_text()),
+        spec=lambda m: {"stages": m["stages"]},
+        final_train=final_train,
+        grow=grow,
+        finetune=finetune,
+    )
 
 
 def _cfg(**kw):
@@ -194,7 +230,14 @@ def test_inherit_loop_compares_T_with_A_fine_tuned_as_long(tmp_path):
     res = run_search(_cfg(), tmp_path / "run", toolkit=_toolkit(log), echo=None)
     nets = res.networks
     assert [(n["role"], n["iteration"]) for n in nets] == [
-        ("A", 0), ("T", 1), ("F", 1), ("A", 1), ("T", 2), ("F", 2), ("A", 2)]
+        ("A", 0),
+        ("T", 1),
+        ("F", 1),
+        ("A", 1),
+        ("T", 2),
+        ("F", 2),
+        ("A", 2),
+    ]
     # only A0 is built and trained from scratch; everything else grows from a parent and is fine-tuned
     assert [e[0] for e in log if e[0] in ("build", "train")] == ["build", "train"]
     assert sum(1 for e in log if e[0] == "finetune") == 6
@@ -253,7 +296,7 @@ def test_inherit_state_is_validated(tmp_path):
 
 
 # ------------------------------------------------------------------ a real kill inside T's fine-tuning
-CHILD = r'''
+CHILD = r"""
 import os, sys, time
 import torch
 torch.set_num_threads(1)
@@ -274,15 +317,22 @@ from swnas.search import SearchConfig, run_search
 cfg = SearchConfig(dataset="digits", subset=200, iterations=1, stages=3, m0=1, delta=1, epochs=2,
                    inherit=True, inherit_epochs=2, final_epochs=1, batch_size=50, lr=0.05, device="cpu", seed=4)
 run_search(None if mode == "resume" else cfg, out, resume=mode == "resume", echo=print)
-'''
+"""
 
 
 def _child(tmp: Path, mode: str, out: Path, marker: Path) -> subprocess.Popen:
     script = tmp / "child.py"
     script.write_text(CHILD)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT), SWNAS_PROGRESS="lines")
-    return subprocess.Popen([sys.executable, str(script), mode, str(out), str(marker)], cwd=tmp, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), mode, str(out), str(marker)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow  # 44 s under load (three real search processes, one killed); CI runs it
@@ -322,10 +372,13 @@ def test_transfer_gives_A0_only_and_T_may_outgrow_the_donor(tmp_path):
     donor = M.build(M.ArchSpec(module="basic", stages=[2, 2, 2], num_classes=10, input_size=8, in_channels=1))
     M.save_model(donor, tmp_path / "donor.pt")
     with pytest.raises(InputError, match="too shallow for m0 \\+ delta = 3"):
-        default_toolkit(SearchConfig(dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"),
-                                     device="cpu").resolved(), progress=False)
-    cfg = SearchConfig(dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"), device="cpu",
-                       inherit=True).resolved()
+        default_toolkit(
+            SearchConfig(dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"), device="cpu").resolved(),
+            progress=False,
+        )
+    cfg = SearchConfig(
+        dataset="digits", m0=2, delta=1, transfer=str(tmp_path / "donor.pt"), device="cpu", inherit=True
+    ).resolved()
     tk = default_toolkit(cfg, progress=False)
     a0 = tk.build([2, 2, 2], 0)  # from the donor
     assert torch.equal(a0.stages[1][1].conv1.weight, donor.stages[1][1].conv1.weight)
@@ -334,16 +387,26 @@ def test_transfer_gives_A0_only_and_T_may_outgrow_the_donor(tmp_path):
     with torch.no_grad():
         assert torch.allclose(t(x), a0(x), rtol=0, atol=1e-6)
     with pytest.raises(InputError, match="too shallow for m0 = 3"):
-        default_toolkit(SearchConfig(dataset="digits", m0=3, delta=1, transfer=str(tmp_path / "donor.pt"),
-                                     inherit=True).resolved(), progress=False)
+        default_toolkit(
+            SearchConfig(dataset="digits", m0=3, delta=1, transfer=str(tmp_path / "donor.pt"), inherit=True).resolved(),
+            progress=False,
+        )
 
 
 def test_report_states_the_cost_against_the_paper_protocol():
     from swnas.report import cost_line
 
-    state = {"config": {"inherit": True}, "cost": {"images_trained": 3200, "paper_protocol_images": 6000,
-                                                   "ratio": 3200 / 6000, "growth_images": 1200,
-                                                   "growth_images_paper_protocol": 4000, "growth_ratio": 0.3}}
+    state = {
+        "config": {"inherit": True},
+        "cost": {
+            "images_trained": 3200,
+            "paper_protocol_images": 6000,
+            "ratio": 3200 / 6000,
+            "growth_images": 1200,
+            "growth_images_paper_protocol": 4000,
+            "growth_ratio": 0.3,
+        },
+    }
     line = cost_line(state)
     assert "inherit mode" in line and "3,200 images" in line and "6,000" in line and "(0.53x)" in line
     assert "1,200 vs 4,000 images (0.30x)" in line

@@ -1,4 +1,5 @@
 """Arbitrary label values (strings, negative or sparse integers) and extreme finite magnitudes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,12 +11,15 @@ from swnas.scoring import score, score_many
 from swnas.scoring._arrays import check_finite_stats, encode_labels, fit_float64_range, array_info
 
 
-@pytest.mark.parametrize("mapping", [
-    np.array(["cat", "dog", "emu"]),
-    np.array([-7, 3, 1000]),
-    np.array([b"x", b"y", b"z"]),
-    np.array(["b", "a", "c"], dtype=object),
-])
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        np.array(["cat", "dog", "emu"]),
+        np.array([-7, 3, 1000]),
+        np.array([b"x", b"y", b"z"]),
+        np.array(["b", "a", "c"], dtype=object),
+    ],
+)
 @pytest.mark.parametrize("criterion", ["pls", "inffs", "ilfs"])
 def test_any_label_values_score_like_codes(mapping, criterion):
     X, y = planted(150, 8, 3, seed=4)
@@ -49,15 +53,18 @@ def test_pandas_series_labels():
     np.testing.assert_allclose(got, ref, atol=1e-12)
 
 
-@pytest.mark.parametrize("y, msg", [
-    (np.array([0.5, 1.0, 2.0]), "non-integral"),
-    (np.array(["a", 1, "b"], dtype=object), "a mix of int, str"),
-    (np.array(["a", None, "b"], dtype=object), "must not be missing"),
-    (np.array([1.0, np.nan, 0.0]), "non-finite"),
-    (np.array([1 + 2j, 0, 1]), "integers or strings"),
-    (np.array(["a", "a", "a"]), "at least 2 classes"),
-    (np.zeros((3, 2)), "1-D vector"),
-])
+@pytest.mark.parametrize(
+    "y, msg",
+    [
+        (np.array([0.5, 1.0, 2.0]), "non-integral"),
+        (np.array(["a", 1, "b"], dtype=object), "a mix of int, str"),
+        (np.array(["a", None, "b"], dtype=object), "must not be missing"),
+        (np.array([1.0, np.nan, 0.0]), "non-finite"),
+        (np.array([1 + 2j, 0, 1]), "integers or strings"),
+        (np.array(["a", "a", "a"]), "at least 2 classes"),
+        (np.zeros((3, 2)), "1-D vector"),
+    ],
+)
 def test_bad_labels_named(y, msg):
     with pytest.raises(InputError, match=msg) as err:
         score(np.random.default_rng(0).normal(size=(3, 4)), y)
@@ -87,8 +94,9 @@ def test_huge_and_tiny_values_rescaled_exactly(criterion, backend, scale):
 def test_pls_huge_values_scored_and_nan_still_reported(backend):
     X, y = planted(200, 6, 3, seed=2)
     # squares of 1e200 overflow float64: scored as X * 2**k (PLS-VIP is invariant to a global scale)
-    np.testing.assert_allclose(score(X * 1e200, y, backend=backend).features,
-                               score(X, y, backend="numpy").features, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        score(X * 1e200, y, backend=backend).features, score(X, y, backend="numpy").features, atol=1e-9, rtol=0
+    )
     X[3, 2] = np.nan  # a real NaN is still called one
     with pytest.raises(InputError, match="NaN or Inf"):
         score(X, y, backend=backend)
@@ -136,15 +144,18 @@ def test_unpickled_float_arrays_reach_the_compiled_core_without_copy():
     np.testing.assert_allclose(score(X2, y, backend="cpp").features, score(X, y, backend="cpp").features, atol=0)
 
 
-@pytest.mark.parametrize("y", [
-    np.arange(50) % 7,                                   # 0..C-1, every class present: counted
-    (np.arange(50) % 7).astype(np.uint8),
-    np.array([3, 7, 7, 65535, 3], dtype=np.uint16),      # sparse values below 2**16: counted, remapped
-    np.array([5, 2, 2, 9], dtype=np.int32),
-    np.array([70000, 1, 1]),                             # beyond the counting range: sorted
-    np.array([-1, 2, 2]),                                # negative: sorted
-    np.array([True, False, True]),
-])
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.arange(50) % 7,  # 0..C-1, every class present: counted
+        (np.arange(50) % 7).astype(np.uint8),
+        np.array([3, 7, 7, 65535, 3], dtype=np.uint16),  # sparse values below 2**16: counted, remapped
+        np.array([5, 2, 2, 9], dtype=np.int32),
+        np.array([70000, 1, 1]),  # beyond the counting range: sorted
+        np.array([-1, 2, 2]),  # negative: sorted
+        np.array([True, False, True]),
+    ],
+)
 def test_encode_labels_fast_path_equals_unique(y):
     codes, classes = encode_labels(y, y.size)
     ref_classes, ref_codes = np.unique(y, return_inverse=True)

@@ -1,4 +1,5 @@
 """The import graph of swnas: no module reaches itself again through imports (top-level or lazy)."""
+
 from __future__ import annotations
 
 import ast
@@ -22,7 +23,8 @@ def _modules() -> dict[str, Path]:
 def _is_type_checking(node: ast.If) -> bool:
     t = node.test
     return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
-        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
@@ -122,10 +124,15 @@ def _concern(module: str) -> str:
 #: criterion registers itself with the scoring registry) lazily. They may shrink, never grow.
 KNOWN_INNER_CYCLES = (
     {"swnas.models", "swnas.models.costs", "swnas.models.io"},
-    {"swnas.scoring.api", "swnas.scoring.backends", "swnas.scoring.dask", "swnas.scoring.inffs",
-     "swnas.scoring.pls", "swnas.scoring.streaming"},
-    {"swnas.search", "swnas.search.checkpoints", "swnas.search.loop", "swnas.search.opening",
-     "swnas.search.toolkit"},
+    {
+        "swnas.scoring.api",
+        "swnas.scoring.backends",
+        "swnas.scoring.dask",
+        "swnas.scoring.inffs",
+        "swnas.scoring.pls",
+        "swnas.scoring.streaming",
+    },
+    {"swnas.search", "swnas.search.checkpoints", "swnas.search.loop", "swnas.search.opening", "swnas.search.toolkit"},
 )
 
 
@@ -143,8 +150,9 @@ def test_no_new_import_cycle_inside_a_package():
         assert any(set(comp) <= known for known in KNOWN_INNER_CYCLES), f"new import cycle: {' <-> '.join(comp)}"
 
 
-@pytest.mark.parametrize("module", ["swnas.train", "swnas.features", "swnas.ensemble", "swnas.search.toolkit",
-                                    "swnas.search.validate"])
+@pytest.mark.parametrize(
+    "module", ["swnas.train", "swnas.features", "swnas.ensemble", "swnas.search.toolkit", "swnas.search.validate"]
+)
 def test_no_data_kind_branch_outside_the_data_package(module):
     """Consumers read a data source through its interface: no test of which kind of data set it is."""
     text = _modules()[module].read_text(encoding="utf-8")

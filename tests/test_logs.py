@@ -1,4 +1,5 @@
 """The swnas logger: levels, the log file, DDP rank filtering and the non-terminal progress policy."""
+
 from __future__ import annotations
 
 import io
@@ -72,8 +73,9 @@ def test_epoch_lines_have_no_carriage_returns():
     setup_logging("info", stream=out, rank=0, world_size=1)
     lines = EpochLines(200, desc="net 3 (T1)")
     for e in (1, 2):
-        lines.epoch({"epoch": e, "loss": 1.5 / e, "acc": 0.3 * e, "lr": 0.1, "seconds": 30.0,
-                     "images_per_second": 1666.4})
+        lines.epoch(
+            {"epoch": e, "loss": 1.5 / e, "acc": 0.3 * e, "lr": 0.1, "seconds": 30.0, "images_per_second": 1666.4}
+        )
     text = out.getvalue()
     assert "\r" not in text and text.count("\n") == 2
     assert text.splitlines()[1] == "net 3 (T1) epoch 2/200 loss 0.7500 acc 0.6000 lr 0.1 1666 img/s ETA 1h39m"

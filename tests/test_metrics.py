@@ -1,4 +1,5 @@
 """Cost metrics: parameters, MACs, the paper's memory, measured peak memory, CPU latency, carbon."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,9 @@ from swnas.models import ArchSpec, build
 
 
 def test_macs_count_only_conv_and_linear():
-    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)
+    )
     # conv: 5*5 outputs x 4 channels x (2*3*3) MACs; linear 100 x 3; BN/ReLU/bias not counted
     assert count_macs(net, input_size=5, in_channels=2) == 25 * 4 * 18 + 100 * 3
     assert count_params(net) == (2 * 4 * 9 + 4) + 8 + (100 * 3 + 3)
@@ -76,7 +79,12 @@ def test_carbon_formula_and_assumptions():
     assert r["hours"] == 1.0 and r["carbon_intensity_kg_per_kwh"] == 0.5 and r["pue"] == 1.0
     r2 = carbon(1800, "cpu", power_watts=100, pue=1.5, n_devices=2)
     assert math.isclose(r2["kg_co2e"], 2 * 0.1 * 0.5 * 1.5 * 0.475)
-    for bad in ({"seconds": -1}, {"seconds": "1h"}, {"seconds": 1, "carbon_intensity": 0}, {"seconds": 1, "power_watts": -5}):
+    for bad in (
+        {"seconds": -1},
+        {"seconds": "1h"},
+        {"seconds": 1, "carbon_intensity": 0},
+        {"seconds": 1, "power_watts": -5},
+    ):
         with pytest.raises(InputError):
             carbon(**bad)
 

@@ -1,4 +1,5 @@
 """Architecture spec, builders (basic / bottleneck / nasnet), their costs against the paper, checkpoint I/O."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,12 @@ def test_spec_from_dict_rejects_unknown_and_bad_json():
 
 # ------------------------------------------------------------------------------------ basic
 # The paper's Table: MACs ("FLOPs") and parameters of the CIFAR-10 ResNets.
-PAPER = [([9, 9, 9], 125e6, 0.86e6), ([18, 18, 18], 253e6, 1.7e6), ([10, 12, 6], 130e6, 0.69e6), ([10, 14, 8], 149e6, 0.88e6)]
+PAPER = [
+    ([9, 9, 9], 125e6, 0.86e6),
+    ([18, 18, 18], 253e6, 1.7e6),
+    ([10, 12, 6], 130e6, 0.69e6),
+    ([10, 14, 8], 149e6, 0.88e6),
+]
 
 
 def _meta(spec):
@@ -145,8 +151,9 @@ def test_tiny_digits_inputs():
 def test_nasnet_reduces_maps_down_to_one_pixel():
     # five stages on 8 x 8 digits: the last reductions see 2 x 2 and 1 x 1 maps (a 0 x 0 map used to
     # crash the shifted branch of FactorizedReduce), as the residual networks already allowed
-    nas = build(ArchSpec(module="nasnet", stages=[1, 1, 1, 1, 1], widths=[4, 8, 16, 32, 64], input_size=8,
-                         in_channels=1)).eval()
+    nas = build(
+        ArchSpec(module="nasnet", stages=[1, 1, 1, 1, 1], widths=[4, 8, 16, 32, 64], input_size=8, in_channels=1)
+    ).eval()
     with torch.no_grad():
         assert nas(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
@@ -313,8 +320,10 @@ def test_paper_nasnet_baselines():
     assert abs(params[2] - 3.3e6) / 3.3e6 < 0.05
     assert params[0] < params[1] < params[2]
     # every added cell costs the same Keras FLOPs in every stage (H * W * C * C is constant)
-    f = [keras_flops(_meta(ArchSpec(module="nasnet", stages=s, cell="keras").with_width(32)))
-         for s in ([4, 4, 4], [5, 4, 4], [4, 5, 4])]
+    f = [
+        keras_flops(_meta(ArchSpec(module="nasnet", stages=s, cell="keras").with_width(32)))
+        for s in ([4, 4, 4], [5, 4, 4], [4, 5, 4])
+    ]
     assert f[1] - f[0] == f[2] - f[0] > 0
 
 

@@ -1,6 +1,7 @@
 """The module-type registry and the type added through it alone: ``mbconv`` (MobileNetV2 inverted
 residuals) builds, costs what a hand count says, grows by inheritance exactly, transfers, and
 searches from the command line like ``basic``."""
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,9 @@ def test_every_registered_type_builds_with_its_rules(name):
 
 
 def test_an_unknown_module_type_lists_the_registered_ones():
-    with pytest.raises(InputError, match="unknown module type 'dense'; choose one of basic, bottleneck, nasnet, "
-                                         "mbconv"):
+    with pytest.raises(
+        InputError, match="unknown module type 'dense'; choose one of basic, bottleneck, nasnet, mbconv"
+    ):
         M.ArchSpec(module="dense")
     with pytest.raises(InputError, match="unknown module type"):
         module_type("dense")
@@ -115,10 +117,13 @@ def _hand_count(spec: M.ArchSpec) -> tuple[int, int]:
     return params, macs
 
 
-@pytest.mark.parametrize("spec", [
-    M.ArchSpec(module="mbconv", stages=[2, 1, 2], num_classes=10, input_size=8, in_channels=1),
-    M.ArchSpec(module="mbconv", stages=[1, 3, 1], widths=[8, 12, 24], stem=4, num_classes=7, input_size=15),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        M.ArchSpec(module="mbconv", stages=[2, 1, 2], num_classes=10, input_size=8, in_channels=1),
+        M.ArchSpec(module="mbconv", stages=[1, 3, 1], widths=[8, 12, 24], stem=4, num_classes=7, input_size=15),
+    ],
+)
 def test_mbconv_costs_match_a_hand_count(spec):
     net = M.build(spec)
     params, macs = _hand_count(spec)
@@ -207,10 +212,37 @@ def _run(argv, capsys):
 @pytest.mark.parametrize("extra", [[], ["--inherit"]])
 def test_swnas_search_runs_with_module_mbconv_on_digits(tmp_path, capsys, extra):
     out = tmp_path / "s"
-    code, o, err = _run(["search", "--dataset", "digits", "--module", "mbconv", "--iterations", "1", "--m0", "1",
-                         "--delta", "1", "--epochs", "1", "--subset", "300", "--batch-size", "64",
-                         "--final-epochs", "0", "--device", "cpu", "--no-report", "--quiet", "--out", str(out),
-                         *extra], capsys)
+    code, o, err = _run(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--module",
+            "mbconv",
+            "--iterations",
+            "1",
+            "--m0",
+            "1",
+            "--delta",
+            "1",
+            "--epochs",
+            "1",
+            "--subset",
+            "300",
+            "--batch-size",
+            "64",
+            "--final-epochs",
+            "0",
+            "--device",
+            "cpu",
+            "--no-report",
+            "--quiet",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        capsys,
+    )
     assert code == 0, err
     state = json.loads((out / "search.json").read_text())
     assert state["config"]["module"] == "mbconv" and state["config"]["inherit"] == bool(extra)

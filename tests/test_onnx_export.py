@@ -1,5 +1,6 @@
 """``swnas export --onnx``: the ``onnx`` extra, a message naming it when onnx or onnxscript is missing
 (always tested, by hiding the packages), and an exported file that onnxruntime runs (when installed)."""
+
 from __future__ import annotations
 
 import sys
@@ -28,20 +29,31 @@ def _toolkit() -> Toolkit:
 
     def meas(model, seconds):
         params = sum(p.numel() for p in model.parameters())
-        return {"depth": model.spec.depth, "params": params, "macs": 100 * params, "memory": 4 * params,
-                "peak_memory": None, "latency": None, "carbon": 0.0}
+        return {
+            "depth": model.spec.depth,
+            "params": params,
+            "macs": 100 * params,
+            "memory": 4 * params,
+            "peak_memory": None,
+            "latency": None,
+            "carbon": 0.0,
+        }
 
-    return Toolkit(build=build, train=lambda m, seed: {"top1": 0.5, "top5": 0.9, "val_top1": 0.5, "seconds": 0.0,
-                                                       "epochs": 0},
-                   score=lambda m: [float(len(s)) for s in m.stages], measure=meas, save=M.save_model, load=M.load,
-                   spec=lambda m: m.spec.to_dict())
+    return Toolkit(
+        build=build,
+        train=lambda m, seed: {"top1": 0.5, "top5": 0.9, "val_top1": 0.5, "seconds": 0.0, "epochs": 0},
+        score=lambda m: [float(len(s)) for s in m.stages],
+        measure=meas,
+        save=M.save_model,
+        load=M.load,
+        spec=lambda m: m.spec.to_dict(),
+    )
 
 
 @pytest.fixture(scope="module")
 def search(tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx") / "s"
-    run_search(SearchConfig(iterations=1, stages=3, m0=1, delta=1, dataset="digits"), d, toolkit=_toolkit(),
-               echo=None)
+    run_search(SearchConfig(iterations=1, stages=3, m0=1, delta=1, dataset="digits"), d, toolkit=_toolkit(), echo=None)
     return d
 
 
@@ -109,8 +121,9 @@ def test_exported_onnx_runs_in_onnxruntime_as_the_network(search, tmp_path, caps
             inp = torch.from_numpy(x)
             if normalize:  # the file applies the training normalisation to [0, 1] images itself
                 norm = net.normalization
-                inp = (inp - torch.as_tensor(norm["mean"]).reshape(1, -1, 1, 1)) / torch.as_tensor(
-                    norm["std"]).reshape(1, -1, 1, 1)
+                inp = (inp - torch.as_tensor(norm["mean"]).reshape(1, -1, 1, 1)) / torch.as_tensor(norm["std"]).reshape(
+                    1, -1, 1, 1
+                )
             want = net(inp).numpy()
         assert got.shape == (batch, 10)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -1,6 +1,7 @@
 """The option table of a search: every :class:`SearchConfig` field is declared once with its flag,
 kind, what it changes and its ``--resume`` rule, and the command line, config files, the checks of
 ``resolved()`` and the resume rules all follow the table."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,17 @@ import pytest
 from swnas.cli import _search_opts, build_parser
 from swnas.errors import InputError
 from swnas.search import state as S
-from swnas.search.config import (CHANGES, GENERIC_KINDS, KINDS, OPTIONS_BY_NAME, RESUME, SEARCH_OPTIONS,
-                                 SearchConfig, _search_options, option)
+from swnas.search.config import (
+    CHANGES,
+    GENERIC_KINDS,
+    KINDS,
+    OPTIONS_BY_NAME,
+    RESUME,
+    SEARCH_OPTIONS,
+    SearchConfig,
+    _search_options,
+    option,
+)
 
 
 def test_every_field_of_searchconfig_is_in_the_table_with_every_attribute():
@@ -106,19 +116,27 @@ def test_the_command_line_has_one_flag_per_option_as_declared():
     assert "mbconv" in actions["module"].choices and "pls" in actions["criterion"].choices
 
 
-@pytest.mark.parametrize("argv, want", [
-    (["--m0", "3", "--val-split", "0.25", "--inherit", "--param", "n_components=3", "--lr", "0.5"],
-     {"m0": 3, "val_split": 0.25, "inherit": True, "score_params": [("n_components", 3)], "lr": 0.5}),
-    (["--iterations", "0", "--input-size", "64", "--workers", "0", "--sync-bn", "--cell", "keras"],
-     {"iterations": 0, "input_size": 64, "workers": 0, "sync_bn": True, "cell": "keras"}),
-])
+@pytest.mark.parametrize(
+    "argv, want",
+    [
+        (
+            ["--m0", "3", "--val-split", "0.25", "--inherit", "--param", "n_components=3", "--lr", "0.5"],
+            {"m0": 3, "val_split": 0.25, "inherit": True, "score_params": [("n_components", 3)], "lr": 0.5},
+        ),
+        (
+            ["--iterations", "0", "--input-size", "64", "--workers", "0", "--sync-bn", "--cell", "keras"],
+            {"iterations": 0, "input_size": 64, "workers": 0, "sync_bn": True, "cell": "keras"},
+        ),
+    ],
+)
 def test_flags_parse_into_the_options(argv, want):
     ns = build_parser().parse_args(["search", *argv])
     assert {k: v for k, v in vars(ns).items() if k in OPTIONS_BY_NAME} == want
 
 
-@pytest.mark.parametrize("opt", [o for o in SEARCH_OPTIONS if o.kind in GENERIC_KINDS and not o.custom_check],
-                         ids=lambda o: o.name)
+@pytest.mark.parametrize(
+    "opt", [o for o in SEARCH_OPTIONS if o.kind in GENERIC_KINDS and not o.custom_check], ids=lambda o: o.name
+)
 def test_resolved_checks_each_option_by_its_kind(opt):
     bad = {"name": 3, "path": 3, "choice": 3, "flag": "yes", "int": (opt.minimum or 0) - 1}[opt.kind]
     with pytest.raises(InputError, match=f"^{opt.name}: expected"):

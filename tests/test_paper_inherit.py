@@ -1,5 +1,6 @@
 """``swnas paper TABLE --inherit``: the table's searches in inherit mode, under their own names, their
 rows labelled so that none is matched to a published row, and the stored-settings check including it."""
+
 from __future__ import annotations
 
 import csv
@@ -27,30 +28,60 @@ def _factory(calls: dict):
 
         def train(model, seed):
             calls["train"] += 1
-            return {"top1": 0.5, "top5": 0.9, "val_top1": 0.01 * sum(model["stages"]), "seconds": 0.0, "epochs": 8,
-                    "images": 8000}
+            return {
+                "top1": 0.5,
+                "top5": 0.9,
+                "val_top1": 0.01 * sum(model["stages"]),
+                "seconds": 0.0,
+                "epochs": 8,
+                "images": 8000,
+            }
 
         def finetune(model, seed, checkpoint_dir=None):
             calls["finetune"] += 1
-            return {"top1": 0.55, "top5": 0.9, "val_top1": 0.01 * sum(model["stages"]), "seconds": 0.0,
-                    "epochs": 1, "images": 1000}
+            return {
+                "top1": 0.55,
+                "top5": 0.9,
+                "val_top1": 0.01 * sum(model["stages"]),
+                "seconds": 0.0,
+                "epochs": 1,
+                "images": 1000,
+            }
 
         def grow(parent, stages, seed):
             calls["grow"] += 1
             return {"stages": list(stages)}
 
         def final_train(model, seed, epochs, ckpt):
-            return {"top1": 0.6, "top5": 0.95, "val_top1": 0.02 * sum(model["stages"]), "seconds": 0.0,
-                    "epochs": epochs, "images": 1000 * epochs}
+            return {
+                "top1": 0.6,
+                "top5": 0.95,
+                "val_top1": 0.02 * sum(model["stages"]),
+                "seconds": 0.0,
+                "epochs": epochs,
+                "images": 1000 * epochs,
+            }
 
-        return Toolkit(build=build, train=train, score=lambda m: [float(s) for s in m["stages"]],
-                       measure=lambda m, s: {"depth": 1, "params": 1000 * sum(m["stages"]), "macs": 5000,
-                                             "memory": 1, "peak_memory": 1, "latency": 0.5, "carbon": 0.0},
-                       save=lambda m, p: Path(p).write_text(json.dumps(m)),
-                       load=lambda p: json.loads(Path(p).read_text()),
-                       spec=lambda m: {"module": "basic", "stages": m["stages"], "input_size": 8, "in_channels": 1},
-                       final_train=final_train, grow=grow if cfg.inherit else None,
-                       finetune=finetune if cfg.inherit else None)
+        return Toolkit(
+            build=build,
+            train=train,
+            score=lambda m: [float(s) for s in m["stages"]],
+            measure=lambda m, s: {
+                "depth": 1,
+                "params": 1000 * sum(m["stages"]),
+                "macs": 5000,
+                "memory": 1,
+                "peak_memory": 1,
+                "latency": 0.5,
+                "carbon": 0.0,
+            },
+            save=lambda m, p: Path(p).write_text(json.dumps(m)),
+            load=lambda p: json.loads(Path(p).read_text()),
+            spec=lambda m: {"module": "basic", "stages": m["stages"], "input_size": 8, "in_channels": 1},
+            final_train=final_train,
+            grow=grow if cfg.inherit else None,
+            finetune=finetune if cfg.inherit else None,
+        )
 
     return factory
 
@@ -83,7 +114,10 @@ def test_table1_inherit_runs_its_own_searches_and_labels_its_rows(tmp_path, call
     assert "never matched to a published row" in md and "table1-m0-1-inherit 0." in md  # the cost ratio
     rows = _rows(out / "table1-inherit.csv")
     measured = [r for r in rows if r["source"] == "measured"]
-    assert [(r["setting"], r["row"]) for r in measured] == [("m0 (inherit) (smoke)", "m0=1"), ("m0 (inherit) (smoke)", "m0=2")]
+    assert [(r["setting"], r["row"]) for r in measured] == [
+        ("m0 (inherit) (smoke)", "m0=1"),
+        ("m0 (inherit) (smoke)", "m0=2"),
+    ]
     # a published row of the same label is not paired with the inherit row
     t = side_by_side("table1", measured, published=[PublishedRow("table1", "m0=2", "m0", top1=91.0)])
     assert [r.source for r in t.rows] == ["paper", "measured", "measured"]
@@ -109,7 +143,23 @@ def test_cell_tables_refuse_inherit_before_anything_runs(tmp_path, calls, table,
     from swnas.cli import main
 
     out = tmp_path / "P"
-    assert main(["paper", table, "--smoke", "--dataset", "digits", "--device", "cpu", "--out", str(out),
-                 "--inherit", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "paper",
+                table,
+                "--smoke",
+                "--dataset",
+                "digits",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--inherit",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "cells cannot grow by inheritance" in capsys.readouterr().err
     assert not out.exists() and calls == {"train": 0, "finetune": 0, "grow": 0}

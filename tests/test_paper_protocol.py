@@ -1,5 +1,6 @@
 """Algorithm 1 as the paper publishes it: all iterations run, candidates A_1..A_n, final epochs,
 selection on a validation split, the random/uniform controls, and the issue's digits search."""
+
 from __future__ import annotations
 
 import json
@@ -20,26 +21,49 @@ def _toolkit(score, *, val=None, final=True, calls=None):
         calls["train"] += 1
         model["trained"] = True
         s = model["stages"]
-        return {"top1": 0.9 - 0.01 * sum(s), "top5": 1.0, "seconds": 0.0, "epochs": 2,
-                "val_top1": None if val is None else val(s)}
+        return {
+            "top1": 0.9 - 0.01 * sum(s),
+            "top5": 1.0,
+            "seconds": 0.0,
+            "epochs": 2,
+            "val_top1": None if val is None else val(s),
+        }
 
     def final_train(model, seed, epochs, ckpt_dir):
         calls["final"] += 1
         assert Path(ckpt_dir).parent.name == "final"
         model["final_epochs"] = epochs
         s = model["stages"]
-        return {"top1": 0.95 - 0.01 * sum(s), "top5": 1.0, "seconds": 0.0, "epochs": epochs,
-                "val_top1": None if val is None else val(s) + 0.01}
+        return {
+            "top1": 0.95 - 0.01 * sum(s),
+            "top5": 1.0,
+            "seconds": 0.0,
+            "epochs": epochs,
+            "val_top1": None if val is None else val(s) + 0.01,
+        }
 
     def do_score(model):
         calls["score"] += 1
         return score(model["stages"])
 
-    tk = Toolkit(build=lambda stages, seed: {"stages": list(stages)}, train=train, score=do_score,
-                 measure=lambda m, s: {"depth": 1, "params": 1, "macs": 1, "memory": 1, "peak_memory": 1,
-                                       "latency": 0.0, "carbon": 0.0},
-                 save=lambda m, p: Path(p).write_text(json.dumps(m)), load=lambda p: json.loads(Path(p).read_text()),
-                 spec=lambda m: {"stages": m["stages"]}, final_train=final_train if final else None)
+    tk = Toolkit(
+        build=lambda stages, seed: {"stages": list(stages)},
+        train=train,
+        score=do_score,
+        measure=lambda m, s: {
+            "depth": 1,
+            "params": 1,
+            "macs": 1,
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.0,
+            "carbon": 0.0,
+        },
+        save=lambda m, p: Path(p).write_text(json.dumps(m)),
+        load=lambda p: json.loads(Path(p).read_text()),
+        spec=lambda m: {"stages": m["stages"]},
+        final_train=final_train if final else None,
+    )
     return tk, calls
 
 
@@ -86,7 +110,7 @@ def test_candidates_are_a1_to_an_with_final_epochs_and_validation_best(tmp_path)
     tk2, calls2 = _toolkit(grows, val=val)
     again = run_search(None, tmp_path / "s", toolkit=tk2, resume=True, echo=None)
     assert calls2 == {"train": 0, "final": 0, "score": 0} and again.best == 2
-    rep = (tmp_path / "s" / "report")
+    rep = tmp_path / "s" / "report"
     from swnas.report import write_report
 
     md = write_report(tmp_path / "s", ensemble=False).markdown
@@ -128,8 +152,12 @@ def test_protocol_options_are_checked():
     c = SearchConfig(epochs=8).resolved()
     assert (c.final_epochs, c.val_split, c.stop_early) == (4, 0.1, False)
     assert SearchConfig().resolved().final_epochs == 100  # the paper: 200 + 100
-    for kw, name in (({"final_epochs": -1}, "final_epochs"), ({"val_split": 1.0}, "val_split"),
-                     ({"cell": "keras"}, "cell"), ({"width": 0}, "width")):
+    for kw, name in (
+        ({"final_epochs": -1}, "final_epochs"),
+        ({"val_split": 1.0}, "val_split"),
+        ({"cell": "keras"}, "cell"),
+        ({"width": 0}, "width"),
+    ):
         with pytest.raises(InputError, match=name):
             SearchConfig(**kw).resolved()
 
@@ -141,9 +169,31 @@ def test_issue_digits_search(tmp_path, capsys):
     from swnas.cli import main
 
     out = tmp_path / "s"
-    code = main(["search", "--dataset", "digits", "--iterations", "2", "--m0", "1", "--delta", "1", "--epochs", "2",
-                 "--final-epochs", "1", "--val-split", "0.2", "--device", "cpu", "--out", str(out), "--no-report",
-                 "--quiet"])
+    code = main(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--iterations",
+            "2",
+            "--m0",
+            "1",
+            "--delta",
+            "1",
+            "--epochs",
+            "2",
+            "--final-epochs",
+            "1",
+            "--val-split",
+            "0.2",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-report",
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     state = load_state(out)
     nets = state["networks"]
@@ -172,7 +222,7 @@ def test_issue_digits_search(tmp_path, capsys):
     for k, i in enumerate(state["candidates"]):
         one = ensemble_search(out, members=[i], device="cpu", write=False)
         assert one.top1 == pytest.approx(nets[i]["final"]["top1"], abs=1e-12)
-        path, = export_candidate(out, f"A{k + 1}", tmp_path / f"a{k}.pt")
+        (path,) = export_candidate(out, f"A{k + 1}", tmp_path / f"a{k}.pt")
         got = load_model_file(path).state_dict()
         fin = load_recorded(out, final_record(nets[i])).state_dict()
         before = load_recorded(out, nets[i]).state_dict()

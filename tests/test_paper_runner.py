@@ -1,4 +1,5 @@
 """``swnas paper TABLE``: runs under --out, reuse on a second call, tables beside the published rows."""
+
 from __future__ import annotations
 
 import csv
@@ -21,21 +22,42 @@ def _fake_toolkit_factory(calls):
 
         def train(model, seed):
             calls["train"] += 1
-            return {"top1": 0.5, "top5": 0.9, "val_top1": 0.1 * len(model["stages"]) + 0.01 * sum(model["stages"]),
-                    "seconds": 0.0, "epochs": 1}
+            return {
+                "top1": 0.5,
+                "top5": 0.9,
+                "val_top1": 0.1 * len(model["stages"]) + 0.01 * sum(model["stages"]),
+                "seconds": 0.0,
+                "epochs": 1,
+            }
 
         def final_train(model, seed, epochs, ckpt):
             calls["final"] += 1
-            return {"top1": 0.6, "top5": 0.95, "val_top1": 0.2 + 0.01 * sum(model["stages"]), "seconds": 0.0,
-                    "epochs": epochs}
+            return {
+                "top1": 0.6,
+                "top5": 0.95,
+                "val_top1": 0.2 + 0.01 * sum(model["stages"]),
+                "seconds": 0.0,
+                "epochs": epochs,
+            }
 
-        return Toolkit(build=build, train=train, score=lambda m: [float(s) for s in m["stages"]],
-                       measure=lambda m, s: {"depth": 1, "params": 1000 * sum(m["stages"]), "macs": 5000,
-                                             "memory": 1, "peak_memory": 1, "latency": 0.5, "carbon": 0.0},
-                       save=lambda m, p: Path(p).write_text(json.dumps(m)),
-                       load=lambda p: json.loads(Path(p).read_text()),
-                       spec=lambda m: {"module": "basic", "stages": m["stages"], "input_size": 8, "in_channels": 1},
-                       final_train=final_train)
+        return Toolkit(
+            build=build,
+            train=train,
+            score=lambda m: [float(s) for s in m["stages"]],
+            measure=lambda m, s: {
+                "depth": 1,
+                "params": 1000 * sum(m["stages"]),
+                "macs": 5000,
+                "memory": 1,
+                "peak_memory": 1,
+                "latency": 0.5,
+                "carbon": 0.0,
+            },
+            save=lambda m, p: Path(p).write_text(json.dumps(m)),
+            load=lambda p: json.loads(Path(p).read_text()),
+            spec=lambda m: {"module": "basic", "stages": m["stages"], "input_size": 8, "in_channels": 1},
+            final_train=final_train,
+        )
 
     return factory
 
@@ -71,8 +93,10 @@ def test_table1_smoke_on_digits(tmp_path, capsys):
     from swnas.cli import main
 
     out = tmp_path / "t1"
-    assert main(["paper", "table1", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["paper", "table1", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out), "--quiet"])
+        == 0
+    )
     rows = [r for r in csv.DictReader(io.StringIO((out / "table1.csv").read_text())) if r["source"] == "measured"]
     assert [r["row"] for r in rows] == ["m0=1", "m0=2"]
     for r in rows:
@@ -125,16 +149,24 @@ def test_table1_columns_200_epochs_memory_carbon_and_smoke_labels(tmp_path, monk
             return {"top1": 0.7, "top5": 0.95, "val_top1": 0.6, "seconds": 1.0, "epochs": epochs}
 
         tk.train, tk.final_train = train, final_train
-        tk.measure = lambda m, s: {"depth": 1, "params": 1000, "macs": 5000, "memory": 3 * 2**20,
-                                   "peak_memory": 1, "latency": 0.5, "carbon": 0.3}
+        tk.measure = lambda m, s: {
+            "depth": 1,
+            "params": 1000,
+            "macs": 5000,
+            "memory": 3 * 2**20,
+            "peak_memory": 1,
+            "latency": 0.5,
+            "carbon": 0.3,
+        }
         return tk
 
     monkeypatch.setattr(search_mod, "default_toolkit", factory)
     st = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None)
     md, cs = run_table("table1", st)
     rows = list(csv.DictReader(io.StringIO(cs.read_text())))
-    assert [(r["source"], r["row"]) for r in rows] == [(s, f"m0={m}") for m in (2, 4, 6, 8, 10)
-                                                       for s in ("paper", "measured")]
+    assert [(r["source"], r["row"]) for r in rows] == [
+        (s, f"m0={m}") for m in (2, 4, 6, 8, 10) for s in ("paper", "measured")
+    ]
     paper, meas = rows[-2], rows[-1]
     assert (paper["top1"], paper["memory_mb"], paper["depth"]) == ("92.12", "12.34", "67")
     assert float(meas["top1"]) == pytest.approx(50.0) and float(meas["final_top1"]) == pytest.approx(70.0)

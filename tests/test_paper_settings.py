@@ -1,5 +1,6 @@
 """``swnas paper``: a DIR's runs are never reused under other settings (dataset, data, seed, smoke,
 recipe), neither through ``DIR/paper.json`` nor run by run (a search's config, a training's options)."""
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,11 @@ def test_cli_refuses_a_dir_made_with_another_dataset_or_seed(tmp_path, fake, cap
     trained = dict(fake)
     table = (out / "table1.md").read_text()
     capsys.readouterr()
-    for flags, what in ((("--dataset", "cifar10"), "dataset: stored 'digits', asked 'cifar10'"),
-                        (("--dataset", "digits", "--seed", "5"), "seed: stored 0, asked 5"),
-                        (("--dataset", "digits", "--recipe", "fast"), "recipe: stored 'paper', asked 'fast'")):
+    for flags, what in (
+        (("--dataset", "cifar10"), "dataset: stored 'digits', asked 'cifar10'"),
+        (("--dataset", "digits", "--seed", "5"), "seed: stored 0, asked 5"),
+        (("--dataset", "digits", "--recipe", "fast"), "recipe: stored 'paper', asked 'fast'"),
+    ):
         assert main(_paper(out, *flags)) == 2, flags
         err = capsys.readouterr().err
         assert what in err and "searches/table1-m0-1" in err and "another --out" in err, err
@@ -80,9 +83,23 @@ def test_a_stored_training_of_other_settings_is_refused(tmp_path):
     out = st.out / "baselines" / "ResNet20"
     out.mkdir(parents=True)
     spec = ArchSpec(module="basic", stages=[3, 3, 3])
-    doc = {"dataset": "digits", "spec": spec.to_dict(), "stages": [3, 3, 3], "metrics": {"top1": 0.5},
-           "options": {"data": None, "subset": 300, "recipe": "paper", "epochs": 2, "batch_size": 64, "lr": None,
-                       "seed": 0, "device": "cpu", "val_split": 0.0}}
+    doc = {
+        "dataset": "digits",
+        "spec": spec.to_dict(),
+        "stages": [3, 3, 3],
+        "metrics": {"top1": 0.5},
+        "options": {
+            "data": None,
+            "subset": 300,
+            "recipe": "paper",
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": None,
+            "seed": 0,
+            "device": "cpu",
+            "val_split": 0.0,
+        },
+    }
     (out / "train.json").write_text(json.dumps(doc))
     kw = dict(dataset="digits", data=None, subset=300, seed=0)
     assert ensure_training(st, out, "ResNet20", spec, **kw) == doc  # the same training: read back
@@ -93,8 +110,9 @@ def test_a_stored_training_of_other_settings_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"stages: stored \[3, 3, 3\], asked \[5, 5, 5\]"):
         ensure_training(st, out, "ResNet20", ArchSpec(module="basic", stages=[5, 5, 5]), **kw)
     with pytest.raises(InputError, match=r"epochs: stored 2, asked \d+"):
-        ensure_training(PaperSettings(dataset="digits", out=st.out, device="cpu", echo=None), out, "ResNet20", spec,
-                        **kw)
+        ensure_training(
+            PaperSettings(dataset="digits", out=st.out, device="cpu", echo=None), out, "ResNet20", spec, **kw
+        )
 
 
 def test_baselines_hold_out_the_searches_validation_split(tmp_path, monkeypatch):

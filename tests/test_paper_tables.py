@@ -1,4 +1,5 @@
 """swnas.paper: the published numbers as data and the side-by-side tables (no search needed)."""
+
 from __future__ import annotations
 
 import csv
@@ -56,17 +57,20 @@ def test_derived_costs_are_what_the_builders_give():
 def test_side_by_side_puts_measured_rows_after_their_published_row(tmp_path):
     measured = [
         {"setting": "scratch", "row": "it=5", "stages": [10, 14, 8], "depth": 67, "top1": 41.5},
-        {"setting": "scratch", "row": "ResNet56", "stages": [9, 9, 9], "depth": 56, "top1": 40.0,
-         "val_top1": 39.0},
+        {"setting": "scratch", "row": "ResNet56", "stages": [9, 9, 9], "depth": 56, "top1": 40.0, "val_top1": 39.0},
         {"setting": "scratch", "row": "ResNet44", "stages": [7, 7, 7], "depth": 44, "top1": 38.25},
     ]
     measured.append({"setting": "scratch (smoke)", "row": "ResNet110", "top1": 12.0})
     t = side_by_side("table3", measured, notes=["smoke scale"])
     labels = [(r.source, r.values["setting"], r.values["row"]) for r in t.rows]
     # the paper's order: ResNet44, it=1 scratch, it=1 transfer, ResNet56, ...; each measured row after its own
-    assert labels[:5] == [("paper", "scratch", "ResNet44"), ("measured", "scratch", "ResNet44"),
-                          ("paper", "scratch", "it=1"), ("paper", "transfer", "it=1"),
-                          ("paper", "scratch", "ResNet56")]
+    assert labels[:5] == [
+        ("paper", "scratch", "ResNet44"),
+        ("measured", "scratch", "ResNet44"),
+        ("paper", "scratch", "it=1"),
+        ("paper", "transfer", "it=1"),
+        ("paper", "scratch", "ResNet56"),
+    ]
     assert labels[5] == ("measured", "scratch", "ResNet56")
     i = labels.index(("paper", "scratch", "it=5"))
     assert labels[i + 1] == ("measured", "scratch", "it=5")
@@ -92,7 +96,7 @@ def test_table4_prints_flops_in_billions_and_derived_rows_beside_the_printed_one
     labels = [(r.source, r.values["setting"], r.values["row"]) for r in t.rows]
     # printed it=1, then the released model's derived costs, then the measured row
     i = labels.index(("paper", "cells", "it=1"))
-    assert labels[i + 1:i + 3] == [("paper (derived)", "cells", "it=1"), ("measured", "cells", "it=1")]
+    assert labels[i + 1 : i + 3] == [("paper (derived)", "cells", "it=1"), ("measured", "cells", "it=1")]
     assert t.rows[i].values["flops_b"] == pytest.approx(1.8) and t.rows[i + 2].values["flops_b"] == 1.5
     md = render_markdown(t)
     assert "FLOPs (B)" in md and "| 1.80 |" in md
@@ -106,7 +110,9 @@ def test_table2_grid_is_the_papers_layout(tmp_path):
     grid = criterion_grid(t)
     lines = grid.splitlines()
     assert lines[2] == "| Criterion | Source | it 1 | it 2 | it 3 | it 4 | it 5 |"
-    assert lines[4:7] == ["| inf-FS | paper | 91.59 | 92.09 | 92.02 | 92.36 | 92.45 |",
-                          "| il-FS | paper | 91.94 | 92.06 | 92.10 | 92.08 | 92.52 |",
-                          "| PLS | paper | 92.03 | 92.38 | 92.62 | 92.53 | 92.58 |"]
+    assert lines[4:7] == [
+        "| inf-FS | paper | 91.59 | 92.09 | 92.02 | 92.36 | 92.45 |",
+        "| il-FS | paper | 91.94 | 92.06 | 92.10 | 92.08 | 92.52 |",
+        "| PLS | paper | 92.03 | 92.38 | 92.62 | 92.53 | 92.58 |",
+    ]
     assert lines[7] == "| PLS (smoke) | measured | 55.50 | n/a | n/a | n/a | n/a |"

@@ -3,6 +3,7 @@
 One smoke DIR is shared by the module (the ensemble reuses table4's cell search, table6 the
 ensemble's residual search); every table runs again at the end of its test and must train nothing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,8 +24,11 @@ def _rows(path: Path) -> list[dict]:
 def _mtimes(root: Path) -> dict[str, int]:
     """Modification times of every checkpoint and training result (a resumed search rewrites its
     search.json, so that one is compared by content)."""
-    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and p.suffix in (".json", ".pt") and p.name != "search.json"}
+    return {
+        str(p.relative_to(root)): p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".pt") and p.name != "search.json"
+    }
 
 
 def _networks(root: Path) -> dict[str, list]:
@@ -43,8 +47,9 @@ def _again_trains_nothing(name: str, st: PaperSettings) -> None:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> PaperSettings:
-    return PaperSettings(dataset="digits", out=tmp_path_factory.mktemp("paper") / "p", smoke=True, device="cpu",
-                         echo=None)
+    return PaperSettings(
+        dataset="digits", out=tmp_path_factory.mktemp("paper") / "p", smoke=True, device="cpu", echo=None
+    )
 
 
 @pytest.mark.slow  # about a minute on 2 loaded cores: a one-iteration cell search and two uniform cell networks
@@ -55,15 +60,20 @@ def test_table4_smoke_cells_beside_the_published_rows(smoke):
     md, cs = run_table("table4", smoke)
     rows = _rows(cs)
     labels = [(r["source"], r["setting"], r["row"]) for r in rows]
-    assert labels[:3] == [("paper", "uniform", "NASNet169"), ("paper (derived)", "uniform", "NASNet169"),
-                          ("paper", "cells", "it=1")]  # the paper's order, derived costs beside the printed row
+    assert labels[:3] == [
+        ("paper", "uniform", "NASNet169"),
+        ("paper (derived)", "uniform", "NASNet169"),
+        ("paper", "cells", "it=1"),
+    ]  # the paper's order, derived costs beside the printed row
     assert [lab[0] for lab in labels[-3:]] == ["measured"] * 3  # smoke rows are never paired
     i = labels.index(("measured", "cells (smoke)", "it=1"))
     assert "flops_b" in rows[0] and "flops_m" not in rows[0] and rows[0]["flops_b"] == "2.7"
     uniform = [r for r in rows if r["source"] == "measured" and r["setting"] == "uniform (smoke)"]
     # shrunken stand-ins are never keyed to the published NASNet rows, and say what they stand for
-    assert [r["note"] for r in uniform] == [f"smoke stand-in for NASNet{d}: [{m}, {m}, {m}] cells at width "
-                                            f"{SMOKE_CELL_WIDTH}" for d, m in ((169, 1), (205, 2))]
+    assert [r["note"] for r in uniform] == [
+        f"smoke stand-in for NASNet{d}: [{m}, {m}, {m}] cells at width {SMOKE_CELL_WIDTH}"
+        for d, m in ((169, 1), (205, 2))
+    ]
     for r in uniform + [rows[i]]:
         stages = [int(s) for s in r["stages"].split("-")]
         spec = ArchSpec(module="nasnet", stages=stages, cell="keras").with_width(SMOKE_CELL_WIDTH)
@@ -76,6 +86,7 @@ def test_table4_smoke_cells_beside_the_published_rows(smoke):
     assert text.startswith("# Table IV") and "not NASNet169/205/241" in text and "4-8% below" in text
     assert state["config"]["iterations"] == 1  # smoke; the paper-scale cell search runs 5
     from swnas.paper.more_tables import CELL_SEARCH
+
     assert CELL_SEARCH["iterations"] == 5
     _again_trains_nothing("table4", smoke)
 
@@ -86,8 +97,12 @@ def test_ensemble_smoke_sums_its_members(smoke):
 
     run_table("ensemble", smoke)
     rows = _rows(smoke.out / "ensemble.csv")
-    assert (rows[0]["source"], rows[0]["row"], rows[0]["top1"], rows[0]["params_m"]) == ("paper", "ensemble",
-                                                                                          "95.68", "7.27")
+    assert (rows[0]["source"], rows[0]["row"], rows[0]["top1"], rows[0]["params_m"]) == (
+        "paper",
+        "ensemble",
+        "95.68",
+        "7.27",
+    )
     ens = rows[-1]  # smoke: not paired with the published row
     members = [r for r in rows[1:-1] if r["source"] == "measured"]
     assert ens["source"] == "measured" and ens["setting"] == "residual+cells (smoke)"
@@ -112,16 +127,19 @@ def test_table6_smoke_trains_the_four_rows_on_the_target(smoke):
     from swnas.cli import main
 
     out = smoke.out
-    assert main(["paper", "table6", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["paper", "table6", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out), "--quiet"])
+        == 0
+    )
     rows = [r for r in _rows(out / "table6.csv") if r["source"] == "measured"]
-    assert all(r["setting"] == "digits (smoke)" and 0.0 <= float(r["top1"]) <= float(r["top5"]) <= 100.0
-               for r in rows)
+    assert all(r["setting"] == "digits (smoke)" and 0.0 <= float(r["top1"]) <= float(r["top5"]) <= 100.0 for r in rows)
     assert "Top-5 (%)" in (out / "table6.md").read_text()
     # the paper's four rows (smoke stand-ins named by their own depth), in its order
     assert [r["row"] for r in rows] == ["ResNet20", "residual", "NASNet62-w4", "cells"]
-    assert [r["note"].split(":")[0] for r in rows[::2]] == ["smoke stand-in for ResNet110",
-                                                           "smoke stand-in for NASNet241"]
+    assert [r["note"].split(":")[0] for r in rows[::2]] == [
+        "smoke stand-in for ResNet110",
+        "smoke stand-in for NASNet241",
+    ]
     state = json.loads((out / "searches" / "scratch-pls" / "search.json").read_text())
     last = state["networks"][state["candidates"][-1]]
     assert rows[1]["stages"] == "-".join(str(s) for s in last["stages"])
@@ -143,12 +161,24 @@ def test_table6_needs_a_target_at_paper_scale(tmp_path):
     bad = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None, target_dataset="mnist")
     with pytest.raises(InputError, match="dataset"):
         run_table("table6", bad)
-    missing = PaperSettings(dataset="cifar10", data=str(tmp_path / "no.npz"), out=tmp_path / "p", device="cpu",
-                            echo=None, target_dataset="digits")
+    missing = PaperSettings(
+        dataset="cifar10",
+        data=str(tmp_path / "no.npz"),
+        out=tmp_path / "p",
+        device="cpu",
+        echo=None,
+        target_dataset="digits",
+    )
     with pytest.raises(InputError, match="^data: .*does not exist"):
         run_table("table6", missing)
-    no_target = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None,
-                              target_dataset="cifar10", target_data=str(tmp_path / "t.npz"))
+    no_target = PaperSettings(
+        dataset="digits",
+        out=tmp_path / "p",
+        device="cpu",
+        echo=None,
+        target_dataset="cifar10",
+        target_data=str(tmp_path / "t.npz"),
+    )
     with pytest.raises(InputError, match="^target_data: .*does not exist"):
         run_table("table6", no_target)
     assert not (tmp_path / "p").exists()  # refused before anything ran: DIR is not even made
@@ -157,8 +187,9 @@ def test_table6_needs_a_target_at_paper_scale(tmp_path):
 def test_paper_parser_takes_every_table_and_the_target():
     from swnas.cli import build_parser
 
-    ns = build_parser().parse_args(["paper", "table6", "--out", "d", "--target-dataset", "imagenet32",
-                                    "--target-data", "/x"])
+    ns = build_parser().parse_args(
+        ["paper", "table6", "--out", "d", "--target-dataset", "imagenet32", "--target-data", "/x"]
+    )
     assert (ns.table, ns.target_dataset, ns.target_data) == ("table6", "imagenet32", "/x")
     for t in ("table4", "ensemble"):
         assert build_parser().parse_args(["paper", t, "--out", "d"]).table == t
@@ -171,9 +202,11 @@ def test_table5_smoke_measures_both_searches_beside_the_papers_rows(smoke):
     paper = [r for r in rows if r["source"] == "paper"]
     assert len(paper) == 11 and paper[0]["row"] == "Zoph et al." and paper[0]["evaluated_models"] == "20000"
     measured = [r for r in rows if r["source"] == "measured"]
-    assert [(r["setting"], r["row"]) for r in measured] == [("ours (smoke)", "residual modules"),
-                                                            ("ours (smoke)", "cell modules"),
-                                                            ("ours (smoke)", "ensemble")]
+    assert [(r["setting"], r["row"]) for r in measured] == [
+        ("ours (smoke)", "residual modules"),
+        ("ours (smoke)", "cell modules"),
+        ("ours (smoke)", "ensemble"),
+    ]
     for r, name in zip(measured, ("scratch-pls", "cells-pls")):
         state = json.loads((smoke.out / "searches" / name / "search.json").read_text())
         last = state["networks"][state["candidates"][-1]]

@@ -1,5 +1,6 @@
 """``swnas paper table6`` with both of the paper's targets in one command, Table III's time column and
 ``swnas paper imagenet`` (a tiny synthetic image folder at smoke scale), each beside the published values."""
+
 from __future__ import annotations
 
 import csv
@@ -40,10 +41,14 @@ def _tiny_targets(root: Path) -> tuple[Path, Path]:
         Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tiny / "val" / "images" / line.split()[0])
     (tiny / "val" / "val_annotations.txt").write_text("\n".join(ann) + "\n")
     i32.mkdir()
-    np.savez(i32 / "train_data_batch_1.npz", data=rng.integers(0, 255, (48, 192), dtype=np.uint8),
-             labels=np.repeat(np.arange(1, 7), 8))
-    np.savez(i32 / "val_data.npz", data=rng.integers(0, 255, (12, 192), dtype=np.uint8),
-             labels=np.repeat(np.arange(1, 7), 2))
+    np.savez(
+        i32 / "train_data_batch_1.npz",
+        data=rng.integers(0, 255, (48, 192), dtype=np.uint8),
+        labels=np.repeat(np.arange(1, 7), 8),
+    )
+    np.savez(
+        i32 / "val_data.npz", data=rng.integers(0, 255, (12, 192), dtype=np.uint8), labels=np.repeat(np.arange(1, 7), 2)
+    )
     return tiny, i32
 
 
@@ -54,17 +59,25 @@ def test_targets_are_parsed_named_and_checked(tmp_path):
     assert parse_target("digits") == ("digits", None)
     with pytest.raises(InputError, match="--target"):
         parse_target("=/x")
-    st = PaperSettings(dataset="digits", out=tmp_path / "p", echo=None,
-                       targets=(("tinyimagenet", "/d/tiny"), ("imagenet32", "/d/i32")))
+    st = PaperSettings(
+        dataset="digits", out=tmp_path / "p", echo=None, targets=(("tinyimagenet", "/d/tiny"), ("imagenet32", "/d/i32"))
+    )
     ts, notes = targets_of(st)
     assert [(t.label, t.dataset, t.data, t.input_size, t.seed) for t in ts] == [
-        ("tinyimagenet", "imagefolder", "/d/tiny", 64, 0), ("imagenet32", "imagenet32", "/d/i32", None, 0)]
+        ("tinyimagenet", "imagefolder", "/d/tiny", 64, 0),
+        ("imagenet32", "imagenet32", "/d/i32", None, 0),
+    ]
     assert notes == []  # real targets: no smoke caveat
     for bad, msg in (((("mnist", None),), "unknown target"), ((("digits", None), ("digits", None)), "twice")):
         with pytest.raises(InputError, match=msg):
             targets_of(PaperSettings(dataset="digits", out=tmp_path / "p", echo=None, targets=bad))
-    missing = PaperSettings(dataset="digits", out=tmp_path / "p", echo=None, device="cpu",
-                            targets=(("tinyimagenet", "/d/tiny"), ("imagenet32", str(tmp_path / "nope"))))
+    missing = PaperSettings(
+        dataset="digits",
+        out=tmp_path / "p",
+        echo=None,
+        device="cpu",
+        targets=(("tinyimagenet", "/d/tiny"), ("imagenet32", str(tmp_path / "nope"))),
+    )
     with pytest.raises(InputError, match="^target_data: .*tiny.*tinyimagenet"):
         run_table("table6", missing)
     assert not (tmp_path / "p").exists()  # refused before anything ran
@@ -91,8 +104,9 @@ def test_table6_takes_each_searchs_last_candidate(tmp_path):
 def test_cli_takes_both_targets_in_one_command():
     from swnas.cli import build_parser
 
-    ns = build_parser().parse_args(["paper", "table6", "--out", "d", "--target", "tinyimagenet=/t",
-                                    "--target", "imagenet32=/i"])
+    ns = build_parser().parse_args(
+        ["paper", "table6", "--out", "d", "--target", "tinyimagenet=/t", "--target", "imagenet32=/i"]
+    )
     assert ns.target == ["tinyimagenet=/t", "imagenet32=/i"] and ns.dataset is None
     assert build_parser().parse_args(["paper", "imagenet", "--out", "d", "--smoke"]).table == "imagenet"
 
@@ -103,17 +117,37 @@ def test_table6_smoke_both_targets_four_rows_top5(tmp_path):
 
     tiny, i32 = _tiny_targets(tmp_path)
     out = tmp_path / "p"
-    args = ["paper", "table6", "--dataset", "digits", "--smoke", "--device", "cpu", "--out", str(out), "--quiet",
-            "--target", f"tinyimagenet={tiny}", "--target", f"imagenet32={i32}"]
+    args = [
+        "paper",
+        "table6",
+        "--dataset",
+        "digits",
+        "--smoke",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+        "--target",
+        f"tinyimagenet={tiny}",
+        "--target",
+        f"imagenet32={i32}",
+    ]
     assert main(args) == 0
     rows = _rows(out / "table6.csv")
     paper = [(r["setting"], r["row"], r["top5"]) for r in rows if r["source"] == "paper"]
-    assert paper[:4] == [("tinyimagenet", "ResNet110", "69.94"), ("tinyimagenet", "residual", "72.34"),
-                         ("tinyimagenet", "NASNet241", "79.2"), ("tinyimagenet", "cells", "79.23")]
+    assert paper[:4] == [
+        ("tinyimagenet", "ResNet110", "69.94"),
+        ("tinyimagenet", "residual", "72.34"),
+        ("tinyimagenet", "NASNet241", "79.2"),
+        ("tinyimagenet", "cells", "79.23"),
+    ]
     measured = [r for r in rows if r["source"] == "measured"]
     assert [(r["setting"], r["row"]) for r in measured] == [
-        (f"{t} (smoke)", row) for t in ("tinyimagenet", "imagenet32")
-        for row in ("ResNet20", "residual", "NASNet62-w4", "cells")]
+        (f"{t} (smoke)", row)
+        for t in ("tinyimagenet", "imagenet32")
+        for row in ("ResNet20", "residual", "NASNet62-w4", "cells")
+    ]
     for r in measured:  # top-5 and top-1 of a 6-class target: top-5 >= top-1, both percentages
         assert 0.0 <= float(r["top1"]) <= float(r["top5"]) <= 100.0
     res = json.loads((out / "searches" / "scratch-pls" / "search.json").read_text())
@@ -130,8 +164,14 @@ def test_table6_smoke_both_targets_four_rows_top5(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "tiny").symlink_to(tiny, target_is_directory=True)
-    st = PaperSettings(dataset="digits", out=out, smoke=True, device="cpu", echo=None,
-                       targets=(("tinyimagenet", str(other / "tiny")), ("imagenet32", str(i32))))
+    st = PaperSettings(
+        dataset="digits",
+        out=out,
+        smoke=True,
+        device="cpu",
+        echo=None,
+        targets=(("tinyimagenet", str(other / "tiny")), ("imagenet32", str(i32))),
+    )
     with pytest.raises(InputError, match="retrain/tinyimagenet/ResNet20 was made with other settings.*data"):
         run_table("table6", st)
 
@@ -163,8 +203,10 @@ def test_table3_time_column_and_hours_per_iteration(tmp_path, monkeypatch):
         out = st.out / "baselines" / label
         out.mkdir(parents=True, exist_ok=True)
         (out / "model.pt").write_bytes(b"")
-        return out, {"spec": ArchSpec(stages=list(stages)).to_dict(),
-                     "metrics": {"params": 1000, "top1": 0.9, "train_seconds": 1800.0, "epochs": 300}}
+        return out, {
+            "spec": ArchSpec(stages=list(stages)).to_dict(),
+            "metrics": {"params": 1000, "top1": 0.9, "train_seconds": 1800.0, "epochs": 300},
+        }
 
     monkeypatch.setattr(search_mod, "default_toolkit", factory)
     monkeypatch.setattr(runner, "ensure_baseline", baseline)
@@ -188,11 +230,12 @@ def test_table3_time_column_and_hours_per_iteration(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------- ImageNet
 def test_imagenet_options_are_checked_before_anything_runs(tmp_path):
     out = tmp_path / "p"
-    for st, msg in ((PaperSettings(dataset="imagefolder", out=out, echo=None), "^data: .*--data DIR"),
-                    (PaperSettings(dataset="cifar10", out=out, echo=None, smoke=True), "^--dataset"),
-                    (PaperSettings(dataset="imagefolder", out=out, echo=None, data=str(tmp_path / "none")),
-                     "not a directory"),
-                    (PaperSettings(dataset="imagefolder", out=out, echo=None, smoke=True, inherit=True), "--inherit")):
+    for st, msg in (
+        (PaperSettings(dataset="imagefolder", out=out, echo=None), "^data: .*--data DIR"),
+        (PaperSettings(dataset="cifar10", out=out, echo=None, smoke=True), "^--dataset"),
+        (PaperSettings(dataset="imagefolder", out=out, echo=None, data=str(tmp_path / "none")), "not a directory"),
+        (PaperSettings(dataset="imagefolder", out=out, echo=None, smoke=True, inherit=True), "--inherit"),
+    ):
         with pytest.raises(InputError, match=msg):
             run_table("imagenet", st)
     assert not out.exists()
@@ -200,7 +243,12 @@ def test_imagenet_options_are_checked_before_anything_runs(tmp_path):
     # m0 + delta within the donor's 3-block first stage
     s = imagenet_mod.IMAGENET_SEARCH
     assert (s["module"], s["stages"], s["delta"], s["transfer"], s["input_size"]) == (
-        "bottleneck", 4, 2, "torchvision:resnet50", 224)
+        "bottleneck",
+        4,
+        2,
+        "torchvision:resnet50",
+        224,
+    )
     from swnas.tvdonor import DEPTHS
 
     assert s["m0"] + s["delta"] * s["iterations"] <= min(DEPTHS["resnet50"])
@@ -212,18 +260,29 @@ def test_imagenet_smoke_transfers_into_bottlenecks_beside_90_23(tmp_path):
     out = tmp_path / "p"
     assert main(["paper", "imagenet", "--smoke", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
     rows = _rows(out / "imagenet.csv")
-    assert (rows[0]["source"], rows[0]["setting"], rows[0]["row"], rows[0]["top5"]) == ("paper", "imagenet", "final",
-                                                                                       "90.23")
+    assert (rows[0]["source"], rows[0]["setting"], rows[0]["row"], rows[0]["top5"]) == (
+        "paper",
+        "imagenet",
+        "final",
+        "90.23",
+    )
     measured = [r for r in rows if r["source"] == "measured"]
-    assert [(r["setting"], r["row"]) for r in measured] == [("imagenet (smoke)", "donor"),
-                                                            ("imagenet (smoke)", "final")]
+    assert [(r["setting"], r["row"]) for r in measured] == [
+        ("imagenet (smoke)", "donor"),
+        ("imagenet (smoke)", "final"),
+    ]
     for r in measured:
         assert 0.0 <= float(r["top1"]) <= float(r["top5"]) <= 100.0
         assert float(r["train_h"]) > 0.0
     state = json.loads((out / "searches" / "imagenet-pls" / "search.json").read_text())
     cfg = state["config"]
-    assert (cfg["dataset"], cfg["module"], cfg["stages"], cfg["m0"], cfg["delta"]) == ("imagefolder", "bottleneck",
-                                                                                      4, 1, 2)
+    assert (cfg["dataset"], cfg["module"], cfg["stages"], cfg["m0"], cfg["delta"]) == (
+        "imagefolder",
+        "bottleneck",
+        4,
+        1,
+        2,
+    )
     assert cfg["transfer"].endswith("baselines/donor-bottleneck/model.pt")  # weights transferred from the donor
     assert cfg["data"].endswith(imagenet_mod.SMOKE_FOLDER)
     last = state["networks"][state["candidates"][-1]]
@@ -244,8 +303,9 @@ def test_imagenet_smoke_transfers_into_bottlenecks_beside_90_23(tmp_path):
         with pytest.raises(InputError, match="searches/imagenet-pls was made with other settings.*delta"):
             run_table("imagenet", st)
     with pytest.raises(InputError, match="paper.json"):  # another seed: the DIR's settings differ
-        run_table("imagenet", PaperSettings(dataset="imagefolder", out=out, smoke=True, device="cpu", echo=None,
-                                            seed=1))
+        run_table(
+            "imagenet", PaperSettings(dataset="imagefolder", out=out, smoke=True, device="cpu", echo=None, seed=1)
+        )
 
 
 def test_imagenet_streams_the_folder_given_as_data(tmp_path, monkeypatch):
@@ -265,8 +325,10 @@ def test_imagenet_streams_the_folder_given_as_data(tmp_path, monkeypatch):
     monkeypatch.setattr(folder, "open_imagefolder", spy)
     data = imagenet_mod.write_smoke_folder(tmp_path / "images")
     out = tmp_path / "p"
-    assert main(["paper", "imagenet", "--smoke", "--data", str(data), "--device", "cpu", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["paper", "imagenet", "--smoke", "--data", str(data), "--device", "cpu", "--out", str(out), "--quiet"])
+        == 0
+    )
     assert opened and {p for p, _ in opened} == {str(data)} and {s for _, s in opened} == {32}
     assert not (out / imagenet_mod.SMOKE_FOLDER).exists()  # the given folder, no synthetic one
     cfg = json.loads((out / "searches" / "imagenet-pls" / "search.json").read_text())["config"]
@@ -293,21 +355,33 @@ def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch
     tiny, i32 = tmp_path / "tiny", tmp_path / "i32"
     tiny.mkdir()
     i32.mkdir()
-    st = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None,
-                       targets=(("tinyimagenet", str(tiny)), ("imagenet32", str(i32))))
+    st = PaperSettings(
+        dataset="digits",
+        out=tmp_path / "p",
+        device="cpu",
+        echo=None,
+        targets=(("tinyimagenet", str(tiny)), ("imagenet32", str(i32))),
+    )
     _, cs = run_table("table6", st)
     rows = _rows(cs)
     keys = [(r["source"], r["setting"], r["row"]) for r in rows]
     assert more_tables.TABLE6_ROWS == ("ResNet110", "residual", "NASNet241", "cells")  # the paper's order
-    assert keys == [(s, t, n) for t in ("tinyimagenet", "imagenet32") for n in more_tables.TABLE6_ROWS
-                    for s in ("paper", "measured")]
+    assert keys == [
+        (s, t, n)
+        for t in ("tinyimagenet", "imagenet32")
+        for n in more_tables.TABLE6_ROWS
+        for s in ("paper", "measured")
+    ]
     assert all(r["top5"] == "50.0" and r["top1"] == "25.0" for r in rows if r["source"] == "measured")
     res = json.loads((st.out / "searches" / "scratch-pls" / "search.json").read_text())
     last = res["networks"][res["candidates"][-1]]
     assert last["iteration"] == 5  # the paper-scale search: the fifth candidate is Table VI's 'residual'
-    assert trained[:4] == [("retrain/tinyimagenet/ResNet110", "imagefolder", str(tiny), [18, 18, 18], "basic", 64),
-                           ("retrain/tinyimagenet/A5", "imagefolder", str(tiny), last["stages"], "basic", 64),
-                           ("retrain/tinyimagenet/NASNet241", "imagefolder", str(tiny), [6, 6, 6], "nasnet", 64),
-                           ("retrain/tinyimagenet/cells-A5", "imagefolder", str(tiny), trained[3][3], "basic", 64)]
-    assert [t[:3] for t in trained[4:]] == [(f"retrain/imagenet32/{n}", "imagenet32", str(i32))
-                                           for n in ("ResNet110", "A5", "NASNet241", "cells-A5")]
+    assert trained[:4] == [
+        ("retrain/tinyimagenet/ResNet110", "imagefolder", str(tiny), [18, 18, 18], "basic", 64),
+        ("retrain/tinyimagenet/A5", "imagefolder", str(tiny), last["stages"], "basic", 64),
+        ("retrain/tinyimagenet/NASNet241", "imagefolder", str(tiny), [6, 6, 6], "nasnet", 64),
+        ("retrain/tinyimagenet/cells-A5", "imagefolder", str(tiny), trained[3][3], "basic", 64),
+    ]
+    assert [t[:3] for t in trained[4:]] == [
+        (f"retrain/imagenet32/{n}", "imagenet32", str(i32)) for n in ("ResNet110", "A5", "NASNet241", "cells-A5")
+    ]

@@ -1,5 +1,6 @@
 """The ``original`` recipe's per-pixel mean subtraction: in training batches, evaluation and stage
 scoring; the channel-normalised recipes unchanged (their batches pinned to the per-channel formula)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -98,8 +99,7 @@ def test_original_recipe_trains_on_zero_mean_pixels(digits, monkeypatch):
 
     monkeypatch.setattr(swnas.train, "evaluate_split", spy)
     n = len(digits.y_train)  # batches of n cover each image 3 times per epoch (3 copies)
-    swnas.train.train(_net(), digits, recipe="original", epochs=1, batch_size=n, pad=0, device="cpu",
-                      progress=False)
+    swnas.train.train(_net(), digits, recipe="original", epochs=1, batch_size=n, pad=0, device="cpu", progress=False)
     xs = torch.cat(seen)
     assert xs.shape[0] == 3 * n
     # every pixel's mean over the training images is 0: the training mean image was subtracted
@@ -111,16 +111,18 @@ def test_original_recipe_trains_on_zero_mean_pixels(digits, monkeypatch):
 
 def test_paper_recipe_batches_are_channel_normalised_as_before(digits, monkeypatch):
     seen = _record_batches(monkeypatch)
-    swnas.train.train(_net(), digits, recipe="paper", epochs=1, batch_size=len(digits.y_train), pad=0, device="cpu",
-                      progress=False)
+    swnas.train.train(
+        _net(), digits, recipe="paper", epochs=1, batch_size=len(digits.y_train), pad=0, device="cpu", progress=False
+    )
     xs = torch.cat(seen).double()
     assert xs.shape[0] == len(digits.y_train)
     x = torch.from_numpy(digits.x_train).double().permute(0, 3, 1, 2) / 255.0
     ref = (x - digits.mean[0]) / digits.std[0]
     # the same multiset of images: compare sorted per-image sums and the channel moments
-    torch.testing.assert_close(xs.sum((1, 2, 3)).sort().values, ref.sum((1, 2, 3)).sort().values,
-                               rtol=0, atol=1e-3)
-    assert float(xs.mean()) == pytest.approx(0.0, abs=1e-5) and float(xs.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+    torch.testing.assert_close(xs.sum((1, 2, 3)).sort().values, ref.sum((1, 2, 3)).sort().values, rtol=0, atol=1e-3)
+    assert float(xs.mean()) == pytest.approx(0.0, abs=1e-5) and float(xs.std(unbiased=False)) == pytest.approx(
+        1.0, abs=1e-4
+    )
     assert float(xs.mean(0).abs().max()) > 0.5  # per pixel it is not centred
 
 

@@ -5,6 +5,7 @@ reference runs on the same float32 values cast to float64; every backend accumul
 The ``backend`` fixture (tests/conftest.py) runs every backend of the table, skipping with the
 reason where one cannot run; ``cupy`` runs through a NumPy stand-in when CuPy is absent.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_matches_reference(backend, dtype, n, p, n_classes, a, const):
     ref = reference(X, y, a)
     assert res.backend == backend
     np.testing.assert_allclose(res.features, ref, rtol=0, atol=TOL[dtype])
-    assert abs(float(np.sum(res.features ** 2)) - p) < 1e-6 * p  # sum_j VIP_j^2 = p
+    assert abs(float(np.sum(res.features**2)) - p) < 1e-6 * p  # sum_j VIP_j^2 = p
     for j in const:
         assert res.features[j] == 0.0  # constant columns score exactly 0 on every backend
 
@@ -89,16 +90,18 @@ def test_non_contiguous_input(backend):
     X, y = make_problem(90, 30, 3, seed=5)
     ref = reference(X[:, ::2], y, 2)
     np.testing.assert_allclose(score(X[:, ::2], y, backend=backend).features, ref, atol=1e-9, rtol=0)
-    np.testing.assert_allclose(score(np.asfortranarray(X), y, backend=backend).features, reference(X, y, 2),
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        score(np.asfortranarray(X), y, backend=backend).features, reference(X, y, 2), atol=1e-9, rtol=0
+    )
 
 
 def test_torch_cpu_tensor_is_read_in_place(backend):
     torch = pytest.importorskip("torch")
     X, y = make_problem(100, 16, 4, dtype=np.float32, seed=9)
     t = torch.from_numpy(X.copy())
-    np.testing.assert_allclose(score(t, torch.from_numpy(y), backend=backend).features, reference(X, y, 2),
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        score(t, torch.from_numpy(y), backend=backend).features, reference(X, y, 2), atol=1e-9, rtol=0
+    )
     if backend == "cupy":
         return  # the cupy backend uploads host data to the GPU: no shared memory to check
     assert np.shares_memory(host_matrix(t), t.numpy())  # the CPU backends see the tensor's own memory
@@ -233,8 +236,7 @@ def test_last_component_skips_the_loading(monkeypatch, a):
     assert calls_many == [True] * (a - 1) + [False]
     if backend_status("numba")[0]:
         calls_nb = _record_loading(monkeypatch, nb, "pls_project_numba")
-        np.testing.assert_allclose(nb.pls_vip_numba(X, codes, 4, n_components=a), reference(X, y, a),
-                                   atol=1e-9, rtol=0)
+        np.testing.assert_allclose(nb.pls_vip_numba(X, codes, 4, n_components=a), reference(X, y, a), atol=1e-9, rtol=0)
         assert calls_nb == [True] * (a - 1) + [False]
 
 
@@ -260,6 +262,7 @@ def test_lockstep_batches_calls_and_lets_tasks_stop_early():
     def task(rounds):
         def run(project):
             return [project(r) for r in range(rounds)]
+
         return run
 
     out = run_lockstep([task(3), task(1), task(0), task(2)], project_many)
@@ -304,8 +307,9 @@ def test_cuda_reads_torch_and_cupy_device_data_in_place():
     assert M.shape == (3000, 130) and not M.is_double
     # a strided view is made contiguous once on the GPU; then the kernels of the float32 case above,
     # asserted to 1e-9 (the cpp backend on the same data: 1.3e-14 strided, 3.2e-14 in float64)
-    np.testing.assert_allclose(score(Xt[:, ::2], y, backend="cuda").features, reference(X[:, ::2], y, 2),
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        score(Xt[:, ::2], y, backend="cuda").features, reference(X[:, ::2], y, 2), atol=1e-9, rtol=0
+    )
     np.testing.assert_allclose(score(Xt.double(), y, backend="cuda").features, ref, atol=1e-9, rtol=0)
     try:
         import cupy

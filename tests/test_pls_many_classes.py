@@ -6,6 +6,7 @@ Lanczos eigensolver of the shared algebra (:func:`swnas.scoring._pls_algebra.dom
 The data: post-ReLU Gaussian features with a class signal planted in 16 columns, 1,000 classes of
 about 24 rows each (so classes are cut by the pass's row groups), two classes empty.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_stats_pass_equals_float64_sums(problem):
     Xd = X.astype(np.float64)
     order = np.argsort(y, kind="stable")
     bounds = np.searchsorted(y[order], np.arange(C + 1))
-    expect = np.stack([Xd[order[bounds[c]:bounds[c + 1]]].sum(axis=0) for c in range(C)])
+    expect = np.stack([Xd[order[bounds[c] : bounds[c + 1]]].sum(axis=0) for c in range(C)])
     np.testing.assert_array_equal(counts, np.bincount(y, minlength=C))
     np.testing.assert_allclose(class_sums, expect, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(colsum, Xd.sum(axis=0), rtol=1e-12)

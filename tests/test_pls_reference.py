@@ -1,4 +1,5 @@
 """The PLS-VIP NumPy reference against scikit-learn and against an explicit-deflation formula."""
+
 from __future__ import annotations
 
 import warnings
@@ -20,7 +21,7 @@ def sklearn_vip(X, y, n_components=2, scale=True):
     W, T, Q = m.x_weights_, m.x_scores_, m.y_loadings_
     ss = (T * T).sum(0) * (Q * Q).sum(0)
     Wn = W / np.linalg.norm(W, axis=0)
-    return np.sqrt(X.shape[1] * (Wn ** 2) @ ss / ss.sum())
+    return np.sqrt(X.shape[1] * (Wn**2) @ ss / ss.sum())
 
 
 def deflation_vip(X, y, n_components=2, scale=True):
@@ -48,7 +49,7 @@ def deflation_vip(X, y, n_components=2, scale=True):
         W.append(w)
         ss.append(tt * (q @ q))
     W, ss = np.array(W).T, np.array(ss)
-    return np.sqrt(p * (W ** 2) @ ss / ss.sum())
+    return np.sqrt(p * (W**2) @ ss / ss.sum())
 
 
 CASES = [
@@ -93,7 +94,7 @@ def test_vip_squares_sum_to_p(a):
     X, y = planted(250, 33, 6, seed=a)
     vip = score(X, y, backend="numpy", n_components=a).features
     assert vip.shape == (33,) and vip.dtype == np.float64
-    assert np.sum(vip ** 2) == pytest.approx(33, rel=1e-12)
+    assert np.sum(vip**2) == pytest.approx(33, rel=1e-12)
 
 
 def test_planted_columns_rank_first():

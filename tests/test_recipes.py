@@ -1,4 +1,5 @@
 """swnas.recipes: the ``original`` recipe as data, decay scopes, Keras time-based decay, costs per epoch."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,17 @@ import torch
 
 from swnas.errors import InputError
 from swnas.models import ArchSpec, build
-from swnas.recipes import (FINAL_EPOCHS, TRANSFER_EPOCHS, ScheduleFactor, get_recipe, images_per_epoch,
-                           make_optimizer, make_scheduler, steps_per_epoch, training_images)
+from swnas.recipes import (
+    FINAL_EPOCHS,
+    TRANSFER_EPOCHS,
+    ScheduleFactor,
+    get_recipe,
+    images_per_epoch,
+    make_optimizer,
+    make_scheduler,
+    steps_per_epoch,
+    training_images,
+)
 
 
 def test_original_recipe_is_the_released_code():
@@ -62,8 +72,10 @@ def test_keras_time_based_decay_multiplies_the_schedule():
     torch.save(state, "/dev/null")  # only numbers: loadable with weights_only
 
 
-@pytest.mark.parametrize("field, value", [("copies_per_epoch", 0), ("decay_scope", "bn"), ("lr_decay", -1.0),
-                                          ("init", "xavier"), ("normalize", "zca")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("copies_per_epoch", 0), ("decay_scope", "bn"), ("lr_decay", -1.0), ("init", "xavier"), ("normalize", "zca")],
+)
 def test_bad_recipe_fields_name_themselves(field, value):
     from dataclasses import replace
 

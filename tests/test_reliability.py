@@ -4,6 +4,7 @@ Every test here drives ``swnas ...`` through :func:`swnas.cli.main` and checks t
 message and what is (not) on disk afterwards: options checked before any training, foreign
 checkpoints refused, no file outside --out touched, one run per --out, no raw traceback.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,9 +56,17 @@ def fake_factory(calls: Calls, fail_score: int | None = None, fail_train: int | 
 
     def factory(cfg, progress=True):
         return Toolkit(
-            build=lambda stages, seed: {"stages": list(stages), "seed": seed}, train=train, score=score,
-            measure=lambda m, s: {"depth": 2 * sum(m["stages"]) + 2, "params": sum(m["stages"]), "macs": 1,
-                                  "memory": 1, "latency": 0.0, "carbon": 0.0},
+            build=lambda stages, seed: {"stages": list(stages), "seed": seed},
+            train=train,
+            score=score,
+            measure=lambda m, s: {
+                "depth": 2 * sum(m["stages"]) + 2,
+                "params": sum(m["stages"]),
+                "macs": 1,
+                "memory": 1,
+                "latency": 0.0,
+                "carbon": 0.0,
+            },
             save=lambda m, p: Path(p).write_text(json.dumps(m)),
             load=lambda p: json.loads(Path(p).read_text()),
             spec=lambda m: {"stages": m["stages"]},
@@ -119,8 +128,9 @@ def test_resume_may_change_what_nothing_computed_depends_on(tmp_path, capsys, mo
     code, _, err = run(["search", *SMALL, "--out", out], capsys)
     assert code == 2 and "injected failure while scoring" in err and calls.train == 2
     # the reduction and the criterion were used by no scoring step yet: they may change
-    code, _, err = run(["search", "--resume", out, "--reduce", "gap", "--param", "n_components=1",
-                        "--no-report", "--quiet"], capsys)
+    code, _, err = run(
+        ["search", "--resume", out, "--reduce", "gap", "--param", "n_components=1", "--no-report", "--quiet"], capsys
+    )
     assert code == 0, err
     state = json.loads((out / "search.json").read_text())
     assert state["config"]["reduce"] == "gap" and state["config"]["score_params"]["n_components"] == 1
@@ -153,19 +163,33 @@ def real_toolkit_factory(width: int):
 
     def build(stages, seed):
         torch.manual_seed(seed)
-        return M.build(M.ArchSpec(module="basic", stages=list(stages), widths=[width] * 3, num_classes=10,
-                                  input_size=8, in_channels=1))
+        return M.build(
+            M.ArchSpec(
+                module="basic", stages=list(stages), widths=[width] * 3, num_classes=10, input_size=8, in_channels=1
+            )
+        )
 
     def meas(model, seconds):
         params = sum(p.numel() for p in model.parameters())
-        return {"depth": model.spec.depth, "params": params, "macs": params, "memory": params, "latency": 0.0,
-                "carbon": 0.0}
+        return {
+            "depth": model.spec.depth,
+            "params": params,
+            "macs": params,
+            "memory": params,
+            "latency": 0.0,
+            "carbon": 0.0,
+        }
 
     def factory(cfg, progress=True):
-        return Toolkit(build=build, train=lambda m, s: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0},
-                       score=lambda m: [float(len(s)) * (1 if i == 0 else -1) for i, s in enumerate(m.stages)],
-                       measure=meas, save=M.save_model, load=search_mod.load_model,
-                       spec=lambda m: m.spec.to_dict())
+        return Toolkit(
+            build=build,
+            train=lambda m, s: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0},
+            score=lambda m: [float(len(s)) * (1 if i == 0 else -1) for i, s in enumerate(m.stages)],
+            measure=meas,
+            save=M.save_model,
+            load=search_mod.load_model,
+            spec=lambda m: m.spec.to_dict(),
+        )
 
     return factory
 
@@ -186,8 +210,11 @@ def two_real_searches(tmp_path, capsys, monkeypatch):
 def test_swapped_checkpoint_is_refused_everywhere(two_real_searches, tmp_path, capsys):
     mine, other = two_real_searches
     shutil.copy(other / "checkpoints" / "02-A1.pt", mine / "checkpoints" / "02-A1.pt")
-    for argv in (["export", mine, "--to", tmp_path / "m.pt"], ["ensemble", mine],
-                 ["search", "--resume", mine, "--no-report", "--quiet"]):
+    for argv in (
+        ["export", mine, "--to", tmp_path / "m.pt"],
+        ["ensemble", mine],
+        ["search", "--resume", mine, "--no-report", "--quiet"],
+    ):
         code, _, err = run(argv, capsys)
         assert code == 2 and "02-A1.pt" in err and "SHA-256" in err, (argv, err)
     assert not (tmp_path / "m.pt").exists()
@@ -301,8 +328,10 @@ def test_full_disk_is_a_message(tmp_path, capsys, monkeypatch):
     import torch
 
     def full(*a, **k):
-        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0; "
-                           "PytorchStreamWriter failed writing file data/0: file write failed")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0; "
+            "PytorchStreamWriter failed writing file data/0: file write failed"
+        )
 
     monkeypatch.setattr(torch, "save", full)
     out = tmp_path / "t"
@@ -317,13 +346,16 @@ def test_export_to_a_directory(two_real_searches, tmp_path, capsys):
     assert code == 2 and "is a directory" in err
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (lambda s: s.pop("iterations"), "lacks 'iterations'"),
-    (lambda s: s["candidates"].append(99), "candidates[1] = 99"),
-    (lambda s: s["networks"][0].pop("stages"), "networks[0]: lacks 'stages'"),
-    (lambda s: s["iterations"][0].update(T=0), "'T' = 0 is not the index of a trained T"),
-    (lambda s: s.update(final="x"), "'final' = 'x'"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda s: s.pop("iterations"), "lacks 'iterations'"),
+        (lambda s: s["candidates"].append(99), "candidates[1] = 99"),
+        (lambda s: s["networks"][0].pop("stages"), "networks[0]: lacks 'stages'"),
+        (lambda s: s["iterations"][0].update(T=0), "'T' = 0 is not the index of a trained T"),
+        (lambda s: s.update(final="x"), "'final' = 'x'"),
+    ],
+)
 def test_hand_edited_state_is_a_message(edit, needle, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
@@ -331,8 +363,11 @@ def test_hand_edited_state_is_a_message(edit, needle, tmp_path, capsys, monkeypa
     state = json.loads((out / "search.json").read_text())
     edit(state)
     (out / "search.json").write_text(json.dumps(state))
-    for argv in (["report", out, "--no-ensemble", "--quiet"], ["export", out, "--to", tmp_path / "m.pt"],
-                 ["search", "--resume", out, "--quiet", "--no-report"]):
+    for argv in (
+        ["report", out, "--no-ensemble", "--quiet"],
+        ["export", out, "--to", tmp_path / "m.pt"],
+        ["search", "--resume", out, "--quiet", "--no-report"],
+    ):
         code, _, err = run(argv, capsys)
         assert code == 2 and needle in err, (argv, err)
 
@@ -342,8 +377,11 @@ def test_temp_files_of_killed_writes_are_cleaned_and_modes_agree(tmp_path, capsy
     monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 2
-    left = [out / ".search.json.x1.swnas.tmp", out / "checkpoints" / ".02-A1.pt.x2.swnas.tmp",
-            out / "specs" / ".j.swnas.tmp"]
+    left = [
+        out / ".search.json.x1.swnas.tmp",
+        out / "checkpoints" / ".02-A1.pt.x2.swnas.tmp",
+        out / "specs" / ".j.swnas.tmp",
+    ]
     for p in left:
         p.write_text("half a file")
     users = [out / "notes.tmp", out / ".notes.tmp", out / "checkpoints" / "mine.tmp"]  # not swnas's own
@@ -352,24 +390,43 @@ def test_temp_files_of_killed_writes_are_cleaned_and_modes_agree(tmp_path, capsy
     assert run(["search", "--resume", out, "--quiet", "--no-report"], capsys)[0] == 0
     assert not any(p.exists() for p in left)
     assert all(p.read_text() == "keep me" for p in users)
-    modes = {p.name: p.stat().st_mode & 0o777 for p in (out / "search.json", out / "search.log",
-                                                         out / "checkpoints" / "00-A0.pt")}
+    modes = {
+        p.name: p.stat().st_mode & 0o777
+        for p in (out / "search.json", out / "search.log", out / "checkpoints" / "00-A0.pt")
+    }
     assert len(set(modes.values())) == 1, modes
 
 
 def test_directory_that_is_no_dataset_is_not_downloaded_into(tmp_path, capsys, no_training):
     empty = tmp_path / "mydata"
     empty.mkdir()
-    code, _, err = run(["search", "--dataset", "cifar10", "--data", empty, "--iterations", "1",
-                        "--out", tmp_path / "s", "--quiet", "--no-report"], capsys)
+    code, _, err = run(
+        [
+            "search",
+            "--dataset",
+            "cifar10",
+            "--data",
+            empty,
+            "--iterations",
+            "1",
+            "--out",
+            tmp_path / "s",
+            "--quiet",
+            "--no-report",
+        ],
+        capsys,
+    )
     assert code == 2 and "without a CIFAR-10 data set" in err
     assert list(empty.iterdir()) == []
 
 
-@pytest.mark.parametrize("to, flags, needle", [
-    ("m.onnx", ["--onnx"], "--onnx would write its file over the checkpoint"),
-    ("m.torchscript.pt", ["--torchscript"], "--torchscript would write its file over the checkpoint"),
-])
+@pytest.mark.parametrize(
+    "to, flags, needle",
+    [
+        ("m.onnx", ["--onnx"], "--onnx would write its file over the checkpoint"),
+        ("m.torchscript.pt", ["--torchscript"], "--torchscript would write its file over the checkpoint"),
+    ],
+)
 def test_export_extra_files_never_replace_the_checkpoint(to, flags, needle, two_real_searches, tmp_path, capsys):
     code, _, err = run(["export", two_real_searches[0], "--to", tmp_path / to, *flags], capsys)
     assert code == 2 and needle in err

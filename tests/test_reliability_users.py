@@ -3,6 +3,7 @@ resource bombs, the documented recovery after divergence (docs/reliability.md).
 
 Each test fails on the code before its fix; the fakes from ``test_reliability`` keep them fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from test_reliability import SMALL, TINY_TRAIN, Calls, fake_factory, run
 
 def snapshot(d: Path) -> dict:
     """Every file under ``d`` with its bytes (the lock file's holder line aside)."""
-    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
-            and p.name != RunLock.NAME}
+    return {
+        str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file() and p.name != RunLock.NAME
+    }
 
 
 @pytest.fixture
@@ -39,9 +41,11 @@ def test_refused_runs_never_write_or_delete_in_the_locked_directory(stopped_sear
     before = snapshot(out)
     with RunLock(out):  # the first run, still going
         # a concurrent --resume (also with --track) and a fresh search into the same --out
-        for argv in (["search", "--resume", out, "--no-report", "--quiet"],
-                     ["search", "--resume", out, "--no-report", "--quiet", "--track", "jsonl"],
-                     ["search", *SMALL, "--out", out, "--track", "jsonl"]):
+        for argv in (
+            ["search", "--resume", out, "--no-report", "--quiet"],
+            ["search", "--resume", out, "--no-report", "--quiet", "--track", "jsonl"],
+            ["search", *SMALL, "--out", out, "--track", "jsonl"],
+        ):
             code, _, err = run(argv, capsys)
             assert code == 2 and "in use by pid" in err, (argv, err)
             assert snapshot(out) == before, argv
@@ -71,7 +75,7 @@ def test_refused_search_never_removes_a_directory_made_meanwhile(tmp_path, capsy
 
 
 # ------------------------------------------------------------------ 2. disk full
-TORCH_FULL = ("[enforce fail at inline_container.cc:626] . unexpected pos 3456 vs 3350")
+TORCH_FULL = "[enforce fail at inline_container.cc:626] . unexpected pos 3456 vs 3350"
 
 
 def test_disk_full_while_saving_a_checkpoint_is_a_message_and_resumes(tmp_path, capsys, monkeypatch):
@@ -341,15 +345,21 @@ def test_mlflow_settings_respect_the_users_choices():
 
 
 # ------------------------------------------------------------------ 5. resource bounds
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")) + "criterion: *i\n"
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    + "criterion: *i\n"
+)
 
 
-@pytest.mark.parametrize("name, text, needle", [
-    ("bomb.yaml", BOMB, "uses a YAML anchor or alias (line 1"),
-    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    ("big.yaml", "# padding\n" * 200_000, "bytes; a run's options fit in"),
-])
+@pytest.mark.parametrize(
+    "name, text, needle",
+    [
+        ("bomb.yaml", BOMB, "uses a YAML anchor or alias (line 1"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("big.yaml", "# padding\n" * 200_000, "bytes; a run's options fit in"),
+    ],
+)
 def test_hostile_config_is_refused_quickly_and_briefly(name, text, needle, tmp_path, capsys, no_training_anywhere):
     import time
 
@@ -362,15 +372,19 @@ def test_hostile_config_is_refused_quickly_and_briefly(name, text, needle, tmp_p
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--m0", "1000000"], "3 stages of 1000001 modules, too large to build"),
-    (["--width", "1000000"], "channels wide"),
-    (["--stages", "100"], "channels wide"),
-    (["--module", "nasnet", "--width", "5000"], "GiB of float32 weights"),
-    (["--iterations", "10000", "--delta", "1000"], "too large to build"),
-])
-def test_oversized_search_is_refused_before_anything_is_built(argv, needle, tmp_path, capsys, monkeypatch,
-                                                              no_training_anywhere):
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--m0", "1000000"], "3 stages of 1000001 modules, too large to build"),
+        (["--width", "1000000"], "channels wide"),
+        (["--stages", "100"], "channels wide"),
+        (["--module", "nasnet", "--width", "5000"], "GiB of float32 weights"),
+        (["--iterations", "10000", "--delta", "1000"], "too large to build"),
+    ],
+)
+def test_oversized_search_is_refused_before_anything_is_built(
+    argv, needle, tmp_path, capsys, monkeypatch, no_training_anywhere
+):
 
     only_on_meta(monkeypatch)
     code, _, err = run(["search", *SMALL, *argv, "--out", tmp_path / "s"], capsys)
@@ -417,8 +431,28 @@ def test_crafted_spec_in_a_comparison_is_refused(tmp_path, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------ 6. the documented recovery after divergence
-REAL = ["--dataset", "digits", "--subset", "200", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
-        "--iterations", "1", "--m0", "1", "--delta", "1", "--final-epochs", "0", "--no-report", "--quiet"]
+REAL = [
+    "--dataset",
+    "digits",
+    "--subset",
+    "200",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--iterations",
+    "1",
+    "--m0",
+    "1",
+    "--delta",
+    "1",
+    "--final-epochs",
+    "0",
+    "--no-report",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -449,8 +483,11 @@ def diverged_first_network(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("how", ["resume", "fresh"])
 def test_restart_after_divergence_with_a_lower_lr(how, diverged_first_network, capsys):
     out = diverged_first_network
-    argv = (["search", "--resume", out, "--lr", "0.05", "--no-report", "--quiet"] if how == "resume"
-            else ["search", *REAL, "--lr", "0.05", "--out", out])
+    argv = (
+        ["search", "--resume", out, "--lr", "0.05", "--no-report", "--quiet"]
+        if how == "resume"
+        else ["search", *REAL, "--lr", "0.05", "--out", out]
+    )
     code, _, err = run(argv, capsys)
     assert code == 0, err
     assert "trains from its first epoch" in err and "checkpoint_dir" not in err
@@ -474,8 +511,9 @@ def test_stale_checkpoint_message_is_the_trainers(tmp_path):
     train(model, ds, epochs=1, batch_size=50, lr=0.1, device="cpu", seed=0, progress=False, checkpoint_dir=tmp_path)
     torch.manual_seed(0)
     with pytest.raises(InputError) as exc:
-        train(model, ds, epochs=1, batch_size=50, lr=0.01, device="cpu", seed=0, progress=False,
-              checkpoint_dir=tmp_path)
+        train(
+            model, ds, epochs=1, batch_size=50, lr=0.01, device="cpu", seed=0, progress=False, checkpoint_dir=tmp_path
+        )
     assert resume._stale(exc.value) and not resume._stale(InputError("checkpoint 'x' is corrupt"))
 
 
@@ -504,8 +542,10 @@ CRAFTED = [
     (lambda s: s["networks"][2].update(final={"epochs": "x", "checkpoint": "c"}), "final.epochs must be a number"),
     (lambda s: s.update(environment="x"), "'environment' must be an object"),
     (lambda s: s["networks"][0].update(seed=10**30), "'seed' = 1000000000000000000000000000000 is out of range"),
-    (lambda s: s.update(format="swnas-search/2"), "has format swnas-search/2, but this version of swnas reads "
-                                                   "swnas-search/1"),
+    (
+        lambda s: s.update(format="swnas-search/2"),
+        "has format swnas-search/2, but this version of swnas reads swnas-search/1",
+    ),
 ]
 
 
@@ -518,23 +558,31 @@ def test_crafted_state_fields_are_messages(edit, needle, tmp_path, capsys, monke
     state = json.loads((out / "search.json").read_text())
     edit(state)
     (out / "search.json").write_text(json.dumps(state))
-    for argv in (["report", out, "--no-ensemble", "--quiet", "--html"], ["report", out, good, "--quiet"],
-                 ["export", out, "--to", tmp_path / "m.pt"], ["search", "--resume", out, "--quiet", "--no-report"]):
+    for argv in (
+        ["report", out, "--no-ensemble", "--quiet", "--html"],
+        ["report", out, good, "--quiet"],
+        ["export", out, "--to", tmp_path / "m.pt"],
+        ["search", "--resume", out, "--quiet", "--no-report"],
+    ):
         code, _, err = run(argv, capsys)
         assert code == 2 and needle in err and len(err) < 1000, (argv, err)
 
 
-@pytest.mark.parametrize("line, needle", [
-    ("out: [1, 2]", "out must be a directory path, got [1, 2]"),
-    ("score_params: [1, 2]", "score_params: expected a mapping"),
-    ("html: 3", "html must be true or false"),
-    ("log_level: 5", "log_level must be a name"),
-    ("data: [1]", "data: expected a name or path"),
-    ("reduce: {a: 1}", "reduce: expected a name or path"),
-    ("stop_early: 'yes'", "stop_early: expected true or false"),
-])
-def test_config_values_of_the_wrong_type_are_messages(line, needle, tmp_path, capsys, monkeypatch,
-                                                      no_training_anywhere):
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        ("out: [1, 2]", "out must be a directory path, got [1, 2]"),
+        ("score_params: [1, 2]", "score_params: expected a mapping"),
+        ("html: 3", "html must be true or false"),
+        ("log_level: 5", "log_level must be a name"),
+        ("data: [1]", "data: expected a name or path"),
+        ("reduce: {a: 1}", "reduce: expected a name or path"),
+        ("stop_early: 'yes'", "stop_early: expected true or false"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_messages(
+    line, needle, tmp_path, capsys, monkeypatch, no_training_anywhere
+):
     monkeypatch.chdir(tmp_path)  # the default --out, runs/search, would be here
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"dataset: digits\niterations: 1\n{line}\n")

@@ -1,4 +1,5 @@
 """Report files hold the numbers of search.json; the ensemble averages softmax; export round-trips."""
+
 from __future__ import annotations
 
 import csv
@@ -24,14 +25,26 @@ def _fake_toolkit():
 
     def measure(m, seconds):
         s = sum(m["stages"])
-        return {"depth": 2 * s + 2, "params": 12_345 * s, "macs": 678_901 * s, "memory": 4 * 12_345 * s,
-                "peak_memory": 999 * s, "latency": 0.1 * s, "carbon": 1e-6 * s}
+        return {
+            "depth": 2 * s + 2,
+            "params": 12_345 * s,
+            "macs": 678_901 * s,
+            "memory": 4 * 12_345 * s,
+            "peak_memory": 999 * s,
+            "latency": 0.1 * s,
+            "carbon": 1e-6 * s,
+        }
 
     return Toolkit(
         build=lambda stages, seed: {"stages": list(stages), "seed": seed},
-        train=lambda m, seed: {"top1": 0.80 + 0.0123 * m["stages"][0] + 0.0001 * seed, "top5": 0.99,
-                               "seconds": 0.5, "epochs": 1},
-        score=score, measure=measure,
+        train=lambda m, seed: {
+            "top1": 0.80 + 0.0123 * m["stages"][0] + 0.0001 * seed,
+            "top5": 0.99,
+            "seconds": 0.5,
+            "epochs": 1,
+        },
+        score=score,
+        measure=measure,
         save=lambda m, p: Path(p).write_text(json.dumps(m)),
         load=lambda p: json.loads(Path(p).read_text()),
         spec=lambda m: {"stages": m["stages"]},
@@ -41,8 +54,9 @@ def _fake_toolkit():
 @pytest.fixture
 def fake_search(tmp_path):
     out = tmp_path / "search"
-    run_search(SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out,
-               toolkit=_fake_toolkit(), echo=None)
+    run_search(
+        SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out, toolkit=_fake_toolkit(), echo=None
+    )
     return out
 
 
@@ -50,11 +64,24 @@ def test_report_files_hold_the_numbers(fake_search):
     out = fake_search
     base = out / "baselines" / "resnet-8"
     base.mkdir(parents=True)
-    (base / "train.json").write_text(json.dumps({
-        "name": "ResNet-8", "stages": [1, 1, 1], "depth": 8,
-        "metrics": {"params": 77_777, "macs": 5_555_555, "memory": 311_108, "latency": 0.25, "carbon": 2e-6,
-                    "top1": 0.7654, "top5": 0.98},
-    }))
+    (base / "train.json").write_text(
+        json.dumps(
+            {
+                "name": "ResNet-8",
+                "stages": [1, 1, 1],
+                "depth": 8,
+                "metrics": {
+                    "params": 77_777,
+                    "macs": 5_555_555,
+                    "memory": 311_108,
+                    "latency": 0.25,
+                    "carbon": 2e-6,
+                    "top1": 0.7654,
+                    "top5": 0.98,
+                },
+            }
+        )
+    )
     rep = write_report(out, ensemble=False)
     for p in (rep.table_md, rep.table_csv, rep.depth_png, rep.accuracy_png):
         assert p.is_file() and p.parent == out / "report"
@@ -101,8 +128,8 @@ def test_report_errors(tmp_path):
 # ---------------------------------------------------------------------------------- ensemble
 def test_ensemble_averages_softmax():
     labels = np.array([0, 1, 2, 1])
-    a = np.array([[5.0, 0, 0], [2.0, 1.9, 0], [0, 3, 0], [0, 4, 0]])   # right on 0 and 3
-    b = np.array([[0, 1.0, 0], [0, 4.0, 0], [0, 0, 6.0], [1, 0, 0]])   # right on 1 and 2
+    a = np.array([[5.0, 0, 0], [2.0, 1.9, 0], [0, 3, 0], [0, 4, 0]])  # right on 0 and 3
+    b = np.array([[0, 1.0, 0], [0, 4.0, 0], [0, 0, 6.0], [1, 0, 0]])  # right on 1 and 2
     models = [a, b]
     res = evaluate_ensemble(models, np.zeros((4, 1)), labels, logits_fn=lambda m, x: m)
     avg = (softmax(a) + softmax(b)) / 2
@@ -123,18 +150,32 @@ def real_search(tmp_path_factory):
     """A search whose networks are real (untrained) tiny ResNets: checkpoints, specs and metrics."""
     torch = pytest.importorskip("torch")
     from swnas import models as M
+
     def build(stages, seed):
         torch.manual_seed(seed)
         return M.build(M.ArchSpec(module="basic", stages=list(stages), num_classes=10, input_size=8, in_channels=1))
 
     def meas(model, seconds):
         params = sum(p.numel() for p in model.parameters())
-        return {"depth": model.spec.depth, "params": params, "macs": 100 * params, "memory": 4 * params,
-                "peak_memory": None, "latency": None, "carbon": 0.0}
+        return {
+            "depth": model.spec.depth,
+            "params": params,
+            "macs": 100 * params,
+            "memory": 4 * params,
+            "peak_memory": None,
+            "latency": None,
+            "carbon": 0.0,
+        }
 
-    tk = Toolkit(build=build, train=lambda m, s: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0},
-                 score=lambda m: [float(len(s)) for s in m.stages], measure=meas,
-                 save=M.save_model, load=M.load, spec=lambda m: m.spec.to_dict())
+    tk = Toolkit(
+        build=build,
+        train=lambda m, s: {"top1": 0.1, "top5": 0.5, "seconds": 0.0, "epochs": 0},
+        score=lambda m: [float(len(s)) for s in m.stages],
+        measure=meas,
+        save=M.save_model,
+        load=M.load,
+        spec=lambda m: m.spec.to_dict(),
+    )
     out = tmp_path_factory.mktemp("real") / "search"
     run_search(SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out, toolkit=tk, echo=None)
     return out
@@ -233,8 +274,14 @@ def test_ensemble_of_real_checkpoints_in_report(real_search):
     assert ens is not None and ens["members"] == [2, 4]
     state = json.loads((real_search / "search.json").read_text())
     ds = load_dataset("digits", val_split=state["config"]["val_split"])  # the statistics of the training part
-    probs = [softmax(predict_logits(M.load(real_search / state["networks"][i]["checkpoint"]), ds.x_test,
-                                    mean=ds.mean, std=ds.std).numpy()) for i in ens["members"]]
+    probs = [
+        softmax(
+            predict_logits(
+                M.load(real_search / state["networks"][i]["checkpoint"]), ds.x_test, mean=ds.mean, std=ds.std
+            ).numpy()
+        )
+        for i in ens["members"]
+    ]
     expect = float((np.mean(probs, axis=0).argmax(1) == ds.y_test).mean())
     assert ens["top1"] == pytest.approx(expect, abs=1e-12)
     assert ens["n_test"] == len(ds.y_test)

@@ -1,5 +1,6 @@
 """What the reports people read hold: numbers for people, the best marked, validation and final columns,
 A0 in the depth bars, per-stage scores, validation curves, integer epoch ticks, the ensemble in every view."""
+
 from __future__ import annotations
 
 import json
@@ -19,19 +20,41 @@ from swnas.search import SearchConfig, Toolkit, run_search
 def _toolkit() -> Toolkit:
     def train(m, seed):
         s = sum(m["stages"])
-        hist = [{"epoch": e, "loss": 2.0 / e, "acc": 0.2 * e, "val_acc": 0.15 * e, "lr": 0.1, "seconds": 1.0,
-                 "images_per_second": 9.0} for e in (1, 2, 3)]
-        return {"top1": 0.8 + 0.01 * s, "top5": 0.99, "val_top1": 0.95 - 0.02 * s, "seconds": 0.5, "epochs": 3,
-                "history": hist}
+        hist = [
+            {
+                "epoch": e,
+                "loss": 2.0 / e,
+                "acc": 0.2 * e,
+                "val_acc": 0.15 * e,
+                "lr": 0.1,
+                "seconds": 1.0,
+                "images_per_second": 9.0,
+            }
+            for e in (1, 2, 3)
+        ]
+        return {
+            "top1": 0.8 + 0.01 * s,
+            "top5": 0.99,
+            "val_top1": 0.95 - 0.02 * s,
+            "seconds": 0.5,
+            "epochs": 3,
+            "history": hist,
+        }
 
     return Toolkit(
         build=lambda stages, seed: {"stages": list(stages), "seed": seed},
         train=train,
         # stage 1 grows each iteration by a margin in the 6th digit; the others never
         score=lambda m: [0.932610 + 0.000001 * s if i == 0 else -float(s) for i, s in enumerate(m["stages"])],
-        measure=lambda m, seconds: {"depth": 2 * sum(m["stages"]) + 2, "params": 50_000 * sum(m["stages"]),
-                                    "macs": 353_333 * sum(m["stages"]), "memory": 1, "peak_memory": 1,
-                                    "latency": 0.1, "carbon": 1e-6},
+        measure=lambda m, seconds: {
+            "depth": 2 * sum(m["stages"]) + 2,
+            "params": 50_000 * sum(m["stages"]),
+            "macs": 353_333 * sum(m["stages"]),
+            "memory": 1,
+            "peak_memory": 1,
+            "latency": 0.1,
+            "carbon": 1e-6,
+        },
         save=lambda m, p: Path(p).write_text(json.dumps(m)),
         load=lambda p: json.loads(Path(p).read_text()),
         spec=lambda m: {"stages": m["stages"]},
@@ -41,15 +64,22 @@ def _toolkit() -> Toolkit:
 @pytest.fixture
 def searched(tmp_path):
     out = tmp_path / "run"
-    res = run_search(SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out,
-                     toolkit=_toolkit(), echo=None)
+    res = run_search(
+        SearchConfig(iterations=2, stages=3, m0=1, delta=1, dataset="digits"), out, toolkit=_toolkit(), echo=None
+    )
     state = json.loads((out / "search.json").read_text())
     assert state["best"] == 2 and state["candidates"] == [2, 4]  # A1 best (shallower: higher validation)
     return out, state, res
 
 
-ENS = {"members": [2, 4], "top1": 0.9123, "top5": 0.99, "n_test": 359, "member_top1": [0.84, 0.85],
-       "member_top5": [0.99, 0.99]}
+ENS = {
+    "members": [2, 4],
+    "top1": 0.9123,
+    "top5": 0.99,
+    "n_test": 359,
+    "member_top1": [0.84, 0.85],
+    "member_top5": [0.99, 0.99],
+}
 
 
 def test_numbers_for_people():
@@ -112,9 +142,13 @@ def test_per_stage_score_chart(searched):
     assert list(a_line.get_ydata()) == [it["comparisons"][0]["score_A"] for it in state["iterations"]]
     assert list(t_line.get_ydata()) == [it["comparisons"][0]["score_T"] for it in state["iterations"]]
     assert all(float(t).is_integer() for t in ax.get_xticks())
-    control = dict(state, iterations=[{**it, "comparisons": [{**c, "score_A": None, "score_T": None}
-                                                             for c in it["comparisons"]]}
-                                      for it in state["iterations"]])
+    control = dict(
+        state,
+        iterations=[
+            {**it, "comparisons": [{**c, "score_A": None, "score_T": None} for c in it["comparisons"]]}
+            for it in state["iterations"]
+        ],
+    )
     assert scores_figure(control) is None  # random/uniform controls have no scores to draw
 
 
@@ -178,8 +212,22 @@ def test_search_prints_the_ensemble_accuracy(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(search_mod, "default_toolkit", lambda *a, **k: _toolkit())
     monkeypatch.setattr(ens_mod, "ensemble_search", lambda out, **k: EnsembleResult(**ENS))
-    code = main(["search", "--dataset", "digits", "--iterations", "2", "--m0", "1", "--delta", "1",
-                 "--out", str(tmp_path / "s"), "--quiet"])
+    code = main(
+        [
+            "search",
+            "--dataset",
+            "digits",
+            "--iterations",
+            "2",
+            "--m0",
+            "1",
+            "--delta",
+            "1",
+            "--out",
+            str(tmp_path / "s"),
+            "--quiet",
+        ]
+    )
     o = capsys.readouterr().out
     assert code == 0
     assert "ensemble of A1, A2 (averaged softmax) on 359 test images: top-1 91.23%" in o

@@ -1,5 +1,6 @@
 """Resume inside a network: a real digits search killed during its first network's second epoch
 continues from that network's epoch checkpoint and ends exactly where an uninterrupted run ends."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The child runs a tiny real search. In "stall" mode the second epoch (index 1) of the first network
 # stops after one batch, announces it with a marker file and sleeps, so the parent kills it there.
-CHILD = r'''
+CHILD = r"""
 import os, sys, time
 import torch
 torch.set_num_threads(1)
@@ -37,15 +38,22 @@ from swnas.search import SearchConfig, run_search
 cfg = SearchConfig(dataset="digits", subset=240, iterations=1, stages=3, m0=1, delta=1, epochs=3,
                    batch_size=32, lr=0.05, device="cpu", seed=5)
 run_search(None if mode == "resume" else cfg, out, resume=mode == "resume", echo=print)
-'''
+"""
 
 
 def _child(tmp: Path, mode: str, out: Path, marker: Path) -> subprocess.Popen:
     script = tmp / "child.py"
     script.write_text(CHILD)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT), SWNAS_PROGRESS="lines")
-    return subprocess.Popen([sys.executable, str(script), mode, str(out), str(marker)], cwd=tmp, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), mode, str(out), str(marker)],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
@@ -93,14 +101,17 @@ def test_resume_helpers(tmp_path):
     assert work == tmp_path / "training" / "01-T1"
     assert partial_progress(work) is None and describe_partial(work, "T1") is None
     work.mkdir(parents=True)
-    torch.save({"format": "swnas-train-checkpoint", "version": 1, "epoch": 4,
-                "config": {"recipe": {"epochs": 10}}}, work / CHECKPOINT_NAME)
+    torch.save(
+        {"format": "swnas-train-checkpoint", "version": 1, "epoch": 4, "config": {"recipe": {"epochs": 10}}},
+        work / CHECKPOINT_NAME,
+    )
     assert partial_progress(work) == (4, 10)
     assert "T1 from its checkpoint after epoch 4 of 10" in describe_partial(work, "T1")
 
     seen = {}
-    assert train_with_checkpoints(lambda m, s, checkpoint_dir=None: seen.update(d=checkpoint_dir) or {"ok": 1},
-                                  "model", 3, work) == {"ok": 1}
+    assert train_with_checkpoints(
+        lambda m, s, checkpoint_dir=None: seen.update(d=checkpoint_dir) or {"ok": 1}, "model", 3, work
+    ) == {"ok": 1}
     assert seen["d"] == str(work)
     assert train_with_checkpoints(lambda m, s: {"plain": s}, "model", 3, work) == {"plain": 3}  # fakes keep working
     finish_network(work, main=False)

@@ -4,6 +4,7 @@ says on a machine without a GPU.
 
 This file imports no torch and runs in CI's scorer-only environment (``.ci/run``).
 """
+
 from __future__ import annotations
 
 import json
@@ -145,8 +146,9 @@ def _python(tmp_path, code: str, *args: str, block: bool = True) -> subprocess.C
         (site / "sitecustomize.py").write_text(_BLOCKER.format(names=SEARCH_EXTRA))
         paths.insert(0, str(site))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "SWNAS_DISABLE_CUDA": "1"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
 
 
 def test_the_blocker_blocks(tmp_path):
@@ -155,9 +157,11 @@ def test_the_blocker_blocks(tmp_path):
 
 
 def test_scorers_and_selectors_import_without_torch(tmp_path):
-    code = ("import sys, swnas, swnas.scoring, swnas.selection, swnas.feature_files, swnas.cli\n"
-            f"bad = sorted(m for m in {SEARCH_EXTRA!r} if sys.modules.get(m) is not None)\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys, swnas, swnas.scoring, swnas.selection, swnas.feature_files, swnas.cli\n"
+        f"bad = sorted(m for m in {SEARCH_EXTRA!r} if sys.modules.get(m) is not None)\n"
+        "assert not bad, bad\n"
+    )
     r = _python(tmp_path, code)
     assert r.returncode == 0, r.stderr
     r = _python(tmp_path, code, block=False)  # torch installed: still not imported
@@ -175,8 +179,9 @@ def test_score_and_backends_run_without_torch(tmp_path):
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "y.npy", y)
     for block in (True, False):
-        r = _python(tmp_path, CLI + "\nassert 'torch' not in sys.modules", "score", "X.npy", "y.npy", "--json",
-                    block=block)
+        r = _python(
+            tmp_path, CLI + "\nassert 'torch' not in sys.modules", "score", "X.npy", "y.npy", "--json", block=block
+        )
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["top"][0]["feature"] == 2
     r = _python(tmp_path, CLI, "backends")
@@ -186,11 +191,14 @@ def test_score_and_backends_run_without_torch(tmp_path):
     assert r.returncode == 0 and "search" in r.stdout and "score" in r.stdout
 
 
-@pytest.mark.parametrize("argv", [
-    ["search", "--dataset", "digits", "--out", "runs/s"],
-    ["train", "--stages", "1,1,1", "--out", "runs/t"],
-    ["ensemble", "runs/s"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["search", "--dataset", "digits", "--out", "runs/s"],
+        ["train", "--stages", "1,1,1", "--out", "runs/t"],
+        ["ensemble", "runs/s"],
+    ],
+)
 def test_torch_commands_name_the_search_extra(tmp_path, argv):
     r = _python(tmp_path, CLI, *argv)
     assert r.returncode == 1, r.stderr
@@ -222,8 +230,9 @@ print(type(a.s2).__module__)
     assert r.stdout.strip() == "numpy"
 
 
-@pytest.mark.parametrize("criterion, params", [("pls", {}), ("pls", {"n_components": 3}),
-                                               ("inffs", {"corr": "pearson"})])
+@pytest.mark.parametrize(
+    "criterion, params", [("pls", {}), ("pls", {"n_components": 3}), ("inffs", {"corr": "pearson"})]
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numpy_statistics_equal_score(monkeypatch, criterion, params, dtype):
     from swnas.scoring import score
@@ -237,7 +246,7 @@ def test_numpy_statistics_equal_score(monkeypatch, criterion, params, dtype):
     X[:, 4] += 2 * (y == "a")
     a = streaming.StreamingScorer(criterion, **params)
     for lo in range(0, 160, 40):
-        a.update(X[lo:lo + 40], y[lo:lo + 40])
+        a.update(X[lo : lo + 40], y[lo : lo + 40])
     b = streaming.StreamingScorer(criterion, **params).update(X[160:], y[160:])
     a.merge(b)
     assert isinstance(a.s2, np.ndarray) and a.n == 240

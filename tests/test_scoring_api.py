@@ -1,4 +1,5 @@
 """The public scoring API: backend resolution, input handling and clear errors (docs/backends.md)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,9 @@ def test_torch_and_list_inputs_agree_with_numpy():
     np.testing.assert_allclose(score(torch.from_numpy(X), torch.from_numpy(y), backend="numpy").features, ref)
     # integer features are promoted, not rejected
     Xi = np.round(X * 10).astype(np.int32)
-    np.testing.assert_allclose(score(Xi, y, backend="numpy").features,
-                               score(Xi.astype(np.float64), y, backend="numpy").features)
+    np.testing.assert_allclose(
+        score(Xi, y, backend="numpy").features, score(Xi.astype(np.float64), y, backend="numpy").features
+    )
 
 
 def test_score_many_equals_score():

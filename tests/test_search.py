@@ -1,4 +1,5 @@
 """Algorithm 1 with controlled fakes: the decision rule, the network count, early stop, resume."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,12 @@ def fake_toolkit(score_fn, *, crash_on=None, calls=None):
     def train(model, seed):
         maybe_crash("train")
         model["trained"] = True
-        return {"top1": 0.5 + 0.01 * sum(model["stages"]) - 0.001 * (seed % 3), "top5": 0.99, "seconds": 0.01,
-                "epochs": 1}
+        return {
+            "top1": 0.5 + 0.01 * sum(model["stages"]) - 0.001 * (seed % 3),
+            "top5": 0.99,
+            "seconds": 0.01,
+            "epochs": 1,
+        }
 
     def score(model):
         maybe_crash("score")
@@ -53,8 +58,15 @@ def fake_toolkit(score_fn, *, crash_on=None, calls=None):
 
     def measure(model, seconds):
         s = sum(model["stages"])
-        return {"depth": 2 * s + 2, "params": 1000 * s, "macs": 10_000 * s, "memory": 4000 * s,
-                "peak_memory": 500 * s, "latency": random.random(), "carbon": seconds * random.random()}
+        return {
+            "depth": 2 * s + 2,
+            "params": 1000 * s,
+            "macs": 10_000 * s,
+            "memory": 4000 * s,
+            "peak_memory": 500 * s,
+            "latency": random.random(),
+            "carbon": seconds * random.random(),
+        }
 
     def save(model, path):
         Path(path).write_text(json.dumps(model))
@@ -62,8 +74,15 @@ def fake_toolkit(score_fn, *, crash_on=None, calls=None):
     def load(path):
         return json.loads(Path(path).read_text())
 
-    return Toolkit(build=build, train=train, score=score, measure=measure, save=save, load=load,
-                   spec=lambda m: {"module": "fake", "stages": m["stages"]}), calls
+    return Toolkit(
+        build=build,
+        train=train,
+        score=score,
+        measure=measure,
+        save=save,
+        load=load,
+        spec=lambda m: {"module": "fake", "stages": m["stages"]},
+    ), calls
 
 
 def table_scores(table):
@@ -103,8 +122,10 @@ def test_stages_grow_exactly_where_t_beats_a(tmp_path):
     # iteration 1: A=[2,2,2] vs T=[4,4,4]: stage 1 and 3 win -> [4,2,4]
     # iteration 2: A=[4,2,4] vs T=[6,4,6]: only stage 2 wins -> [4,4,4]
     table = {
-        (2, 2, 2): [1.0, 1.0, 1.0], (4, 4, 4): [1.1, 1.0, 1.5],
-        (4, 2, 4): [2.0, 2.0, 2.0], (6, 4, 6): [1.9, 2.5, 2.0],
+        (2, 2, 2): [1.0, 1.0, 1.0],
+        (4, 4, 4): [1.1, 1.0, 1.5],
+        (4, 2, 4): [2.0, 2.0, 2.0],
+        (6, 4, 6): [1.9, 2.5, 2.0],
     }
     tk, calls = fake_toolkit(table_scores(table))
     res = run_search(cfg(iterations=2), tmp_path / "s", toolkit=tk, echo=None)
@@ -241,8 +262,28 @@ def test_real_search_killed_then_resumed_equals_uninterrupted(tmp_path, request)
 
     from swnas.cli import main
 
-    flags = ["--dataset", "digits", "--subset", "200", "--iterations", "1", "--m0", "1", "--delta", "1",
-             "--epochs", "1", "--batch-size", "64", "--lr", "0.05", "--device", "cpu", "--no-report", "--quiet"]
+    flags = [
+        "--dataset",
+        "digits",
+        "--subset",
+        "200",
+        "--iterations",
+        "1",
+        "--m0",
+        "1",
+        "--delta",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--lr",
+        "0.05",
+        "--device",
+        "cpu",
+        "--no-report",
+        "--quiet",
+    ]
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     import torch
 
@@ -255,12 +296,21 @@ def test_real_search_killed_then_resumed_equals_uninterrupted(tmp_path, request)
 
     # the subprocess runs the same swnas as this process (the source tree under test, not an older install)
     src = str(Path(swnas.__file__).resolve().parents[1])
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p),
+    )
     with open(err_log, "wb") as err_fh:
-        proc = subprocess.Popen([sys.executable, "-m", "swnas", "search", *flags, "--out", str(run_dir)],
-                                cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=err_fh, start_new_session=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "swnas", "search", *flags, "--out", str(run_dir)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err_fh,
+            start_new_session=True,
+            env=env,
+        )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:

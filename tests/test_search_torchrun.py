@@ -1,5 +1,6 @@
 """The whole search under ``torchrun --nproc-per-node=2`` (Gloo, CPU): it completes, only rank 0
 writes, both ranks make the same decisions, and ``--resume`` continues it under torchrun too."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each rank runs the search, records every file it opened for writing under OUT, and its view of
 # the decisions, into ranks/<rank>.json (outside OUT).
-CHILD = r'''
+CHILD = r"""
 import builtins, json, os, sys
 from pathlib import Path
 import torch
@@ -56,7 +57,7 @@ view = {"rank": rank, "written": written, "status": res.status,
         "decisions": [[c["grow"] for c in it["comparisons"]] for it in res.state["iterations"]],
         "scores": [n["scores"] for n in res.networks], "stages": [n["stages"] for n in res.networks]}
 Path(sys.argv[4], f"{rank}.json").write_text(json.dumps(view))
-'''
+"""
 
 
 def _free_port() -> int:
@@ -71,8 +72,19 @@ def _torchrun(tmp: Path, out: Path, iterations: int, mode: str) -> dict[int, dic
     ranks = tmp / f"ranks-{mode}"
     ranks.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT), SWNAS_PROGRESS="lines")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-           f"--master-port={_free_port()}", str(script), str(out), str(iterations), mode, str(ranks)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        "--master-addr=127.0.0.1",
+        f"--master-port={_free_port()}",
+        str(script),
+        str(out),
+        str(iterations),
+        mode,
+        str(ranks),
+    ]
     done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return {r: json.loads((ranks / f"{r}.json").read_text()) for r in (0, 1)}

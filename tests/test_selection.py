@@ -1,4 +1,5 @@
 """scikit-learn selectors: estimator checks, pipelines, frames, labels, pickling, streaming, no copies."""
+
 from __future__ import annotations
 
 import pickle
@@ -156,8 +157,9 @@ def test_torch_input_scored_where_it_lives():
     np.testing.assert_array_equal(sel.transform(X), X[:, sel.get_support()])
 
 
-@pytest.mark.parametrize("sel", [VIPSelector(k=3, n_components=3), InfFSSelector(k=3, corr="pearson", alpha=0.7)],
-                         ids=["vip", "inffs"])
+@pytest.mark.parametrize(
+    "sel", [VIPSelector(k=3, n_components=3), InfFSSelector(k=3, corr="pearson", alpha=0.7)], ids=["vip", "inffs"]
+)
 def test_partial_fit_equals_fit(sel):
     X, y = planted(900, 10, 3, seed=12, mean=40.0)
     labels = np.array(["x", "y", "z"])[y]
@@ -165,7 +167,7 @@ def test_partial_fit_equals_fit(sel):
     part = clone(sel)
     order = np.argsort(y, kind="stable")  # the first chunks hold one class only
     for i in range(0, 900, 100):
-        part.partial_fit(X[order[i:i + 100]], labels[order[i:i + 100]])
+        part.partial_fit(X[order[i : i + 100]], labels[order[i : i + 100]])
         if i == 0:
             assert not hasattr(part, "scores_")  # one class so far: nothing to score yet
     np.testing.assert_allclose(part.scores_, full.scores_, atol=1e-9)
@@ -232,7 +234,7 @@ def test_inffs_fits_without_y():
         np.testing.assert_array_equal(InfFSSelector(k=3, **kw).fit_transform(X), with_y.transform(X))
     part = InfFSSelector(k=3, corr="pearson")
     for i in range(0, 200, 50):
-        part.partial_fit(X[i:i + 50])
+        part.partial_fit(X[i : i + 50])
     np.testing.assert_allclose(part.scores_, InfFSSelector(k=3, corr="pearson").fit(X).scores_, atol=1e-9)
     assert InfFSSelector().__sklearn_tags__().target_tags.required is False
     with pytest.raises(InputError, match="requires y"):
@@ -248,7 +250,7 @@ def _sklearn_regression_vip(X, y, n_components, scale):
     W, T, Q = m.x_weights_, m.x_scores_, m.y_loadings_
     ss = (T * T).sum(0) * (Q * Q).sum(0)
     Wn = W / np.linalg.norm(W, axis=0)
-    return np.sqrt(X.shape[1] * (Wn ** 2) @ ss / ss.sum())
+    return np.sqrt(X.shape[1] * (Wn**2) @ ss / ss.sum())
 
 
 @pytest.mark.parametrize("n_components, scale", [(1, True), (2, True), (3, False)])
@@ -274,8 +276,9 @@ def test_vip_selector_takes_a_continuous_response(n_components, scale):
         VIPSelector(k=2).partial_fit(X, y)
     # integer-valued floats stay class labels
     labels = (X[:, 2] > X[:, 2].mean()).astype(np.float64)
-    np.testing.assert_allclose(VIPSelector(k=2).fit(X, labels).scores_,
-                               score(X, labels.astype(int), backend="numpy").features, atol=1e-9)
+    np.testing.assert_allclose(
+        VIPSelector(k=2).fit(X, labels).scores_, score(X, labels.astype(int), backend="numpy").features, atol=1e-9
+    )
 
 
 def test_ilfs_selector_reports_n_iter():

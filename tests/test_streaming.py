@@ -1,4 +1,5 @@
 """The streaming (Gram-form) accumulator equals the batch scorer, merges, and all-reduces."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from swnas.scoring.streaming import StreamingScorer, supports_streaming
 def _stream(X, y, c, chunk, **params):
     acc = StreamingScorer("pls", n_classes=c, **params)
     for i in range(0, X.shape[0], chunk):
-        acc.update(X[i:i + chunk], y[i:i + chunk])
+        acc.update(X[i : i + chunk], y[i : i + chunk])
     return acc
 
 
@@ -88,7 +89,7 @@ def _ddp_worker(rank, world, port, X, y, out):
         shard = slice(rank, None, world)
         acc = StreamingScorer("pls", n_classes=4)
         for i in range(0, X[shard].shape[0], 64):
-            acc.update(X[shard][i:i + 64], y[shard][i:i + 64])
+            acc.update(X[shard][i : i + 64], y[shard][i : i + 64])
         acc.all_reduce()
         out[rank] = torch.from_numpy(acc.result().features)
     finally:
@@ -117,7 +118,7 @@ def _stream_inffs(X, chunk, **params):
     acc = StreamingScorer("inffs", corr="pearson", **params)
     y = np.arange(X.shape[0]) % 2  # inf-FS ignores the labels; two classes keep the checks content
     for i in range(0, X.shape[0], chunk):
-        acc.update(X[i:i + chunk], y[i:i + chunk])
+        acc.update(X[i : i + chunk], y[i : i + chunk])
     return acc.result()
 
 
@@ -152,8 +153,7 @@ def test_stream_inffs_uses_std_and_alpha():
 
 def test_stream_inffs_float32_large_mean():
     X, _ = planted(3000, 10, 3, seed=13, mean=500.0, dtype=np.float32)
-    ref = score(X.astype(np.float64), np.arange(3000) % 3, criterion="inffs", corr="pearson",
-                backend="numpy").features
+    ref = score(X.astype(np.float64), np.arange(3000) % 3, criterion="inffs", corr="pearson", backend="numpy").features
     np.testing.assert_allclose(_stream_inffs(X, 512).features, ref, rtol=0, atol=2e-6)  # measured 2.0e-7
 
 
@@ -166,12 +166,12 @@ def test_any_labels_grow_and_merge_by_value():
     ref = score(X, y, backend="numpy").features
     a = StreamingScorer("pls")
     for i in range(0, 400, 80):
-        a.update(X[i:i + 80], names[y[i:i + 80]])
+        a.update(X[i : i + 80], names[y[i : i + 80]])
     # b meets the classes in another order; a pickled copy travels and is merged by label value
     b = StreamingScorer("pls")
     order = np.argsort(-y[400:], kind="stable") + 400
     for i in range(0, 400, 50):
-        b.update(X[order[i:i + 50]], names[y[order[i:i + 50]]])
+        b.update(X[order[i : i + 50]], names[y[order[i : i + 50]]])
     assert b._classes.labels[0] == "dog" and b._classes.labels != a._classes.labels
     merged = pickle.loads(pickle.dumps(a)).merge(pickle.loads(pickle.dumps(b)))
     assert list(merged.classes) == list(names) and merged.n == 800
@@ -202,15 +202,18 @@ def test_pickle_roundtrip_keeps_state_and_scores():
     assert clone.criterion == "pls" and clone.n == 400
 
 
-@pytest.mark.parametrize("X, y, msg", [
-    (np.array([[1, "a"], [2, "b"]], dtype=object), np.array([0, 1]), "X: dtype object is not a real number type"),
-    (np.array([["1.0", "2.0"], ["3", "4"]]), np.array([0, 1]), "X: dtype <U3 is not a real number type"),
-    (np.zeros(3), np.array([0, 1, 0]), "X: expected a 2-D matrix"),
-    (np.zeros((2, 2)), np.array([0, "b"], dtype=object), "y: labels must all be integers or all be strings"),
-    (np.zeros((2, 2)), np.array([0.5, 1.0]), "y: labels must be class labels"),
-    (np.zeros((2, 2)), np.array([None, 1], dtype=object), "y: labels must not be missing"),
-    (np.zeros((2, 2)), np.array([1, 0, 1]), "y: expected 2 labels"),
-])
+@pytest.mark.parametrize(
+    "X, y, msg",
+    [
+        (np.array([[1, "a"], [2, "b"]], dtype=object), np.array([0, 1]), "X: dtype object is not a real number type"),
+        (np.array([["1.0", "2.0"], ["3", "4"]]), np.array([0, 1]), "X: dtype <U3 is not a real number type"),
+        (np.zeros(3), np.array([0, 1, 0]), "X: expected a 2-D matrix"),
+        (np.zeros((2, 2)), np.array([0, "b"], dtype=object), "y: labels must all be integers or all be strings"),
+        (np.zeros((2, 2)), np.array([0.5, 1.0]), "y: labels must be class labels"),
+        (np.zeros((2, 2)), np.array([None, 1], dtype=object), "y: labels must not be missing"),
+        (np.zeros((2, 2)), np.array([1, 0, 1]), "y: expected 2 labels"),
+    ],
+)
 def test_bad_chunks_are_clear_errors(X, y, msg):
     with pytest.raises(InputError, match=msg):
         StreamingScorer("pls").update(X, y)
@@ -235,7 +238,9 @@ def test_huge_finite_values_get_an_honest_message():
 
 
 @pytest.mark.parametrize("factor", [1e-300, 1e-160, 1e200], ids=["1e-300", "1e-160", "1e200"])
-@pytest.mark.parametrize("crit", [{"criterion": "pls"}, {"criterion": "inffs", "corr": "pearson"}], ids=["pls", "inffs"])
+@pytest.mark.parametrize(
+    "crit", [{"criterion": "pls"}, {"criterion": "inffs", "corr": "pearson"}], ids=["pls", "inffs"]
+)
 def test_float64_far_from_one_scores_like_the_unscaled_data(factor, crit):
     """Squares of such values underflow (scores silently wrong) or overflow: streamed as X * 2**k."""
     import pickle
@@ -244,7 +249,7 @@ def test_float64_far_from_one_scores_like_the_unscaled_data(factor, crit):
     ref = score(X, y, backend="numpy", **crit).features
     acc = StreamingScorer(**crit)
     for i in range(0, 600, 200):
-        acc.update(X[i:i + 200] * factor, y[i:i + 200])
+        acc.update(X[i : i + 200] * factor, y[i : i + 200])
     assert acc.log2_scale != 0
     np.testing.assert_allclose(acc.result().features, ref, atol=1e-9, rtol=0)
     np.testing.assert_allclose(pickle.loads(pickle.dumps(acc)).result().features, ref, atol=1e-9, rtol=0)
@@ -259,5 +264,6 @@ def test_merge_of_accumulators_with_different_scales():
     assert a.log2_scale != b.log2_scale
     np.testing.assert_allclose(a.merge(b).result().features, ref, atol=1e-9, rtol=0)
     c = StreamingScorer("pls").merge(StreamingScorer("pls").update(Xs[300:], y[300:]))  # empty adopts the scale
-    np.testing.assert_allclose(c.merge(StreamingScorer("pls").update(Xs[:300], y[:300])).result().features, ref,
-                               atol=1e-9, rtol=0)
+    np.testing.assert_allclose(
+        c.merge(StreamingScorer("pls").update(Xs[:300], y[:300])).result().features, ref, atol=1e-9, rtol=0
+    )

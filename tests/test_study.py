@@ -1,4 +1,5 @@
 """``swnas study``: settings checked and stored, resumable, a refused change of settings, and the summary's numbers."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,18 @@ from swnas.study import StudyConfig, _verdict, run_study, summarize
 
 
 def _tiny(**kw) -> StudyConfig:
-    base = dict(dataset="digits", seeds=[0, 1], arms=["pls-inherit", "random-inherit", "baselines"], subset=200,
-                epochs=2, iterations=1, batch_size=50, lr=0.05, baseline_depths=[1], final_epochs=1)
+    base = dict(
+        dataset="digits",
+        seeds=[0, 1],
+        arms=["pls-inherit", "random-inherit", "baselines"],
+        subset=200,
+        epochs=2,
+        iterations=1,
+        batch_size=50,
+        lr=0.05,
+        baseline_depths=[1],
+        final_epochs=1,
+    )
     base.update(kw)
     return StudyConfig(**base)
 
@@ -60,12 +71,22 @@ def test_study_refuses_other_settings_in_the_same_directory(tmp_path):
 
 def _fake_search(d: Path, seed: int, top1: float, stages: list, ratio: float = 0.5) -> None:
     d.mkdir(parents=True)
-    net = lambda i, it, st, t: {"index": i, "role": "A", "iteration": it, "stages": st,  # noqa: E731
-                                "metrics": {"macs": 1e6 * sum(st), "params": 1e4 * sum(st), "train_seconds": 1.0},
-                                "final": {"top1": t, "val_top1": t - 0.01}}
-    doc = {"status": "complete", "initial": 0, "candidates": [1], "best": 1,
-           "networks": [net(0, 0, [1, 1, 1], 0.1), net(1, 1, stages, top1)],
-           "cost": {"images_trained": 1000, "ratio": ratio, "growth_ratio": ratio / 2}}
+    net = lambda i, it, st, t: {  # noqa: E731
+        "index": i,
+        "role": "A",
+        "iteration": it,
+        "stages": st,
+        "metrics": {"macs": 1e6 * sum(st), "params": 1e4 * sum(st), "train_seconds": 1.0},
+        "final": {"top1": t, "val_top1": t - 0.01},
+    }
+    doc = {
+        "status": "complete",
+        "initial": 0,
+        "candidates": [1],
+        "best": 1,
+        "networks": [net(0, 0, [1, 1, 1], 0.1), net(1, 1, stages, top1)],
+        "cost": {"images_trained": 1000, "ratio": ratio, "growth_ratio": ratio / 2},
+    }
     (d / "search.json").write_text(json.dumps(doc))
 
 

@@ -1,4 +1,5 @@
 """The one-BLAS-thread guard around the PLS algebra (swnas/scoring/_threads.py)."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """``--threads`` for search and train: the default (1 for small inputs on the CPU), the flag, the record."""
+
 from __future__ import annotations
 
 import json
@@ -44,16 +45,58 @@ def test_search_records_threads_and_resume_may_change_them(tmp_path, capsys, mon
     monkeypatch.setattr(search_mod, "default_toolkit", lambda *a, **k: _toolkit())
     out = tmp_path / "s"
     torch.set_num_threads(2)
-    assert main(["search", "--dataset", "digits", "--iterations", "1", "--m0", "1", "--delta", "1", "--threads", "2",
-                 "--out", str(out), "--quiet", "--no-report", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--iterations",
+                "1",
+                "--m0",
+                "1",
+                "--delta",
+                "1",
+                "--threads",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-report",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     state = json.loads((out / "search.json").read_text())
     assert state["config"]["threads"] == 2
     assert state["environment"]["threads"] == 2 and state["environment"]["threads_setting"] == "--threads"
     # another thread count only changes reduction order, as another machine would: resume accepts it
     assert resume_config(out, {"threads": 1}).threads == 1
     out2 = tmp_path / "d"
-    assert main(["search", "--dataset", "digits", "--iterations", "1", "--m0", "1", "--delta", "1",
-                 "--out", str(out2), "--quiet", "--no-report", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--dataset",
+                "digits",
+                "--iterations",
+                "1",
+                "--m0",
+                "1",
+                "--delta",
+                "1",
+                "--out",
+                str(out2),
+                "--quiet",
+                "--no-report",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     env = json.loads((out2 / "search.json").read_text())["environment"]
     assert env["threads"] == 1 and env["threads_setting"].startswith("default: 1")
     capsys.readouterr()
@@ -66,11 +109,51 @@ def test_search_records_threads_and_resume_may_change_them(tmp_path, capsys, mon
 
 def test_train_applies_and_records_threads(tmp_path, capsys):
     torch.set_num_threads(2)
-    assert main(["train", "--dataset", "digits", "--stages", "1,1,1", "--epochs", "1", "--subset", "200",
-                 "--device", "cpu", "--out", str(tmp_path / "t"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--stages",
+                "1,1,1",
+                "--epochs",
+                "1",
+                "--subset",
+                "200",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path / "t"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "t" / "train.json").read_text())
     assert doc["environment"]["threads"] == 1 and torch.get_num_threads() == 1
-    assert main(["train", "--dataset", "digits", "--stages", "1,1,1", "--epochs", "1", "--subset", "200",
-                 "--device", "cpu", "--threads", "2", "--out", str(tmp_path / "u"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "digits",
+                "--stages",
+                "1,1,1",
+                "--epochs",
+                "1",
+                "--subset",
+                "200",
+                "--device",
+                "cpu",
+                "--threads",
+                "2",
+                "--out",
+                str(tmp_path / "u"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     doc = json.loads((tmp_path / "u" / "train.json").read_text())
     assert doc["environment"] == {"threads": 2, "threads_setting": "--threads"}

@@ -1,5 +1,6 @@
 """swnas.train / augment / recipes: augmentation against a per-image reference, schedules,
 reproducibility, exact resume from checkpoints, evaluation and bad input (all on the CPU)."""
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,7 @@ import torch.nn as nn
 from swnas.augment import crop_flip, normalize, random_params
 from swnas.data import Dataset, channel_stats, load_dataset
 from swnas.errors import InputError
-from swnas.recipes import (PAPER_SEARCH_RUNS, ScheduleFactor, crop_padding, estimate_training_hours,
-                           get_recipe)
+from swnas.recipes import PAPER_SEARCH_RUNS, ScheduleFactor, crop_padding, estimate_training_hours, get_recipe
 from swnas.train import CHECKPOINT_NAME, evaluate, load_checkpoint, predict_logits, train
 
 
@@ -210,8 +210,14 @@ def test_checkpoint_of_another_run_or_corrupt_is_rejected(tmp_path):
 def test_training_learns_digits_and_reports(caplog):
     data = load_dataset("digits", subset=600, val_split=0.2, seed=0)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(16 * 16, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 16, 10),
+    )
     with caplog.at_level(logging.INFO, logger="swnas.train"):
         r = train(model, data, epochs=6, batch_size=32, lr=0.05, progress=False, device="cpu")
     assert r.epochs == 6 and len(r.history) == 6 and r.world_size == 1 and r.device == "cpu"
@@ -324,8 +330,7 @@ def test_gpu_augmentation_matches_cpu_reference_and_training_runs(tmp_path):
     assert out.is_cuda and np.array_equal(out.cpu().numpy(), ref)
     data = tiny_data(n=96, size=16, channels=3)
     model = small_net(channels=3)
-    r = train(model, data, epochs=2, batch_size=32, lr=0.05, device="cuda", progress=False,
-              checkpoint_dir=tmp_path)
+    r = train(model, data, epochs=2, batch_size=32, lr=0.05, device="cuda", progress=False, checkpoint_dir=tmp_path)
     assert r.device.startswith("cuda") and np.isfinite(r.loss) and r.epochs == 2
     assert next(model.parameters()).is_cuda
     ck = load_checkpoint(tmp_path / CHECKPOINT_NAME)

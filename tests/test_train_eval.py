@@ -1,6 +1,7 @@
 """Evaluation inside training: the evaluation batch follows the input size and the training batch
 (peak memory at 224 px), and the validation accuracy is recorded per epoch when a validation split
 exists (the report's training curves draw it beside the training accuracy)."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ from swnas.train import evaluate, evaluate_split, predict_logits, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _data(size: int, n_train: int, n_test: int, n_val: int = 0, channels: int = 3, classes: int = 2,
-          seed: int = 0) -> Dataset:
+def _data(
+    size: int, n_train: int, n_test: int, n_val: int = 0, channels: int = 3, classes: int = 2, seed: int = 0
+) -> Dataset:
     """Learnable toy images: class c brightens the top (c = 0) or the bottom (c = 1) half."""
     rng = np.random.default_rng(seed)
 
@@ -45,8 +47,14 @@ def _data(size: int, n_train: int, n_test: int, n_val: int = 0, channels: int = 
 
 def _net(channels: int = 3, classes: int = 2, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(channels, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes))
+    return nn.Sequential(
+        nn.Conv2d(channels, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, classes),
+    )
 
 
 # --------------------------------------------------------------------------- evaluation batch size
@@ -155,8 +163,9 @@ def test_peak_memory_at_224px_follows_the_training_batch(tmp_path):
     script = tmp_path / "peak.py"
     script.write_text(_PEAK_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(script), str(ROOT)], capture_output=True, text=True, env=env,
-                         timeout=600, check=False)
+    out = subprocess.run(
+        [sys.executable, str(script), str(ROOT)], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     marks = json.loads(out.stdout.strip().splitlines()[-1])
     assert marks["eval_batch_size"] == 25
@@ -191,8 +200,18 @@ def test_validation_accuracy_is_recorded_every_epoch():
 def test_validation_does_not_change_training():
     """The per-epoch validation pass draws no random numbers and leaves the weights as they were."""
     with_val = _data(8, n_train=64, n_test=16, n_val=32, channels=1)
-    without = Dataset(with_val.name, with_val.x_train, with_val.y_train, with_val.x_test, with_val.y_test,
-                      with_val.num_classes, with_val.input_size, with_val.in_channels, with_val.mean, with_val.std)
+    without = Dataset(
+        with_val.name,
+        with_val.x_train,
+        with_val.y_train,
+        with_val.x_test,
+        with_val.y_test,
+        with_val.num_classes,
+        with_val.input_size,
+        with_val.in_channels,
+        with_val.mean,
+        with_val.std,
+    )
     a, b = _net(channels=1), _net(channels=1)
     ra = train(a, with_val, recipe="fast", epochs=3, batch_size=16, lr=0.05, progress=False)
     rb = train(b, without, recipe="fast", epochs=3, batch_size=16, lr=0.05, progress=False)
@@ -206,9 +225,20 @@ def test_validation_per_epoch_in_train_json_and_the_epoch_lines(tmp_path, caplog
     from swnas.baseline import train_architecture
 
     with caplog.at_level("INFO", logger="swnas.train"):
-        res = train_architecture(module="basic", stages=[1, 1, 1], dataset="digits", subset=300, epochs=2,
-                                 batch_size=64, lr=0.1, device="cpu", out=tmp_path / "b", progress=False,
-                                 val_split=0.2, threads=1)
+        res = train_architecture(
+            module="basic",
+            stages=[1, 1, 1],
+            dataset="digits",
+            subset=300,
+            epochs=2,
+            batch_size=64,
+            lr=0.1,
+            device="cpu",
+            out=tmp_path / "b",
+            progress=False,
+            val_split=0.2,
+            threads=1,
+        )
     saved = json.loads((tmp_path / "b" / "train.json").read_text())
     hist = saved["history"]
     assert [h["epoch"] for h in hist] == [1, 2] and hist == res["history"]

@@ -1,4 +1,5 @@
 """Weight transfer: donors reproduce themselves, shallower candidates take the picked blocks, errors."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """torchvision ResNets as donors: found in the torch cache, loaded into swnas bottleneck networks, clear errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,4 +43,6 @@ def test_names_and_search_option(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="does not hold torchvision:resnet152"):
         load_torchvision_donor("torchvision:resnet152")
     # the search accepts the name without a file (the donor is looked up when the search starts)
-    assert SearchConfig(module="bottleneck", transfer="torchvision:resnet50").resolved().transfer == "torchvision:resnet50"
+    assert (
+        SearchConfig(module="bottleneck", transfer="torchvision:resnet50").resolved().transfer == "torchvision:resnet50"
+    )

@@ -8,6 +8,7 @@
 - :mod:`swnas.data.batches`: the epoch plan and the training batch sources;
 - :mod:`swnas.data.splits`, :mod:`swnas.data.files`: seeded splits, folder listings.
 """
+
 from __future__ import annotations
 
 from swnas.data.arrays import Dataset, channel_stats, mean_image

@@ -5,6 +5,7 @@ Keeping images as uint8 is what lets the trainer hold a whole data set on the GP
 (CIFAR-10 180 MB, ImageNet 32x32 3.9 GB; full-resolution ImageNet streams instead,
 :mod:`swnas.data.folder`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -83,12 +84,18 @@ class Dataset:
             f"num_classes={self.num_classes})"
         )
 
-
     # ------------------------------------------------------------------ the DataSource members
 
     def _arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        got = {"train": (self.x_train, self.y_train), "val": (self.x_val, self.y_val),
-               "test": (self.x_test, self.y_test)}.get(split) if isinstance(split, str) else None
+        got = (
+            {
+                "train": (self.x_train, self.y_train),
+                "val": (self.x_val, self.y_val),
+                "test": (self.x_test, self.y_test),
+            }.get(split)
+            if isinstance(split, str)
+            else None
+        )
         check_split(split, got is not None and got[0] is not None and got[1] is not None and len(got[0]) > 0)
         return cast("tuple[np.ndarray, np.ndarray]", got)
 
@@ -126,13 +133,15 @@ class Dataset:
         """:attr:`train_mean_image`."""
         return self.train_mean_image
 
-    def train_batches(self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any,
-                      channels_last: bool = False) -> InMemoryBatches:
+    def train_batches(
+        self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any, channels_last: bool = False
+    ) -> InMemoryBatches:
         """The training set resident on ``device``; batches cropped, flipped and normalised there."""
         return InMemoryBatches(self.x_train, self.y_train, mean, std, plan, device, channels_last=channels_last)
 
-    def eval_batches(self, split: str, batch_size: int, *, rank: int = 0,
-                     world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(
+        self, split: str, batch_size: int, *, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(uint8 NHWC, int64)`` CPU tensors of ``batch_size`` consecutive images of ``split``
         (of rank ``rank``'s every ``world_size``-th image)."""
         x, y = self._arrays(split)
@@ -146,8 +155,10 @@ class Dataset:
 
 def _array_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     for i in range(0, len(x), batch_size):
-        yield (torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])),
-               torch.from_numpy(np.ascontiguousarray(y[i : i + batch_size])))
+        yield (
+            torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size])),
+            torch.from_numpy(np.ascontiguousarray(y[i : i + batch_size])),
+        )
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -160,8 +171,7 @@ def _check_images(x: Any, what: str, source: str) -> np.ndarray:
         raise InputError(f"{source}: {what} must have dtype uint8 (0..255), got {x.dtype}")
     if x.ndim != 4 or x.shape[1] != x.shape[2] or x.shape[3] not in (1, 3):
         raise InputError(
-            f"{source}: {what} must have shape (N, H, W, C) with H == W and C in (1, 3) "
-            f"(uint8 NHWC), got {x.shape}"
+            f"{source}: {what} must have shape (N, H, W, C) with H == W and C in (1, 3) (uint8 NHWC), got {x.shape}"
         )
     if x.shape[0] == 0:
         raise InputError(f"{source}: {what} holds no images")
@@ -178,9 +188,7 @@ def _check_labels(y: Any, n: int, what: str, source: str) -> np.ndarray:
     if y.dtype.kind not in "iu":
         raise InputError(f"{source}: {what} must be integer class labels, got dtype {y.dtype}")
     if len(y) != n:
-        raise InputError(
-            f"{source}: {what} has {len(y)} labels but the images number {n} (they must match)"
-        )
+        raise InputError(f"{source}: {what} has {len(y)} labels but the images number {n} (they must match)")
     if len(y) and y.min() < 0:
         raise InputError(f"{source}: {what} has negative labels (min {int(y.min())})")
     return y.astype(np.int64, copy=False)
@@ -214,9 +222,7 @@ def make_dataset(
         num_classes = int(max(y_train.max(), y_test.max())) + 1
     for y, what in ((y_train, "y_train"), (y_test, "y_test")):
         if int(y.max()) >= num_classes:
-            raise InputError(
-                f"{source}: {what} has label {int(y.max())} but there are {num_classes} classes"
-            )
+            raise InputError(f"{source}: {what} has label {int(y.max())} but there are {num_classes} classes")
     if len(np.unique(y_train)) < 2:
         raise InputError(f"{source}: y_train holds a single class; need at least 2")
     if subset is not None:
@@ -277,4 +283,3 @@ def mean_image(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
     for i in range(0, len(images), chunk):
         total += images[i : i + chunk].sum(axis=0, dtype=np.float64)
     return (total / (255.0 * len(images))).astype(np.float32)
-

@@ -13,6 +13,7 @@ set on the device as uint8 and crops, flips and normalises each batch with one v
 (:mod:`swnas.augment`); :class:`swnas.data.folder.FolderBatchSource` decodes an image folder in
 worker processes. Any source needs the same three members: ``plan``, ``epoch(e)`` and ``close()``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -45,8 +46,10 @@ def norm_tensors(mean, std, dev: torch.device) -> tuple[torch.Tensor, torch.Tens
     s = torch.as_tensor(np.asarray(std, np.float64), dtype=torch.float64)
     per_pixel = m.ndim == 3 and s.ndim == 1 and m.shape[2] == s.shape[0]
     if not (per_pixel or (m.ndim == 1 and s.shape == m.shape)) or not bool(torch.all(s > 0)):
-        raise InputError(f"mean and std must be per-channel sequences of equal length with std > 0 (or mean a "
-                         f"per-pixel (H, W, C) image), got mean of shape {tuple(m.shape)}, std={s.tolist()}")
+        raise InputError(
+            f"mean and std must be per-channel sequences of equal length with std > 0 (or mean a "
+            f"per-pixel (H, W, C) image), got mean of shape {tuple(m.shape)}, std={s.tolist()}"
+        )
     scale = (1.0 / (255.0 * s)).float().view(1, -1, 1, 1).to(dev)
     if per_pixel:
         shift = (-m.permute(2, 0, 1) / s.view(-1, 1, 1)).float().unsqueeze(0).to(dev)
@@ -69,8 +72,7 @@ class EpochPlan:
     seed: int
 
     @classmethod
-    def make(cls, n: int, batch_size: int, world_size: int, rank: int, pad: int, flip: bool,
-             seed: int) -> EpochPlan:
+    def make(cls, n: int, batch_size: int, world_size: int, rank: int, pad: int, flip: bool, seed: int) -> EpochPlan:
         """Check the sizes; a batch larger than the data shrinks to N (rounded down to a multiple of K)."""
         if batch_size % world_size:
             raise InputError(f"batch_size={batch_size} must be divisible by the world size {world_size}")
@@ -78,8 +80,16 @@ class EpochPlan:
             batch_size = (n // world_size) * world_size
             if batch_size == 0:
                 raise InputError(f"{n} training images cannot be split over {world_size} ranks")
-        return cls(n=n, global_batch=batch_size, steps=n // batch_size, world_size=world_size, rank=rank,
-                   pad=pad, flip=flip, seed=int(seed))
+        return cls(
+            n=n,
+            global_batch=batch_size,
+            steps=n // batch_size,
+            world_size=world_size,
+            rank=rank,
+            pad=pad,
+            flip=flip,
+            seed=int(seed),
+        )
 
     @property
     def per_rank(self) -> int:
@@ -101,8 +111,13 @@ class EpochPlan:
 
     def config(self) -> dict:
         """What a checkpoint records to recognise the same run."""
-        return {"n_train": int(self.n), "batch": int(self.global_batch), "steps_per_epoch": int(self.steps),
-                "pad": int(self.pad), "flip": bool(self.flip)}
+        return {
+            "n_train": int(self.n),
+            "batch": int(self.global_batch),
+            "steps_per_epoch": int(self.steps),
+            "pad": int(self.pad),
+            "flip": bool(self.flip),
+        }
 
 
 class BatchSource(Protocol):
@@ -126,8 +141,16 @@ class InMemoryBatches:
     crop, as the released code does (:func:`swnas.augment.crop_flip_normalize`).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, mean, std, plan: EpochPlan, device: torch.device,
-                 channels_last: bool = False):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        mean,
+        std,
+        plan: EpochPlan,
+        device: torch.device,
+        channels_last: bool = False,
+    ):
         self.plan = plan
         self.device = device
         self.channels_last = channels_last
@@ -140,8 +163,16 @@ class InMemoryBatches:
         if self.plan.n > self.x.shape[0]:  # several augmented copies per epoch: plan index -> image
             idx = idx % self.x.shape[0]
         for s in range(self.plan.steps):
-            xb = crop_flip_normalize(self.x[idx[s]], oy[s], ox[s], fl[s], self.plan.pad, self.scale, self.shift,
-                                     channels_last=self.channels_last)
+            xb = crop_flip_normalize(
+                self.x[idx[s]],
+                oy[s],
+                ox[s],
+                fl[s],
+                self.plan.pad,
+                self.scale,
+                self.shift,
+                channels_last=self.channels_last,
+            )
             yield xb, self.y[idx[s]]
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ JPEGs much larger than the crop are decoded at a reduced scale (libjpeg's DCT sc
 Pillow's ``draft``) before the crop is resized, which is what makes full-size ImageNet decoding
 affordable on the CPU; see ``docs/scale.md``.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,16 @@ import torch
 
 from swnas.errors import InputError
 
-__all__ = ["PathTable", "FolderSplit", "DiskBatches", "decode_eval", "decode_train", "check_int",
-           "RESIZE_RATIO", "TRAIN_DRAWS"]
+__all__ = [
+    "PathTable",
+    "FolderSplit",
+    "DiskBatches",
+    "decode_eval",
+    "decode_train",
+    "check_int",
+    "RESIZE_RATIO",
+    "TRAIN_DRAWS",
+]
 
 RESIZE_RATIO = 256 / 224  # evaluation: shorter side to input_size * 256 / 224, then centre crop
 _SCALE = (0.08, 1.0)
@@ -88,12 +97,10 @@ class FolderSplit:
         return FolderSplit(self.paths.take(idx), self.labels[idx])
 
 
-
 def check_int(value: Any, name: str, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
-
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -217,9 +224,22 @@ class DiskBatches:
         (the ``original`` recipe's 3), shuffled together; each image is decoded once per copy.
     """
 
-    def __init__(self, split: FolderSplit, *, input_size: int, in_channels: int = 3, batch_size: int = 256,
-                 train: bool = True, workers: int = 4, prefetch: int = 2, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, copies: int = 1):
+    def __init__(
+        self,
+        split: FolderSplit,
+        *,
+        input_size: int,
+        in_channels: int = 3,
+        batch_size: int = 256,
+        train: bool = True,
+        workers: int = 4,
+        prefetch: int = 2,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pin_memory: bool = False,
+        copies: int = 1,
+    ):
         self.split = split
         self.size = check_int(input_size, "input_size", 8)
         self.channels = in_channels
@@ -269,11 +289,15 @@ class DiskBatches:
                 yield reader[job]
             return
         loader = torch.utils.data.DataLoader(
-            reader, batch_size=None, sampler=jobs, num_workers=min(self.workers, max(1, len(jobs))),
-            prefetch_factor=self.prefetch, pin_memory=self.pin, persistent_workers=False)
+            reader,
+            batch_size=None,
+            sampler=jobs,
+            num_workers=min(self.workers, max(1, len(jobs))),
+            prefetch_factor=self.prefetch,
+            pin_memory=self.pin,
+            persistent_workers=False,
+        )
         yield from loader
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.epoch(0)
-
-

@@ -1,4 +1,5 @@
 """Image-folder listings shared by the in-memory and the streamed readers: file types, Tiny ImageNet's val/."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,4 +31,3 @@ def scan_annotated_val(val_dir: Path, classes: list[str]) -> tuple[list[str], li
     if not paths:
         raise InputError(f"imagefolder: {str(ann)!r} lists no images")
     return paths, labels
-

@@ -9,6 +9,7 @@ processes); training batches are moved to the device and normalised there, as th
 source does (:class:`FolderBatchSource`); evaluation and stage-scoring batches are the
 un-augmented evaluation view (resize + centre crop), so no split is ever held in memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,11 +29,19 @@ from swnas.data.source import check_rank, check_split
 from swnas.data.splits import balanced_subset, stratified_split
 from swnas.errors import InputError
 
-__all__ = ["FolderDataset", "FolderBatchSource", "open_imagefolder", "STREAM_ABOVE_BYTES",
-           "estimated_decoded_bytes", "wants_streaming", "MEAN_IMAGE_SAMPLE"]
+__all__ = [
+    "FolderDataset",
+    "FolderBatchSource",
+    "open_imagefolder",
+    "STREAM_ABOVE_BYTES",
+    "estimated_decoded_bytes",
+    "wants_streaming",
+    "MEAN_IMAGE_SAMPLE",
+]
 
 #: Training images (seeded choice) decoded to estimate a folder's per-pixel mean image.
 MEAN_IMAGE_SAMPLE = 256
+
 
 @dataclass
 class FolderDataset:
@@ -137,25 +146,37 @@ class FolderDataset:
         self.__dict__["_mean_image"] = (int(sample), image)
         return image
 
-    def train_batches(self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any,
-                      channels_last: bool = False) -> FolderBatchSource:
+    def train_batches(
+        self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any, channels_last: bool = False
+    ) -> FolderBatchSource:
         """Training batches decoded and augmented by :attr:`workers` worker processes."""
         return FolderBatchSource(self, plan, device, channels_last=channels_last, mean=mean, std=std)
 
-    def eval_batches(self, split: str, batch_size: int, *, rank: int = 0,
-                     world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(
+        self, split: str, batch_size: int, *, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The evaluation view of ``split`` (of rank ``rank``'s every ``world_size``-th image), in order."""
         part = self.split(split)
         rank, world_size = check_rank(rank, world_size)
         if world_size > 1:
             part = part.subset(np.arange(rank, len(part), world_size))
-        return iter(DiskBatches(part, input_size=self.input_size, in_channels=self.in_channels,
-                                batch_size=batch_size, train=False, workers=self.workers))
+        return iter(
+            DiskBatches(
+                part,
+                input_size=self.input_size,
+                in_channels=self.in_channels,
+                batch_size=batch_size,
+                train=False,
+                workers=self.workers,
+            )
+        )
 
     def __repr__(self) -> str:
         val = 0 if self.val is None else len(self.val)
-        return (f"FolderDataset(root={str(self.root)!r}, train={len(self.train)}, val={val}, "
-                f"test={len(self.test)}, input_size={self.input_size}, num_classes={self.num_classes})")
+        return (
+            f"FolderDataset(root={str(self.root)!r}, train={len(self.train)}, val={val}, "
+            f"test={len(self.test)}, input_size={self.input_size}, num_classes={self.num_classes})"
+        )
 
 
 # ------------------------------------------------------------------------------ indexing
@@ -179,9 +200,17 @@ def _scan_classes(root: Path) -> tuple[list[str], list[str], list[int]]:
     return classes, paths, labels
 
 
-def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_channels: int = 3,
-                     val_split: float = 0.0, subset: int | None = None, seed: int = 0,
-                     stats_sample: int = 256, workers: int = 4) -> FolderDataset:
+def open_imagefolder(
+    path: str | os.PathLike,
+    *,
+    input_size: int = 224,
+    in_channels: int = 3,
+    val_split: float = 0.0,
+    subset: int | None = None,
+    seed: int = 0,
+    stats_sample: int = 256,
+    workers: int = 4,
+) -> FolderDataset:
     """Index an ImageFolder tree for streaming, without decoding its images.
 
     Parameters
@@ -235,13 +264,25 @@ def open_imagefolder(path: str | os.PathLike, *, input_size: int = 224, in_chann
         tr, va = stratified_split(train.labels, val_split, seed=seed)
         train, val = train.subset(tr), train.subset(va)
     mean, std = _sample_stats(train, input_size, in_channels, stats_sample, seed)
-    return FolderDataset(name="imagefolder", root=root, train=train, test=test, val=val,
-                         num_classes=len(classes), input_size=input_size, in_channels=in_channels,
-                         mean=mean, std=std, classes=classes, workers=workers)
+    return FolderDataset(
+        name="imagefolder",
+        root=root,
+        train=train,
+        test=test,
+        val=val,
+        num_classes=len(classes),
+        input_size=input_size,
+        in_channels=in_channels,
+        mean=mean,
+        std=std,
+        classes=classes,
+        workers=workers,
+    )
 
 
-def _sample_stats(split: FolderSplit, size: int, channels: int, k: int, seed: int
-                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _sample_stats(
+    split: FolderSplit, size: int, channels: int, k: int, seed: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     rng = np.random.default_rng(seed + 7)
     idx = np.sort(rng.choice(len(split), size=min(k, len(split)), replace=False))
     s = np.zeros(channels)
@@ -299,7 +340,6 @@ def wants_streaming(stream: bool | str, path: str | os.PathLike, input_size: int
     return estimated_decoded_bytes(path, input_size, in_channels) > STREAM_ABOVE_BYTES
 
 
-
 class FolderBatchSource:
     """A :class:`swnas.data.batches.BatchSource` over the training split of an image folder.
 
@@ -307,31 +347,51 @@ class FolderBatchSource:
     global batch in worker processes; the batch is moved to the device and normalised there.
     """
 
-    def __init__(self, data: FolderDataset, plan: EpochPlan, device: torch.device, channels_last: bool = False,
-                 mean: Any = None, std: Any = None):
+    def __init__(
+        self,
+        data: FolderDataset,
+        plan: EpochPlan,
+        device: torch.device,
+        channels_last: bool = False,
+        mean: Any = None,
+        std: Any = None,
+    ):
         copies = plan.n // max(1, len(data.train))  # the recipe's copies_per_epoch (the original recipe: 3)
         if copies < 1 or plan.n != copies * len(data.train):  # pragma: no cover - the trainer makes n = copies * len
-            raise InputError(f"plan: {plan.n} images per epoch is not a whole number of copies of "
-                             f"{len(data.train)} training images")
+            raise InputError(
+                f"plan: {plan.n} images per epoch is not a whole number of copies of {len(data.train)} training images"
+            )
         self.plan = plan
         self.device = device
         self.channels_last = channels_last
         # ``mean``/``std`` default to the folder's channel statistics; a per-pixel mean image is
         # subtracted after the workers' crop (their crops are resized boxes, not shifted windows)
-        self.scale, self.shift = norm_tensors(data.mean if mean is None else mean,
-                                              data.std if std is None else std, device)
-        self.reader = DiskBatches(data.train, input_size=data.input_size, in_channels=data.in_channels,
-                                  batch_size=plan.global_batch, train=True, workers=data.workers, seed=plan.seed,
-                                  rank=plan.rank, world_size=plan.world_size, pin_memory=device.type == "cuda",
-                                  copies=copies)
+        self.scale, self.shift = norm_tensors(
+            data.mean if mean is None else mean, data.std if std is None else std, device
+        )
+        self.reader = DiskBatches(
+            data.train,
+            input_size=data.input_size,
+            in_channels=data.in_channels,
+            batch_size=plan.global_batch,
+            train=True,
+            workers=data.workers,
+            seed=plan.seed,
+            rank=plan.rank,
+            world_size=plan.world_size,
+            pin_memory=device.type == "cuda",
+            copies=copies,
+        )
         if self.reader.steps != plan.steps:  # pragma: no cover - both are len // global batch
             raise InputError(f"streaming source has {self.reader.steps} steps per epoch, the plan {plan.steps}")
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for xb, yb in self.reader.epoch(epoch):
             xb = xb.to(self.device, non_blocking=True)
-            yield (normalize(xb, self.scale, self.shift, channels_last=self.channels_last),
-                   yb.to(self.device, non_blocking=True))
+            yield (
+                normalize(xb, self.scale, self.shift, channels_last=self.channels_last),
+                yb.to(self.device, non_blocking=True),
+            )
 
     def close(self) -> None:
         """Nothing is held between epochs (each epoch's workers exit with it)."""

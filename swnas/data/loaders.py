@@ -13,6 +13,7 @@ Split rules: the test set is never used to select anything. ``val_split`` holds 
 seeded fraction of the *training* set; ``subset=K`` first keeps a reproducible, per-class-balanced
 subset of K training images (the validation split, if any, is then taken from those K images).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ __all__ = ["DATASETS", "check_source", "load_dataset", "reopen_dataset", "load_n
 
 DATASETS = ("digits", "cifar10", "imagefolder", "imagenet32")
 
+
 def load_npz_arrays(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Read ``keys`` from a ``.npz`` file with ``allow_pickle=False``; every fault is an InputError."""
     path = Path(path)
@@ -53,10 +55,8 @@ def load_npz_arrays(path: str | os.PathLike, keys: tuple[str, ...]) -> dict[str,
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise InputError(
-            f"data file {str(path)!r} is truncated or not a valid .npz of plain arrays "
-            f"(keys {list(keys)}): {exc}"
+            f"data file {str(path)!r} is truncated or not a valid .npz of plain arrays (keys {list(keys)}): {exc}"
         ) from exc
-
 
 
 # --------------------------------------------------------------------------- digits
@@ -71,8 +71,16 @@ def _load_digits(*, val_split: float, subset: int | None, seed: int) -> Dataset:
     # fixed 80/20 stratified train/test split, independent of the user's seed
     tr, te = stratified_split(labels, 0.2, seed=20200)
     return _finish(
-        "digits", images[tr], labels[tr], images[te], labels[te], "digits (scikit-learn)",
-        val_split=val_split, subset=subset, seed=seed, num_classes=10,
+        "digits",
+        images[tr],
+        labels[tr],
+        images[te],
+        labels[te],
+        "digits (scikit-learn)",
+        val_split=val_split,
+        subset=subset,
+        seed=seed,
+        num_classes=10,
     )
 
 
@@ -92,8 +100,7 @@ def _default_cifar_candidates() -> list[Path]:
 
 def _cifar_from_npz(path: Path, **kw: Any) -> Dataset:
     a = load_npz_arrays(path, _CIFAR_KEYS)
-    ds = _finish("cifar10", a["x_train"], a["y_train"], a["x_test"], a["y_test"], str(path),
-                 num_classes=10, **kw)
+    ds = _finish("cifar10", a["x_train"], a["y_train"], a["x_test"], a["y_test"], str(path), num_classes=10, **kw)
     if ds.input_size != 32 or ds.in_channels != 3:
         raise InputError(f"{str(path)!r}: CIFAR-10 images must be 32x32x3, got {ds.x_train.shape[1:]}")
     return ds
@@ -123,17 +130,29 @@ def _load_cifar10(path: str | os.PathLike | None, download: bool | None, **kw: A
         raise InputError(f"cifar10: torchvision is needed to read {str(path)!r}; {where}") from exc
     if path.is_dir() and download is None and not (path / "cifar-10-batches-py").is_dir():
         # an existing directory that holds no CIFAR-10: never start a download into the user's folder
-        raise InputError(f"cifar10: {str(path)!r} is a directory without a CIFAR-10 data set (no cifar10.npz, "
-                         f"no cifar-10-batches-py); {where}")
+        raise InputError(
+            f"cifar10: {str(path)!r} is a directory without a CIFAR-10 data set (no cifar10.npz, "
+            f"no cifar-10-batches-py); {where}"
+        )
     want = True if download is None else bool(download)
     try:
         tr = CIFAR10(str(path), train=True, download=want)
         te = CIFAR10(str(path), train=False, download=want)
     except Exception as exc:  # offline, partial download, corrupt batches
-        raise InputError(f"cifar10: cannot read or download a torchvision CIFAR-10 in {str(path)!r} "
-                         f"({type(exc).__name__}: {exc}); {where}") from exc
-    return _finish("cifar10", np.asarray(tr.data), np.asarray(tr.targets), np.asarray(te.data),
-                   np.asarray(te.targets), str(path), num_classes=10, **kw)
+        raise InputError(
+            f"cifar10: cannot read or download a torchvision CIFAR-10 in {str(path)!r} "
+            f"({type(exc).__name__}: {exc}); {where}"
+        ) from exc
+    return _finish(
+        "cifar10",
+        np.asarray(tr.data),
+        np.asarray(tr.targets),
+        np.asarray(te.data),
+        np.asarray(te.targets),
+        str(path),
+        num_classes=10,
+        **kw,
+    )
 
 
 # --------------------------------------------------------------------------- ImageFolder
@@ -181,8 +200,7 @@ def _read_images(items: list[tuple[Path, int]], size: int, channels: int) -> tup
     return out, np.array([c for _, c in items], np.int64)
 
 
-def _load_imagefolder(path: str | os.PathLike | None, input_size: int | None, in_channels: int,
-                      **kw: Any) -> Dataset:
+def _load_imagefolder(path: str | os.PathLike | None, input_size: int | None, in_channels: int, **kw: Any) -> Dataset:
     if path is None:
         raise InputError("imagefolder: path= is required (a directory with train/ and val/ or test/)")
     root = Path(path)
@@ -207,8 +225,7 @@ def _load_imagefolder(path: str | os.PathLike | None, input_size: int | None, in
         raise InputError(f"in_channels must be 1 or 3, got {in_channels}")
     xtr, ytr = _read_images(train_items, int(input_size), in_channels)
     xte, yte = _read_images(test_items, int(input_size), in_channels)
-    return _finish("imagefolder", xtr, ytr, xte, yte, str(root), num_classes=len(classes),
-                   classes=classes, **kw)
+    return _finish("imagefolder", xtr, ytr, xte, yte, str(root), num_classes=len(classes), classes=classes, **kw)
 
 
 # --------------------------------------------------------------------------- ImageNet 32x32
@@ -239,8 +256,10 @@ def _load_imagenet32(path: str | os.PathLike | None, **kw: Any) -> Dataset:
     root = Path(path)
     if not root.is_dir():
         raise InputError(f"imagenet32: {str(root)!r} is not a directory")
-    train_files = sorted(root.glob("train_data_batch_*.npz"),
-                         key=lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else 0)
+    train_files = sorted(
+        root.glob("train_data_batch_*.npz"),
+        key=lambda p: int(p.stem.rsplit("_", 1)[-1]) if p.stem.rsplit("_", 1)[-1].isdigit() else 0,
+    )
     val_file = root / "val_data.npz"
     if not train_files or not val_file.is_file():
         raise InputError(
@@ -268,8 +287,10 @@ def check_source(name: str, path: str | os.PathLike | None) -> None:
     if path is None:
         return
     if name.lower() == "digits":
-        raise InputError(f"data: the digits data set is bundled with scikit-learn and reads no file; "
-                         f"drop --data {path} (or choose a --dataset that reads it)")
+        raise InputError(
+            f"data: the digits data set is bundled with scikit-learn and reads no file; "
+            f"drop --data {path} (or choose a --dataset that reads it)"
+        )
 
 
 def load_dataset(
@@ -341,8 +362,9 @@ def load_dataset(
         raise InputError(f"val_split must be a fraction in [0, 1), got {val_split!r}")
     if subset is not None and (isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or subset < 2):
         raise InputError(f"subset must be an integer >= 2 or None, got {subset!r}")
-    kw: dict[str, Any] = dict(val_split=float(val_split), subset=None if subset is None else int(subset),
-                              seed=int(seed))
+    kw: dict[str, Any] = dict(
+        val_split=float(val_split), subset=None if subset is None else int(subset), seed=int(seed)
+    )
     name = name.lower()
     check_source(name, path)
     if name == "digits":
@@ -353,8 +375,9 @@ def load_dataset(
         from swnas.data import folder  # ImageNet-size folders stream from disk
 
         if path is not None and Path(path).is_dir() and folder.wants_streaming(stream, path, input_size, in_channels):
-            return folder.open_imagefolder(path, input_size=input_size or 224, in_channels=in_channels,
-                                           workers=workers, **kw)
+            return folder.open_imagefolder(
+                path, input_size=input_size or 224, in_channels=in_channels, workers=workers, **kw
+            )
         return _load_imagefolder(path, input_size, in_channels, **kw)
     return _load_imagenet32(path, **kw)
 
@@ -366,6 +389,12 @@ def reopen_dataset(options: Mapping[str, Any]) -> DataSource:
     as :func:`load_dataset` takes them, so the ensemble, the report and the export see the very
     training split (and image size) the networks saw.
     """
-    return load_dataset(options["dataset"], options.get("data"), subset=options.get("subset"),
-                        seed=options.get("seed", 0), val_split=options.get("val_split") or 0.0,
-                        input_size=options.get("input_size"), workers=options.get("workers", 4))
+    return load_dataset(
+        options["dataset"],
+        options.get("data"),
+        subset=options.get("subset"),
+        seed=options.get("seed", 0),
+        val_split=options.get("val_split") or 0.0,
+        input_size=options.get("input_size"),
+        workers=options.get("workers", 4),
+    )

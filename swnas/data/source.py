@@ -5,6 +5,7 @@ Two implementations: :class:`swnas.data.Dataset` (uint8 arrays in memory) and
 data layer (trainer, evaluation, stage scoring, ensemble, option checks) reads a data set through
 these members only, so it never needs to know which kind it holds (docs/CONTRACTS.md).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,8 +19,16 @@ from swnas.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover - type names only
     from swnas.data.batches import BatchSource, EpochPlan
 
-__all__ = ["DataSource", "SPLITS", "input_normalization", "check_split", "check_rank", "eval_batch_size",
-           "EVAL_BATCH_PIXELS", "EVAL_BATCH_MAX"]
+__all__ = [
+    "DataSource",
+    "SPLITS",
+    "input_normalization",
+    "check_split",
+    "check_rank",
+    "eval_batch_size",
+    "EVAL_BATCH_PIXELS",
+    "EVAL_BATCH_MAX",
+]
 
 #: The split names a data source answers to (``val`` only when a validation fraction was held out).
 SPLITS = ("train", "val", "test")
@@ -31,8 +40,9 @@ EVAL_BATCH_MAX = 512
 EVAL_BATCH_PIXELS = 512 * 32 * 32
 
 
-def eval_batch_size(input_size: int | tuple[int, int], train_batch: int | None = None, *,
-                    cap: int = EVAL_BATCH_MAX) -> int:
+def eval_batch_size(
+    input_size: int | tuple[int, int], train_batch: int | None = None, *, cap: int = EVAL_BATCH_MAX
+) -> int:
     """Images per evaluation batch for inputs of ``input_size`` (a side, or ``(H, W)``).
 
     An evaluation batch holds :data:`EVAL_BATCH_PIXELS` pixels (512 images at 32 px, 10 at 224 px),
@@ -97,13 +107,15 @@ class DataSource(Protocol):
         """Per-pixel mean image of the training split, float32 ``(H, W, C)`` in [0, 1] units."""
         ...
 
-    def train_batches(self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any,
-                      channels_last: bool = False) -> BatchSource:
+    def train_batches(
+        self, plan: EpochPlan, device: torch.device, *, mean: Any, std: Any, channels_last: bool = False
+    ) -> BatchSource:
         """A :class:`~swnas.data.batches.BatchSource` of augmented, normalised training batches for ``plan``."""
         ...
 
-    def eval_batches(self, split: str, batch_size: int, *, rank: int = 0,
-                     world_size: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def eval_batches(
+        self, split: str, batch_size: int, *, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Un-augmented ``(uint8 NHWC images, int64 labels)`` CPU batches of ``split``, in order.
 
         With ``world_size > 1`` rank ``r`` reads images ``r, r + K, r + 2K, ...`` (every K-th).

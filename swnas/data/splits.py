@@ -1,4 +1,5 @@
 """Seeded, per-class splits of a label vector: a balanced subset and a stratified held-out fraction."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@
 >>> len(net.stages), len(net.stages[0])
 (3, 9)
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,21 @@ from swnas.models.spec import ArchSpec
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["ArchSpec", "MODULE_TYPES", "ModuleType", "module_type", "build", "save_model", "load", "NormalizedInputs",
-           "stage_output_modules", "initialize", "paper_depth", "keras_flops", "check_size"]
+__all__ = [
+    "ArchSpec",
+    "MODULE_TYPES",
+    "ModuleType",
+    "module_type",
+    "build",
+    "save_model",
+    "load",
+    "NormalizedInputs",
+    "stage_output_modules",
+    "initialize",
+    "paper_depth",
+    "keras_flops",
+    "check_size",
+]
 
 
 def build(spec: ArchSpec) -> nn.Module:
@@ -59,8 +73,13 @@ def stage_output_modules(model: nn.Module) -> list[nn.Module]:
 #: names imported from a submodule that needs torch on first use, so that the spec (and the
 #: module names the command line lists) import without torch (the ``search`` extra, README)
 _LAZY = {
-    "keras_flops": "costs", "paper_depth": "costs", "initialize": "init",
-    "NormalizedInputs": "io", "load": "io", "save_model": "io", "check_size": "io",
+    "keras_flops": "costs",
+    "paper_depth": "costs",
+    "initialize": "init",
+    "NormalizedInputs": "io",
+    "load": "io",
+    "save_model": "io",
+    "check_size": "io",
 }
 
 

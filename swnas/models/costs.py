@@ -15,6 +15,7 @@ The paper's code counts costs on its Keras models:
   ``k x k`` convolution of the same channels: for residual networks the figure equals the true
   multiply-accumulates (:func:`swnas.metrics.count_macs`), for NASNet it is several times larger.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ evaluation mode, and in training mode too, since the zero scale also cancels the
 statistics), the idea of Net2DeeperNet (Chen, Goodfellow & Shlens, ICLR 2016) and of network
 morphism (Wei et al., ICML 2016) applied to residual blocks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -78,8 +79,10 @@ def inherit(parent: nn.Module, stages: Sequence[int], *, seed: int | None = None
         raise InputError(f"inherit: {why}")
     stages = [int(m) for m in stages]
     if len(stages) != len(spec.stages) or min(stages) < 1:
-        raise InputError(f"inherit: child stages {stages} do not fit the parent's {list(spec.stages)} "
-                         "(same number of stages, at least one module each)")
+        raise InputError(
+            f"inherit: child stages {stages} do not fit the parent's {list(spec.stages)} "
+            "(same number of stages, at least one module each)"
+        )
     if seed is not None:
         torch.manual_seed(int(seed))
     child = build(spec.with_stages(stages))

@@ -6,6 +6,7 @@ convolution and dense kernel drawn from a normal distribution with standard devi
 ``sqrt(2 / fan_in)``, truncated at two standard deviations, biases zero, BatchNorm scale 1 and
 shift 0 (``docs/protocol.md``).
 """
+
 from __future__ import annotations
 
 import math

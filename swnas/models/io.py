@@ -1,4 +1,5 @@
 """Checkpoint I/O: the spec and the state dict together in one file, loadable with weights_only=True."""
+
 from __future__ import annotations
 
 import os
@@ -84,18 +85,24 @@ def check_size(spec: ArchSpec, what: str = "spec", max_params: int = MAX_PARAMS)
 
     n = sum(spec.stages)
     if n > MAX_MODULES:
-        raise InputError(f"{what}: {len(spec.stages)} stages of up to {max(spec.stages)} modules ({n} in all) is too "
-                         f"large to build (at most {MAX_MODULES} modules)")
+        raise InputError(
+            f"{what}: {len(spec.stages)} stages of up to {max(spec.stages)} modules ({n} in all) is too "
+            f"large to build (at most {MAX_MODULES} modules)"
+        )
     widest = max([*spec.stage_widths, spec.stem_width])
     if widest > MAX_WIDTH:
-        raise InputError(f"{what}: a stage {widest} channels wide ({len(spec.stages)} stages, widths doubling from "
-                         f"{spec.stage_widths[0]}) is too large to build (at most {MAX_WIDTH})")
+        raise InputError(
+            f"{what}: a stage {widest} channels wide ({len(spec.stages)} stages, widths doubling from "
+            f"{spec.stage_widths[0]}) is too large to build (at most {MAX_WIDTH})"
+        )
     with torch.device("meta"):
         skeleton = build(spec)
     params = sum(p.numel() for p in skeleton.parameters())
     if params > max_params:
-        raise InputError(f"{what}: the network would have {params:,} parameters ({4 * params / 2**30:.1f} GiB of "
-                         f"float32 weights); at most {max_params:,} are built")
+        raise InputError(
+            f"{what}: the network would have {params:,} parameters ({4 * params / 2**30:.1f} GiB of "
+            f"float32 weights); at most {max_params:,} are built"
+        )
     return params
 
 
@@ -110,8 +117,10 @@ def check_fits(payload: dict[str, Any], path: str | os.PathLike) -> None:
 
     spec, state = payload["spec"], payload["state_dict"]
     if sum(spec.stages) > len(state):  # every module owns at least one tensor
-        raise InputError(f"checkpoint {str(path)!r}: its spec has {sum(spec.stages)} modules but the file holds "
-                         f"only {len(state)} tensors; the spec does not match the weights")
+        raise InputError(
+            f"checkpoint {str(path)!r}: its spec has {sum(spec.stages)} modules but the file holds "
+            f"only {len(state)} tensors; the spec does not match the weights"
+        )
     with torch.device("meta"):
         skeleton = build(spec)
     want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}

@@ -10,6 +10,7 @@ is 1 and ``C_in == C_out`` the input is added: ``out = preact(x + branch)``, whe
 for ``stem_kind="cifar"``, 2 for ``"imagenet"``) to ``widths[0]`` channels, S stages whose first
 block has stride 2 from stage 2 on, global average pooling and a linear classifier.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,8 +65,9 @@ class MobileNetV2Cifar(nn.Module):
         self.spec = spec
         cin = spec.stem_width
         stride = 2 if spec.resolved_stem_kind == "imagenet" else 1
-        self.stem = nn.Sequential(nn.Conv2d(spec.in_channels, cin, 3, stride, 1, bias=False), nn.BatchNorm2d(cin),
-                                  nn.ReLU6(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(spec.in_channels, cin, 3, stride, 1, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(inplace=True)
+        )
         stages = []
         for i, (m, w) in enumerate(zip(spec.stages, spec.stage_widths)):
             blocks = []

@@ -11,6 +11,7 @@ cells concatenate 4 nodes (all but the first), the previous-previous input is ad
 resolution or channels differ from the cell's, the stem has ``C`` channels and a ReLU precedes the
 pooling head (``docs/protocol.md``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,19 +24,29 @@ __all__ = ["NASNET_NORMAL", "NASNET_REDUCE", "Cell", "NASNetCifar"]
 # (operation, input state) pairs; node k (k = 2..6) sums pairs 2(k-2) and 2(k-2)+1.
 # States 0 and 1 are the previous-previous and previous cell outputs.
 NASNET_NORMAL: tuple[tuple[str, int], ...] = (
-    ("sep_conv_5x5", 1), ("sep_conv_3x3", 0),
-    ("sep_conv_5x5", 0), ("sep_conv_3x3", 0),
-    ("avg_pool_3x3", 1), ("skip_connect", 0),
-    ("avg_pool_3x3", 0), ("avg_pool_3x3", 0),
-    ("sep_conv_3x3", 1), ("skip_connect", 1),
+    ("sep_conv_5x5", 1),
+    ("sep_conv_3x3", 0),
+    ("sep_conv_5x5", 0),
+    ("sep_conv_3x3", 0),
+    ("avg_pool_3x3", 1),
+    ("skip_connect", 0),
+    ("avg_pool_3x3", 0),
+    ("avg_pool_3x3", 0),
+    ("sep_conv_3x3", 1),
+    ("skip_connect", 1),
 )
 NASNET_NORMAL_CONCAT = (2, 3, 4, 5, 6)
 NASNET_REDUCE: tuple[tuple[str, int], ...] = (
-    ("sep_conv_5x5", 1), ("sep_conv_7x7", 0),
-    ("max_pool_3x3", 1), ("sep_conv_7x7", 0),
-    ("avg_pool_3x3", 1), ("sep_conv_5x5", 0),
-    ("skip_connect", 3), ("avg_pool_3x3", 2),
-    ("sep_conv_3x3", 2), ("max_pool_3x3", 1),
+    ("sep_conv_5x5", 1),
+    ("sep_conv_7x7", 0),
+    ("max_pool_3x3", 1),
+    ("sep_conv_7x7", 0),
+    ("avg_pool_3x3", 1),
+    ("sep_conv_5x5", 0),
+    ("skip_connect", 3),
+    ("avg_pool_3x3", 2),
+    ("sep_conv_3x3", 2),
+    ("max_pool_3x3", 1),
 )
 NASNET_REDUCE_CONCAT = (4, 5, 6)
 # The Keras rendering's concatenations (state 0 is the adjusted previous-previous input).
@@ -131,8 +142,16 @@ class Cell(nn.Module):
         The concatenation and input adjustment of :class:`swnas.models.ArchSpec`'s ``cell``.
     """
 
-    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool, drop_path: float = 0.0,
-                 variant: str = "darts"):
+    def __init__(
+        self,
+        c_pp: int,
+        c_p: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+        drop_path: float = 0.0,
+        variant: str = "darts",
+    ):
         super().__init__()
         self.reduction = reduction
         self.drop_path = drop_path
@@ -150,9 +169,7 @@ class Cell(nn.Module):
         else:
             self.concat = NASNET_REDUCE_CONCAT if reduction else NASNET_NORMAL_CONCAT
         self.inputs = tuple(idx for _, idx in genotype)
-        self.ops = nn.ModuleList(
-            _make_op(name, c, 2 if (reduction and idx < 2) else 1) for name, idx in genotype
-        )
+        self.ops = nn.ModuleList(_make_op(name, c, 2 if (reduction and idx < 2) else 1) for name, idx in genotype)
         self.out_channels = c * len(self.concat)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
@@ -186,9 +203,7 @@ class NASNetCifar(nn.Module):
         self.spec = spec
         widths = spec.stage_widths
         c_stem = spec.stem_width
-        self.stem = nn.Sequential(
-            nn.Conv2d(spec.in_channels, c_stem, 3, 1, 1, bias=False), nn.BatchNorm2d(c_stem)
-        )
+        self.stem = nn.Sequential(nn.Conv2d(spec.in_channels, c_stem, 3, 1, 1, bias=False), nn.BatchNorm2d(c_stem))
         c_pp, c_p = c_stem, c_stem
         reduction_prev = False
         stages, reductions = [], []

@@ -10,6 +10,7 @@ here (``docs/CONTRACTS.md``, "Add a module type").
 The table imports no torch: the builder is named ``"package.module:Class"`` and imported on
 first use, so the spec and the names the command line lists load without torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -105,30 +106,60 @@ def _nasnet_stem(spec: ArchSpec) -> int:
 
 
 #: The module types, by name. One record per type; the order is the order the CLI lists them.
-MODULE_TYPES: dict[str, ModuleType] = {t.name: t for t in (
-    ModuleType(
-        "basic", "swnas.models.resnet:ResNetCifar", base_width=16, stem_width=_first_width, stem_kind="cifar",
-        depth=lambda stages: 2 * sum(stages) + 2, grow_bn="bn2",
-        baseline=("ResNet", "depth", lambda spec: spec.num_stages == 3),
-    ),
-    ModuleType(
-        "bottleneck", "swnas.models.resnet:ResNetBottleneck", base_width=64, stem_width=lambda spec: 64,
-        stem_kind="imagenet", depth=lambda stages: 3 * sum(stages) + 2, search_stages=4, grow_bn="bn3",
-    ),
-    ModuleType(
-        "nasnet", "swnas.models.nasnet:NASNetCifar", base_width=16, stem_width=_nasnet_stem, stem_kind="cifar",
-        depth=lambda stages: sum(stages) + len(stages) - 1, search_delta=1, stage_output=None, cells=True,
-        no_growth=("NASNet cells have no identity branch (a cell outputs the concatenation of its nodes), so an "
-                   "added cell cannot start as the identity of its input"),
-        transfer_hint=("; a NASNet stage of one cell feeds the next reduction cell inputs of other widths than "
-                       "the donor's, so give every stage at least 2 cells or the donor's own count"),
-        baseline=("NASNet", "paper", lambda spec: spec.cell == "keras"),
-    ),
-    ModuleType(
-        "mbconv", "swnas.models.mbconv:MobileNetV2Cifar", base_width=16, stem_width=_first_width, stem_kind="cifar",
-        depth=lambda stages: 3 * sum(stages) + 2, grow_bn="bn3",
-    ),
-)}
+MODULE_TYPES: dict[str, ModuleType] = {
+    t.name: t
+    for t in (
+        ModuleType(
+            "basic",
+            "swnas.models.resnet:ResNetCifar",
+            base_width=16,
+            stem_width=_first_width,
+            stem_kind="cifar",
+            depth=lambda stages: 2 * sum(stages) + 2,
+            grow_bn="bn2",
+            baseline=("ResNet", "depth", lambda spec: spec.num_stages == 3),
+        ),
+        ModuleType(
+            "bottleneck",
+            "swnas.models.resnet:ResNetBottleneck",
+            base_width=64,
+            stem_width=lambda spec: 64,
+            stem_kind="imagenet",
+            depth=lambda stages: 3 * sum(stages) + 2,
+            search_stages=4,
+            grow_bn="bn3",
+        ),
+        ModuleType(
+            "nasnet",
+            "swnas.models.nasnet:NASNetCifar",
+            base_width=16,
+            stem_width=_nasnet_stem,
+            stem_kind="cifar",
+            depth=lambda stages: sum(stages) + len(stages) - 1,
+            search_delta=1,
+            stage_output=None,
+            cells=True,
+            no_growth=(
+                "NASNet cells have no identity branch (a cell outputs the concatenation of its nodes), so an "
+                "added cell cannot start as the identity of its input"
+            ),
+            transfer_hint=(
+                "; a NASNet stage of one cell feeds the next reduction cell inputs of other widths than "
+                "the donor's, so give every stage at least 2 cells or the donor's own count"
+            ),
+            baseline=("NASNet", "paper", lambda spec: spec.cell == "keras"),
+        ),
+        ModuleType(
+            "mbconv",
+            "swnas.models.mbconv:MobileNetV2Cifar",
+            base_width=16,
+            stem_width=_first_width,
+            stem_kind="cifar",
+            depth=lambda stages: 3 * sum(stages) + 2,
+            grow_bn="bn3",
+        ),
+    )
+}
 
 
 def module_type(name: Any) -> ModuleType:

@@ -4,6 +4,7 @@ Every block ends ``out = preact(branch + shortcut); relu(out)``; ``preact`` is a
 whose forward hooks see the residual sum before the block's final ReLU — the point the original
 code scores (DESIGN 3.4).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """The architecture spec: a small, JSON-serialisable description from which a network is built."""
+
 from __future__ import annotations
 
 import json
@@ -115,12 +116,20 @@ class ArchSpec:
         if self.shortcut not in SHORTCUTS:
             raise InputError(f"shortcut: unknown shortcut {self.shortcut!r}; choose one of {', '.join(SHORTCUTS)}")
         if self.stem_kind is not None and self.stem_kind not in STEM_KINDS:
-            raise InputError(f"stem_kind: unknown stem {self.stem_kind!r}; choose one of {', '.join(STEM_KINDS)} or None")
-        if isinstance(self.drop_path, bool) or not isinstance(self.drop_path, (int, float)) or not 0.0 <= self.drop_path < 1.0:
+            raise InputError(
+                f"stem_kind: unknown stem {self.stem_kind!r}; choose one of {', '.join(STEM_KINDS)} or None"
+            )
+        if (
+            isinstance(self.drop_path, bool)
+            or not isinstance(self.drop_path, (int, float))
+            or not 0.0 <= self.drop_path < 1.0
+        ):
             raise InputError(f"drop_path: must be a probability in [0, 1), got {self.drop_path!r}")
         self.drop_path = float(self.drop_path)
         if self.cell not in CELL_VARIANTS:
-            raise InputError(f"cell: unknown NASNet cell variant {self.cell!r}; choose one of {', '.join(CELL_VARIANTS)}")
+            raise InputError(
+                f"cell: unknown NASNet cell variant {self.cell!r}; choose one of {', '.join(CELL_VARIANTS)}"
+            )
         if self.cell != "darts" and not MODULE_TYPES[self.module].cells:
             takers = ", ".join(repr(n) for n, t in MODULE_TYPES.items() if t.cells)
             raise InputError(f"cell: {self.cell!r} applies to module {takers} only, not {self.module!r}")

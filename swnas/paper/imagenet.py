@@ -17,6 +17,7 @@ trains a small uniform bottleneck network on it as the donor (``DIR/baselines/do
 the role ResNet-50 plays) and runs the same search at 32 px, so that the whole path (folder,
 bottleneck modules, weight transfer, top-5) is tested in seconds on a CPU.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,18 +34,41 @@ from swnas.paper.runs import (
     training_row,
 )
 
-__all__ = ["IMAGENET_DATASET", "IMAGENET_SEARCH", "SMOKE_FOLDER", "SMOKE_IMAGENET", "check_imagenet", "imagenet",
-           "scale_options", "write_smoke_folder"]
+__all__ = [
+    "IMAGENET_DATASET",
+    "IMAGENET_SEARCH",
+    "SMOKE_FOLDER",
+    "SMOKE_IMAGENET",
+    "check_imagenet",
+    "imagenet",
+    "scale_options",
+    "write_smoke_folder",
+]
 
 #: The loader the ImageNet table reads ``--data`` with.
 IMAGENET_DATASET = "imagefolder"
 #: The paper-scale search: bottleneck modules, 4 stages, delta 2, weight transfer from ResNet-50 at
 #: 224 px; m0 1 and one iteration so that every network fits the donor (see the module's text).
-IMAGENET_SEARCH: dict[str, Any] = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1,
-                                   "input_size": 224, "transfer": "torchvision:resnet50", "criterion": "pls"}
+IMAGENET_SEARCH: dict[str, Any] = {
+    "module": "bottleneck",
+    "stages": 4,
+    "m0": 1,
+    "delta": 2,
+    "iterations": 1,
+    "input_size": 224,
+    "transfer": "torchvision:resnet50",
+    "criterion": "pls",
+}
 #: The smoke scale: the same search at 32 px from a tiny donor trained here.
-SMOKE_IMAGENET: dict[str, Any] = {"module": "bottleneck", "stages": 4, "m0": 1, "delta": 2, "iterations": 1,
-                                  "input_size": 32, "criterion": "pls"}
+SMOKE_IMAGENET: dict[str, Any] = {
+    "module": "bottleneck",
+    "stages": 4,
+    "m0": 1,
+    "delta": 2,
+    "iterations": 1,
+    "input_size": 32,
+    "criterion": "pls",
+}
 #: The smoke donor: a uniform bottleneck network of 3 blocks per stage, narrow.
 SMOKE_DONOR_STAGES = [3, 3, 3, 3]
 SMOKE_DONOR_WIDTHS = [4, 8, 16, 32]
@@ -62,14 +86,18 @@ def scale_options(st: PaperSettings) -> dict:
 def check_imagenet(st: PaperSettings) -> None:
     """The ImageNet table's data options, checked before anything runs (:class:`InputError`)."""
     if st.dataset != IMAGENET_DATASET:
-        raise InputError(f"--dataset: the imagenet table reads an image folder (--dataset {IMAGENET_DATASET}), "
-                         f"not {st.dataset!r}")
+        raise InputError(
+            f"--dataset: the imagenet table reads an image folder (--dataset {IMAGENET_DATASET}), not {st.dataset!r}"
+        )
     if st.inherit:
-        raise InputError("--inherit: the imagenet table transfers weights from a donor, as the paper does; "
-                         "run it without --inherit")
+        raise InputError(
+            "--inherit: the imagenet table transfers weights from a donor, as the paper does; run it without --inherit"
+        )
     if st.data is None and not st.smoke:
-        raise InputError("data: the imagenet table needs --data DIR, an image folder with train/<class>/ and "
-                         "val/<class>/ (ImageNet's), or --smoke for a tiny synthetic one")
+        raise InputError(
+            "data: the imagenet table needs --data DIR, an image folder with train/<class>/ and "
+            "val/<class>/ (ImageNet's), or --smoke for a tiny synthetic one"
+        )
     if st.data is not None and not Path(st.data).is_dir():
         raise InputError(f"data: {st.data} is not a directory (an image folder with train/ and val/)")
 
@@ -106,9 +134,18 @@ def _donor(st: PaperSettings, data: str, opts: dict) -> tuple[str, dict | None]:
 
     spec = ArchSpec(module="bottleneck", stages=list(SMOKE_DONOR_STAGES), widths=list(SMOKE_DONOR_WIDTHS), stem=8)
     out = st.out / "baselines" / "donor-bottleneck"
-    res = ensure_training(st, out, "donor-bottleneck", spec, dataset=IMAGENET_DATASET, data=data,
-                          subset=opts.get("subset"), seed=st.seed, val_split=opts["val_split"],
-                          input_size=int(SMOKE_IMAGENET["input_size"]))
+    res = ensure_training(
+        st,
+        out,
+        "donor-bottleneck",
+        spec,
+        dataset=IMAGENET_DATASET,
+        data=data,
+        subset=opts.get("subset"),
+        seed=st.seed,
+        val_split=opts["val_split"],
+        input_size=int(SMOKE_IMAGENET["input_size"]),
+    )
     return str(out / "model.pt"), res
 
 
@@ -119,8 +156,9 @@ def imagenet(st: PaperSettings) -> tuple[list[dict], list[str]]:
     data = st.data if st.data is not None else str(write_smoke_folder(st.out / SMOKE_FOLDER, st.seed))
     base = dict(st.search_options(), dataset=IMAGENET_DATASET, data=data)
     transfer, donor = _donor(st, data, base)
-    opts: dict[str, Any] = dict(SMOKE_IMAGENET if st.smoke else IMAGENET_SEARCH, dataset=IMAGENET_DATASET, data=data,
-                                transfer=transfer)
+    opts: dict[str, Any] = dict(
+        SMOKE_IMAGENET if st.smoke else IMAGENET_SEARCH, dataset=IMAGENET_DATASET, data=data, transfer=transfer
+    )
     out, state = ensure_search(st, "imagenet-pls", **opts)
     rows = []
     if donor is not None:
@@ -141,17 +179,21 @@ def imagenet(st: PaperSettings) -> tuple[list[dict], list[str]]:
     from swnas.recipes import TRANSFER_EPOCHS
 
     donor_text = "a small bottleneck network trained here on the smoke folder" if st.smoke else transfer
-    note = (f"ImageNet search (ICPR 2020, Section IV: bottleneck modules, weight transfer, delta 2, top-5 90.23 "
-             f"for the final architecture): {n['stages']} stages of {n['module']} modules, m0 {n['m0']}, delta "
-             f"{n['delta']}, {n['iterations']} iteration(s), at {n.get('input_size')} px, each network fine-tuned "
-             f"from the donor ({donor_text}) "
-             f"for {n.get('finetune_epochs') or n.get('epochs') or TRANSFER_EPOCHS} epoch(s), then the "
-             "candidates' final epochs. Every torchvision ResNet has 3 blocks in its first and last stage and a "
-             "candidate cannot be deeper than its donor, so m0 + delta <= 3: m0 1 and one iteration (the paper's "
-             "m0 and iteration count for ImageNet are not printed). Top-5 and top-1 are on the folder's val/ "
-             "images after the final epochs; 'final' is the search's last candidate.")
+    note = (
+        f"ImageNet search (ICPR 2020, Section IV: bottleneck modules, weight transfer, delta 2, top-5 90.23 "
+        f"for the final architecture): {n['stages']} stages of {n['module']} modules, m0 {n['m0']}, delta "
+        f"{n['delta']}, {n['iterations']} iteration(s), at {n.get('input_size')} px, each network fine-tuned "
+        f"from the donor ({donor_text}) "
+        f"for {n.get('finetune_epochs') or n.get('epochs') or TRANSFER_EPOCHS} epoch(s), then the "
+        "candidates' final epochs. Every torchvision ResNet has 3 blocks in its first and last stage and a "
+        "candidate cannot be deeper than its donor, so m0 + delta <= 3: m0 1 and one iteration (the paper's "
+        "m0 and iteration count for ImageNet are not printed). Top-5 and top-1 are on the folder's val/ "
+        "images after the final epochs; 'final' is the search's last candidate."
+    )
     notes = [note]
     if st.smoke:
-        notes.append(f"Smoke scale: a synthetic folder of {SMOKE_CLASSES} classes of {SMOKE_SIDE} px images "
-                     f"({SMOKE_FOLDER}/), not ImageNet; the rows check the pipeline and reproduce nothing.")
+        notes.append(
+            f"Smoke scale: a synthetic folder of {SMOKE_CLASSES} classes of {SMOKE_SIDE} px images "
+            f"({SMOKE_FOLDER}/), not ImageNet; the rows check the pipeline and reproduce nothing."
+        )
     return rows, notes

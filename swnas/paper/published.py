@@ -18,21 +18,30 @@ Two kinds of value, never mixed in one row:
 A value the paper does not print is ``None`` and prints as ``n/a``. ``tests/data/published_tables.md``
 holds the printed figures the tests pin every value against.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 from swnas.errors import InputError
 
-__all__ = ["PublishedRow", "PUBLISHED", "TABLES", "published_rows", "SOURCES", "TABLE6_TARGETS", "IMAGENET_TOP5",
-           "TABLE3_HOURS_PER_ITERATION",
-           "ELSKEN_ENSEMBLE"]
+__all__ = [
+    "PublishedRow",
+    "PUBLISHED",
+    "TABLES",
+    "published_rows",
+    "SOURCES",
+    "TABLE6_TARGETS",
+    "IMAGENET_TOP5",
+    "TABLE3_HOURS_PER_ITERATION",
+    "ELSKEN_ENSEMBLE",
+]
 
 #: Where a published value comes from (the ``source`` field of a row).
 SOURCES = {
     "paper": "Jordao et al., Stage-Wise Neural Architecture Search, ICPR 2020 (values as printed, cited by table)",
     "released": "architecture of the authors' released CIFAR-10 model (github.com/arturjordao/"
-                "StageWiseArchitectureSearch, models/CIFAR10); costs derived with swnas.models.costs",
+    "StageWiseArchitectureSearch, models/CIFAR10); costs derived with swnas.models.costs",
 }
 
 #: The tables ``swnas paper`` writes: id -> what the paper's table shows.
@@ -111,8 +120,9 @@ def _released_residual(k: int, stages: tuple[int, ...], depth: int, params_m: fl
     return PublishedRow("table2", f"it={k}", "pls", stages, depth, params_m, flops_m, source="released", derived=True)
 
 
-def _cells(row: str, setting: str, stages: tuple[int, ...], depth: int, params_m: float,
-           flops_m: float) -> PublishedRow:
+def _cells(
+    row: str, setting: str, stages: tuple[int, ...], depth: int, params_m: float, flops_m: float
+) -> PublishedRow:
     return PublishedRow("table4", row, setting, stages, depth, params_m, flops_m, source="released", derived=True)
 
 
@@ -121,30 +131,62 @@ def _t(n: str) -> str:
 
 
 def _table1(m0: int, depth: int, params: float, flops: float, memory: float, top1: float) -> PublishedRow:
-    return PublishedRow("table1", f"m0={m0}", "m0", depth=depth, params_m=params, flops_m=flops, memory_mb=memory,
-                        top1=top1, cite=_t("I"))
+    return PublishedRow(
+        "table1",
+        f"m0={m0}",
+        "m0",
+        depth=depth,
+        params_m=params,
+        flops_m=flops,
+        memory_mb=memory,
+        top1=top1,
+        cite=_t("I"),
+    )
 
 
 def _table2(criterion: str, accs: tuple[float, ...]) -> tuple[PublishedRow, ...]:
     return tuple(PublishedRow("table2", f"it={k}", criterion, top1=a, cite=_t("II")) for k, a in enumerate(accs, 1))
 
 
-def _table3(row: str, setting: str, stages: tuple[int, ...] | None, depth: int, params: float, flops: float,
-            memory: float, latency: float, carbon: float, top1: float) -> PublishedRow:
-    return PublishedRow("table3", row, setting, stages, depth, params, flops, memory, latency, carbon, top1,
-                        cite=_t("III"))
+def _table3(
+    row: str,
+    setting: str,
+    stages: tuple[int, ...] | None,
+    depth: int,
+    params: float,
+    flops: float,
+    memory: float,
+    latency: float,
+    carbon: float,
+    top1: float,
+) -> PublishedRow:
+    return PublishedRow(
+        "table3", row, setting, stages, depth, params, flops, memory, latency, carbon, top1, cite=_t("III")
+    )
 
 
-def _table4(row: str, setting: str, depth: int, params: float, flops_b: float, memory: float,
-            top1: float) -> PublishedRow:
-    return PublishedRow("table4", row, setting, depth=depth, params_m=params, flops_m=round(flops_b * 1000, 6),
-                        memory_mb=memory, top1=top1, cite=_t("IV"))
+def _table4(
+    row: str, setting: str, depth: int, params: float, flops_b: float, memory: float, top1: float
+) -> PublishedRow:
+    return PublishedRow(
+        "table4",
+        row,
+        setting,
+        depth=depth,
+        params_m=params,
+        flops_m=round(flops_b * 1000, 6),
+        memory_mb=memory,
+        top1=top1,
+        cite=_t("IV"),
+    )
 
 
-def _table5(row: str, setting: str, models: int | None, gpus: int | None, params: float | None,
-            top1: float) -> PublishedRow:
-    return PublishedRow("table5", row, setting, params_m=params, top1=top1, evaluated_models=models, gpus=gpus,
-                        cite=_t("V"))
+def _table5(
+    row: str, setting: str, models: int | None, gpus: int | None, params: float | None, top1: float
+) -> PublishedRow:
+    return PublishedRow(
+        "table5", row, setting, params_m=params, top1=top1, evaluated_models=models, gpus=gpus, cite=_t("V")
+    )
 
 
 def _table6(row: str, target: str, top5: float) -> PublishedRow:
@@ -229,8 +271,10 @@ PUBLISHED: tuple[PublishedRow, ...] = (
 TABLE3_HOURS_PER_ITERATION = {"scratch": 17.0, "transfer": 3.0}
 #: Section IV's ImageNet (224 x 224) search, bottleneck modules with weight transfer: final top-5.
 IMAGENET_TOP5 = 90.23
-PUBLISHED = (*PUBLISHED, PublishedRow("imagenet", "final", "imagenet", top5=IMAGENET_TOP5,
-                                      cite="ICPR 2020, Section IV"))
+PUBLISHED = (
+    *PUBLISHED,
+    PublishedRow("imagenet", "final", "imagenet", top5=IMAGENET_TOP5, cite="ICPR 2020, Section IV"),
+)
 #: Section IV: Elsken et al.'s ensemble, as the paper quotes it (top-1 %, millions of parameters).
 ELSKEN_ENSEMBLE = (95.60, 88.0)
 

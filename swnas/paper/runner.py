@@ -9,6 +9,7 @@ reuses what DIR holds (finished searches and baselines are read back, a killed o
 ``--smoke`` shrinks every run (one epoch, one iteration, m0 = 1, a 300-image subset) so a table
 finishes in minutes on a CPU; the table says which scale it was run at.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,16 +18,30 @@ from collections.abc import Callable
 from swnas.errors import InputError
 from swnas.paper import imagenet as imagenet_table
 from swnas.paper import more_tables
-from swnas.paper.runs import (PaperSettings, candidate_rows, ensure_baseline, ensure_search, match_best, open_dir,
-                              training_row)
+from swnas.paper.runs import (
+    PaperSettings,
+    candidate_rows,
+    ensure_baseline,
+    ensure_search,
+    match_best,
+    open_dir,
+    training_row,
+)
 from swnas.paper.runs import INHERIT_SUFFIX
 from swnas.paper.tables import PaperTable, side_by_side, write_table
 
 #: Appended to the setting of every row measured at smoke scale (never a published row's key).
 SMOKE_LABEL = " (smoke)"
 
-__all__ = ["PaperSettings", "TABLE_RUNNERS", "run_table", "RESNET_BASELINES", "PAPER_TABLE_RUNS", "table_images",
-           "table_hours"]
+__all__ = [
+    "PaperSettings",
+    "TABLE_RUNNERS",
+    "run_table",
+    "RESNET_BASELINES",
+    "PAPER_TABLE_RUNS",
+    "table_images",
+    "table_hours",
+]
 
 #: Table III's hand-designed baselines.
 RESNET_BASELINES = (("ResNet44", 7), ("ResNet56", 9), ("ResNet110", 18))
@@ -39,16 +54,18 @@ TABLE2_CRITERIA = ("pls", "inffs", "ilfs")
 TABLE1_M0 = (2, 4, 6, 8, 10)
 SMOKE_TABLE1_M0 = (1, 2)
 #: Tables I and II print the accuracy after the search's training (200 epochs), not after the final epochs.
-TOP1_SEARCH_NOTE = ("Top-1 is the candidate as the search trained it (metrics.top1: the paper's 200 epochs, as "
-                    "Tables I and II print); 'Top-1 after final epochs' is the same network after its final "
-                    "epochs (the paper's 300 in all, Table III's).")
+TOP1_SEARCH_NOTE = (
+    "Top-1 is the candidate as the search trained it (metrics.top1: the paper's 200 epochs, as "
+    "Tables I and II print); 'Top-1 after final epochs' is the same network after its final "
+    "epochs (the paper's 300 in all, Table III's)."
+)
 
 
 def table1(st: PaperSettings) -> tuple[list[dict], list[str]]:
     """m0 sweep, one iteration of PLS-VIP each: the candidate A_1 of every m0, its accuracy after the
     search's training (the paper's 200 epochs) in ``top1`` and after the final epochs beside it."""
     rows = []
-    for m0 in (SMOKE_TABLE1_M0 if st.smoke else TABLE1_M0):
+    for m0 in SMOKE_TABLE1_M0 if st.smoke else TABLE1_M0:
         out, state = ensure_search(st, f"table1-m0-{m0}", iterations=1, m0=m0)
         for r in candidate_rows(out, state, "m0", after_final=False):
             r["row"] = f"m0={m0}"
@@ -69,9 +86,11 @@ def table2(st: PaperSettings) -> tuple[list[dict], list[str]]:
 
 
 #: Which criterion parameters Table II's searches use (docs/protocol.md, "Criterion parameters").
-CRITERION_PARAMS_NOTE = ("Criterion parameters are fixed defaults, not tuned on validation data as the paper "
-                         "tunes them: PLS-VIP 2 components, inf-FS and il-FS swnas.scoring's defaults "
-                         "(docs/protocol.md, 'Criterion parameters').")
+CRITERION_PARAMS_NOTE = (
+    "Criterion parameters are fixed defaults, not tuned on validation data as the paper "
+    "tunes them: PLS-VIP 2 components, inf-FS and il-FS swnas.scoring's defaults "
+    "(docs/protocol.md, 'Criterion parameters')."
+)
 
 #: Table II's criteria as the paper names them, in its row order.
 TABLE2_NAMES = {"inffs": "inf-FS", "ilfs": "il-FS", "pls": "PLS"}
@@ -87,12 +106,15 @@ def criterion_grid(table: PaperTable) -> str:
         if r.source == "paper (derived)" or not row.startswith("it=") or top1 is None:
             continue
         crit = setting.split(" ")[0]
-        label = TABLE2_NAMES.get(crit, crit) + setting[len(crit):]
+        label = TABLE2_NAMES.get(crit, crit) + setting[len(crit) :]
         cells.setdefault((label, r.source), {})[int(row[3:])] = top1
     its = sorted({k for v in cells.values() for k in v}) or [1]
-    lines = ["## Top-1 (%) per iteration (the paper's layout)", "",
-             "| Criterion | Source | " + " | ".join(f"it {k}" for k in its) + " |",
-             "|" + "|".join("---" for _ in range(len(its) + 2)) + "|"]
+    lines = [
+        "## Top-1 (%) per iteration (the paper's layout)",
+        "",
+        "| Criterion | Source | " + " | ".join(f"it {k}" for k in its) + " |",
+        "|" + "|".join("---" for _ in range(len(its) + 2)) + "|",
+    ]
     for (label, source), v in cells.items():
         lines.append(f"| {label} | {source} | " + " | ".join(f"{v[k]:.2f}" if k in v else "n/a" for k in its) + " |")
     return "\n".join(lines) + "\n"
@@ -118,9 +140,11 @@ def table3(st: PaperSettings) -> tuple[list[dict], list[str], list[str]]:
 
 
 #: What Table III's time column is.
-TIME_NOTE = ("Training time (h): wall time of the row's training as its record holds it (metrics.train_seconds, "
-             "plus the final epochs' for a candidate), in hours, on this machine; the paper prints no time per "
-             "network, only the search's time per iteration (section below).")
+TIME_NOTE = (
+    "Training time (h): wall time of the row's training as its record holds it (metrics.train_seconds, "
+    "plus the final epochs' for a candidate), in hours, on this machine; the paper prints no time per "
+    "network, only the search's time per iteration (section below)."
+)
 
 
 def search_hours(state: dict) -> float:
@@ -133,27 +157,41 @@ def hours_per_iteration(st: PaperSettings, searches: list[tuple[str, Path, dict]
     transfer) beside each measured search's (its networks' training hours / its iterations)."""
     from swnas.paper.published import TABLE3_HOURS_PER_ITERATION
 
-    lines = ["## Time per iteration (hours)", "",
-             "| Setting | Paper (h) | Measured (h) | Measured search | Networks | Iterations |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## Time per iteration (hours)",
+        "",
+        "| Setting | Paper (h) | Measured (h) | Measured search | Networks | Iterations |",
+        "|---|---|---|---|---|---|",
+    ]
     for setting, out, state in searches:
         its = max(1, int(state["config"].get("iterations") or 1))
         label = setting + (SMOKE_LABEL if st.smoke else "")
-        lines.append(f"| {label} | {TABLE3_HOURS_PER_ITERATION[setting]:.0f} | {search_hours(state) / its:.4f} | "
-                     f"searches/{out.name} | {len(state['networks'])} | {its} |")
-    lines += ["", "Paper: ICPR 2020, Section IV (the text on Table III: weight transfer from ResNet110 cuts the "
-              "average time per iteration from 17 to 3 hours, on the authors' GPU). Measured: the training wall "
-              "time of every network the search trained (A0, then T_k and A_k; the final epochs excluded) divided "
-              "by its iterations, on this machine (" + ("smoke scale: not comparable" if st.smoke else "device "
-              + str(st.device)) + "); scoring time is not included."]
+        lines.append(
+            f"| {label} | {TABLE3_HOURS_PER_ITERATION[setting]:.0f} | {search_hours(state) / its:.4f} | "
+            f"searches/{out.name} | {len(state['networks'])} | {its} |"
+        )
+    lines += [
+        "",
+        "Paper: ICPR 2020, Section IV (the text on Table III: weight transfer from ResNet110 cuts the "
+        "average time per iteration from 17 to 3 hours, on the authors' GPU). Measured: the training wall "
+        "time of every network the search trained (A0, then T_k and A_k; the final epochs excluded) divided "
+        "by its iterations, on this machine ("
+        + ("smoke scale: not comparable" if st.smoke else "device " + str(st.device))
+        + "); scoring time is not included.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 #: Table id -> runner; a runner returns its measured rows, or (rows, notes) with lines for the table, or
 #: (rows, notes, sections) with Markdown sections printed after it.
 TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple]] = {
-    "table1": table1, "table2": table2, "table3": table3, "table4": more_tables.table4,
-    "table5": more_tables.table5, "table6": more_tables.table6, "ensemble": more_tables.ensemble,
+    "table1": table1,
+    "table2": table2,
+    "table3": table3,
+    "table4": more_tables.table4,
+    "table5": more_tables.table5,
+    "table6": more_tables.table6,
+    "ensemble": more_tables.ensemble,
     "imagenet": imagenet_table.imagenet,
 }
 
@@ -167,9 +205,11 @@ def check_settings(name: str, st: PaperSettings) -> None:
     from swnas.data import check_source
 
     if st.inherit and name in CELL_TABLES:
-        raise InputError(f"--inherit: {name} runs the NASNet cell search, and cells cannot grow by inheritance "
-                         "(a cell has no identity branch; docs/protocol.md, 'Inherit mode'); run it without "
-                         "--inherit")
+        raise InputError(
+            f"--inherit: {name} runs the NASNet cell search, and cells cannot grow by inheritance "
+            "(a cell has no identity branch; docs/protocol.md, 'Inherit mode'); run it without "
+            "--inherit"
+        )
     if name == "imagenet":
         imagenet_table.check_imagenet(st)  # --smoke writes its own folder: no --data needed
     else:
@@ -195,8 +235,11 @@ def run_table(name: str, st: PaperSettings) -> tuple[Path, Path]:
     if st.smoke:
         for r in rows:  # a smoke run reproduces nothing: no published row shares these keys
             r["setting"] = f"{r.get('setting') or ''}{SMOKE_LABEL}".lstrip()
-        notes = [*notes, "Smoke scale: every measured row's setting ends in '(smoke)' and none is paired with a "
-                 "published row; the measured rows follow the published ones."]
+        notes = [
+            *notes,
+            "Smoke scale: every measured row's setting ends in '(smoke)' and none is paired with a "
+            "published row; the measured rows follow the published ones.",
+        ]
     override = imagenet_table.scale_options(st) if name == "imagenet" else {}
     table = side_by_side(name, rows, notes=[st.scale_note(**override), *notes])
     if name == "table2":
@@ -218,11 +261,13 @@ def inherit_note(name: str, st: PaperSettings) -> str:
         cost = (load_state(d).get("cost") or {}) if (d / "search.json").is_file() else {}
         if isinstance(cost.get("ratio"), (int, float)):
             costs.append(f"{d.name} {cost['ratio']:.2f}x")
-    return ("Inherit mode (--inherit; docs/protocol.md, 'Inherit mode'): each T grows from the trained A with "
-            "identity-initialised modules and is fine-tuned, compared with A fine-tuned as long; A_k is cut from T_k. "
-            "Rows of these searches are labelled '(inherit)' and are never matched to a published row: the paper "
-            "trained every network from scratch. Baselines train from scratch as in the paper. Images trained "
-            "against the paper's protocol at these settings: " + (", ".join(costs) if costs else "n/a") + ".")
+    return (
+        "Inherit mode (--inherit; docs/protocol.md, 'Inherit mode'): each T grows from the trained A with "
+        "identity-initialised modules and is fine-tuned, compared with A fine-tuned as long; A_k is cut from T_k. "
+        "Rows of these searches are labelled '(inherit)' and are never matched to a published row: the paper "
+        "trained every network from scratch. Baselines train from scratch as in the paper. Images trained "
+        "against the paper's protocol at these settings: " + (", ".join(costs) if costs else "n/a") + "."
+    )
 
 
 #: What each table trains at paper scale on CIFAR-10, as (networks, epochs, training images) groups:
@@ -263,5 +308,6 @@ def table_hours(name: str, images_per_second: float) -> float:
     from swnas.recipes import estimate_training_hours
 
     table_images(name)
-    return sum(estimate_training_hours(images_per_second, runs=((m, e),), train_images=n)
-               for m, e, n in PAPER_TABLE_RUNS[name])
+    return sum(
+        estimate_training_hours(images_per_second, runs=((m, e),), train_images=n) for m, e, n in PAPER_TABLE_RUNS[name]
+    )

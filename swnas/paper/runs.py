@@ -13,6 +13,7 @@ back is also compared with the run the table asks for (a search's stored config,
 dataset, options and architecture), so a run made with other settings is never reused or labelled
 with the new ones (:func:`check_search`, :func:`check_training`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,9 +23,25 @@ from typing import Any
 
 from swnas.errors import InputError
 
-__all__ = ["PaperSettings", "ensure_search", "ensure_baseline", "ensure_training", "candidate_rows", "baseline_row",
-           "training_row", "train_hours", "match_best", "say", "open_dir", "check_search", "check_training",
-           "PAPER_FILE", "PAPER_FORMAT", "INHERIT_SUFFIX", "INHERIT_LABEL"]
+__all__ = [
+    "PaperSettings",
+    "ensure_search",
+    "ensure_baseline",
+    "ensure_training",
+    "candidate_rows",
+    "baseline_row",
+    "training_row",
+    "train_hours",
+    "match_best",
+    "say",
+    "open_dir",
+    "check_search",
+    "check_training",
+    "PAPER_FILE",
+    "PAPER_FORMAT",
+    "INHERIT_SUFFIX",
+    "INHERIT_LABEL",
+]
 
 #: The settings file of a ``swnas paper`` DIR and its format tag.
 PAPER_FILE = "paper.json"
@@ -70,11 +87,19 @@ class PaperSettings:
 
     def search_options(self) -> dict:
         """Options shared by every search of a table (the paper's, or the smoke scale)."""
-        opts: dict[str, Any] = dict(dataset=self.dataset, data=self.data, device=self.device, recipe=self.recipe,
-                                    seed=self.seed, iterations=5, m0=6, delta=2, val_split=0.1)
+        opts: dict[str, Any] = dict(
+            dataset=self.dataset,
+            data=self.data,
+            device=self.device,
+            recipe=self.recipe,
+            seed=self.seed,
+            iterations=5,
+            m0=6,
+            delta=2,
+            val_split=0.1,
+        )
         if self.smoke:
-            opts.update(iterations=1, m0=1, delta=1, epochs=1, final_epochs=1, batch_size=64, subset=300,
-                        val_split=0.2)
+            opts.update(iterations=1, m0=1, delta=1, epochs=1, final_epochs=1, batch_size=64, subset=300, val_split=0.2)
         if self.inherit:
             opts["inherit"] = True
         return opts
@@ -95,23 +120,30 @@ class PaperSettings:
     def identity(self) -> dict:
         """What the runs of a DIR are made with (``DIR/paper.json``): dataset, data path (absolute),
         seed, smoke scale and recipe. ``device`` and ``echo`` change where and how loudly, not what."""
-        return {"dataset": self.dataset, "data": _abspath(self.data), "seed": self.seed, "smoke": self.smoke,
-                "recipe": self.recipe}
+        return {
+            "dataset": self.dataset,
+            "data": _abspath(self.data),
+            "seed": self.seed,
+            "smoke": self.smoke,
+            "recipe": self.recipe,
+        }
 
     def scale_note(self, **override: Any) -> str:
         """The table's note on its scale; ``override`` replaces search options a table sets itself."""
         o = dict(self.search_options(), **override)
         scale = "smoke scale (a check that the pipeline runs, not a reproduction)" if self.smoke else "paper scale"
-        return (f"Measured here at {scale}: dataset {self.dataset}, recipe {self.recipe}, "
-                f"{o['iterations']} iteration(s), m0 {o['m0']}, delta {o['delta']}, epochs "
-                f"{o.get('epochs') or 'of the recipe'}, final epochs {o.get('final_epochs') or 'half of them'}, "
-                f"validation split {o['val_split']}, subset {o.get('subset') or 'none'}. Every network of the "
-                f"table, baselines included, trains on the same images: the same {o['val_split']:g} of the "
-                "training set is held out for validation (the paper does not say it held any out). 'Best on "
-                "validation' marks the candidate with the highest validation accuracy, an swnas addition: the "
-                "paper selects none. Latency and carbon depend on the machine that measured them (carbon: swnas.metrics."
-                "carbon, power x hours x PUE x grid intensity, with the world-average 0.475 kg CO2e/kWh unless "
-                "configured; a candidate's carbon includes its final epochs).")
+        return (
+            f"Measured here at {scale}: dataset {self.dataset}, recipe {self.recipe}, "
+            f"{o['iterations']} iteration(s), m0 {o['m0']}, delta {o['delta']}, epochs "
+            f"{o.get('epochs') or 'of the recipe'}, final epochs {o.get('final_epochs') or 'half of them'}, "
+            f"validation split {o['val_split']}, subset {o.get('subset') or 'none'}. Every network of the "
+            f"table, baselines included, trains on the same images: the same {o['val_split']:g} of the "
+            "training set is held out for validation (the paper does not say it held any out). 'Best on "
+            "validation' marks the candidate with the highest validation accuracy, an swnas addition: the "
+            "paper selects none. Latency and carbon depend on the machine that measured them (carbon: swnas.metrics."
+            "carbon, power x hours x PUE x grid intensity, with the world-average 0.475 kg CO2e/kWh unless "
+            "configured; a candidate's carbon includes its final epochs)."
+        )
 
 
 def say(st: PaperSettings, msg: str) -> None:
@@ -140,8 +172,10 @@ def _differences(stored: dict, asked: dict, keys: Any) -> list[str]:
 
 
 def _refuse(st: PaperSettings, what: str, diff: list[str]) -> None:
-    raise InputError(f"--out {st.out}: {what} was made with other settings ({'; '.join(diff)}); run this table "
-                     "with the settings it was made with, or choose another --out for these")
+    raise InputError(
+        f"--out {st.out}: {what} was made with other settings ({'; '.join(diff)}); run this table "
+        "with the settings it was made with, or choose another --out for these"
+    )
 
 
 def open_dir(st: PaperSettings) -> None:
@@ -158,8 +192,12 @@ def open_dir(st: PaperSettings) -> None:
             raise InputError(f"--out {st.out}: {path} is not a swnas paper settings file ({PAPER_FORMAT})")
         diff = _differences(stored, mine, sorted(set(stored) | set(mine)))
         if diff:
-            runs = sorted(str(p.relative_to(st.out)) for sub in ("searches", "baselines", "retrain")
-                          for p in (st.out / sub).glob("*") if p.is_dir())
+            runs = sorted(
+                str(p.relative_to(st.out))
+                for sub in ("searches", "baselines", "retrain")
+                for p in (st.out / sub).glob("*")
+                if p.is_dir()
+            )
             held = f"the runs {', '.join(runs[:6])}{' ...' if len(runs) > 6 else ''}" if runs else "DIR"
             _refuse(st, f"{held} (settings in {PAPER_FILE})", diff)
         return
@@ -210,13 +248,28 @@ def ensure_search(st: PaperSettings, name: str, **options: Any) -> tuple[Path, d
         stored = load_state(out).get("config")
         check_search(st, out, stored if isinstance(stored, dict) else {}, SearchConfig(**opts).resolved().to_dict())
     say(st, f"== search {name}: " + ("resuming / reading back" if resume else "starting"))
-    res = run_search(None if resume else SearchConfig(**opts), out, resume=resume, echo=None if st.echo is None
-                     else (lambda s: say(st, "   " + s)))
+    res = run_search(
+        None if resume else SearchConfig(**opts),
+        out,
+        resume=resume,
+        echo=None if st.echo is None else (lambda s: say(st, "   " + s)),
+    )
     return out, res.state
 
 
-def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, dataset: str, data: str | None,
-                    subset: int | None, seed: int, val_split: float = 0.0, input_size: int | None = None) -> dict:
+def ensure_training(
+    st: PaperSettings,
+    out: Path,
+    label: str,
+    spec: Any,
+    *,
+    dataset: str,
+    data: str | None,
+    subset: int | None,
+    seed: int,
+    val_split: float = 0.0,
+    input_size: int | None = None,
+) -> dict:
     """Train (or read back) the architecture ``spec`` from scratch into ``out`` (``out/train.json``).
 
     ``val_split`` holds out the validation split a search with the same seed holds out, so the
@@ -234,19 +287,45 @@ def ensure_training(st: PaperSettings, out: Path, label: str, spec: Any, *, data
         doc = read_json(out / "train.json", what=label)
         if not isinstance(doc, dict):
             raise InputError(f"--out {st.out}: {out / 'train.json'} is not a training result")
-        asked = {"dataset": dataset, "spec": spec.to_dict(),
-                 "options": {"data": data, "subset": subset, "recipe": st.recipe, "epochs": epochs,
-                             "batch_size": batch_size, "lr": None, "seed": seed, "val_split": val_split}}
+        asked = {
+            "dataset": dataset,
+            "spec": spec.to_dict(),
+            "options": {
+                "data": data,
+                "subset": subset,
+                "recipe": st.recipe,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": None,
+                "seed": seed,
+                "val_split": val_split,
+            },
+        }
         check_training(st, out, doc, asked)
         return doc
     say(st, f"== training {label} on {dataset}: stages {list(spec.stages)}")
-    return train_architecture(spec=spec, dataset=dataset, data=data, subset=subset, recipe=st.recipe,
-                              epochs=epochs, batch_size=batch_size, seed=seed, device=st.device, out=out,
-                              name=label, progress=False, force=True, val_split=val_split, input_size=input_size)
+    return train_architecture(
+        spec=spec,
+        dataset=dataset,
+        data=data,
+        subset=subset,
+        recipe=st.recipe,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        device=st.device,
+        out=out,
+        name=label,
+        progress=False,
+        force=True,
+        val_split=val_split,
+        input_size=input_size,
+    )
 
 
-def ensure_baseline(st: PaperSettings, label: str, stages: list[int], module: str = "basic",
-                    spec: Any = None) -> tuple[Path, dict]:
+def ensure_baseline(
+    st: PaperSettings, label: str, stages: list[int], module: str = "basic", spec: Any = None
+) -> tuple[Path, dict]:
     """Train (or read back) the uniform network ``DIR/baselines/LABEL`` (``spec`` overrides module/stages)
     on the searches' training images: the same validation split is held out (one split for every
     network of a table)."""
@@ -254,9 +333,17 @@ def ensure_baseline(st: PaperSettings, label: str, stages: list[int], module: st
 
     out = st.out / "baselines" / label
     spec = spec if spec is not None else ArchSpec(module=module, stages=list(stages))
-    res = ensure_training(st, out, label, spec, dataset=st.dataset, data=st.data,
-                          subset=st.search_options().get("subset"), seed=st.seed,
-                          val_split=st.search_options()["val_split"])
+    res = ensure_training(
+        st,
+        out,
+        label,
+        spec,
+        dataset=st.dataset,
+        data=st.data,
+        subset=st.search_options().get("subset"),
+        seed=st.seed,
+        val_split=st.search_options()["val_split"],
+    )
     return out, res
 
 
@@ -285,10 +372,14 @@ def cost_row(spec: Any, metrics: dict, final: dict | None = None) -> dict:
     fs, ts = (final or {}).get("train_seconds"), m.get("train_seconds")
     if isinstance(carbon, (int, float)) and isinstance(fs, (int, float)) and isinstance(ts, (int, float)) and ts > 0:
         carbon = carbon * (ts + fs) / ts
-    return {"params_m": m["params"] / 1e6 if m.get("params") is not None else None,
-            "flops_m": keras_flops(net) / 1e6, "macs_m": m["macs"] / 1e6 if m.get("macs") is not None else None,
-            "memory_mb": m["memory"] / 2**20 if isinstance(m.get("memory"), (int, float)) else None,
-            "latency_ms": m.get("latency"), "carbon_kg": carbon}
+    return {
+        "params_m": m["params"] / 1e6 if m.get("params") is not None else None,
+        "flops_m": keras_flops(net) / 1e6,
+        "macs_m": m["macs"] / 1e6 if m.get("macs") is not None else None,
+        "memory_mb": m["memory"] / 2**20 if isinstance(m.get("memory"), (int, float)) else None,
+        "latency_ms": m.get("latency"),
+        "carbon_kg": carbon,
+    }
 
 
 def train_hours(metrics: dict, final: dict | None = None) -> float | None:
@@ -300,8 +391,9 @@ def train_hours(metrics: dict, final: dict | None = None) -> float | None:
     return (ts + (fs if isinstance(fs, (int, float)) else 0.0)) / 3600.0
 
 
-def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = True,
-                   times: bool = False) -> list[dict]:
+def candidate_rows(
+    out: Path, state: dict, setting: str, *, after_final: bool = True, times: bool = False
+) -> list[dict]:
     """One row per candidate A_k of a search: ``it=k``, costs, test and validation top-1.
 
     ``after_final``: ``top1``/``val_top1`` are after the final epochs when they ran (Tables III and
@@ -320,14 +412,23 @@ def candidate_rows(out: Path, state: dict, setting: str, *, after_final: bool = 
         net = state["networks"][idx]
         spec = ArchSpec.from_json((out / net["spec"]).read_text())
         m, fin = net["metrics"], net.get("final") or {}
-        row = {"setting": setting, "row": f"it={net['iteration']}", "stages": list(net["stages"]),
-               "depth": paper_depth(spec), **cost_row(spec, m, fin),
-               "epochs": (m.get("epochs") or 0) + (fin.get("epochs") or 0)}
+        row = {
+            "setting": setting,
+            "row": f"it={net['iteration']}",
+            "stages": list(net["stages"]),
+            "depth": paper_depth(spec),
+            **cost_row(spec, m, fin),
+            "epochs": (m.get("epochs") or 0) + (fin.get("epochs") or 0),
+        }
         if after_final:
             row.update(top1=pct(fin.get("top1", m.get("top1"))), val_top1=pct(fin.get("val_top1", m.get("val_top1"))))
         else:
-            row.update(top1=pct(m.get("top1")), val_top1=pct(m.get("val_top1")), final_top1=pct(fin.get("top1")),
-                       final_val_top1=pct(fin.get("val_top1")))
+            row.update(
+                top1=pct(m.get("top1")),
+                val_top1=pct(m.get("val_top1")),
+                final_top1=pct(fin.get("top1")),
+                final_val_top1=pct(fin.get("val_top1")),
+            )
         if times:
             row["train_h"] = train_hours(m, fin)
         if idx == state.get("best"):
@@ -343,9 +444,16 @@ def training_row(setting: str, label: str, result: dict, *, depth: int | None = 
 
     spec = ArchSpec.from_dict(result["spec"])
     m = result["metrics"]
-    row = {"setting": setting, "row": label, "stages": list(spec.stages),
-           "depth": spec.depth if depth is None else depth, **cost_row(spec, m), "top1": pct(m.get("top1")),
-           "val_top1": pct(m.get("val_top1")), "epochs": m.get("epochs")}
+    row = {
+        "setting": setting,
+        "row": label,
+        "stages": list(spec.stages),
+        "depth": spec.depth if depth is None else depth,
+        **cost_row(spec, m),
+        "top1": pct(m.get("top1")),
+        "val_top1": pct(m.get("val_top1")),
+        "epochs": m.get("epochs"),
+    }
     if times:
         row["train_h"] = train_hours(m)
     return row

@@ -7,6 +7,7 @@ place and the measured rows that share its (setting, row) key right after it; me
 without a published counterpart follow at the end. Published rows of one key stay together (the
 printed row, then the values derived from a released model).
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,22 +24,74 @@ from swnas.state import atomic_write_text
 __all__ = ["COLUMNS", "TableRow", "PaperTable", "side_by_side", "render_markdown", "render_csv", "write_table"]
 
 #: Columns a paper table can show, in order; a table shows those any of its rows has.
-COLUMNS = ("setting", "row", "source", "stages", "depth", "params_m", "flops_m", "flops_b", "macs_m", "memory_mb",
-           "latency_ms", "carbon_kg", "train_h", "evaluated_models", "gpus", "top1", "top5", "val_top1", "final_top1",
-           "final_val_top1", "epochs", "networks", "members", "note")
+COLUMNS = (
+    "setting",
+    "row",
+    "source",
+    "stages",
+    "depth",
+    "params_m",
+    "flops_m",
+    "flops_b",
+    "macs_m",
+    "memory_mb",
+    "latency_ms",
+    "carbon_kg",
+    "train_h",
+    "evaluated_models",
+    "gpus",
+    "top1",
+    "top5",
+    "val_top1",
+    "final_top1",
+    "final_val_top1",
+    "epochs",
+    "networks",
+    "members",
+    "note",
+)
 
 _HEADERS = {
-    "setting": "Setting", "row": "Row", "source": "Source", "stages": "Stages", "depth": "Depth",
-    "params_m": "Params (M)", "flops_m": "FLOPs (M)", "flops_b": "FLOPs (B)", "macs_m": "MACs (M)",
-    "memory_mb": "Memory (MB)", "latency_ms": "CPU latency (ms)", "carbon_kg": "Carbon (kgCO2eq)",
+    "setting": "Setting",
+    "row": "Row",
+    "source": "Source",
+    "stages": "Stages",
+    "depth": "Depth",
+    "params_m": "Params (M)",
+    "flops_m": "FLOPs (M)",
+    "flops_b": "FLOPs (B)",
+    "macs_m": "MACs (M)",
+    "memory_mb": "Memory (MB)",
+    "latency_ms": "CPU latency (ms)",
+    "carbon_kg": "Carbon (kgCO2eq)",
     "train_h": "Training time (h)",
-    "evaluated_models": "Evaluated models", "gpus": "GPUs", "top1": "Top-1 (%)", "top5": "Top-5 (%)",
-    "val_top1": "Val top-1 (%)", "final_top1": "Top-1 after final epochs (%)",
-    "final_val_top1": "Val top-1 after final epochs (%)", "epochs": "Epochs", "networks": "Networks trained",
-    "members": "Members", "note": "Note",
+    "evaluated_models": "Evaluated models",
+    "gpus": "GPUs",
+    "top1": "Top-1 (%)",
+    "top5": "Top-5 (%)",
+    "val_top1": "Val top-1 (%)",
+    "final_top1": "Top-1 after final epochs (%)",
+    "final_val_top1": "Val top-1 after final epochs (%)",
+    "epochs": "Epochs",
+    "networks": "Networks trained",
+    "members": "Members",
+    "note": "Note",
 }
-_DIGITS = {"params_m": 2, "flops_m": 1, "flops_b": 2, "macs_m": 1, "memory_mb": 2, "latency_ms": 2, "carbon_kg": 3,
-           "train_h": 4, "top1": 2, "top5": 2, "val_top1": 2, "final_top1": 2, "final_val_top1": 2}
+_DIGITS = {
+    "params_m": 2,
+    "flops_m": 1,
+    "flops_b": 2,
+    "macs_m": 1,
+    "memory_mb": 2,
+    "latency_ms": 2,
+    "carbon_kg": 3,
+    "train_h": 4,
+    "top1": 2,
+    "top5": 2,
+    "val_top1": 2,
+    "final_top1": 2,
+    "final_val_top1": 2,
+}
 #: Tables that print FLOPs in billions (ICPR 2020, Table IV): ``flops_m`` is shown as ``flops_b``.
 FLOPS_IN_BILLIONS = ("table4",)
 
@@ -84,8 +137,9 @@ def _key(values: dict[str, Any]) -> tuple[str, str]:
     return str(values.get("setting") or ""), str(values.get("row") or "")
 
 
-def side_by_side(table: str, measured: list[dict], *, notes: list[str] | None = None,
-                 published: list[PublishedRow] | None = None) -> PaperTable:
+def side_by_side(
+    table: str, measured: list[dict], *, notes: list[str] | None = None, published: list[PublishedRow] | None = None
+) -> PaperTable:
     """The paper's rows of ``table`` with the measured rows next to the one they reproduce.
 
     Parameters
@@ -123,8 +177,10 @@ def side_by_side(table: str, measured: list[dict], *, notes: list[str] | None = 
     if cites:
         all_notes.append(f"Published values: {SOURCES['paper']}: {'; '.join(cites)}.")
     if any(p.derived for p in pub):
-        all_notes.append(f"'paper (derived)': {SOURCES['released']}; not printed in the paper, shown beside the "
-                         "printed row of the same architecture.")
+        all_notes.append(
+            f"'paper (derived)': {SOURCES['released']}; not printed in the paper, shown beside the "
+            "printed row of the same architecture."
+        )
     all_notes.append("n/a: not printed in the paper (published rows) or not measured (measured rows).")
     all_notes.extend(notes or [])
     return PaperTable(table, TABLES[table], rows, all_notes)
@@ -149,8 +205,12 @@ def _cells(t: PaperTable, r: TableRow) -> list[str]:
 def render_markdown(t: PaperTable) -> str:
     """The table as GitHub Markdown, its title as a heading and its notes underneath."""
     cols = t.columns
-    lines = [f"# {t.title}", "", "| " + " | ".join(_HEADERS[c] for c in cols) + " |",
-             "|" + "|".join("---" for _ in cols) + "|"]
+    lines = [
+        f"# {t.title}",
+        "",
+        "| " + " | ".join(_HEADERS[c] for c in cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
     lines += ["| " + " | ".join(_cells(t, r)) + " |" for r in t.rows]
     lines.append("")
     for sec in t.sections:

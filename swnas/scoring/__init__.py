@@ -8,6 +8,7 @@ Importing this package registers every criterion (:data:`CRITERION_MODULES`) and
 criterion and each backend of the table in :mod:`swnas.scoring.backends`, the implementation module
 ``_<criterion>_<backend>.py`` when it exists (docs/backends.md).
 """
+
 from __future__ import annotations
 
 import importlib

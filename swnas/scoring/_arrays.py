@@ -1,4 +1,5 @@
 """Array plumbing shared by every scorer: where data lives, zero-copy views and input validation."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,9 +65,18 @@ def array_info(a: Any, name: str = "X") -> ArrayInfo:
         t = _torch()
         # bfloat16 (AMP features) has no NumPy dtype: described as a 2-byte float, it is promoted to
         # float32 like float16 (as_float_matrix)
-        dt = {t.float32: np.float32, t.float64: np.float64, t.float16: np.float16, t.bfloat16: np.float16,
-              t.int64: np.int64, t.int32: np.int32, t.int16: np.int16, t.int8: np.int8,
-              t.uint8: np.uint8, t.bool: np.bool_}.get(a.dtype)
+        dt = {
+            t.float32: np.float32,
+            t.float64: np.float64,
+            t.float16: np.float16,
+            t.bfloat16: np.float16,
+            t.int64: np.int64,
+            t.int32: np.int32,
+            t.int16: np.int16,
+            t.int8: np.int8,
+            t.uint8: np.uint8,
+            t.bool: np.bool_,
+        }.get(a.dtype)
         if dt is None:
             raise InputError(f"{name}: torch dtype {a.dtype} is not supported")
         return ArrayInfo("torch", "cuda" if a.is_cuda else "cpu", np.dtype(dt), tuple(a.shape))
@@ -78,9 +88,7 @@ def array_info(a: Any, name: str = "X") -> ArrayInfo:
         except ValueError as exc:  # ragged
             raise InputError(f"{name}: could not be read as an array ({exc})") from None
         return ArrayInfo("numpy", "cpu", arr.dtype, tuple(arr.shape))
-    raise InputError(
-        f"{name}: expected a NumPy array, torch tensor or CuPy array, got {type(a).__name__}"
-    )
+    raise InputError(f"{name}: expected a NumPy array, torch tensor or CuPy array, got {type(a).__name__}")
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -157,8 +165,10 @@ def class_labels(y: Any, name: str = "y") -> np.ndarray:
     kind = arr.dtype.kind
     if kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise InputError(f"{name}: labels must be class labels; got non-integral or non-finite floats "
-                             "(a regression target cannot be scored)")
+            raise InputError(
+                f"{name}: labels must be class labels; got non-integral or non-finite floats "
+                "(a regression target cannot be scored)"
+            )
         return arr.astype(np.int64)
     if kind == "O":
         _check_object_labels(arr, name)
@@ -181,15 +191,11 @@ def encode_labels(y: Any, n_samples: int, name: str = "y") -> tuple[np.ndarray, 
     """
     arr = class_labels(y, name)
     if arr.shape[0] != n_samples:
-        raise InputError(
-            f"{name}: has {arr.shape[0]} labels but X has {n_samples} samples; they must agree"
-        )
+        raise InputError(f"{name}: has {arr.shape[0]} labels but X has {n_samples} samples; they must agree")
     fast = _encode_small_integers(arr)
     classes, codes = fast if fast is not None else np.unique(arr, return_inverse=True)
     if classes.shape[0] < 2:
-        raise InputError(
-            f"{name}: needs at least 2 classes to score features, found {classes.shape[0]}"
-        )
+        raise InputError(f"{name}: needs at least 2 classes to score features, found {classes.shape[0]}")
     return codes.reshape(-1).astype(np.int32, copy=False), classes
 
 
@@ -225,9 +231,7 @@ def check_problem(X: Any, y: Any, *, min_samples: int = 2, xname: str = "X", yna
     X, info = as_float_matrix(X, xname)
     n = info.shape[0]
     if n < min_samples:
-        raise InputError(
-            f"{xname}: has {n} samples; this criterion needs at least {min_samples}"
-        )
+        raise InputError(f"{xname}: has {n} samples; this criterion needs at least {min_samples}")
     codes, classes = encode_labels(y, n, yname)
     return X, info, codes, int(classes.shape[0])
 
@@ -241,7 +245,7 @@ def _nonfinite_columns(X: Any, cols: np.ndarray, rows: int = 8192) -> np.ndarray
     Xn = to_numpy(X)
     bad = np.zeros(cols.size, dtype=bool)
     for i in range(0, Xn.shape[0], rows):
-        bad |= ~np.isfinite(Xn[i:i + rows, cols]).all(axis=0)
+        bad |= ~np.isfinite(Xn[i : i + rows, cols]).all(axis=0)
     return cols[bad]
 
 

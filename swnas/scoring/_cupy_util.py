@@ -1,5 +1,6 @@
 """What every ``cupy`` backend module needs: the lazy import, a zero-copy view of the input on its
 own GPU, and the guard that makes that GPU current while the backend works."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Host-side views of input matrices for the compiled CPU passes (cpp and numba backends)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -4,6 +4,7 @@ The class means and the token counts n(t, f) are computed in C++ (OpenMP over fe
 and the PLSA EM and the Sherman-Morrison closed form run in C++ too, the same arithmetic as the
 NumPy reference. ``score_many`` is one compiled call for the whole batch.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,9 @@ def _host(X):
 
 
 def ilfs_cpp(X, codes, n_classes, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6) -> np.ndarray:
-    res = core().ilfs_run(_host(X), np.ascontiguousarray(codes, dtype=np.int32), int(n_classes), int(TT),
-                          int(max_iter), float(tol))
+    res = core().ilfs_run(
+        _host(X), np.ascontiguousarray(codes, dtype=np.int32), int(n_classes), int(TT), int(max_iter), float(tol)
+    )
     return _unpack(res)
 
 

@@ -1,6 +1,7 @@
 """il-FS on the ``cuda`` backend (``swnas._cuda``; docs/scorers.md, section 4): one thread per
 (sample, feature) computes the tokens, the PLSA EM and the closed form run in C++; ``score_many``
 is one compiled call for the whole batch."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ Chunks are sized in bytes: the largest intermediate is the (rows x C x p) float6
 kept within :data:`CHUNK_BYTES`, with a floor of :data:`MIN_CHUNK_ROWS` rows so that wide problems
 (p = 2048, C = 1000) do not fall to a handful of rows per chunk and ~10^5 Python iterations.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,9 +38,9 @@ def token_counts_xp(xp, X, codes, n_classes: int, TT: int, budget: int | None = 
     sums = xp.zeros((n_classes, p))
     rows = chunk_rows(p, n_classes, budget)
     for i in range(0, n, rows):
-        Xi = X[i:i + rows].astype(xp.float64)
+        Xi = X[i : i + rows].astype(xp.float64)
         oh = xp.zeros((Xi.shape[0], n_classes))
-        oh[xp.arange(Xi.shape[0]), y[i:i + rows]] = 1.0
+        oh[xp.arange(Xi.shape[0]), y[i : i + rows]] = 1.0
         sums += oh.T @ Xi
     mu = sums / xp.maximum(cnt, 1.0)[:, None]
     if not bool(xp.all(xp.isfinite(mu))):
@@ -48,8 +49,8 @@ def token_counts_xp(xp, X, codes, n_classes: int, TT: int, budget: int | None = 
     big = np.finfo(np.float64).max
     fidx = xp.arange(p)
     for i in range(0, n, rows):
-        Xi = X[i:i + rows].astype(xp.float64)
-        ci = y[i:i + rows]
+        Xi = X[i : i + rows].astype(xp.float64)
+        ci = y[i : i + rows]
         d = (Xi[:, None, :] - mu[None, :, :]) ** 2
         if xp is np:
             with np.errstate(divide="ignore", over="ignore"):

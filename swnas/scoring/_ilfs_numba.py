@@ -1,5 +1,6 @@
 """il-FS on the ``numba`` backend: class means and token counts in parallel numba loops (one
 feature per task), then the reference PLSA EM and closed form (cheap: TT x p numbers)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ float32 sums). The C++ kernel then builds A, finds lambda_max by Lanczos and sol
 (I - rA) x = 1 with a blocked Cholesky. A batch is a loop over the problems (each problem already
 uses every thread).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,10 +44,10 @@ def tiled_gram(Z: np.ndarray, transposed: bool = False) -> np.ndarray:
     G = np.zeros((p, p))
     for b in range(0, n, GRAM_TILE_ROWS):
         if transposed:
-            Zb = Z[:, b:b + GRAM_TILE_ROWS]
+            Zb = Z[:, b : b + GRAM_TILE_ROWS]
             G += Zb @ Zb.T  # a self-product with its transpose: BLAS syrk
         else:
-            Zb = Z[b:b + GRAM_TILE_ROWS]
+            Zb = Z[b : b + GRAM_TILE_ROWS]
             G += Zb.T @ Zb
     return G
 

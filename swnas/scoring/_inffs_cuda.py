@@ -1,6 +1,7 @@
 """inf-FS on the ``cuda`` backend (docs/scorers.md, section 3): ranking (a device-wide CUB radix sort
 of packed (column, value) keys per block of columns + tie averaging) and the split-K rank Gram matrix
 run in ``swnas._cuda``; A, lambda_max and the Cholesky solve run in torch on the same GPU."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,9 @@ def inffs_cuda(X, codes, n_classes, alpha: float = 0.5, factor: float = 0.9, cor
         Z, G, std = _gram_buffers(t)
         _release_cache(corr)
         stream = torch.cuda.current_stream(t.device).cuda_stream
-        mod.inffs_rank_gram(t.data_ptr(), dtype_code(t), n, p, corr == "spearman", Z.data_ptr(), G.data_ptr(),
-                            std.data_ptr(), stream)
+        mod.inffs_rank_gram(
+            t.data_ptr(), dtype_code(t), n, p, corr == "spearman", Z.data_ptr(), G.data_ptr(), std.data_ptr(), stream
+        )
         del Z
         check_finite_std(std.cpu().numpy())
         return solve_torch(G, std, float(alpha), float(factor))
@@ -88,8 +90,13 @@ def inffs_cuda_many(problems, alpha: float = 0.5, factor: float = 0.9, corr: str
         _release_cache(corr)
         stream = torch.cuda.current_stream(ts[0].device).cuda_stream
         mod.inffs_rank_gram_many(
-            [(t.data_ptr(), dtype_code(t), t.shape[0], t.shape[1], Z.data_ptr(), G.data_ptr(), s.data_ptr())
-             for t, (Z, G, s) in zip(ts, bufs)], corr == "spearman", stream)
+            [
+                (t.data_ptr(), dtype_code(t), t.shape[0], t.shape[1], Z.data_ptr(), G.data_ptr(), s.data_ptr())
+                for t, (Z, G, s) in zip(ts, bufs)
+            ],
+            corr == "spearman",
+            stream,
+        )
         out = []
         for i, (_Z, G, s) in enumerate(bufs):
             check_finite_std(s.cpu().numpy(), f"problems[{i}].X")

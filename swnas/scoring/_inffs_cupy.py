@@ -7,6 +7,7 @@ cumulative-sum group index), the rank Gram matrix is accumulated from float64 ro
 (cuBLAS DGEMM on chunks cast from the input precision), and ``eigvalsh`` + Cholesky + two triangular solves run
 on the device.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def centred_ranks_xp(xp, X, chunk_elems: int = 1 << 25):
     out = xp.empty((p, n), dtype=X.dtype)
     cb = max(1, min(p, chunk_elems // max(n, 1)))
     for j0 in range(0, p, cb):
-        Xt = xp.ascontiguousarray(X[:, j0:j0 + cb].T)  # (b, n)
+        Xt = xp.ascontiguousarray(X[:, j0 : j0 + cb].T)  # (b, n)
         Xt = xp.where(Xt == 0, xp.zeros((), dtype=Xt.dtype), Xt)  # -0.0 ties with +0.0
         b = Xt.shape[0]
         order = xp.argsort(Xt, axis=1)
@@ -42,7 +43,7 @@ def centred_ranks_xp(xp, X, chunk_elems: int = 1 << 25):
         rows = xp.arange(b)[:, None]
         blk = xp.empty((b, n), dtype=X.dtype)
         blk[rows, order] = ranks
-        out[j0:j0 + b] = blk
+        out[j0 : j0 + b] = blk
     return out
 
 
@@ -52,7 +53,7 @@ def rank_gram_xp(xp, X, corr: str = "spearman", rows: int = 8192):
     mu = X.mean(axis=0, dtype=xp.float64)
     sq = xp.zeros(p)
     for i in range(0, n, rows):
-        d = X[i:i + rows].astype(xp.float64) - mu
+        d = X[i : i + rows].astype(xp.float64) - mu
         sq += (d * d).sum(axis=0)
     if not bool(xp.all(xp.isfinite(mu)) & xp.all(xp.isfinite(sq))):
         bad = np.flatnonzero(~np.isfinite(_host(xp, mu + sq)))
@@ -70,7 +71,7 @@ def rank_gram_xp(xp, X, corr: str = "spearman", rows: int = 8192):
         # float64 GEMM: a float32 product would sum each chunk's rows in float32, and tied ranks
         # (the zeros of ReLU features) repeat one product so often that rounding builds a bias
         # (docs/backends.md, "Precision of the GPU Gram matrix")
-        Zk = Zt[:, i:i + rows].astype(xp.float64)
+        Zk = Zt[:, i : i + rows].astype(xp.float64)
         G += Zk @ Zk.T
     return G, std
 

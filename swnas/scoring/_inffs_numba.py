@@ -1,5 +1,6 @@
 """inf-FS on the ``numba`` backend: parallel per-column average ranking and the affinity matrix
 in numba; the rank Gram matrix is one BLAS product; lambda_max and the Cholesky solve use LAPACK."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@ same improved kernel PLS:
   :func:`run_lockstep` runs many problems' algebra side by side so that each round of passes over
   all of them is one compiled call.
 """
+
 from __future__ import annotations
 
 import threading
@@ -111,7 +112,11 @@ def onehot_stats(counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardised_cross(
-    colsum: np.ndarray, colsq_centred: np.ndarray, class_sums: np.ndarray, counts: np.ndarray, n: int,
+    colsum: np.ndarray,
+    colsq_centred: np.ndarray,
+    class_sums: np.ndarray,
+    counts: np.ndarray,
+    n: int,
     scale: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From one pass of statistics, the column means, the column scales and X_s'Y_s (p x C).
@@ -320,8 +325,7 @@ class PlsAlgebra:
             v = r / sd
             return float(tt_raw(np.ascontiguousarray(v), float(mu @ v))[2])
 
-        return kernel_pls_vip(self.xy, n_components, project, self.constant,
-                              project_tt if tt_raw is not None else None)
+        return kernel_pls_vip(self.xy, n_components, project, self.constant, project_tt if tt_raw is not None else None)
 
 
 class _Failure:
@@ -331,8 +335,9 @@ class _Failure:
         self.exc = exc
 
 
-def run_lockstep(tasks: Sequence[Callable[[Callable[..., Any]], Any]],
-                 project_many: Callable[[dict[int, tuple]], dict[int, Any]]) -> list[Any]:
+def run_lockstep(
+    tasks: Sequence[Callable[[Callable[..., Any]], Any]], project_many: Callable[[dict[int, tuple]], dict[int, Any]]
+) -> list[Any]:
     """Run ``tasks[i](project)`` side by side, batching their ``project`` calls.
 
     Each task runs in its own thread; its ``project(*args)`` blocks until every unfinished task is
@@ -392,5 +397,3 @@ def run_lockstep(tasks: Sequence[Callable[[Callable[..., Any]], Any]],
     if errors:
         raise errors[min(errors)]
     return [results[i] for i in range(k)]
-
-

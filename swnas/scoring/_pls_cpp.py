@@ -12,6 +12,7 @@ Batched calls run the algebra of every problem in lock-step
 (:func:`~swnas.scoring._pls_algebra.run_lockstep`) so that each round of passes over all problems is
 one compiled call.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -77,8 +78,9 @@ def pls_vip_cpp(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2
 
 
 @register("pls", "cpp", batched=True)
-def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_components: int = 2,
-                     scale: bool = True, parallel: str = "auto") -> list[np.ndarray]:
+def pls_vip_cpp_many(
+    problems: Sequence[tuple[Any, np.ndarray, int]], n_components: int = 2, scale: bool = True, parallel: str = "auto"
+) -> list[np.ndarray]:
     """PLS-VIP of many problems: one compiled call per round of passes over all of them.
 
     ``parallel="rows"`` splits each problem's rows over the threads and runs the problems in turn;
@@ -90,10 +92,14 @@ def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_componen
     mats = [host_matrix(X) for X, _, _ in problems]
     codes = [host_codes(c) for _, c, _ in problems]
     ncls = [int(C) for _, _, C in problems]
-    fitted = [_range_scale(mod, A, c, C, st) for A, c, C, st in
-              zip(mats, codes, ncls, mod.pls_stats_many(mats, codes, ncls, parallel, with_absmax=True))]
-    algs = [PlsAlgebra.from_stats(st, A.shape[0], scale, f"problems[{i}].X")
-            for i, ((st, _), A) in enumerate(zip(fitted, mats))]
+    fitted = [
+        _range_scale(mod, A, c, C, st)
+        for A, c, C, st in zip(mats, codes, ncls, mod.pls_stats_many(mats, codes, ncls, parallel, with_absmax=True))
+    ]
+    algs = [
+        PlsAlgebra.from_stats(st, A.shape[0], scale, f"problems[{i}].X")
+        for i, ((st, _), A) in enumerate(zip(fitted, mats))
+    ]
     scales = [s for _, s in fitted]
 
     def project_many(batch: dict[int, tuple]) -> dict[int, Any]:
@@ -103,14 +109,20 @@ def pls_vip_cpp_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_componen
             idx = sorted(i for i, args in batch.items() if (len(args) < 3 or args[2]) == loading)
             if not idx:
                 continue
-            outs = mod.pls_project_many([mats[i] for i in idx],
-                                        [np.ascontiguousarray(batch[i][0] * scales[i]) for i in idx],
-                                        [batch[i][1] for i in idx], parallel, loading=loading)
-            answers.update({i: ((np.asarray(g) * scales[i] if loading else None), tsum, tt)
-                            for i, (g, tsum, tt) in zip(idx, outs)})
+            outs = mod.pls_project_many(
+                [mats[i] for i in idx],
+                [np.ascontiguousarray(batch[i][0] * scales[i]) for i in idx],
+                [batch[i][1] for i in idx],
+                parallel,
+                loading=loading,
+            )
+            answers.update(
+                {i: ((np.asarray(g) * scales[i] if loading else None), tsum, tt) for i, (g, tsum, tt) in zip(idx, outs)}
+            )
         return answers
 
-    tasks = [(lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False)))
-             for alg in algs]
+    tasks = [
+        (lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False))) for alg in algs
+    ]
     with blas_single_thread():
         return run_lockstep(tasks, project_many)

@@ -4,6 +4,7 @@ The same scheme as :mod:`swnas.scoring._pls_cpp` (docs/scorers.md, section 1): o
 then per component one projection pass; 1 + 2A reads of X from device memory. GPU data stays where
 it is (borrowed zero-copy); host data is uploaded once, to the current CUDA device.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -78,17 +79,18 @@ def pls_vip_cuda(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 
 
 
 @register("pls", "cuda", batched=True)
-def pls_vip_cuda_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_components: int = 2,
-                      scale: bool = True) -> list[np.ndarray]:
+def pls_vip_cuda_many(
+    problems: Sequence[tuple[Any, np.ndarray, int]], n_components: int = 2, scale: bool = True
+) -> list[np.ndarray]:
     """PLS-VIP of many problems on the GPU: the statistics passes are one C++ call (a loop over the
     problems) and each round of projections is one C++ call over all of them, each problem on its
     own stream."""
     mod = cuda_module()
     mats = [cuda_matrix(mod, X) for X, _, _ in problems]
-    stats = mod.pls_stats_many(mats, [host_codes(c) for _, c, _ in problems],
-                               [int(C) for _, _, C in problems])
-    algs = [PlsAlgebra.from_stats(s, M.shape[0], scale, f"problems[{i}].X")
-            for i, (s, M) in enumerate(zip(stats, mats))]
+    stats = mod.pls_stats_many(mats, [host_codes(c) for _, c, _ in problems], [int(C) for _, _, C in problems])
+    algs = [
+        PlsAlgebra.from_stats(s, M.shape[0], scale, f"problems[{i}].X") for i, (s, M) in enumerate(zip(stats, mats))
+    ]
 
     def project_many(batch: dict[int, tuple]) -> dict[int, Any]:
         # args (v, c) or (v, c, False): the last component's projection without the X't kernel
@@ -96,11 +98,13 @@ def pls_vip_cuda_many(problems: Sequence[tuple[Any, np.ndarray, int]], n_compone
         for loading in (True, False):
             idx = sorted(i for i, args in batch.items() if (len(args) < 3 or args[2]) == loading)
             if idx:
-                outs = mod.pls_project_many([mats[i] for i in idx], [batch[i][0] for i in idx],
-                                            [batch[i][1] for i in idx], loading=loading)
+                outs = mod.pls_project_many(
+                    [mats[i] for i in idx], [batch[i][0] for i in idx], [batch[i][1] for i in idx], loading=loading
+                )
                 answers.update(zip(idx, outs))
         return answers
 
-    tasks = [(lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False)))
-             for alg in algs]
+    tasks = [
+        (lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False))) for alg in algs
+    ]
     return run_lockstep(tasks, project_many)

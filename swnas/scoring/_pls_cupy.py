@@ -8,6 +8,7 @@ shifted by the first row (docs/scorers.md, section 2), as in the compiled backen
 are sized so that the float64 block *and* its one-hot label block together stay within
 ``_BLOCK_BYTES`` for any number of classes. CuPy is imported lazily.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -93,5 +94,4 @@ def pls_vip_cupy(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 
     codes = host_codes(codes)
     with on_device_of(Xc):
         alg = PlsAlgebra.from_stats(_stats(Xc, codes, int(n_classes)), Xc.shape[0], scale, "X")
-        return alg.vip(n_components, lambda v, c: _project(Xc, v, c),
-                       lambda v, c: _project(Xc, v, c, loading=False))
+        return alg.vip(n_components, lambda v, c: _project(Xc, v, c), lambda v, c: _project(Xc, v, c, loading=False))

@@ -6,6 +6,7 @@ pass (``t = X v - c`` and ``X't`` over the same rows; the last component's pass 
 the kernel-PLS algebra is the shared NumPy code. Rows are split into a fixed number of groups
 summed in order, so results do not depend on the thread count.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -110,5 +111,8 @@ def pls_vip_numba(X: Any, codes: np.ndarray, n_classes: int, n_components: int =
     codes = host_codes(codes)
     with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
         alg = PlsAlgebra.from_stats(pls_stats_numba(A, codes, int(n_classes)), A.shape[0], scale, "X")
-        return alg.vip(n_components, lambda v, c: pls_project_numba(A, v, c),
-                       lambda v, c: pls_project_numba(A, v, c, loading=False))
+        return alg.vip(
+            n_components,
+            lambda v, c: pls_project_numba(A, v, c),
+            lambda v, c: pls_project_numba(A, v, c, loading=False),
+        )

@@ -7,6 +7,7 @@ reference machine this cost a quarter of a 50,000 x 2,048 PLS-VIP (benchmarks/RE
 products are far too small to gain from threads, so the algebra runs with the BLAS limited to one
 thread. The limit is process-wide while it holds (threadpoolctl), and is restored on exit.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """Torch helpers shared by the ``cuda`` backend modules: a contiguous CUDA view of the input and the
 dtype code the compiled kernels take."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,10 @@ def kernel_dtype(t, name: str = "X"):
         return t
     if t.dtype in (torch.float16, torch.bfloat16):
         return t.float()
-    raise InputError(f"{name}: dtype {t.dtype} is not a floating-point type the CUDA kernels take "
-                     "(float32, float64; float16 and bfloat16 are promoted to float32)")
+    raise InputError(
+        f"{name}: dtype {t.dtype} is not a floating-point type the CUDA kernels take "
+        "(float32, float64; float16 and bfloat16 are promoted to float32)"
+    )
 
 
 def as_cuda_tensor(X):

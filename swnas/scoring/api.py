@@ -1,4 +1,5 @@
 """The public scoring API: ``score``, ``score_many`` and the criterion registry behind them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -108,7 +109,8 @@ def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y", backend:
     X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
     # they square raw values; one min/max pass is cheap beside them (PLS on cpp rescales in its own pass)
     if crit.name in ("inffs", "ilfs") or (
-            crit.name == "pls" and info.dtype == np.float64 and resolve_backend(backend, crit.name, info.device) != "cpp"):
+        crit.name == "pls" and info.dtype == np.float64 and resolve_backend(backend, crit.name, info.device) != "cpp"
+    ):
         X = fit_float64_range(X, info)
     full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
     return X, info, codes, n_classes, full
@@ -148,8 +150,14 @@ def score(X, y, criterion: str = "pls", backend: str = "auto", **params) -> Scor
     b = resolve_backend(backend, crit.name, info.device)
     out = get_impl(crit.name, b)(X, codes, n_classes, **full)
     feats = np.asarray(out, dtype=np.float64)
-    return ScoreResult(features=feats, stage=float(feats.mean()), criterion=crit.name, backend=b, params=full,
-                       n_iter=getattr(out, "n_iter", None))
+    return ScoreResult(
+        features=feats,
+        stage=float(feats.mean()),
+        criterion=crit.name,
+        backend=b,
+        params=full,
+        n_iter=getattr(out, "n_iter", None),
+    )
 
 
 def score_many(
@@ -171,8 +179,10 @@ def score_many(
     if any(on_dask):  # each scored on the Dask workers (swnas.scoring.dask), like score()
         if not all(on_dask):
             mixed = on_dask.index(False)
-            raise InputError(f"problems[{mixed}]: is not an (X, y) pair with a Dask array X while problems"
-                             f"[{on_dask.index(True)}] is; score Dask and in-memory problems in separate calls")
+            raise InputError(
+                f"problems[{mixed}]: is not an (X, y) pair with a Dask array X while problems"
+                f"[{on_dask.index(True)}] is; score Dask and in-memory problems in separate calls"
+            )
         from swnas.scoring.dask import score_dask
 
         return [score_dask(X, y, crit.name, backend, **params) for X, y in problems]
@@ -181,8 +191,9 @@ def score_many(
     for i, pr in enumerate(problems):
         if not isinstance(pr, (list, tuple)) or len(pr) != 2:
             raise InputError(f"problems[{i}]: expected an (X, y) pair")
-        X, info, codes, n_classes, full = _prepare(pr[0], pr[1], crit, params, f"problems[{i}].X", f"problems[{i}].y",
-                                                   backend)
+        X, info, codes, n_classes, full = _prepare(
+            pr[0], pr[1], crit, params, f"problems[{i}].X", f"problems[{i}].y", backend
+        )
         prepared.append((X, codes, n_classes))
         devices.add(info.device)
     device = "cuda" if devices == {"cuda"} else "cpu"
@@ -196,6 +207,14 @@ def score_many(
     results = []
     for out in outs:
         f = np.asarray(out, dtype=np.float64)
-        results.append(ScoreResult(features=f, stage=float(f.mean()), criterion=crit.name, backend=b, params=full,
-                                   n_iter=getattr(out, "n_iter", None)))
+        results.append(
+            ScoreResult(
+                features=f,
+                stage=float(f.mean()),
+                criterion=crit.name,
+                backend=b,
+                params=full,
+                n_iter=getattr(out, "n_iter", None),
+            )
+        )
     return results

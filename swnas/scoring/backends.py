@@ -11,6 +11,7 @@ Every criterion registers one function per backend with :func:`register`. A back
 is visible); otherwise :func:`backend_status` says why, and naming it raises
 :class:`~swnas.errors.BackendUnavailableError` with that reason.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,8 +48,9 @@ def _core_status() -> tuple[Any, str]:
     try:
         from swnas import _core  # type: ignore[attr-defined]  # compiled; no stub
     except ImportError as exc:  # pragma: no cover - only on broken installs
-        return None, (f"the compiled module swnas._core is not built or failed to load ({exc}); "
-                      "reinstall with `pip install .`")
+        return None, (
+            f"the compiled module swnas._core is not built or failed to load ({exc}); reinstall with `pip install .`"
+        )
     return _core, ""
 
 
@@ -100,8 +102,7 @@ def _cuda_status() -> tuple[Any, str]:
         from swnas import _cuda  # type: ignore[attr-defined]  # compiled; no stub
     except ImportError as exc:
         msg = str(exc)
-        warnings.warn(f"swnas: the CUDA module failed to load and is turned off: {msg}", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(f"swnas: the CUDA module failed to load and is turned off: {msg}", RuntimeWarning, stacklevel=2)
         return None, f"the CUDA module failed to load ({msg})"
     err = _cuda.device_error()
     if err:
@@ -122,8 +123,9 @@ def _cupy_status() -> tuple[bool, str]:
     try:
         import cupy
     except Exception as exc:  # ImportError, or CUDA library errors on import
-        return False, (f"cupy is not installed or failed to import ({type(exc).__name__}: {exc}); "
-                       "pip install swnas[cuda]")
+        return False, (
+            f"cupy is not installed or failed to import ({type(exc).__name__}: {exc}); pip install swnas[cuda]"
+        )
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
@@ -247,6 +249,7 @@ def auto_order(criterion: str, device: str = "cpu") -> list[str]:
     The order does not depend on the criterion or the problem's size: measured at stage-feature
     sizes, ``cpp`` beats ``numba`` for every criterion (docs/backends.md, "The auto rule").
     """
+
     def ranked(dev: str) -> list[str]:
         recs = [r for r in BACKEND_TABLE if r.device == dev and r.auto_rank is not None]
         return [r.name for r in sorted(recs, key=lambda r: int(r.auto_rank or 0))]

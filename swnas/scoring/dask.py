@@ -17,6 +17,7 @@ Dask is optional (``pip install swnas[dask]``); this module imports it only when
 is actually scored. Criteria that need every row at once (il-FS, inf-FS with Spearman ranks)
 are refused with the streaming alternative named.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,12 +52,16 @@ def _refuse(criterion: str, params: dict) -> None:
     if supports_streaming(name, **params):
         return
     if name == "inffs":
-        raise InputError("criterion: inf-FS with Spearman correlation ranks each column over all rows and "
-                         "cannot run chunk by chunk on a Dask array; pass corr='pearson' (streamed exactly), "
-                         "or compute X into memory first")
-    raise InputError(f"criterion: {name!r} needs every row at once and cannot run chunk by chunk on a Dask "
-                     "array; stream criterion='pls' or criterion='inffs' with corr='pearson', or compute X "
-                     "into memory first")
+        raise InputError(
+            "criterion: inf-FS with Spearman correlation ranks each column over all rows and "
+            "cannot run chunk by chunk on a Dask array; pass corr='pearson' (streamed exactly), "
+            "or compute X into memory first"
+        )
+    raise InputError(
+        f"criterion: {name!r} needs every row at once and cannot run chunk by chunk on a Dask "
+        "array; stream criterion='pls' or criterion='inffs' with corr='pearson', or compute X "
+        "into memory first"
+    )
 
 
 def _row_chunked(X: Any, y: Any):
@@ -134,7 +139,7 @@ def stream_dask(X: Any, y: Any, criterion: str = "pls", *, split_every: int = 8,
     level = [chunk(xb, yb, criterion, params) for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel())]
     merge = dask.delayed(_merge_all, pure=True)
     while len(level) > 1:
-        level = [merge(*level[i:i + split_every]) for i in range(0, len(level), split_every)]
+        level = [merge(*level[i : i + split_every]) for i in range(0, len(level), split_every)]
     return level[0].compute()
 
 
@@ -143,7 +148,7 @@ def _tree(dask, parts: list, combine, split_every: int):
     """Delayed tree reduction of ``parts`` with ``combine(*some) -> one``."""
     node = dask.delayed(combine, pure=True)
     while len(parts) > 1:
-        parts = [node(*parts[i:i + split_every]) for i in range(0, len(parts), split_every)]
+        parts = [node(*parts[i : i + split_every]) for i in range(0, len(parts), split_every)]
     return parts[0]
 
 

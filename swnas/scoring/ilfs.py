@@ -19,6 +19,7 @@
 The functions here are the float64 NumPy reference that the other backends are tested against;
 :func:`ilfs_details` also returns the EM log-likelihood history.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,7 @@ def check_ilfs_params(params: dict, n: int | None = 2, p: int | None = 1, n_clas
     max_iter = params.pop("max_iter", 1000)
     tol = params.pop("tol", 1e-6)
     if params:
-        raise InputError(f"ilfs: unknown parameter(s) {', '.join(sorted(params))}; "
-                         "il-FS takes TT, max_iter and tol")
+        raise InputError(f"ilfs: unknown parameter(s) {', '.join(sorted(params))}; il-FS takes TT, max_iter and tol")
     if isinstance(tt, bool) or not isinstance(tt, numbers.Integral) or tt < 2:
         raise InputError(f"TT: the number of token bins must be an integer >= 2, got {tt!r}")
     if int(tt) > 65536:
@@ -126,9 +126,9 @@ def _class_means(X: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
     sums = np.zeros((n_classes, X.shape[1]))
     for i in range(0, X.shape[0], 8192):
-        Xi = X[i:i + 8192].astype(np.float64)
+        Xi = X[i : i + 8192].astype(np.float64)
         oh = np.zeros((Xi.shape[0], n_classes))
-        oh[np.arange(Xi.shape[0]), codes[i:i + 8192]] = 1.0
+        oh[np.arange(Xi.shape[0]), codes[i : i + 8192]] = 1.0
         sums += oh.T @ Xi
     check_finite_stats(sums.sum(axis=0), np.zeros(X.shape[1]))
     return sums / np.maximum(counts, 1.0)[:, None]
@@ -144,8 +144,8 @@ def token_counts(X, codes: np.ndarray, n_classes: int, TT: int = 4) -> np.ndarra
     rows = max(1, 4_000_000 // max(1, p * n_classes))
     big = np.finfo(np.float64).max
     for i in range(0, n, rows):
-        Xi = X[i:i + rows].astype(np.float64)
-        ci = codes[i:i + rows]
+        Xi = X[i : i + rows].astype(np.float64)
+        ci = codes[i : i + rows]
         d = (Xi[:, None, :] - mu[None, :, :]) ** 2  # (b, C, p)
         with np.errstate(divide="ignore", over="ignore"):
             inv = 1.0 / d
@@ -215,18 +215,21 @@ def ilfs_from_relevance(v: np.ndarray) -> tuple[np.ndarray, float, float]:
     return r * sv / (1.0 - factor) * v, factor, r
 
 
-def ilfs_details(X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: int = 1000,
-                 tol: float = 1e-6) -> ILFSResult:
+def ilfs_details(
+    X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6
+) -> ILFSResult:
     """The full float64 il-FS computation with its intermediate results (EM history included)."""
     counts = token_counts(X, codes, n_classes, TT)
     v, ptz, hist = plsa_relevance(counts, max_iter, tol)
     scores, factor, r = ilfs_from_relevance(v)
-    return ILFSResult(scores=scores, v=v, p_t_z=ptz, loglik=hist, n_iter=int(hist.size), counts=counts,
-                      factor=factor, r=r)
+    return ILFSResult(
+        scores=scores, v=v, p_t_z=ptz, loglik=hist, n_iter=int(hist.size), counts=counts, factor=factor, r=r
+    )
 
 
-def ilfs_reference(X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: int = 1000,
-                   tol: float = 1e-6) -> np.ndarray:
+def ilfs_reference(
+    X, codes: np.ndarray, n_classes: int, TT: int = 4, max_iter: int = 1000, tol: float = 1e-6
+) -> np.ndarray:
     """Float64 NumPy reference of il-FS: the per-feature scores."""
     d = ilfs_details(X, codes, n_classes, TT, max_iter, tol)
     return with_n_iter(d.scores, d.n_iter)

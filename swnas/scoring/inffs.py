@@ -17,6 +17,7 @@ eigenvalues >= 1 - factor). When A is all zero (lambda_max <= 0) every score is 
 
 The functions here are the float64 NumPy/SciPy reference every other backend is tested against.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -53,8 +54,9 @@ def check_inffs_params(params: dict, n: int | None = 2, p: int | None = 1, n_cla
     factor = params.pop("factor", 0.9)
     corr = params.pop("corr", "spearman")
     if params:
-        raise InputError(f"inffs: unknown parameter(s) {', '.join(sorted(params))}; "
-                         "inf-FS takes alpha, factor and corr")
+        raise InputError(
+            f"inffs: unknown parameter(s) {', '.join(sorted(params))}; inf-FS takes alpha, factor and corr"
+        )
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= float(alpha) <= 1.0:
         raise InputError(f"alpha: must be a number in [0, 1], got {alpha!r}")
     if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0.0 < float(factor) < 1.0:
@@ -70,7 +72,7 @@ register_criterion(
         check=check_inffs_params,
         min_samples=lambda params: 2,
         description="inf-FS (infinite feature selection: paths over a spread/correlation feature graph); "
-                    "unsupervised, labels are ignored",
+        "unsupervised, labels are ignored",
     )
 )
 
@@ -191,7 +193,7 @@ def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mu = X.mean(axis=0, dtype=np.float64)
     sq = np.zeros(X.shape[1])
     for i in range(0, n, 8192):
-        d = X[i:i + 8192].astype(np.float64) - mu
+        d = X[i : i + 8192].astype(np.float64) - mu
         sq += np.einsum("ij,ij->j", d, d)
     check_finite_stats(mu, sq)
     const = X.max(axis=0) == X.min(axis=0)
@@ -200,8 +202,9 @@ def column_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, std, const
 
 
-def inffs_reference(X, codes: np.ndarray, n_classes: int, alpha: float = 0.5, factor: float = 0.9,
-                    corr: str = "spearman") -> np.ndarray:
+def inffs_reference(
+    X, codes: np.ndarray, n_classes: int, alpha: float = 0.5, factor: float = 0.9, corr: str = "spearman"
+) -> np.ndarray:
     """Float64 NumPy/SciPy reference of inf-FS (labels are not used: inf-FS is unsupervised)."""
     X = np.asarray(to_numpy(X))
     mu, std, const = column_stats(X)

@@ -6,6 +6,7 @@ iterations), only X'Y is deflated, and the standardised X is never formed. The s
 algebra lives in :mod:`swnas.scoring._pls_algebra` and is shared with every backend and with the
 streaming accumulator (:mod:`swnas.scoring.streaming`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,7 @@ def check_pls_params(params: dict, n: int | None = None, p: int | None = None, n
     a = params.pop("n_components", 2)
     scale = params.pop("scale", True)
     if params:
-        raise InputError(f"pls: unknown parameter(s) {', '.join(sorted(params))}; "
-                         "PLS-VIP takes n_components and scale")
+        raise InputError(f"pls: unknown parameter(s) {', '.join(sorted(params))}; PLS-VIP takes n_components and scale")
     if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < 1:
         raise InputError(f"n_components: must be a positive integer, got {a!r}")
     a = int(a)
@@ -62,8 +62,11 @@ register_criterion(
     Criterion(
         name="pls",
         check=check_pls_params,
-        min_samples=lambda params: int(params.get("n_components", 2)) + 1
-        if isinstance(params.get("n_components", 2), (int, np.integer)) else 2,
+        min_samples=lambda params: (
+            int(params.get("n_components", 2)) + 1
+            if isinstance(params.get("n_components", 2), (int, np.integer))
+            else 2
+        ),
         description="PLS-VIP (partial least squares, variable importance in projection); the paper's best",
     )
 )
@@ -137,7 +140,7 @@ def pls_vip_regression(X, y, n_components: int = 2, scale: bool = True) -> np.nd
 def _sq_chunked(X: np.ndarray, mu: np.ndarray, rows: int = 8192) -> np.ndarray:
     out = np.zeros(X.shape[1])
     for i in range(0, X.shape[0], rows):
-        d = X[i:i + rows] - mu
+        d = X[i : i + rows] - mu
         out += np.einsum("ij,ij->j", d, d)
     return out
 

@@ -13,6 +13,7 @@ The statistics are torch tensors on the chunks' device where PyTorch is installe
 extra), and NumPy arrays on the host where it is not (``pip install .``: the scorers alone); both
 give the same sums.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,8 +50,11 @@ def _torch_or_none():
 def _torch():
     torch = _torch_or_none()
     if torch is None:
-        raise ModuleNotFoundError("this needs PyTorch, which the scorer-only install (pip install .) leaves out; "
-                                  'install the search extra: pip install "swnas[search]"', name="torch")
+        raise ModuleNotFoundError(
+            "this needs PyTorch, which the scorer-only install (pip install .) leaves out; "
+            'install the search extra: pip install "swnas[search]"',
+            name="torch",
+        )
     return torch
 
 
@@ -100,8 +104,11 @@ class _ClassIndex:
         self._check_kind(values, name)
         missing = [v for v in values if v not in self.index]
         if missing and self.fixed:
-            known = (f"0..{len(self.labels) - 1}" if self.contiguous
-                     else ", ".join(map(repr, self.labels[:8])) + (" ..." if len(self.labels) > 8 else ""))
+            known = (
+                f"0..{len(self.labels) - 1}"
+                if self.contiguous
+                else ", ".join(map(repr, self.labels[:8])) + (" ..." if len(self.labels) > 8 else "")
+            )
             raise InputError(f"{name}: labels must lie in {known}; got {missing[0]!r}")
         for v in missing:
             self.index[v] = len(self.labels)
@@ -112,8 +119,10 @@ class _ClassIndex:
         if not self.labels or not values:
             return
         if isinstance(self.labels[0], str) != isinstance(values[0], str):
-            raise InputError(f"{name}: labels must all be integers or all be strings across chunks; "
-                             f"earlier chunks had {self.labels[0]!r}, this one {values[0]!r}")
+            raise InputError(
+                f"{name}: labels must all be integers or all be strings across chunks; "
+                f"earlier chunks had {self.labels[0]!r}, this one {values[0]!r}"
+            )
 
     def sorted_labels(self) -> np.ndarray:
         return np.asarray(sorted(self.labels))
@@ -169,8 +178,15 @@ class StreamingScorer:
 
     log2_scale = 0  # (class default: accumulators pickled before the attribute existed unpickle)
 
-    def __init__(self, criterion: str = "pls", n_classes: int | None = None, backend: str = "auto", *,
-                 classes: Any = None, **params: Any):
+    def __init__(
+        self,
+        criterion: str = "pls",
+        n_classes: int | None = None,
+        backend: str = "auto",
+        *,
+        classes: Any = None,
+        **params: Any,
+    ):
         crit = _criterion(criterion)
         if not supports_streaming(crit.name, **params):
             raise InputError(
@@ -250,8 +266,9 @@ class StreamingScorer:
         if self.shift is None and t.dtype == torch.float64:
             self.log2_scale = float64_range_shift(float(t.abs().max()), _ROW_BUDGET)
         if self.log2_scale:  # (a copy, for such data only)
-            t = torch.ldexp(t.to(torch.float64), torch.tensor(float(self.log2_scale), dtype=torch.float64,
-                                                               device=t.device))
+            t = torch.ldexp(
+                t.to(torch.float64), torch.tensor(float(self.log2_scale), dtype=torch.float64, device=t.device)
+            )
         if self.shift is None:
             self._init_state(p, t.device, t.mean(dim=0, dtype=torch.float64))
         elif t.device != self.shift.device:
@@ -313,7 +330,7 @@ class StreamingScorer:
         k = log2_scale - self.log2_scale
         if k == 0:
             return self
-        f = float(2.0 ** k)
+        f = float(2.0**k)
         out = copy.copy(self)
         out.shift, out.s1, out.cs, out.s2 = self.shift * f, self.s1 * f, self.cs * f, self.s2 * (f * f)
         out.log2_scale = log2_scale
@@ -382,8 +399,7 @@ class StreamingScorer:
             return self
         self._to_torch()
         if not self._classes.fixed:
-            raise InputError("all_reduce: give n_classes= or classes= so that every process numbers the "
-                             "classes alike")
+            raise InputError("all_reduce: give n_classes= or classes= so that every process numbers the classes alike")
         if self.shift is None:
             raise InputError("all_reduce: this process saw no rows; give every rank a shard")
         dev = self.shift.device
@@ -391,9 +407,16 @@ class StreamingScorer:
         k = torch.tensor([float(self.log2_scale)], dtype=torch.float64, device=dev)
         dist.all_reduce(k, op=dist.ReduceOp.MIN, group=group)
         scaled = self._rescaled(int(k.item()))
-        self.log2_scale, self.shift, self.s1, self.s2, self.cs = (scaled.log2_scale, scaled.shift, scaled.s1,
-                                                                   scaled.s2, scaled.cs)
-        head = torch.cat([torch.tensor([float(self.n)], dtype=torch.float64, device=dev), self.s1 + self.n * self.shift])
+        self.log2_scale, self.shift, self.s1, self.s2, self.cs = (
+            scaled.log2_scale,
+            scaled.shift,
+            scaled.s1,
+            scaled.s2,
+            scaled.cs,
+        )
+        head = torch.cat(
+            [torch.tensor([float(self.n)], dtype=torch.float64, device=dev), self.s1 + self.n * self.shift]
+        )
         dist.all_reduce(head, group=group)
         n_all = float(head[0])
         common = head[1:] / n_all
@@ -403,9 +426,9 @@ class StreamingScorer:
         p, c = s1.shape[0], self.n_classes
         self.shift = common
         self.s1 = packed[:p].clone()
-        self.s2 = packed[p:p + p * p].reshape(p, p).clone()
-        self.cs = packed[p + p * p:p + p * p + c * p].reshape(c, p).clone()
-        self.counts = packed[p + p * p + c * p:].clone()
+        self.s2 = packed[p : p + p * p].reshape(p, p).clone()
+        self.cs = packed[p + p * p : p + p * p + c * p].reshape(c, p).clone()
+        self.counts = packed[p + p * p + c * p :].clone()
         self.n = int(round(n_all))
         return self
 
@@ -418,12 +441,23 @@ class StreamingScorer:
         """
         if self.n == 0:
             raise InputError("X: no rows were given to the accumulator")
-        sums = ShiftedSums(n=self.n, shift=_host(self.shift), s1=_host(self.s1), s2=_host(self.s2),
-                           class_sums=_host(self.cs), counts=_host(self.counts))
+        sums = ShiftedSums(
+            n=self.n,
+            shift=_host(self.shift),
+            s1=_host(self.s1),
+            s2=_host(self.s2),
+            class_sums=_host(self.cs),
+            counts=_host(self.counts),
+        )
         check_finite_stats(sums.s1, np.diag(sums.s2))
-        return {"n": self.n, "mean": sums.mean(), "scatter": sums.centred_squares(),
-                "class_sums_centred": sums.centred_class_sums(), "counts": sums.counts,
-                "log2_scale": self.log2_scale}
+        return {
+            "n": self.n,
+            "mean": sums.mean(),
+            "scatter": sums.centred_squares(),
+            "class_sums_centred": sums.centred_class_sums(),
+            "counts": sums.counts,
+            "log2_scale": self.log2_scale,
+        }
 
     def result(self) -> ScoreResult:
         """Score the accumulated rows; equals ``score(X_all, y_all, ...)`` up to rounding."""
@@ -440,8 +474,9 @@ class StreamingScorer:
             feats = _pls_from_stats(st, present, **params)
         else:
             feats = _inffs_from_stats(st, params)
-        return ScoreResult(features=feats, stage=float(feats.mean()), criterion=self.criterion,
-                           backend="streaming", params=params)
+        return ScoreResult(
+            features=feats, stage=float(feats.mean()), criterion=self.criterion, backend="streaming", params=params
+        )
 
 
 def _reshift(n: int, old, s1, s2, cs, counts, shift):

@@ -58,11 +58,19 @@ queries, resume rules), :mod:`~swnas.search.progress` (log and ETA), :mod:`~swna
 checked up front), :mod:`~swnas.search.opening` (lock, checks, state), and
 :mod:`~swnas.search.checkpoints` (checked loading). See ``docs/reliability.md``.
 """
+
 from __future__ import annotations
 
 from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, STATE_FILE, TIMING_KEYS, SearchConfig
-from swnas.search.state import (RESUME_FREE, candidate_name, comparable_state, load_state, metrics_record, pick_candidate,
-                                resume_config)
+from swnas.search.state import (
+    RESUME_FREE,
+    candidate_name,
+    comparable_state,
+    load_state,
+    metrics_record,
+    pick_candidate,
+    resume_config,
+)
 from swnas.search.toolkit import Toolkit, default_toolkit, measure_network
 from swnas.search.loop import SearchResult, checkpoint_path, decide, run_search
 from swnas.search.checkpoints import final_record, load_model, load_recorded
@@ -94,4 +102,3 @@ __all__ = [
     "final_record",
     "validate_options",
 ]
-

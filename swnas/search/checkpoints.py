@@ -7,6 +7,7 @@ refused with an error instead of exhausting memory. A network recorded in ``sear
 also compared with its record (stages, parameter count; the SHA-256 of the file is checked by
 :func:`swnas.search.loop.checkpoint_path`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,11 +54,15 @@ def load_recorded(out: str | Path, net: dict) -> Any:
     model = load_model(path)
     stages = list(model.spec.stages)
     if stages != list(net["stages"]):
-        raise InputError(f"network {net['index']} checkpoint {path}: holds stages {stages} but search.json records "
-                         f"{net['stages']}; it comes from another run")
+        raise InputError(
+            f"network {net['index']} checkpoint {path}: holds stages {stages} but search.json records "
+            f"{net['stages']}; it comes from another run"
+        )
     params = net.get("metrics", {}).get("params")
     have = sum(p.numel() for p in model.parameters())
     if isinstance(params, int) and params != have:
-        raise InputError(f"network {net['index']} checkpoint {path}: has {have} parameters but search.json records "
-                         f"{params}; it comes from another run")
+        raise InputError(
+            f"network {net['index']} checkpoint {path}: has {have} parameters but search.json records "
+            f"{params}; it comes from another run"
+        )
     return model

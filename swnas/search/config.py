@@ -1,4 +1,5 @@
 """The options of one search (:class:`SearchConfig`) and the names that describe its state file."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +13,22 @@ from swnas.errors import InputError
 from swnas.state import to_jsonable
 
 __all__ = [
-    "SearchConfig", "STATE_FILE", "LOG_FILE", "FORMAT", "TIMING_KEYS", "METRIC_UNITS",
-    "criterion_names", "module_names", "CONTROL_CRITERIA", "SearchOption", "SEARCH_OPTIONS", "OPTIONS_BY_NAME",
-    "option", "KINDS", "CHANGES", "RESUME",
+    "SearchConfig",
+    "STATE_FILE",
+    "LOG_FILE",
+    "FORMAT",
+    "TIMING_KEYS",
+    "METRIC_UNITS",
+    "criterion_names",
+    "module_names",
+    "CONTROL_CRITERIA",
+    "SearchOption",
+    "SEARCH_OPTIONS",
+    "OPTIONS_BY_NAME",
+    "option",
+    "KINDS",
+    "CHANGES",
+    "RESUME",
 ]
 
 #: Criteria that decide without scoring (the controls of ``docs/protocol.md``): ``random`` grows
@@ -137,9 +151,20 @@ class SearchOption:
         return self.name
 
 
-def option(default: Any, flag: str, kind: str, changes: str, *, help: str, resume: str | None = None,
-           minimum: int | None = None, choices: Callable[[], Sequence[str]] | None = None,
-           metavar: str | None = None, custom_check: bool = False, filled: bool = False) -> Any:
+def option(
+    default: Any,
+    flag: str,
+    kind: str,
+    changes: str,
+    *,
+    help: str,
+    resume: str | None = None,
+    minimum: int | None = None,
+    choices: Callable[[], Sequence[str]] | None = None,
+    metavar: str | None = None,
+    custom_check: bool = False,
+    filled: bool = False,
+) -> Any:
     """A :class:`SearchConfig` field declared with everything the command line, config files,
     validation and ``--resume`` need to know about it (:class:`SearchOption`).
 
@@ -147,10 +172,20 @@ def option(default: Any, flag: str, kind: str, changes: str, *, help: str, resum
     """
     if kind not in KINDS or changes not in CHANGES or (resume is not None and resume not in RESUME):
         raise ValueError(f"option {flag}: kind {kind!r}, changes {changes!r} or resume {resume!r} is not known")
-    meta = {"swnas_option": {
-        "flag": flag, "kind": kind, "changes": changes, "resume": resume or _RESUME_OF[changes], "help": help,
-        "minimum": minimum, "choices": choices, "metavar": metavar, "custom_check": custom_check, "filled": filled,
-    }}
+    meta = {
+        "swnas_option": {
+            "flag": flag,
+            "kind": kind,
+            "changes": changes,
+            "resume": resume or _RESUME_OF[changes],
+            "help": help,
+            "minimum": minimum,
+            "choices": choices,
+            "metavar": metavar,
+            "custom_check": custom_check,
+            "filled": filled,
+        }
+    }
     if isinstance(default, type):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -185,78 +220,163 @@ class SearchConfig:
     line, ``--config`` files, the checks of :meth:`resolved` and the resume rules read that table.
     """
 
-    criterion: str = option("pls", "--criterion", "choice", "scoring", choices=criterion_names,
-                            help="stage importance (default pls, 2 components)")
+    criterion: str = option(
+        "pls",
+        "--criterion",
+        "choice",
+        "scoring",
+        choices=criterion_names,
+        help="stage importance (default pls, 2 components)",
+    )
     iterations: int = option(5, "--iterations", "int", "run", minimum=0, help="iterations n (default 5)")
-    stages: int | None = option(None, "--stages", "int", "training", minimum=1, filled=True,
-                                help="number of stages S (default 3; 4 for bottleneck)")
+    stages: int | None = option(
+        None,
+        "--stages",
+        "int",
+        "training",
+        minimum=1,
+        filled=True,
+        help="number of stages S (default 3; 4 for bottleneck)",
+    )
     m0: int = option(6, "--m0", "int", "training", minimum=1, help="initial modules per stage (default 6)")
-    delta: int | None = option(None, "--delta", "int", "training", minimum=1, filled=True,
-                               help="modules added per step (default 2; 1 for nasnet)")
-    module: str = option("basic", "--module", "choice", "training", choices=module_names,
-                         help="module type (default basic)")
-    reduce: str = option("avgpool8", "--reduce", "name", "scoring",
-                         help="stage-feature reduction (default avgpool8, the paper's)")
+    delta: int | None = option(
+        None,
+        "--delta",
+        "int",
+        "training",
+        minimum=1,
+        filled=True,
+        help="modules added per step (default 2; 1 for nasnet)",
+    )
+    module: str = option(
+        "basic", "--module", "choice", "training", choices=module_names, help="module type (default basic)"
+    )
+    reduce: str = option(
+        "avgpool8", "--reduce", "name", "scoring", help="stage-feature reduction (default avgpool8, the paper's)"
+    )
     recipe: str = option("paper", "--recipe", "name", "training", help="training recipe (default paper)")
-    epochs: int | None = option(None, "--epochs", "int", "training", minimum=1,
-                                help="training epochs per network (default: the recipe's)")
+    epochs: int | None = option(
+        None, "--epochs", "int", "training", minimum=1, help="training epochs per network (default: the recipe's)"
+    )
     batch_size: int | None = option(None, "--batch-size", "int", "training", minimum=1, help="training batch size")
     lr: float | None = option(None, "--lr", "float", "training", help="learning rate", custom_check=True)
-    transfer: str | None = option(None, "--transfer", "path", "training", metavar="DONOR.pt",
-                                  help="start every network from a trained donor's weights")
-    finetune_epochs: int | None = option(None, "--finetune-epochs", "int", "training", minimum=1,
-                                         help="epochs after transfer")
+    transfer: str | None = option(
+        None,
+        "--transfer",
+        "path",
+        "training",
+        metavar="DONOR.pt",
+        help="start every network from a trained donor's weights",
+    )
+    finetune_epochs: int | None = option(
+        None, "--finetune-epochs", "int", "training", minimum=1, help="epochs after transfer"
+    )
     seed: int = option(0, "--seed", "int", "training", minimum=0, help="seed (network j uses seed + j; default 0)")
-    dataset: str = option("cifar10", "--dataset", "name", "training",
-                          help="digits, cifar10, imagefolder or imagenet32 (default cifar10)")
+    dataset: str = option(
+        "cifar10", "--dataset", "name", "training", help="digits, cifar10, imagefolder or imagenet32 (default cifar10)"
+    )
     data: str | None = option(None, "--data", "path", "training", metavar="PATH", help="dataset file or directory")
-    subset: int | None = option(None, "--subset", "int", "training", minimum=1,
-                                help="use this many training images (balanced)")
+    subset: int | None = option(
+        None, "--subset", "int", "training", minimum=1, help="use this many training images (balanced)"
+    )
     device: str = option("auto", "--device", "name", "nothing", help="auto, cpu, cuda or cuda:K (default auto)")
     # every scorer backend agrees with the float64 reference within the tested tolerance
     backend: str = option("auto", "--backend", "name", "nothing", help="scorer backend (default auto)")
-    score_params: dict = option(dict, "--param", "params", "scoring", custom_check=True,
-                                help="criterion parameter, e.g. n_components=2 (repeatable)")
+    score_params: dict = option(
+        dict,
+        "--param",
+        "params",
+        "scoring",
+        custom_check=True,
+        help="criterion parameter, e.g. n_components=2 (repeatable)",
+    )
     # paper scale (docs/scale.md): image side of a streamed imagefolder, its decoding workers, SyncBatchNorm
-    input_size: int | None = option(None, "--input-size", "int", "training", minimum=1, metavar="PX",
-                                    custom_check=True,
-                                    help="image side for imagefolder data (224 for ImageNet; streamed from disk)")
-    workers: int = option(4, "--workers", "int", "nothing", minimum=0,
-                          help="DataLoader processes decoding streamed images (default 4)")
+    input_size: int | None = option(
+        None,
+        "--input-size",
+        "int",
+        "training",
+        minimum=1,
+        metavar="PX",
+        custom_check=True,
+        help="image side for imagefolder data (224 for ImageNet; streamed from disk)",
+    )
+    workers: int = option(
+        4, "--workers", "int", "nothing", minimum=0, help="DataLoader processes decoding streamed images (default 4)"
+    )
     sync_bn: bool = option(False, "--sync-bn", "flag", "training", help="SyncBatchNorm under torchrun (DDP)")
     stop_early: bool = option(False, "--stop-early", "flag", "run", help="stop when no stage grows")
     final_epochs: int | None = option(
-        None, "--final-epochs", "int", "run", minimum=0, custom_check=True,
+        None,
+        "--final-epochs",
+        "int",
+        "run",
+        minimum=0,
+        custom_check=True,
         help="train each candidate this many more epochs after the search (default: half the training "
-        "epochs, the paper's 100; 0 skips)")
+        "epochs, the paper's 100; 0 skips)",
+    )
     val_split: float = option(
-        0.1, "--val-split", "fraction", "training", custom_check=True,
+        0.1,
+        "--val-split",
+        "fraction",
+        "training",
+        custom_check=True,
         help="stratified validation fraction of the training data; best = highest validation accuracy "
-        "(default 0.1; 0: train on everything, no best)")
-    width: int | None = option(None, "--width", "int", "training", minimum=1,
-                               help="first-stage width, doubled at each stage (NASNet: cell filters)")
-    cell: str = option("darts", "--cell", "choice", "training", choices=_cell_variants,
-                       help="NASNet cell variant (default darts; keras = the paper's)")
+        "(default 0.1; 0: train on everything, no best)",
+    )
+    width: int | None = option(
+        None,
+        "--width",
+        "int",
+        "training",
+        minimum=1,
+        help="first-stage width, doubled at each stage (NASNet: cell filters)",
+    )
+    cell: str = option(
+        "darts",
+        "--cell",
+        "choice",
+        "training",
+        choices=_cell_variants,
+        help="NASNet cell variant (default darts; keras = the paper's)",
+    )
     inherit: bool = option(
-        False, "--inherit", "flag", "training",
+        False,
+        "--inherit",
+        "flag",
+        "training",
         help="grow T from the trained A (new modules start as identities) and fine-tune instead of training "
         "from scratch; A is fine-tuned as much for an equal comparison (not the paper's protocol; see "
-        "docs/protocol.md)")
+        "docs/protocol.md)",
+    )
     inherit_epochs: int | None = option(
-        None, "--inherit-epochs", "int", "training", minimum=1,
-        help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)")
+        None,
+        "--inherit-epochs",
+        "int",
+        "training",
+        minimum=1,
+        help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)",
+    )
     # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.threads);
     # they change the CPU reduction order only, recorded in ``environment``, as a different machine would
     threads: int | None = option(
-        None, "--threads", "int", "nothing", minimum=1,
+        None,
+        "--threads",
+        "int",
+        "nothing",
+        minimum=1,
         help="CPU threads torch uses inside one operation (default: 1 for inputs of at most 32 px on the CPU, "
-        "where more only slow down under load; torch's default otherwise); recorded in the run's environment")
+        "where more only slow down under load; torch's default otherwise); recorded in the run's environment",
+    )
 
     def resolved(self) -> SearchConfig:
         """A validated copy with the defaults that depend on other options filled in."""
         if self.score_params is not None and not isinstance(self.score_params, dict):
-            raise InputError(f"score_params: expected a mapping of parameter: value (e.g. n_components: 2), "
-                             f"got {type(self.score_params).__name__}")
+            raise InputError(
+                f"score_params: expected a mapping of parameter: value (e.g. n_components: 2), "
+                f"got {type(self.score_params).__name__}"
+            )
         for opt in SEARCH_OPTIONS:  # the checks of the option kinds (KINDS)
             v = getattr(self, opt.name)
             if opt.kind in ("name", "path", "choice") and v is not None and not isinstance(v, str):
@@ -312,8 +432,10 @@ def _search_options(cls: type | None = None) -> tuple[SearchOption, ...]:
     for f in dataclasses.fields(cls or SearchConfig):
         meta = f.metadata.get("swnas_option")
         if meta is None:
-            raise TypeError(f"search option {f.name!r} is not declared with option(...): give it a flag, kind, "
-                            "what it changes and its --resume rule (docs/CONTRACTS.md, 'Add a search option')")
+            raise TypeError(
+                f"search option {f.name!r} is not declared with option(...): give it a flag, kind, "
+                "what it changes and its --resume rule (docs/CONTRACTS.md, 'Add a search option')"
+            )
         default: Any = f.default
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
@@ -338,18 +460,24 @@ def _check_numbers(c: SearchConfig) -> None:
             raise InputError(f"{opt.name}: expected an integer >= {lo}, got {v!r}")
     for opt in ints:  # those that may stay None
         v, lo = getattr(c, opt.name), opt.minimum or 0
-        if opt.default is None and not opt.filled and v is not None and (
-                isinstance(v, bool) or not isinstance(v, int) or v < lo):
+        if (
+            opt.default is None
+            and not opt.filled
+            and v is not None
+            and (isinstance(v, bool) or not isinstance(v, int) or v < lo)
+        ):
             want = "a positive integer" if lo == 1 else f"an integer >= {lo}"
             raise InputError(f"{opt.name}: expected {want}, got {v!r}")
-    if c.input_size is not None and (isinstance(c.input_size, bool) or not isinstance(c.input_size, int)
-                                     or c.input_size < 8):
+    if c.input_size is not None and (
+        isinstance(c.input_size, bool) or not isinstance(c.input_size, int) or c.input_size < 8
+    ):
         raise InputError(f"input_size: expected an image side >= 8 pixels, got {c.input_size!r}")
     if c.lr is not None and not (isinstance(c.lr, (int, float)) and c.lr > 0 and math.isfinite(c.lr)):
         raise InputError(f"lr: expected a positive learning rate, got {c.lr!r}")
     if c.lr is not None and c.lr > FLOAT32_MAX:
-        raise InputError(f"lr: {c.lr:g} does not fit in float32 (the parameters' type); use a learning rate "
-                         "such as 0.1")
+        raise InputError(
+            f"lr: {c.lr:g} does not fit in float32 (the parameters' type); use a learning rate such as 0.1"
+        )
 
 
 #: ``--inherit-epochs`` default: this fraction of the training epochs (docs/protocol.md, "Inherit mode").
@@ -367,8 +495,10 @@ def _check_inherit(c: SearchConfig) -> None:
 
     why = can_inherit(c.module)
     if why is not None:
-        raise InputError(f"--inherit: --module {c.module} cannot grow by inheritance: {why}. "
-                         "Run this search without --inherit (every network trains from scratch)")
+        raise InputError(
+            f"--inherit: --module {c.module} cannot grow by inheritance: {why}. "
+            "Run this search without --inherit (every network trains from scratch)"
+        )
     if v is None:
         if c.transfer is not None:
             base = c.finetune_epochs if c.finetune_epochs is not None else (c.epochs or 50)

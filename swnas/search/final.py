@@ -11,6 +11,7 @@ decisions) never change. It is resumable at two levels: the trainer checkpoints 
 
 The rate is the training schedule's last one (``docs/protocol.md``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,9 +53,15 @@ def ensure_final(search: Search, net: dict, label: str = "[final]") -> dict:
     run_dir = inside(search.out, f"final/{name}", "final training directory")
     tr = dict(tk.final_train(model, int(net["seed"]), int(cfg.final_epochs), str(run_dir)))
     ckpt = f"checkpoints/{name}-final.pt"
-    rec = {"epochs": int(cfg.final_epochs), "top1": tr.get("top1"), "top5": tr.get("top5"),
-           "val_top1": tr.get("val_top1"), "train_seconds": float(tr.get("seconds", time.perf_counter() - t0)),
-           "images_trained": tr.get("images"), "checkpoint": ckpt}
+    rec = {
+        "epochs": int(cfg.final_epochs),
+        "top1": tr.get("top1"),
+        "top5": tr.get("top5"),
+        "val_top1": tr.get("val_top1"),
+        "train_seconds": float(tr.get("seconds", time.perf_counter() - t0)),
+        "images_trained": tr.get("images"),
+        "checkpoint": ckpt,
+    }
     if search.main:
         path = atomic_save(lambda p: tk.save(model, p), inside(search.out, ckpt, "checkpoint"))
         rec["checkpoint_sha256"] = file_sha256(path)

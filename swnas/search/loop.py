@@ -4,6 +4,7 @@
 open directory) and its :meth:`Search.run` reads as the algorithm; :func:`run_search` opens the
 directory (lock, state, checks) and runs it.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,10 @@ def checkpoint_path(out: Path, net: dict) -> Path:
         raise InputError(f"{what}: is recorded as trained but its checkpoint {rel} is missing (in {out})")
     want = net.get("checkpoint_sha256")
     if want is not None and file_sha256(path) != want:
-        raise InputError(f"{what}: checkpoint {path} is not the file this search wrote (its SHA-256 differs from the "
-                         "one recorded in search.json); it may come from another run")
+        raise InputError(
+            f"{what}: checkpoint {path} is not the file this search wrote (its SHA-256 differs from the "
+            "one recorded in search.json); it may come from another run"
+        )
     return path
 
 
@@ -154,13 +157,20 @@ class Search:
             tracking.active().scores(k, ref["scores"], T["scores"])  # --track
         sa = ref["scores"] or [None] * len(grow)
         st = T["scores"] or [None] * len(grow)
-        comps = [{"stage": i + 1, "score_A": a, "score_T": t, "grow": g}
-                 for i, (a, t, g) in enumerate(zip(sa, st, grow))]
+        comps = [
+            {"stage": i + 1, "score_A": a, "score_T": t, "grow": g} for i, (a, t, g) in enumerate(zip(sa, st, grow))
+        ]
         rec = {
-            "iteration": k, "A": A["index"], "T": T["index"], "comparisons": comps,
-            "grown": [c["stage"] for c in comps if c["grow"]], "stages_before": list(A["stages"]),
+            "iteration": k,
+            "A": A["index"],
+            "T": T["index"],
+            "comparisons": comps,
+            "grown": [c["stage"] for c in comps if c["grow"]],
+            "stages_before": list(A["stages"]),
             "stages_after": [m + (cfg.delta if g else 0) for m, g in zip(A["stages"], grow)],
-            "no_growth": not any(grow), "new_A": None, "stopped_early": False,
+            "no_growth": not any(grow),
+            "new_A": None,
+            "stopped_early": False,
         }
         if ref is not A:
             rec["reference"] = ref["index"]
@@ -168,8 +178,11 @@ class Search:
         ra = "A" if ref is A else "F"
         for c in comps:
             verdict = f"grow by {cfg.delta}" if c["grow"] else "keep"
-            how = (f"score {ra} {c['score_A']:.6g} vs T {c['score_T']:.6g}" if c["score_A"] is not None
-                   else f"{cfg.criterion} control")
+            how = (
+                f"score {ra} {c['score_A']:.6g} vs T {c['score_T']:.6g}"
+                if c["score_A"] is not None
+                else f"{cfg.criterion} control"
+            )
             self.progress.say(f"    iteration {k} stage {c['stage']}: {how} -> {verdict}")
         if rec["no_growth"]:
             if cfg.stop_early:
@@ -178,15 +191,18 @@ class Search:
                 self.progress.say(f"    iteration {k}: no stage grew; stopping early (--stop-early)")
             else:
                 again = "fine-tuned" if cfg.inherit else "retrained"
-                self.progress.say(f"    iteration {k}: no stage grew; continuing with A {again}, as the paper "
-                                  "does (--stop-early stops here)")
+                self.progress.say(
+                    f"    iteration {k}: no stage grew; continuing with A {again}, as the paper "
+                    "does (--stop-early stops here)"
+                )
         self.write()
         self.tk.barrier()
         return rec
 
     # -- networks
-    def ensure_trained(self, role: str, iteration: int, stages: list[int], parent: dict | None = None,
-                       seed: int | None = None) -> dict:
+    def ensure_trained(
+        self, role: str, iteration: int, stages: list[int], parent: dict | None = None, seed: int | None = None
+    ) -> dict:
         """The recorded network ``role``/``iteration``, training (and recording) it when missing.
 
         In inherit mode a network with a ``parent`` grows from the parent's trained weights
@@ -205,7 +221,9 @@ class Search:
         seed = self.cfg.seed + index if seed is None else int(seed)
         inherit = bool(self.cfg.inherit) and parent is not None
         kind = _describe(role, iteration, inherit)
-        self.progress.step(self.state.steps_done(), f"{'fine-tuning' if inherit else 'training'} {kind}: stages {stages}")
+        self.progress.step(
+            self.state.steps_done(), f"{'fine-tuning' if inherit else 'training'} {kind}: stages {stages}"
+        )
         t0 = time.perf_counter()
         if inherit:
             model = self.tk.grow(self.model(parent), list(stages), seed)
@@ -223,15 +241,25 @@ class Search:
         meas = dict(self.tk.measure(model, seconds))
         if meas.get("carbon_method"):
             self.state.doc["carbon_method"] = str(meas["carbon_method"])
-        net = {"index": index, "role": role, "iteration": iteration, "stages": list(stages),
-               "depth": meas.get("depth"), "seed": seed, "scores": None,
-               "metrics": metrics_record(meas, tr, seconds)}
+        net = {
+            "index": index,
+            "role": role,
+            "iteration": iteration,
+            "stages": list(stages),
+            "depth": meas.get("depth"),
+            "seed": seed,
+            "scores": None,
+            "metrics": metrics_record(meas, tr, seconds),
+        }
         if tr.get("history") is not None:
             net["history"] = tr["history"]
         if inherit:
-            net["inherited_from"] = {"index": parent["index"], "role": parent["role"],
-                                     "iteration": parent["iteration"],
-                                     "checkpoint_sha256": parent.get("checkpoint_sha256")}
+            net["inherited_from"] = {
+                "index": parent["index"],
+                "role": parent["role"],
+                "iteration": parent["iteration"],
+                "checkpoint_sha256": parent.get("checkpoint_sha256"),
+            }
         net.update(self.save_network(model, f"{index:02d}-{role}{iteration}"))
         self.state.add_network(net)
         live = self.state.current_a()  # keep the current A and the new network; drop the rest
@@ -272,7 +300,9 @@ class Search:
         for net in todo:
             scores = [float(s) for s in self.tk.score(self.model(net))]
             if len(scores) != len(net["stages"]):
-                raise InputError(f"scores: got {len(scores)} stage scores for a network with {len(net['stages'])} stages")
+                raise InputError(
+                    f"scores: got {len(scores)} stage scores for a network with {len(net['stages'])} stages"
+                )
             net["scores"] = scores
         self.progress.score_times.append(time.perf_counter() - t0)
 
@@ -322,5 +352,12 @@ def run_search(
     with open_run(cfg, out, toolkit, resume, echo, held=lock) as (tk, state, progress):
         Search(cfg, out, tk, state, progress).run()
     s = state.doc
-    return SearchResult(out_dir=out, state=s, networks=s["networks"], candidates=s["candidates"],
-                        final=s["final"], best=s["best"], status=s["status"])
+    return SearchResult(
+        out_dir=out,
+        state=s,
+        networks=s["networks"],
+        candidates=s["candidates"],
+        final=s["final"],
+        best=s["best"],
+        status=s["status"],
+    )

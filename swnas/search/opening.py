@@ -5,6 +5,7 @@ directory whose known entries are not symbolic links, an exclusive lock is taken
 run's lifetime, temporary files left by killed writes are removed, and a resumed state is checked
 (each recorded checkpoint inside ``--out``, present and unchanged).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,23 @@ from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, r
 __all__ = ["open_run", "lock_out", "fresh_allowed", "OUT_ENTRIES"]
 
 # what a search keeps in OUT (none of them may be a symbolic link)
-OUT_ENTRIES = (STATE_FILE, LOG_FILE, "checkpoints", "specs", "report", "ensemble.json", "baselines", RunLock.NAME,
-               "training", "config.yaml", "final", "track.jsonl", "tensorboard", "mlflow.db", "mlflow-artifacts")
+OUT_ENTRIES = (
+    STATE_FILE,
+    LOG_FILE,
+    "checkpoints",
+    "specs",
+    "report",
+    "ensemble.json",
+    "baselines",
+    RunLock.NAME,
+    "training",
+    "config.yaml",
+    "final",
+    "track.jsonl",
+    "tensorboard",
+    "mlflow.db",
+    "mlflow-artifacts",
+)
 
 # the entries of OUT that are directories
 OUT_DIRS = ("checkpoints", "specs", "report", "baselines", "training", "final", "tensorboard", "mlflow-artifacts")
@@ -62,12 +78,15 @@ def _open_state(cfg: SearchConfig, out: Path, tk: Toolkit, resume: bool, progres
         for net in state.networks:
             checkpoint_path(out, net)  # inside OUT, present, the recorded file
         stored = state.doc["config"]
-        state.doc["config"] = {k: (stored.get(k) if k in ("device", "backend") and k in stored else v)
-                               for k, v in cfg.to_dict().items()}
+        state.doc["config"] = {
+            k: (stored.get(k) if k in ("device", "backend") and k in stored else v) for k, v in cfg.to_dict().items()
+        }
         if state.status == "complete" and len(state.iterations) < cfg.iterations:
             state.status = "running"  # more iterations were asked for
-        progress.say(f"resuming {out}: {len(state.networks)} network(s) trained, "
-                     f"{len(state.iterations)} scoring step(s) done, status {state.status}")
+        progress.say(
+            f"resuming {out}: {len(state.networks)} network(s) trained, "
+            f"{len(state.iterations)} scoring step(s) done, status {state.status}"
+        )
         return state
     state = SearchState.new(cfg, tk.carbon_note)
     if main:
@@ -94,8 +113,10 @@ def lock_out(out: Path, resume: bool) -> RunLock:
         refuse_links(out, OUT_ENTRIES)
         for name in OUT_DIRS:  # found now, not after every network has trained
             if (out / name).exists() and not (out / name).is_dir():
-                raise InputError(f"--out {out}: {out / name} is a file, but the search keeps a directory there; "
-                                 "move it away or choose another --out")
+                raise InputError(
+                    f"--out {out}: {out / name} is a file, but the search keeps a directory there; "
+                    "move it away or choose another --out"
+                )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -113,9 +134,14 @@ def lock_out(out: Path, resume: bool) -> RunLock:
 
 
 @contextlib.contextmanager
-def open_run(cfg: SearchConfig, out: Path, toolkit: Toolkit | None, resume: bool,
-             echo: Callable[[str], None] | None,
-             held: RunLock | None = None) -> Iterator[tuple[Toolkit, SearchState, Progress]]:
+def open_run(
+    cfg: SearchConfig,
+    out: Path,
+    toolkit: Toolkit | None,
+    resume: bool,
+    echo: Callable[[str], None] | None,
+    held: RunLock | None = None,
+) -> Iterator[tuple[Toolkit, SearchState, Progress]]:
     """Validate, lock ``out``, open (or create) the state; yields ``(toolkit, state, progress)``.
 
     The lock is held until the ``with`` block ends (the kernel drops it if the process dies).
@@ -128,8 +154,13 @@ def open_run(cfg: SearchConfig, out: Path, toolkit: Toolkit | None, resume: bool
         lock = lock_out(out, resume)
     try:
         if main:
-            work = [f"{d}/{w.name}" for d in ("training", "final") if (out / d).is_dir() and not (out / d).is_symlink()
-                    for w in (out / d).iterdir() if w.is_dir() and not w.is_symlink()]
+            work = [
+                f"{d}/{w.name}"
+                for d in ("training", "final")
+                if (out / d).is_dir() and not (out / d).is_symlink()
+                for w in (out / d).iterdir()
+                if w.is_dir() and not w.is_symlink()
+            ]
             clean_temp_files(out, ("", "checkpoints", "specs", "report", "training", "final", *work))
         if not resume:
             fresh_allowed(out)

@@ -1,4 +1,5 @@
 """What the search tells its user: progress lines on screen and in ``OUT/search.log``, with an ETA."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 The fields are described in :mod:`swnas.search`. Everything the search does is recorded here
 before the next step starts, so a process killed at any moment resumes from the last record.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,8 +14,19 @@ from swnas.errors import InputError
 from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, SEARCH_OPTIONS, STATE_FILE, TIMING_KEYS, SearchConfig
 from swnas.state import atomic_write_json, read_json, to_jsonable
 
-__all__ = ["SearchState", "load_state", "resume_config", "comparable_state", "metrics_record",
-           "RESUME_FREE", "RESUME_RULES", "ROLES", "cost_summary", "candidate_name", "pick_candidate"]
+__all__ = [
+    "SearchState",
+    "load_state",
+    "resume_config",
+    "comparable_state",
+    "metrics_record",
+    "RESUME_FREE",
+    "RESUME_RULES",
+    "ROLES",
+    "cost_summary",
+    "candidate_name",
+    "pick_candidate",
+]
 
 # The --resume rules derive from the option table (swnas.search.config.SEARCH_OPTIONS).
 # Options that may differ when resuming whatever was done: they do not change what is computed
@@ -26,10 +38,27 @@ _SCORING = tuple(o.name for o in SEARCH_OPTIONS if o.resume == "until_scored")
 #: Network roles: A (the current network; A0 the initial one, A1..An the candidates), T (A deepened
 #: by delta), F (inherit mode: A fine-tuned as long as T, the reference T is compared with).
 ROLES = ("A", "T", "F")
-_NET_KEYS = {"index": int, "role": str, "iteration": int, "stages": list, "seed": int, "metrics": dict,
-             "checkpoint": str, "spec": str}
-_ITER_KEYS = {"iteration": int, "A": int, "T": int, "comparisons": list, "grown": list, "stages_before": list,
-              "stages_after": list, "no_growth": bool, "stopped_early": bool}
+_NET_KEYS = {
+    "index": int,
+    "role": str,
+    "iteration": int,
+    "stages": list,
+    "seed": int,
+    "metrics": dict,
+    "checkpoint": str,
+    "spec": str,
+}
+_ITER_KEYS = {
+    "iteration": int,
+    "A": int,
+    "T": int,
+    "comparisons": list,
+    "grown": list,
+    "stages_before": list,
+    "stages_after": list,
+    "no_growth": bool,
+    "stopped_early": bool,
+}
 
 
 def candidate_name(net: dict) -> str:
@@ -72,8 +101,10 @@ def pick_candidate(state: dict, which: str | None = "best") -> int:
     if key.lower() == "last":
         return cands[-1]
     if key.isdigit():
-        raise InputError(f"--candidate {key}: name the candidate, not its position: best, last or one of "
-                         f"{listed} (e.g. --candidate A{int(key)})")
+        raise InputError(
+            f"--candidate {key}: name the candidate, not its position: best, last or one of "
+            f"{listed} (e.g. --candidate A{int(key)})"
+        )
     for i, name in zip(cands, names):
         if key.upper() == name:
             return i
@@ -86,21 +117,23 @@ def metrics_record(measured: dict, trained: dict, seconds: float) -> dict:
     ``measured`` is what :attr:`Toolkit.measure` returns, ``trained`` what :attr:`Toolkit.train`
     returns; ``seconds`` is the training time.
     """
-    return to_jsonable({
-        "depth": measured.get("depth"),
-        "params": measured.get("params"),
-        "macs": measured.get("macs"),
-        "memory": measured.get("memory"),
-        "peak_memory": measured.get("peak_memory"),
-        "latency": measured.get("latency"),
-        "carbon": measured.get("carbon"),
-        "top1": trained.get("top1"),
-        "top5": trained.get("top5"),
-        "val_top1": trained.get("val_top1"),
-        "epochs": trained.get("epochs"),
-        "images_trained": trained.get("images"),
-        "train_seconds": float(seconds),
-    })
+    return to_jsonable(
+        {
+            "depth": measured.get("depth"),
+            "params": measured.get("params"),
+            "macs": measured.get("macs"),
+            "memory": measured.get("memory"),
+            "peak_memory": measured.get("peak_memory"),
+            "latency": measured.get("latency"),
+            "carbon": measured.get("carbon"),
+            "top1": trained.get("top1"),
+            "top5": trained.get("top5"),
+            "val_top1": trained.get("val_top1"),
+            "epochs": trained.get("epochs"),
+            "images_trained": trained.get("images"),
+            "train_seconds": float(seconds),
+        }
+    )
 
 
 class SearchState:
@@ -111,11 +144,21 @@ class SearchState:
 
     @classmethod
     def new(cls, cfg: SearchConfig, carbon_note: str = "") -> SearchState:
-        return cls({
-            "format": FORMAT, "config": cfg.to_dict(), "status": "running", "networks": [], "candidates": [],
-            "iterations": [], "final": None, "best": None, "metric_units": METRIC_UNITS,
-            "carbon_method": carbon_note, "log": LOG_FILE,
-        })
+        return cls(
+            {
+                "format": FORMAT,
+                "config": cfg.to_dict(),
+                "status": "running",
+                "networks": [],
+                "candidates": [],
+                "iterations": [],
+                "final": None,
+                "best": None,
+                "metric_units": METRIC_UNITS,
+                "carbon_method": carbon_note,
+                "log": LOG_FILE,
+            }
+        )
 
     @classmethod
     def load(cls, out_dir: str | Path) -> SearchState:
@@ -220,10 +263,14 @@ def cost_summary(doc: dict) -> dict | None:
     growth_paper = 2 * n_cand * per_net
     total = per_net + growth + sum(finals)
     paper = per_net * (1 + 2 * n_cand) + sum(finals)
-    return {"images_trained": total, "paper_protocol_images": paper,
-            "ratio": total / paper if paper else None,
-            "growth_images": growth, "growth_images_paper_protocol": growth_paper,
-            "growth_ratio": growth / growth_paper if growth_paper else None}
+    return {
+        "images_trained": total,
+        "paper_protocol_images": paper,
+        "ratio": total / paper if paper else None,
+        "growth_images": growth,
+        "growth_images_paper_protocol": growth_paper,
+        "growth_ratio": growth / growth_paper if growth_paper else None,
+    }
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -239,10 +286,17 @@ def load_state(out_dir: str | Path) -> dict:
     if state.get("format") != FORMAT:
         fmt = state.get("format")
         shown = repr(fmt)[:60] if not isinstance(fmt, str) else fmt[:60]
-        raise InputError(f"search state: {path} has format {shown}, but this version of swnas reads {FORMAT}; "
-                         "open it with the swnas version that wrote it (or a newer one)")
-    for key, kind in (("config", dict), ("networks", list), ("candidates", list), ("iterations", list),
-                      ("status", str)):
+        raise InputError(
+            f"search state: {path} has format {shown}, but this version of swnas reads {FORMAT}; "
+            "open it with the swnas version that wrote it (or a newer one)"
+        )
+    for key, kind in (
+        ("config", dict),
+        ("networks", list),
+        ("candidates", list),
+        ("iterations", list),
+        ("status", str),
+    ):
         if key not in state:
             raise InputError(f"search state: {path} lacks {key!r}")
         if not isinstance(state[key], kind):
@@ -264,8 +318,21 @@ def _check_fields(entry: Any, keys: dict, where: str) -> None:
 
 #: the largest integer a state may hold (search.json is written by swnas; anything larger is crafted)
 _MAX_INT = 2**53
-_METRIC_KEYS = ("depth", "params", "macs", "memory", "peak_memory", "latency", "carbon", "top1", "top5", "val_top1",
-                "epochs", "images_trained", "train_seconds")
+_METRIC_KEYS = (
+    "depth",
+    "params",
+    "macs",
+    "memory",
+    "peak_memory",
+    "latency",
+    "carbon",
+    "top1",
+    "top5",
+    "val_top1",
+    "epochs",
+    "images_trained",
+    "train_seconds",
+)
 _FINAL_NUMBERS = ("epochs", "top1", "top5", "val_top1", "train_seconds", "images_trained")
 
 
@@ -325,8 +392,10 @@ def _check_network_fields(net: dict, where: str) -> None:
             continue
         v = rec.get("checkpoint_sha256")
         if not (isinstance(v, str) and len(v) == 64 and all(ch in "0123456789abcdef" for ch in v)):
-            raise InputError(f"{where}: {what} is {_short(v)}, not the SHA-256 of the checkpoint; swnas cannot tell "
-                             "that the file is the one it wrote (restore the search.json written with it)")
+            raise InputError(
+                f"{where}: {what} is {_short(v)}, not the SHA-256 of the checkpoint; swnas cannot tell "
+                "that the file is the one it wrote (restore the search.json written with it)"
+            )
 
 
 def _check_iteration_fields(rec: dict, n_stages: int, where: str) -> None:
@@ -361,8 +430,9 @@ def _check_entries(state: dict, path: Path) -> None:
             raise InputError(f"{where}: 'index' is {net['index']}, expected {i}")
         if net["role"] not in ROLES:
             raise InputError(f"{where}: 'role' must be one of {', '.join(ROLES)}, got {net['role']!r}")
-        if not net["stages"] or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
-                                        for s in net["stages"]):
+        if not net["stages"] or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in net["stages"]
+        ):
             raise InputError(f"{where}: 'stages' must be positive module counts, got {net['stages']!r}")
         sc = net.get("scores")
         if sc is not None and (not isinstance(sc, list) or len(sc) != len(net["stages"])):

@@ -4,6 +4,7 @@ The search only calls these functions, so its decision rule, resume logic and ou
 tested with controlled fakes; :func:`default_toolkit` wires ``swnas.data``, ``swnas.models``,
 ``swnas.train``, ``swnas.features``, ``swnas.metrics`` and ``swnas.transfer``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -77,13 +78,19 @@ def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
 
     m = measure(model, input_size=ds.input_size, in_channels=ds.in_channels, latency=True, threads=1, batch=1)
     c = carbon(seconds, device)
-    method = ", ".join([str(c["method"])] + [f"{k}={c[k]}" for k in
-                                             ("device", "power_watts", "n_devices", "pue",
-                                              "carbon_intensity_kg_per_kwh")])
+    method = ", ".join(
+        [str(c["method"])]
+        + [f"{k}={c[k]}" for k in ("device", "power_watts", "n_devices", "pue", "carbon_intensity_kg_per_kwh")]
+    )
     return {
-        "depth": m.get("depth"), "params": m.get("params"), "macs": m.get("macs"),
-        "memory": m.get("memory_bytes"), "peak_memory": m.get("peak_memory_bytes"),
-        "latency": m.get("latency_ms"), "carbon": float(c["kg_co2e"]), "carbon_method": method,
+        "depth": m.get("depth"),
+        "params": m.get("params"),
+        "macs": m.get("macs"),
+        "memory": m.get("memory_bytes"),
+        "peak_memory": m.get("peak_memory_bytes"),
+        "latency": m.get("latency_ms"),
+        "carbon": float(c["kg_co2e"]),
+        "carbon_method": method,
     }
 
 
@@ -100,7 +107,12 @@ def warn_small_training_split(cfg: SearchConfig, n_train: int, n_classes: int) -
         return False
     logging.getLogger("swnas.search").warning(
         "--val-split %g leaves %d training image(s) for %d classes (fewer than %d per class): the networks will "
-        "learn little; use a smaller --val-split", cfg.val_split, n_train, n_classes, MIN_TRAIN_PER_CLASS)
+        "learn little; use a smaller --val-split",
+        cfg.val_split,
+        n_train,
+        n_classes,
+        MIN_TRAIN_PER_CLASS,
+    )
     return True
 
 
@@ -109,8 +121,14 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
     from swnas import models as M
 
     if not cfg.transfer:
-        spec = M.ArchSpec(module=cfg.module, stages=[cfg.m0] * cfg.stages, num_classes=ds.num_classes,
-                          input_size=ds.input_size, in_channels=ds.in_channels, cell=cfg.cell)
+        spec = M.ArchSpec(
+            module=cfg.module,
+            stages=[cfg.m0] * cfg.stages,
+            num_classes=ds.num_classes,
+            input_size=ds.input_size,
+            in_channels=ds.in_channels,
+            cell=cfg.cell,
+        )
         return (spec.with_width(cfg.width) if cfg.width is not None else spec), None
     from swnas.transfer import load_donor
     from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor
@@ -154,8 +172,15 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     from swnas.train import train
 
     dist.init_from_env()
-    ds = load_dataset(cfg.dataset, cfg.data, subset=cfg.subset, seed=cfg.seed, val_split=cfg.val_split,
-                      input_size=cfg.input_size, workers=cfg.workers)
+    ds = load_dataset(
+        cfg.dataset,
+        cfg.data,
+        subset=cfg.subset,
+        seed=cfg.seed,
+        val_split=cfg.val_split,
+        input_size=cfg.input_size,
+        workers=cfg.workers,
+    )
     warn_small_training_split(cfg, len(ds.y_train), ds.num_classes)
     template, donor = _template(cfg, ds)
     check_problem_sizes(cfg, template, ds)
@@ -175,14 +200,29 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         return M.initialize(M.build(spec), rec.init)
 
     def run_training(model, seed, recipe, checkpoint_dir=None):
-        r = train(model, ds, recipe=recipe, device=cfg.device, seed=seed, progress=show,
-                  checkpoint_dir=checkpoint_dir, sync_bn=cfg.sync_bn,
-                  callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else ())  # --track
+        r = train(
+            model,
+            ds,
+            recipe=recipe,
+            device=cfg.device,
+            seed=seed,
+            progress=show,
+            checkpoint_dir=checkpoint_dir,
+            sync_bn=cfg.sync_bn,
+            callbacks=[epoch_callback(Path(checkpoint_dir).name)] if checkpoint_dir else (),
+        )  # --track
         p = next(model.parameters(), None)
         if p is not None:
             used["device"] = str(p.device)
-        return {"top1": r.top1, "top5": r.top5, "val_top1": r.val_top1, "seconds": r.seconds, "epochs": r.epochs,
-                "history": r.history, "images": training_images(recipe, n_train, r.epochs)}
+        return {
+            "top1": r.top1,
+            "top5": r.top5,
+            "val_top1": r.val_top1,
+            "seconds": r.seconds,
+            "epochs": r.epochs,
+            "history": r.history,
+            "images": training_images(recipe, n_train, r.epochs),
+        }
 
     def train_fn(model, seed, checkpoint_dir=None):
         return run_training(model, seed, rec, checkpoint_dir)
@@ -206,11 +246,19 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         return s.to_dict() if hasattr(s, "to_dict") else dict(s)
 
     return Toolkit(
-        build=build, train=train_fn, score=score_fn,
+        build=build,
+        train=train_fn,
+        score=score_fn,
         measure=lambda model, seconds: measure_network(model, ds, seconds, used["device"]),
-        save=lambda model, path: M.save_model(model, path), load=load_model_checked, spec=spec,
-        is_main=dist.is_main, barrier=dist.barrier, carbon_note=CARBON_NOTE, final_train=final_fn,
-        grow=grow_fn if cfg.inherit else None, finetune=finetune_fn if cfg.inherit else None,
+        save=lambda model, path: M.save_model(model, path),
+        load=load_model_checked,
+        spec=spec,
+        is_main=dist.is_main,
+        barrier=dist.barrier,
+        carbon_note=CARBON_NOTE,
+        final_train=final_fn,
+        grow=grow_fn if cfg.inherit else None,
+        finetune=finetune_fn if cfg.inherit else None,
     )
 
 
@@ -257,6 +305,16 @@ def stage_scores_for(model: Any, ds: Any, cfg: SearchConfig) -> list:
     from swnas.recipes import get_recipe
 
     mean, std = input_normalization(ds, get_recipe(cfg.recipe).normalize)  # as the networks were trained
-    return stage_scores_of(model, ds, cfg.criterion, cfg.reduce, device=None if cfg.device == "auto" else cfg.device,
-                           backend=cfg.backend, mean=mean, std=std, rank=dist.rank(), world_size=dist.world_size(),
-                           **cfg.score_params)
+    return stage_scores_of(
+        model,
+        ds,
+        cfg.criterion,
+        cfg.reduce,
+        device=None if cfg.device == "auto" else cfg.device,
+        backend=cfg.backend,
+        mean=mean,
+        std=std,
+        rank=dist.rank(),
+        world_size=dist.world_size(),
+        **cfg.score_params,
+    )

@@ -5,6 +5,7 @@ The checks go through the public entry points of the modules that use the option
 :func:`swnas.scoring.backends.resolve_backend`, :func:`swnas.recipes.get_recipe`,
 :func:`swnas.data.check_source`), so a value is accepted here exactly when it would work later.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,8 +41,9 @@ def check_device(device: Any) -> str:
     return "cuda"
 
 
-def check_criterion_params(criterion: str, params: dict, n_samples: int = _HUGE, n_features: int = _HUGE,
-                           n_classes: int = 10) -> dict:
+def check_criterion_params(
+    criterion: str, params: dict, n_samples: int = _HUGE, n_features: int = _HUGE, n_classes: int = 10
+) -> dict:
     """The criterion's full parameters for a problem of that size (defaults filled), or InputError.
 
     A thin local stand-in until :mod:`swnas.scoring` offers a public parameter check.
@@ -94,8 +96,10 @@ def check_network_size(cfg: SearchConfig) -> None:
     if cfg.width is not None:
         opts += f" --width {cfg.width}"
     if int(cfg.stages) * most > MAX_MODULES:  # before even listing the stages
-        raise InputError(f"{opts}: the last T would have {cfg.stages} stages of {most} modules, too large to build "
-                         f"(at most {MAX_MODULES} modules)")
+        raise InputError(
+            f"{opts}: the last T would have {cfg.stages} stages of {most} modules, too large to build "
+            f"(at most {MAX_MODULES} modules)"
+        )
     spec = M.ArchSpec(module=cfg.module, stages=[most] * int(cfg.stages), cell=cfg.cell)
     M.check_size(spec.with_width(cfg.width) if cfg.width is not None else spec, opts)
 
