@@ -84,6 +84,10 @@ class Recipe:
     lr_decay : float
         Keras time-based decay: the rate is divided by ``1 + lr_decay * iteration`` on top of the
         schedule (the original code's ``SGD(decay=1e-6)``).
+    decay_offset_epochs : int
+        Epochs of an earlier run that the time-based decay continues from: the iteration count in
+        ``1 + lr_decay * iteration`` starts at ``decay_offset_epochs * steps_per_epoch`` (a
+        candidate's final epochs continue the decay of its training, as Keras' optimizer did).
     init : {"default", "he_normal"}
         Weight initialisation of networks trained from scratch, in a search and by ``swnas train``
         (:func:`swnas.models.initialize`).
@@ -110,6 +114,7 @@ class Recipe:
     copies_per_epoch: int = 1
     decay_scope: str = "all"
     lr_decay: float = 0.0
+    decay_offset_epochs: int = 0
     init: str = "default"
     normalize: str = "channel"
 
@@ -193,6 +198,9 @@ def _check_fields(r: Recipe) -> None:
         raise InputError(f"decay_scope must be one of {list(DECAY_SCOPES)}, got {r.decay_scope!r}")
     if not (isinstance(r.lr_decay, (int, float)) and math.isfinite(r.lr_decay) and r.lr_decay >= 0):
         raise InputError(f"lr_decay must be a non-negative finite number, got {r.lr_decay!r}")
+    off = r.decay_offset_epochs
+    if isinstance(off, bool) or not isinstance(off, int) or off < 0:
+        raise InputError(f"decay_offset_epochs must be a non-negative integer, got {off!r}")
     if r.init not in INIT_SCHEMES:
         raise InputError(f"init must be one of {list(INIT_SCHEMES)}, got {r.init!r}")
     if r.normalize not in NORMALIZATIONS:
@@ -250,9 +258,10 @@ class ScheduleFactor:
         self.start_factor = float(recipe.start_factor)
         self.end_factor = float(recipe.end_factor)
         self.lr_decay = float(recipe.lr_decay)
+        self.decay_offset = int(recipe.decay_offset_epochs) * self.steps_per_epoch
 
     def __call__(self, step: int) -> float:
-        return self._schedule(step) / (1.0 + self.lr_decay * step)
+        return self._schedule(step) / (1.0 + self.lr_decay * (step + self.decay_offset))
 
     def _schedule(self, step: int) -> float:
         if self.kind == "multistep":

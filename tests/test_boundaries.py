@@ -302,6 +302,27 @@ def test_final_epochs_continue_at_the_schedules_last_rate(epochs):
     assert (fin.batch_size, fin.momentum, fin.weight_decay) == (rec.batch_size, rec.momentum, rec.weight_decay)
 
 
+@pytest.mark.parametrize("epochs", [200, 6])
+def test_final_epochs_continue_the_time_based_decay(epochs):
+    """``original``: Keras' ``decay=1e-6`` divides the rate by ``1 + d * iteration``; the final
+    epochs go on from the training's last iteration (the rate of step k of the final run is that
+    of step T + k of one long run), not from iteration 0 (about 21% higher after 200 epochs)."""
+    from swnas.recipes import ScheduleFactor, get_recipe
+    from swnas.search.toolkit import final_recipe
+
+    rec = get_recipe("original", epochs=epochs)
+    steps = 1055  # 45,000 images x 3 copies / 128
+    train = ScheduleFactor(rec, steps)
+    fin = final_recipe(rec, 3)
+    f = ScheduleFactor(fin, steps)
+    total = steps * rec.epochs
+    for k in (0, 1, steps, steps * fin.epochs - 1):
+        assert fin.lr * f(k) == pytest.approx(rec.lr * train(total + k), rel=1e-12)
+    assert fin.lr * f(0) < rec.lr * train(total - 1)  # below the training's last rate, never a jump up
+    again = final_recipe(fin, 2)  # a second continuation counts both runs
+    assert again.decay_offset_epochs == rec.epochs + fin.epochs
+
+
 # ------------------------------------------------------------------ --track jsonl on resume
 def test_track_jsonl_is_appended_to_on_resume(tmp_path, capsys, monkeypatch):
     import swnas.search as search_mod

@@ -277,12 +277,20 @@ def training_epochs(cfg: SearchConfig, transfer: bool) -> int | None:
 def final_recipe(rec: Any, epochs: int) -> Any:
     """The recipe of a candidate's final training: ``epochs`` more at the schedule's last rate
     (``multistep``: ``lr * gamma ** len(milestones)``, constant); a ``onecycle`` recipe runs a new,
-    shorter cycle."""
+    shorter cycle. A time-based decay (``original``: Keras' ``decay=1e-6``) continues from the
+    training's last iteration instead of restarting (``decay_offset_epochs``)."""
     from dataclasses import replace
 
+    offset = int(rec.epochs) + int(rec.decay_offset_epochs)
     if rec.schedule == "multistep":
-        return replace(rec, epochs=int(epochs), lr=rec.lr * rec.gamma ** len(rec.milestones), milestones=())
-    return replace(rec, epochs=int(epochs))
+        return replace(
+            rec,
+            epochs=int(epochs),
+            lr=rec.lr * rec.gamma ** len(rec.milestones),
+            milestones=(),
+            decay_offset_epochs=offset,
+        )
+    return replace(rec, epochs=int(epochs), decay_offset_epochs=offset)
 
 
 def load_model_checked(path: str) -> Any:
