@@ -107,53 +107,16 @@ def test_search_records_threads_and_resume_may_change_them(tmp_path, capsys, mon
         SearchConfig(threads=0).resolved()
 
 
+def _train_json(out, *extra: str) -> dict:
+    """``swnas train`` of a tiny digits network into ``out`` (exit 0), then its train.json."""
+    args = ["train", "--dataset", "digits", "--stages", "1,1,1", "--epochs", "1", "--subset", "200"]
+    assert main([*args, "--device", "cpu", *extra, "--out", str(out), "--quiet"]) == 0
+    return json.loads((out / "train.json").read_text())
+
+
 def test_train_applies_and_records_threads(tmp_path, capsys):
     torch.set_num_threads(2)
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                "digits",
-                "--stages",
-                "1,1,1",
-                "--epochs",
-                "1",
-                "--subset",
-                "200",
-                "--device",
-                "cpu",
-                "--out",
-                str(tmp_path / "t"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    doc = json.loads((tmp_path / "t" / "train.json").read_text())
+    doc = _train_json(tmp_path / "t")
     assert doc["environment"]["threads"] == 1 and torch.get_num_threads() == 1
-    assert (
-        main(
-            [
-                "train",
-                "--dataset",
-                "digits",
-                "--stages",
-                "1,1,1",
-                "--epochs",
-                "1",
-                "--subset",
-                "200",
-                "--device",
-                "cpu",
-                "--threads",
-                "2",
-                "--out",
-                str(tmp_path / "u"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    doc = json.loads((tmp_path / "u" / "train.json").read_text())
+    doc = _train_json(tmp_path / "u", "--threads", "2")
     assert doc["environment"] == {"threads": 2, "threads_setting": "--threads"}
