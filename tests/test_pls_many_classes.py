@@ -87,3 +87,44 @@ def test_dominant_direction_both_orientations(p, c):
     assert abs(abs(w @ exact) - np.linalg.norm(w) * np.linalg.norm(exact)) < 1e-12 * np.linalg.norm(exact) ** 2
     np.testing.assert_allclose(np.linalg.norm(w), np.sqrt(evals[-1]), rtol=1e-12)
     assert not _pls_algebra.dominant_direction(np.zeros((p, c))).any()
+
+
+@pytest.mark.parametrize("p,c", [(203, 97), (97, 203), (64, 64), (5, 3), (1, 1)])
+def test_compiled_gram_product_equals_numpy(p, c):
+    # the cpp backend's Lanczos products (csrc/cpu/pls_cpu.cpp, gram_right / gram_left): one read of s
+    # per product, rows in fixed groups; against NumPy's two GEMVs in float64
+    rng = np.random.default_rng(p * 1000 + c)
+    s = rng.standard_normal((p, c))
+    xr, xl = rng.standard_normal(c), rng.standard_normal(p)
+    right = core().pls_gram_matvec(s, xr, True)
+    left = core().pls_gram_matvec(s, xl, False)
+    np.testing.assert_allclose(right, s.T @ (s @ xr), rtol=1e-12, atol=1e-12 * np.abs(right).max())
+    np.testing.assert_allclose(left, s @ (s.T @ xl), rtol=1e-12, atol=1e-12 * np.abs(left).max())
+    with pytest.raises(ValueError, match="one entry per column of s"):
+        core().pls_gram_matvec(s, xl if p != c else xl[:-1], True)
+    with pytest.raises(ValueError, match="one entry per row of s"):
+        core().pls_gram_matvec(s, np.zeros(p + 1), False)
+
+
+@pytest.mark.parametrize("p,c", [(300, 400), (400, 300)])
+def test_dominant_direction_with_the_compiled_gram_product(p, c):
+    s = np.random.default_rng(p).standard_normal((p, c))
+    plain = _pls_algebra.dominant_direction(s)
+    compiled = _pls_algebra.dominant_direction(s, core().pls_gram_matvec)
+    assert abs(abs(plain @ compiled) - np.linalg.norm(plain) * np.linalg.norm(compiled)) < 1e-12 * plain @ plain
+    np.testing.assert_allclose(np.linalg.norm(compiled), np.linalg.norm(plain), rtol=1e-12)
+
+
+def test_cpp_backend_hands_its_gram_product_to_the_eigensolver(problem, monkeypatch):
+    X, y, _, ref = problem
+    seen = []
+    plain = _pls_algebra.dominant_direction
+
+    def spy(s, gram=None):
+        seen.append(gram)
+        return plain(s, gram)
+
+    monkeypatch.setattr(_pls_algebra, "dominant_direction", spy)
+    vip = pls_vip_cpp(X, y, C, n_components=A)
+    assert seen and all(g is core().pls_gram_matvec for g in seen)
+    assert np.max(np.abs(vip - ref)) < TOL

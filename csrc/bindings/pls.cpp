@@ -129,6 +129,20 @@ py::list project_many(const std::vector<py::array>& Xs, const std::vector<Double
   return out;
 }
 
+DoubleVec gram_matvec(const py::array_t<double, py::array::c_style>& s, const DoubleVec& x, bool right) {
+  if (s.ndim() != 2) throw py::value_error("s: must be a 2-D C-contiguous float64 matrix");
+  const int64_t p = s.shape(0), c = s.shape(1);
+  if (x.ndim() != 1 || x.shape(0) != (right ? c : p))
+    throw py::value_error(right ? "x: must be a float64 vector with one entry per column of s (right=True: s's x)"
+                                : "x: must be a float64 vector with one entry per row of s (right=False: s s'x)");
+  DoubleVec out(right ? c : p);
+  {
+    py::gil_scoped_release nogil;
+    cpu::pls_gram_matvec(s.data(), p, c, x.data(), right, out.mutable_data());
+  }
+  return out;
+}
+
 double stream_read(py::array X) {
   const MatrixView m = view_matrix(X, "X");
   py::gil_scoped_release nogil;
@@ -151,6 +165,9 @@ void register_pls_cpu(py::module_& m) {
         "pls_stats for many problems in one call (scales: one per problem, default all 1).");
   m.def("pls_project_many", &project_many, py::arg("Xs"), py::arg("vs"), py::arg("cs"), py::arg("parallel") = "auto",
         py::arg("loading") = true, "pls_project for many problems in one call.");
+  m.def("pls_gram_matvec", &gram_matvec, py::arg("s"), py::arg("x"), py::arg("right"),
+        "right=True: s's x (x has one entry per column of s; one read of s); False: s s'x; s float64 p x c, "
+        "C-contiguous; threads over rows, independent of the thread count.");
   m.def("pls_stream_read", &stream_read, py::arg("X"),
         "Sum of every element of X in one streaming read (the benchmarks' memory-bandwidth floor).");
 }

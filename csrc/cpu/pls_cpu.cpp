@@ -402,6 +402,71 @@ double stream_read_impl(const MatrixView& m) {
   return s;
 }
 
+// s's x for a p x c row-major float64 s, in one read of s: sum_i s_i (s_i . x), row i reused from
+// cache. Rows in a fixed number of groups added in order, as in the passes over X.
+void gram_right(const double* s, int64_t p, int64_t c, const double* x, double* out) {
+  const int64_t k = n_groups(p, c * static_cast<int64_t>(sizeof(double)));
+  std::vector<std::vector<double>> accs(static_cast<size_t>(k), std::vector<double>(static_cast<size_t>(c), 0.0));
+  run_groups(p, accs, true, [&](int64_t r0, int64_t r1, std::vector<double>& acc) {
+    double* __restrict a = acc.data();
+    int64_t i = r0;
+    for (; i + 4 <= r1; i += 4) {  // four rows at a time: four independent dot-product chains
+      const double* __restrict q0 = s + i * c;
+      const double* __restrict q1 = q0 + c;
+      const double* __restrict q2 = q1 + c;
+      const double* __restrict q3 = q2 + c;
+      double t0 = 0.0, t1 = 0.0, t2 = 0.0, t3 = 0.0;
+#pragma omp simd reduction(+ : t0, t1, t2, t3)
+      for (int64_t j = 0; j < c; ++j) {
+        t0 += q0[j] * x[j];
+        t1 += q1[j] * x[j];
+        t2 += q2[j] * x[j];
+        t3 += q3[j] * x[j];
+      }
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) a[j] += (t0 * q0[j] + t1 * q1[j]) + (t2 * q2[j] + t3 * q3[j]);
+    }
+    for (; i < r1; ++i) {
+      const double* __restrict row = s + i * c;
+      double t = 0.0;
+#pragma omp simd reduction(+ : t)
+      for (int64_t j = 0; j < c; ++j) t += row[j] * x[j];
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) a[j] += t * row[j];
+    }
+  });
+  std::fill(out, out + c, 0.0);
+  for (const auto& acc : accs)
+    for (int64_t j = 0; j < c; ++j) out[j] += acc[j];
+}
+
+// s s'x for a p x c row-major float64 s: u = s'x (one read, grouped as above), then out_i = s_i . u.
+void gram_left(const double* s, int64_t p, int64_t c, const double* x, double* out) {
+  const int64_t k = n_groups(p, c * static_cast<int64_t>(sizeof(double)));
+  std::vector<std::vector<double>> accs(static_cast<size_t>(k), std::vector<double>(static_cast<size_t>(c), 0.0));
+  run_groups(p, accs, true, [&](int64_t r0, int64_t r1, std::vector<double>& acc) {
+    double* __restrict a = acc.data();
+    for (int64_t i = r0; i < r1; ++i) {
+      const double* __restrict row = s + i * c;
+      const double xi = x[i];
+#pragma omp simd
+      for (int64_t j = 0; j < c; ++j) a[j] += xi * row[j];
+    }
+  });
+  std::vector<double> u(static_cast<size_t>(c), 0.0);
+  for (const auto& acc : accs)
+    for (int64_t j = 0; j < c; ++j) u[j] += acc[j];
+  const double* __restrict uu = u.data();
+#pragma omp parallel for schedule(static) if (p * c > (int64_t(1) << 16))
+  for (int64_t i = 0; i < p; ++i) {
+    const double* __restrict row = s + i * c;
+    double t = 0.0;
+#pragma omp simd reduction(+ : t)
+    for (int64_t j = 0; j < c; ++j) t += row[j] * uu[j];
+    out[i] = t;
+  }
+}
+
 }  // namespace
 
 PlsStats pls_stats(const MatrixView& X, const int32_t* codes, int64_t n_classes, bool parallel, double scale) {
@@ -449,6 +514,13 @@ bool pls_across_problems(const std::string& mode, size_t n_problems) {
   if (mode == "rows") return false;
   if (mode == "auto") return n_problems >= static_cast<size_t>(std::max(1, omp_get_max_threads())) && n_problems > 1;
   throw std::invalid_argument("parallel: must be 'auto', 'rows' or 'problems', got '" + mode + "'");
+}
+
+void pls_gram_matvec(const double* s, int64_t p, int64_t c, const double* x, bool right, double* out) {
+  if (right)
+    gram_right(s, p, c, x, out);
+  else
+    gram_left(s, p, c, x, out);
 }
 
 double stream_read(const MatrixView& X) {

@@ -42,6 +42,12 @@ std::vector<PlsProjection> pls_project_many(const std::vector<MatrixView>& Xs, c
 // std::invalid_argument naming `parallel` otherwise.
 bool pls_across_problems(const std::string& mode, size_t n_problems);
 
+// The product with the Gram matrix of the p x c row-major float64 matrix s (kernel PLS's X'Y, whose
+// dominant direction Lanczos iteration finds at many classes): right: out (c) = s's x (x has c
+// entries, one read of s); else out (p) = s s'x (x has p entries, two reads). Threads over the rows;
+// the result does not depend on the thread count.
+void pls_gram_matvec(const double* s, int64_t p, int64_t c, const double* x, bool right, double* out);
+
 // The benchmarks' memory floor: the sum of every element of X in one streaming read.
 double stream_read(const MatrixView& X);
 

@@ -171,7 +171,11 @@ def q_of(xy: np.ndarray, r: np.ndarray, tt: float) -> np.ndarray:
 ITERATIVE_MIN_SIDE = 256
 
 
-def dominant_direction(s: np.ndarray) -> np.ndarray:
+#: ``gram(s, x, right) -> s's x`` (``right``) or ``s s'x``: a compiled product with the Gram operator
+GramProduct = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+
+
+def dominant_direction(s: np.ndarray, gram: GramProduct | None = None) -> np.ndarray:
     """The dominant left singular vector of ``s`` (p x C) times its singular value.
 
     This is ``s @ v`` for the top eigenvector ``v`` of ``s's``: kernel PLS's weight direction before
@@ -184,7 +188,8 @@ def dominant_direction(s: np.ndarray) -> np.ndarray:
     vector so that results are reproducible), which needs only products with ``s`` (measured:
     0.13 s against 1.0 s for ``eigh`` on a loaded 2-core machine, same direction to 4e-15;
     benchmarks/RESULTS.md). ARPACK failing to converge falls back to LAPACK's ``syevr`` for the top
-    eigenpair alone.
+    eigenpair alone. ``gram``, when given, computes the iteration's products (the ``cpp`` backend's
+    threaded kernel reads ``s`` once per product instead of twice); otherwise NumPy does.
     """
     p, c = s.shape
     if c == 1:
@@ -202,6 +207,8 @@ def dominant_direction(s: np.ndarray) -> np.ndarray:
 
     def matvec(x: np.ndarray) -> np.ndarray:
         x = np.ravel(x)
+        if gram is not None:
+            return gram(s, np.ascontiguousarray(x, dtype=np.float64), small_right)
         return s.T @ (s @ x) if small_right else s @ (s.T @ x)
 
     op = spla.LinearOperator((m, m), matvec=matvec, dtype=np.float64)
@@ -223,6 +230,7 @@ def kernel_pls_vip(
     project: Callable[[np.ndarray], tuple[np.ndarray, float]],
     constant: np.ndarray | None = None,
     project_tt: Callable[[np.ndarray], float] | None = None,
+    gram: GramProduct | None = None,
 ) -> np.ndarray:
     """Improved kernel PLS on the standardised cross-product ``xy`` = X_s'Y_s, returning VIP.
 
@@ -240,6 +248,8 @@ def kernel_pls_vip(
         ``project_tt(r) -> r'X_s'X_s r`` alone, for the last component: its loading X_s't only
         deflates X'Y for a next component, so a backend that can skip it reads X once more without
         the X't half (docs/scorers.md, section 1). Without it the last component calls ``project``.
+    gram : callable, optional
+        The Gram products of :func:`dominant_direction` (compiled on the ``cpp`` backend).
     """
     p, c = xy.shape
     s = xy.copy()
@@ -249,7 +259,7 @@ def kernel_pls_vip(
     ss = np.zeros(n_components)
     s0_norm = np.linalg.norm(xy)
     for a in range(n_components):
-        w = dominant_direction(s)
+        w = dominant_direction(s, gram)
         wn = np.linalg.norm(w)
         if wn <= 1e-12 * max(float(s0_norm), 1e-300):
             break  # X'Y exhausted: the remaining components explain nothing (sklearn stops too)
@@ -307,11 +317,17 @@ class PlsAlgebra:
         mu, sd, xy = standardised_cross(colsum, sq, class_sums, counts, n, scale)
         return cls(mu, sd, xy, constant_columns(colsum, sq, n))
 
-    def vip(self, n_components: int, project_raw: ProjectRaw, tt_raw: ProjectRaw | None = None) -> np.ndarray:
+    def vip(
+        self,
+        n_components: int,
+        project_raw: ProjectRaw,
+        tt_raw: ProjectRaw | None = None,
+        gram: GramProduct | None = None,
+    ) -> np.ndarray:
         """VIP by kernel PLS; the Gram product of the standardised X comes from ``project_raw``.
 
         ``tt_raw(v, c)``, when given, is the same pass without X't (its first item is ignored): the
-        last component needs only t't.
+        last component needs only t't. ``gram``: see :func:`dominant_direction`.
         """
         mu, sd = self.mu, self.sd
 
@@ -325,7 +341,8 @@ class PlsAlgebra:
             v = r / sd
             return float(tt_raw(np.ascontiguousarray(v), float(mu @ v))[2])
 
-        return kernel_pls_vip(self.xy, n_components, project, self.constant, project_tt if tt_raw is not None else None)
+        tt = project_tt if tt_raw is not None else None
+        return kernel_pls_vip(self.xy, n_components, project, self.constant, tt, gram)
 
 
 class _Failure:

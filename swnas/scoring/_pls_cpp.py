@@ -73,8 +73,14 @@ def pls_vip_cpp(X: Any, codes: np.ndarray, n_classes: int, n_components: int = 2
     """PLS-VIP with the C++/OpenMP passes (float32 or float64 X, read in place)."""
     with blas_single_thread():  # the algebra's tiny products must not wake BLAS threads (_threads.py)
         A, s, alg = _vip_cpp_setup(X, codes, n_classes, scale, "X")
-        project = core().pls_project
-        return alg.vip(n_components, _scaled_projection(project, A, s), _scaled_projection(project, A, s, False))
+        mod = core()
+        project = mod.pls_project
+        return alg.vip(
+            n_components,
+            _scaled_projection(project, A, s),
+            _scaled_projection(project, A, s, False),
+            mod.pls_gram_matvec,
+        )
 
 
 @register("pls", "cpp", batched=True)
@@ -122,7 +128,12 @@ def pls_vip_cpp_many(
         return answers
 
     tasks = [
-        (lambda project, alg=alg: alg.vip(n_components, project, lambda v, c: project(v, c, False))) for alg in algs
+        (
+            lambda project, alg=alg: alg.vip(
+                n_components, project, lambda v, c: project(v, c, False), mod.pls_gram_matvec
+            )
+        )
+        for alg in algs
     ]
     with blas_single_thread():
         return run_lockstep(tasks, project_many)
