@@ -64,12 +64,13 @@ def test_pls_passes_never_form_the_gram_matrix(monkeypatch):
     import swnas.scoring.dask as sd
 
     calls = []
-    real = sd._chunk_project
-    monkeypatch.setattr(sd, "_chunk_project", lambda *a: calls.append(1) or real(*a))
+    real = sd.chunk_project
+    monkeypatch.setattr(sd, "chunk_project", lambda *a: calls.append(a[3]) or real(*a))
     monkeypatch.setattr(sd, "_chunk_scorer", None)  # the Gram-form path must not run
     X, y = planted(1000, 30, 3, seed=6, dtype=np.float32, mean=100.0)
     got = score(da.from_array(X, chunks=(250, 30)), y, n_components=3)
-    assert len(calls) == 3 * 4  # 3 components x 4 chunks
+    # 3 components x 4 chunks; the last component's pass takes only t't (no loading X't)
+    assert calls == [True] * 4 + [True] * 4 + [False] * 4
     ref = score(X.astype(np.float64), y, backend="numpy", n_components=3).features
     np.testing.assert_allclose(got.features, ref, atol=1e-11, rtol=0)  # measured 2.2e-14
 
@@ -150,7 +151,7 @@ def test_distributed_cluster_runs_the_chunks_on_its_workers():
     np.testing.assert_allclose(got, ref, atol=1e-9)
     names = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in ts.data}
     # PLS: a moments pass and one projection pass per component, each reduced on the workers
-    for task in ("_chunk_moments", "_combine_moments", "_chunk_project", "_sum_parts"):
+    for task in ("_chunk_moments", "combine_moments", "chunk_project", "sum_projections"):
         assert any(task in str(k) for k in names), task
 
 
@@ -167,3 +168,24 @@ def test_score_many_takes_dask_problems():
         assert g.backend == "dask"
     with pytest.raises(InputError, match=r"problems\[1\].*Dask"):
         score_many([(da.from_array(X1, chunks=200), y1), (X2, y2)])
+
+
+def test_from_npy_reads_the_file_lazily_in_row_chunks(tmp_path):
+    from swnas.scoring.dask import from_npy
+
+    X, y = planted(1000, 12, 3, seed=8, dtype=np.float32)
+    path = tmp_path / "features.npy"
+    np.save(path, np.zeros_like(X))
+    dX = from_npy(path, chunk_rows=300)
+    assert dX.shape == X.shape and dX.dtype == np.float32 and dX.chunks[0] == (300, 300, 300, 100)
+    np.save(path, X)  # written after the array was built: nothing was read yet
+    np.testing.assert_array_equal(dX.compute(), X)
+    got = score(from_npy(path, chunk_rows=300), y).features
+    np.testing.assert_allclose(got, score(X, y, backend="cpp").features, atol=1e-9, rtol=0)
+    with pytest.raises(InputError, match="expected samples x features"):
+        np.save(tmp_path / "v.npy", X[:, 0])
+        from_npy(tmp_path / "v.npy")
+    with pytest.raises(InputError, match="cannot memory-map"):
+        from_npy(tmp_path / "missing.npy")
+    with pytest.raises(InputError, match="chunk_rows"):
+        from_npy(path, chunk_rows=0)

@@ -27,9 +27,10 @@ import numpy as np
 
 from swnas.errors import InputError
 from swnas.scoring.api import ScoreResult, _criterion
+from swnas.scoring.chunked import chunk_moments, chunk_project, combine_moments, sum_projections, vip_from_moments
 from swnas.scoring.streaming import StreamingScorer, supports_streaming
 
-__all__ = ["is_dask_array", "dask_classes", "stream_dask", "score_dask"]
+__all__ = ["is_dask_array", "dask_classes", "stream_dask", "score_dask", "from_npy"]
 
 
 def is_dask_array(X: Any) -> bool:
@@ -152,81 +153,50 @@ def _tree(dask, parts: list, combine, split_every: int):
     return parts[0]
 
 
-def _compiled():
-    """The compiled core (per-chunk passes at the in-memory ``cpp`` speed), or None if not built."""
-    from swnas.errors import BackendUnavailableError
-    from swnas.scoring.backends import core
+def _npy_rows(path: str, start: int, stop: int) -> np.ndarray:
+    """Runs on a worker: rows ``start:stop`` of a ``.npy`` file, memory-mapped (read as the pass goes)."""
+    return np.load(path, mmap_mode="r")[start:stop]
 
+
+def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
+    """A Dask array of a 2-D ``.npy`` file's rows, ``chunk_rows`` at a time, memory-mapped per chunk.
+
+    ``dask.array.from_array(np.load(path, mmap_mode="r"))`` hashes every byte of the file to name
+    the array and (Dask 2024 and later) copies it into memory first; this builds the array from the
+    file's name, size and modification time and reads each chunk only when a pass needs it, so
+    scoring a 10 GB file holds one chunk per worker thread (docs/scale.md).
+    """
+    import os
+
+    dask, da = _dask()
+    path = os.path.abspath(os.fspath(path))
+    if chunk_rows < 1:
+        raise InputError(f"chunk_rows: must be a positive number of rows, got {chunk_rows}")
     try:
-        return core()
-    except BackendUnavailableError:
-        return None
-
-
-def _host_chunk(xb: Any) -> np.ndarray:
-    from swnas.scoring._arrays import as_float_matrix
-
-    x, _ = as_float_matrix(np.asarray(xb), "X")  # float32/float64 with the canonical dtype object
-    return np.ascontiguousarray(x)
+        head = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"path: cannot memory-map {path!r} as a .npy file ({exc})") from None
+    if head.ndim != 2:
+        raise InputError(f"path: {path!r} holds an array of shape {head.shape}; expected samples x features")
+    n, p = head.shape
+    st = os.stat(path)
+    name = "swnas-npy-" + dask.base.tokenize(path, st.st_size, st.st_mtime_ns, chunk_rows)
+    read = dask.delayed(_npy_rows, pure=True)
+    blocks = [
+        da.from_delayed(
+            read(path, a, min(n, a + chunk_rows), dask_key_name=f"{name}-{a}"),
+            shape=(min(n, a + chunk_rows) - a, p),
+            dtype=head.dtype,
+        )
+        for a in range(0, n, chunk_rows)
+    ]
+    return da.concatenate(blocks, axis=0) if blocks else da.zeros((0, p), dtype=head.dtype)
 
 
 def _chunk_moments(xb: np.ndarray, yb: np.ndarray, classes: np.ndarray, compiled: bool = True) -> tuple:
     """Runs on a worker: (rows, column means, centred sums of squares, class sums, class counts)."""
-    x = _host_chunk(xb)
     codes = np.searchsorted(classes, np.asarray(yb)).astype(np.int32)
-    b, p = x.shape
-    if b == 0:
-        return 0, np.zeros(p), np.zeros(p), np.zeros((classes.size, p)), np.zeros(classes.size)
-    mod = _compiled() if compiled else None
-    if mod is not None:  # one fused pass: column sums, centred squares, class sums, counts
-        colsum, sq, cs, counts = (np.asarray(a, dtype=np.float64) for a in mod.pls_stats(x, codes, classes.size))
-        return b, colsum / b, sq, cs, counts
-    x = x.astype(np.float64)  # one float64 working copy of the chunk, centred in place
-    mean = x.mean(axis=0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        x -= mean
-        m2 = np.einsum("ij,ij->j", x, x)
-    onehot = np.zeros((classes.size, b))
-    onehot[codes, np.arange(b)] = 1.0
-    counts = onehot.sum(axis=1)
-    # class sums of the centred rows (no cancellation), shifted back by the chunk mean
-    return b, mean, m2, onehot @ x + counts[:, None] * mean[None, :], counts
-
-
-def _combine_moments(*parts: tuple) -> tuple:
-    """Runs on a worker: the moments of the union of row sets (Chan et al.'s parallel formula)."""
-    n, mean, m2, cs, cnt = parts[0]
-    for nb, mb, m2b, csb, cntb in parts[1:]:
-        if nb == 0:
-            continue
-        if n == 0:
-            n, mean, m2, cs, cnt = nb, mb, m2b, csb, cntb
-            continue
-        tot = n + nb
-        with np.errstate(over="ignore", invalid="ignore"):
-            d = mb - mean
-            mean = mean + d * (nb / tot)
-            m2 = m2 + m2b + d * d * (n * nb / tot)
-        cs, cnt, n = cs + csb, cnt + cntb, tot
-    return n, mean, m2, cs, cnt
-
-
-def _chunk_project(xb: np.ndarray, mu: np.ndarray, v: np.ndarray, compiled: bool = True) -> tuple:
-    """Runs on a worker: (X_c' t, t't) with t = X_c v for the chunk's rows centred by ``mu``."""
-    x = _host_chunk(xb)
-    mod = _compiled() if compiled else None
-    if mod is not None:  # t = X v - mu'v; X't - mu sum(t) is X_c't
-        g_raw, tsum, tt = mod.pls_project(x, np.ascontiguousarray(v), float(mu @ v))
-        return np.asarray(g_raw, dtype=np.float64) - mu * float(tsum), float(tt)
-    z = x - mu.astype(x.dtype)
-    t = z @ v.astype(x.dtype)
-    t64 = t.astype(np.float64)
-    return (z.T @ t).astype(np.float64), float(t64 @ t64)
-
-
-def _sum_parts(*parts: tuple) -> tuple:
-    """Runs on a worker: element-wise sums of (vector, scalar) pairs."""
-    return sum(p[0] for p in parts), sum(p[1] for p in parts)
+    return chunk_moments(xb, codes, int(classes.size), compiled)
 
 
 def _persisted(dask, X: Any) -> Any:
@@ -253,9 +223,6 @@ def dask_classes(y: Any) -> np.ndarray:
 
 
 def _pls_dask(X: Any, y: Any, params: dict, split_every: int, compiled: bool = True) -> ScoreResult:
-    from swnas.scoring._arrays import check_finite_stats
-    from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
-
     dask, da = _dask()
     if not is_dask_array(y):
         from swnas.scoring._arrays import class_labels
@@ -273,20 +240,15 @@ def _pls_dask(X: Any, y: Any, params: dict, split_every: int, compiled: bool = T
     X = _persisted(dask, X)
     xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
     moments = dask.delayed(_chunk_moments, pure=True)
-    _, mean, m2, class_sums, counts = _tree(
-        dask, [moments(xb, yb, classes, compiled) for xb, yb in zip(xs, ys)], _combine_moments, split_every
+    parts = _tree(
+        dask, [moments(xb, yb, classes, compiled) for xb, yb in zip(xs, ys)], combine_moments, split_every
     ).compute()
-    colsum = mean * n
-    check_finite_stats(colsum, m2)
-    mu, sd, xy = standardised_cross(colsum, m2, class_sums, counts, n, full["scale"])
-    proj = dask.delayed(_chunk_project, pure=True)
+    proj = dask.delayed(chunk_project, pure=True)
 
-    def project(r: np.ndarray) -> tuple[np.ndarray, float]:
-        v = r / sd
-        g, tt = _tree(dask, [proj(xb, mu, v, compiled) for xb in xs], _sum_parts, split_every).compute()
-        return g / sd, float(tt)
+    def project_raw(v: np.ndarray, c: float, loading: bool) -> tuple:
+        return _tree(dask, [proj(xb, v, c, loading, compiled) for xb in xs], sum_projections, split_every).compute()
 
-    feats = kernel_pls_vip(xy, full["n_components"], project, constant_columns(colsum, m2, n))
+    feats = vip_from_moments(parts, full, project_raw, "X", compiled)
     return ScoreResult(features=feats, stage=float(feats.mean()), criterion="pls", backend="dask", params=full)
 
 
