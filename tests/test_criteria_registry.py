@@ -251,6 +251,12 @@ def test_a_registered_criterion_is_searchable_with_its_recorded_parameters(sprea
     assert cfg.score_params == {"ddof": 1}
     assert SearchConfig(criterion="inffs", dataset="digits").resolved().score_params == {}
     assert SearchConfig(criterion="pls", dataset="digits").resolved().score_params == {"n_components": 2}
+    # a default fills in what the user left out, never what they chose
+    assert SearchConfig(criterion="spread", dataset="digits", score_params={"ddof": 0}).resolved().score_params == {
+        "ddof": 0
+    }
+    kept = SearchConfig(criterion="pls", dataset="digits", score_params={"n_components": 3, "scale": False})
+    assert kept.resolved().score_params == {"n_components": 3, "scale": False}
 
 
 def test_the_score_command_takes_an_unsupervised_criterion_without_labels(spread, tmp_path, capsys):
