@@ -81,6 +81,7 @@ def test_records_say_what_the_code_used_to_decide_by_name():
     assert pls.streams({}) and inffs.streams({"corr": "pearson"})
     assert not inffs.streams({}) and not ilfs.streams({})
     assert "Spearman" in inffs.stream_refusal({}) and inffs.stream_refusal({"corr": "pearson"}) == ""
+    assert not supports_streaming("fisher")  # unknown: scoring it names the known criteria
     # float64 data far from 1 is brought into range before the criteria that square raw values;
     # PLS on cpp rescales in its own pass, and float32 squares always fit
     f64, f32 = np.dtype(np.float64), np.dtype(np.float32)

@@ -113,8 +113,9 @@ def stream_dask(X: Any, y: Any, criterion: str = "pls", *, split_every: int = 8,
         Chunked by rows (chunks across columns are joined on the workers first).
     y : array (N,)
         Class labels of any values: a NumPy-like vector or a Dask array.
-    criterion : {"pls", "inffs"}
-        ``inffs`` needs ``corr="pearson"``.
+    criterion : str
+        One whose record streams (:meth:`~swnas.scoring.api.Criterion.streams`): ``pls``, or
+        ``inffs`` with ``corr="pearson"``.
     split_every : int
         Fan-in of the tree reduction (accumulators merged per task).
     **params

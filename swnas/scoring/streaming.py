@@ -30,8 +30,10 @@ __all__ = ["StreamingScorer", "supports_streaming", "streamable"]
 
 
 def supports_streaming(criterion: str, **params: Any) -> bool:
-    """Whether ``criterion`` (with ``params``) can be computed from streamed statistics."""
-    return _criterion(criterion).streams(params)
+    """Whether ``criterion`` (with ``params``) can be computed from streamed statistics (``False``
+    for an unknown name: scoring it reports that)."""
+    crit = _CRITERIA.get(criterion) if isinstance(criterion, str) else None
+    return crit is not None and crit.streams(params)
 
 
 def streamable(prefix: str = "") -> str:
@@ -165,8 +167,9 @@ class StreamingScorer:
 
     Parameters
     ----------
-    criterion : {"pls", "inffs"}
-        ``inffs`` needs ``corr="pearson"``.
+    criterion : str
+        One whose record streams (:meth:`~swnas.scoring.api.Criterion.streams`): ``pls``, or
+        ``inffs`` with ``corr="pearson"``.
     n_classes : int, optional
         Labels are the integers ``0 .. n_classes-1`` (the fast path: codes stay on their device).
     backend : str
