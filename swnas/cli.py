@@ -697,11 +697,15 @@ def cmd_score(ns: argparse.Namespace) -> int:
 
     if ns.labels is not None and ns.label is not None:
         raise InputError("give the labels as LABELS or as --label COLUMN, not both")
-    unsupervised = ns.criterion == "inffs"
+    from swnas.scoring.api import criteria, get_criterion
+
+    crit = get_criterion(ns.criterion)
+    unsupervised = not crit.needs_labels
     if ns.labels is None and ns.label is None and not unsupervised:
+        unlabelled = " or ".join(c for c in criteria() if not get_criterion(c).needs_labels)
         raise InputError(
             "give the labels: a LABELS file, or --label COLUMN of FEATURES "
-            "(only --criterion inffs, which ignores labels, needs none)"
+            f"(only --criterion {unlabelled}, which ignores labels, needs none)"
         )
     if ns.label is not None:
         table, y = load_labelled(ns.features, ns.label)
@@ -709,10 +713,10 @@ def cmd_score(ns: argparse.Namespace) -> int:
         table = load_features(ns.features)
         if ns.labels is not None:
             y = load_labels(ns.labels, n_samples=table.X.shape[0])
-        else:  # inf-FS reads no labels (the input check wants two classes)
+        else:  # the criterion reads no labels (the input check wants two classes)
             y = np.arange(table.X.shape[0]) % 2
     X = table.X
-    note = "inf-FS is unsupervised: it ignores the labels" if unsupervised else None
+    note = f"{crit.title} is unsupervised: it ignores the labels" if unsupervised else None
     res = score(X, y, criterion=ns.criterion, backend=ns.backend, **_params_dict(ns.params))
     order = np.argsort(-res.features, kind="stable")[: ns.top]
     if ns.json:

@@ -28,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from swnas.errors import InputError
 from swnas.scoring import score
+from swnas.scoring.api import Criterion, get_criterion
 from swnas.scoring._arrays import array_info, as_float_matrix, encode_labels, to_numpy
 
 __all__ = ["VIPSelector", "InfFSSelector", "ILFSSelector", "DEFAULT_K"]
@@ -139,7 +140,7 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
             return False
         if not self._supervised:  # inf-FS reads no labels: any y is ignored
             return False
-        if self._criterion != "pls":
+        if self._record().regression is None:
             raise InputError(
                 f"y: {type(self).__name__} needs class labels, got a continuous response; "
                 "VIPSelector scores a continuous y by PLS regression"
@@ -164,10 +165,9 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         labelled = y is not None
         if not labelled:
             y = self._unlabelled(X)
-        if self._regression(X, y):
-            from swnas.scoring.pls import pls_vip_regression
-
-            self._set_scores(pls_vip_regression(to_numpy(X), to_numpy(y), **params), None)
+        regression = self._record().regression
+        if self._regression(X, y) and regression is not None:  # (None: _regression raised)
+            self._set_scores(regression(to_numpy(X), to_numpy(y), **params), None)
             return self
         if _is_dask(X):  # scored on the Dask workers; only the labels' classes are found here
             from swnas.scoring.dask import dask_classes
@@ -241,8 +241,14 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
         mask[self.ranking_ <= k] = True
         return mask
 
-    #: whether the criterion reads the labels (inf-FS does not)
-    _supervised = True
+    def _record(self) -> Criterion:
+        """The criterion's record (what it needs, whether it streams)."""
+        return get_criterion(self._criterion)
+
+    @property
+    def _supervised(self) -> bool:
+        """Whether the criterion reads the labels (inf-FS does not)."""
+        return self._record().needs_labels
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -252,11 +258,13 @@ class _ScoreSelector(SelectorMixin, BaseEstimator):
 
 
 def _streams(selector: _ScoreSelector) -> bool:
-    if selector._criterion == "inffs" and selector.corr != "pearson":
-        raise AttributeError(
-            "partial_fit: inf-FS streams only with corr='pearson' (Spearman ranks need the "
-            "whole matrix); use fit, or InfFSSelector(corr='pearson')"
-        )
+    """Whether ``partial_fit`` exists: the criterion streams with the selector's parameters."""
+    crit = selector._record()
+    params = selector._criterion_params()
+    if not crit.streams(params):
+        why = crit.stream_refusal(params) or f"{crit.name} needs every row at once"
+        fix = f", or {type(selector).__name__}({crit.stream_hint})" if crit.stream_hint else ""
+        raise AttributeError(f"partial_fit: {why}; use fit{fix}")
     return True
 
 
@@ -335,7 +343,6 @@ class InfFSSelector(_ScoreSelector):
 
     _criterion = "inffs"
     _param_names = ("alpha", "factor", "corr")
-    _supervised = False
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,17 @@ from swnas.errors import InputError
 from swnas.scoring._arrays import check_problem, fit_float64_range
 from swnas.scoring.backends import get_impl, resolve_backend
 
-__all__ = ["ScoreResult", "Criterion", "register_criterion", "criteria", "check_params", "score", "score_many"]
+__all__ = [
+    "ScoreResult",
+    "Criterion",
+    "register_criterion",
+    "unregister_criterion",
+    "criteria",
+    "get_criterion",
+    "check_params",
+    "score",
+    "score_many",
+]
 
 
 @dataclass(frozen=True)
@@ -43,28 +53,93 @@ class ScoreResult:
     n_iter: int | None = None
 
 
+def _always(dtype: Any, backend: Callable[[], str]) -> bool:
+    return True
+
+
+def _streams_if_it_can(params: dict) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Criterion:
-    """A feature-importance criterion.
+    """A feature-importance criterion: everything the rest of swnas asks about it.
 
-    ``check(params, n_samples, n_features, n_classes)`` returns the full parameter dict (defaults
-    filled in) or raises :class:`InputError`; the sizes may be ``None`` (not known yet: validation
-    before any data exists) and then only the parameters themselves are checked.
-    ``min_samples`` is the fewest rows it accepts.
+    Code outside the criterion's own module reads these fields, never the criterion's name
+    (``tests/test_criteria_registry.py`` checks), so a new criterion is its own module plus its
+    backends (docs/backends.md, "Walk-through: add a criterion").
+
+    Attributes
+    ----------
+    name : str
+    check : callable
+        ``check(params, n_samples, n_features, n_classes)`` returns the full parameter dict
+        (defaults filled in) or raises :class:`InputError`; the sizes may be ``None`` (not known
+        yet: validation before any data exists) and then only the parameters themselves are checked.
+    min_samples : callable
+        ``min_samples(params)``: the fewest rows it accepts.
+    description : str
+    needs_labels : bool
+        Whether it reads the class labels (inf-FS does not: its selector and ``swnas score`` then
+        need no ``y``).
+    fit_range : callable
+        ``fit_range(dtype, backend)``: whether :func:`score` first brings float64 data far from 1
+        into range (criteria that square raw values); ``backend()`` resolves the backend on demand.
+    from_stats : callable or None
+        ``from_stats(statistics, params)``: the feature scores from the streamed statistics of
+        :meth:`swnas.scoring.streaming.StreamingScorer.statistics` (``n``, ``mean``, ``scatter``,
+        ``class_sums_centred``, ``counts``); ``None``: it needs every row at once (no streaming,
+        no Dask).
+    stream_refusal : callable
+        ``stream_refusal(params)``: why these parameters cannot stream although the criterion can
+        (inf-FS's Spearman ranks), or ``""``.
+    stream_hint : str
+        The parameters that make it stream (``"corr='pearson'"``), named in refusals.
+    score_dask : callable or None
+        ``score_dask(X, y, params, split_every)``: its own algorithm over a Dask array's chunks
+        (PLS-VIP's passes); ``None``: the chunks' streamed statistics, merged in a tree.
+    regression : callable or None
+        ``regression(X, y, **params)``: scores for a continuous response (PLS regression), used by
+        its selector; ``None``: class labels only.
+    search_params : dict
+        Parameters a search records explicitly in its configuration (``n_components`` for PLS).
     """
 
     name: str
     check: Callable[[dict, int | None, int | None, int | None], dict]
     min_samples: Callable[[dict], int] = lambda params: 2
     description: str = ""
+    needs_labels: bool = True
+    fit_range: Callable[[Any, Callable[[], str]], bool] = _always
+    from_stats: Callable[[dict, dict], np.ndarray] | None = None
+    stream_refusal: Callable[[dict], str] = _streams_if_it_can
+    stream_hint: str = ""
+    score_dask: Callable[[Any, Any, dict, int], ScoreResult] | None = None
+    regression: Callable[..., np.ndarray] | None = None
+    search_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """Its short name for messages: the description up to its first parenthesis (``inf-FS``)."""
+        return self.description.split(" (")[0].strip() or self.name
+
+    def streams(self, params: dict) -> bool:
+        """Whether it can be computed from streamed statistics with these parameters."""
+        return self.from_stats is not None and not self.stream_refusal(params)
 
 
 _CRITERIA: dict[str, Criterion] = {}
 
 
 def register_criterion(c: Criterion) -> Criterion:
+    """Make ``c`` known to :func:`score`, the selectors, streaming, Dask, the CLI and the search."""
     _CRITERIA[c.name] = c
     return c
+
+
+def unregister_criterion(name: str) -> None:
+    """Forget a criterion (tests that register a toy one remove it again)."""
+    _CRITERIA.pop(name, None)
 
 
 def criteria() -> list[str]:
@@ -98,6 +173,11 @@ def check_params(criterion: str, **params: Any) -> dict:
     return crit.check(dict(params), None, None, None)
 
 
+def get_criterion(name: Any) -> Criterion:
+    """The record of a registered criterion; :class:`InputError` naming the known ones otherwise."""
+    return _criterion(name)
+
+
 def _criterion(name: Any) -> Criterion:
     if not isinstance(name, str) or name not in _CRITERIA:
         raise InputError(f"criterion: unknown criterion {name!r}; choose one of {', '.join(criteria())}")
@@ -107,10 +187,8 @@ def _criterion(name: Any) -> Criterion:
 def _prepare(X, y, crit: Criterion, params: dict, xname="X", yname="y", backend: str = "auto"):
     min_n = crit.min_samples(params)
     X, info, codes, n_classes = check_problem(X, y, min_samples=min_n, xname=xname, yname=yname)
-    # they square raw values; one min/max pass is cheap beside them (PLS on cpp rescales in its own pass)
-    if crit.name in ("inffs", "ilfs") or (
-        crit.name == "pls" and info.dtype == np.float64 and resolve_backend(backend, crit.name, info.device) != "cpp"
-    ):
+    # criteria that square raw values: one min/max pass is cheap beside them (Criterion.fit_range)
+    if crit.fit_range(info.dtype, lambda: resolve_backend(backend, crit.name, info.device)):
         X = fit_float64_range(X, info)
     full = crit.check(dict(params), info.shape[0], info.shape[1], n_classes)
     return X, info, codes, n_classes, full

@@ -28,7 +28,7 @@ import numpy as np
 from swnas.errors import InputError
 from swnas.scoring.api import ScoreResult, _criterion
 from swnas.scoring.chunked import chunk_moments, chunk_project, combine_moments, sum_projections, vip_from_moments
-from swnas.scoring.streaming import StreamingScorer, supports_streaming
+from swnas.scoring.streaming import StreamingScorer, streamable
 
 __all__ = ["is_dask_array", "dask_classes", "stream_dask", "score_dask", "from_npy"]
 
@@ -49,19 +49,17 @@ def _dask():
 
 
 def _refuse(criterion: str, params: dict) -> None:
-    name = _criterion(criterion).name
-    if supports_streaming(name, **params):
+    crit = _criterion(criterion)
+    if crit.streams(params):
         return
-    if name == "inffs":
+    if crit.from_stats is not None:  # it streams, but not with these parameters
         raise InputError(
-            "criterion: inf-FS with Spearman correlation ranks each column over all rows and "
-            "cannot run chunk by chunk on a Dask array; pass corr='pearson' (streamed exactly), "
-            "or compute X into memory first"
+            f"criterion: {crit.stream_refusal(params)} and cannot run chunk by chunk on a Dask array; "
+            f"pass {crit.stream_hint} (streamed exactly), or compute X into memory first"
         )
     raise InputError(
-        f"criterion: {name!r} needs every row at once and cannot run chunk by chunk on a Dask "
-        "array; stream criterion='pls' or criterion='inffs' with corr='pearson', or compute X "
-        "into memory first"
+        f"criterion: {crit.name!r} needs every row at once and cannot run chunk by chunk on a Dask "
+        f"array; stream {streamable('criterion=')}, or compute X into memory first"
     )
 
 
@@ -116,8 +114,9 @@ def stream_dask(X: Any, y: Any, criterion: str = "pls", *, split_every: int = 8,
         Chunked by rows (chunks across columns are joined on the workers first).
     y : array (N,)
         Class labels of any values: a NumPy-like vector or a Dask array.
-    criterion : {"pls", "inffs"}
-        ``inffs`` needs ``corr="pearson"``.
+    criterion : str
+        One whose record streams (:meth:`~swnas.scoring.api.Criterion.streams`): ``pls``, or
+        ``inffs`` with ``corr="pearson"``.
     split_every : int
         Fan-in of the tree reduction (accumulators merged per task).
     **params
@@ -264,7 +263,8 @@ def score_dask(X: Any, y: Any, criterion: str = "pls", backend: str = "auto", **
     if backend != "auto" and backend not in BACKENDS:
         raise InputError(f"backend: unknown backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
     _refuse(criterion, params)
-    if _criterion(criterion).name == "pls":
-        return _pls_dask(X, y, params, split_every=8)
+    crit = _criterion(criterion)
+    if crit.score_dask is not None:  # its own passes over the chunks (PLS-VIP)
+        return crit.score_dask(X, y, params, 8)
     res = stream_dask(X, y, criterion, **params).result()
     return dataclasses.replace(res, backend="dask")

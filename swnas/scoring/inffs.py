@@ -39,6 +39,7 @@ __all__ = [
     "affinity",
     "inffs_from_affinity",
     "inffs_from_stats",
+    "inffs_from_streamed",
     "inffs_reference",
     "check_finite_std",
 ]
@@ -64,17 +65,6 @@ def check_inffs_params(params: dict, n: int | None = 2, p: int | None = 1, n_cla
     if not isinstance(corr, str) or corr not in CORRELATIONS:
         raise InputError(f"corr: must be one of {', '.join(map(repr, CORRELATIONS))}, got {corr!r}")
     return {"alpha": float(alpha), "factor": float(factor), "corr": corr}
-
-
-register_criterion(
-    Criterion(
-        name="inffs",
-        check=check_inffs_params,
-        min_samples=lambda params: 2,
-        description="inf-FS (infinite feature selection: paths over a spread/correlation feature graph); "
-        "unsupervised, labels are ignored",
-    )
-)
 
 
 def average_ranks(X: np.ndarray) -> np.ndarray:
@@ -218,3 +208,40 @@ def inffs_reference(
 
 
 register("inffs", "numpy")(inffs_reference)
+
+
+def inffs_from_streamed(st: dict, params: dict) -> np.ndarray:
+    """Pearson inf-FS from streamed statistics: the ddof=1 std and the correlation matrix.
+
+    ``st`` is :meth:`swnas.scoring.streaming.StreamingScorer.statistics` (the centred scatter).
+    """
+    scatter, n = st["scatter"], st["n"]
+    var = np.maximum(np.diag(scatter), 0.0)
+    std = np.sqrt(var / (n - 1.0))
+    denom = np.sqrt(np.outer(var, var))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = scatter / denom
+    rest = {k: v for k, v in params.items() if k != "corr"}
+    return np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
+
+
+def _stream_refusal(params: dict) -> str:
+    """Spearman ranks each column over all rows: only Pearson correlation streams."""
+    if params.get("corr", "spearman") == "pearson":
+        return ""
+    return "inf-FS with Spearman correlation ranks each column over all rows"
+
+
+register_criterion(
+    Criterion(
+        name="inffs",
+        check=check_inffs_params,
+        min_samples=lambda params: 2,
+        description="inf-FS (infinite feature selection: paths over a spread/correlation feature graph); "
+        "unsupervised, labels are ignored",
+        needs_labels=False,
+        from_stats=inffs_from_streamed,
+        stream_refusal=_stream_refusal,
+        stream_hint="corr='pearson'",
+    )
+)

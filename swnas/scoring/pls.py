@@ -9,6 +9,8 @@ streaming accumulator (:mod:`swnas.scoring.streaming`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from swnas.errors import InputError
@@ -27,6 +29,7 @@ __all__ = [
     "check_pls_params",
     "pls_vip_reference",
     "pls_vip_regression",
+    "pls_from_stats",
     "kernel_pls_vip",
     "onehot_stats",
     "standardised_cross",
@@ -56,20 +59,6 @@ def check_pls_params(params: dict, n: int | None = None, p: int | None = None, n
     if not isinstance(scale, (bool, np.bool_)):
         raise InputError(f"scale: must be True or False, got {scale!r}")
     return {"n_components": a, "scale": bool(scale)}
-
-
-register_criterion(
-    Criterion(
-        name="pls",
-        check=check_pls_params,
-        min_samples=lambda params: (
-            int(params.get("n_components", 2)) + 1
-            if isinstance(params.get("n_components", 2), (int, np.integer))
-            else 2
-        ),
-        description="PLS-VIP (partial least squares, variable importance in projection); the paper's best",
-    )
-)
 
 
 def pls_vip_reference(X, codes: np.ndarray, n_classes: int, n_components: int = 2, scale: bool = True) -> np.ndarray:
@@ -146,3 +135,55 @@ def _sq_chunked(X: np.ndarray, mu: np.ndarray, rows: int = 8192) -> np.ndarray:
 
 
 register("pls", "numpy")(pls_vip_reference)
+
+
+def pls_from_stats(st: dict, params: dict) -> np.ndarray:
+    """PLS-VIP from streamed statistics (:meth:`swnas.scoring.streaming.StreamingScorer.statistics`).
+
+    The centred scatter X_c'X_c stands in for the passes over X; classes without rows are left out.
+    """
+    n = st["n"]
+    scatter = st["scatter"]
+    present = st["counts"] > 0
+    colsq = np.diag(scatter).copy()
+    zeros = np.zeros(scatter.shape[0])
+    # centred sums: the column sums are 0 and the class sums are already relative to the mean
+    _, sd, xy = standardised_cross(
+        zeros, colsq, st["class_sums_centred"][present], st["counts"][present], n, params["scale"]
+    )
+    constant = constant_columns(st["mean"] * n, colsq, n)
+    xy[constant] = 0.0
+
+    def project(r):
+        v = r / sd
+        mv = scatter @ v
+        return mv / sd, float(v @ mv)
+
+    return kernel_pls_vip(xy, params["n_components"], project, constant)
+
+
+def _pls_on_dask(X: Any, y: Any, params: dict, split_every: int) -> Any:
+    """PLS-VIP over a Dask array's chunks, pass by pass (:mod:`swnas.scoring.dask`)."""
+    from swnas.scoring.dask import _pls_dask
+
+    return _pls_dask(X, y, params, split_every=split_every)
+
+
+register_criterion(
+    Criterion(
+        name="pls",
+        check=check_pls_params,
+        min_samples=lambda params: (
+            int(params.get("n_components", 2)) + 1
+            if isinstance(params.get("n_components", 2), (int, np.integer))
+            else 2
+        ),
+        description="PLS-VIP (partial least squares, variable importance in projection); the paper's best",
+        # the cpp backend rescales in its own statistics pass, and float32 sums run in float64
+        fit_range=lambda dtype, backend: dtype == np.float64 and backend() != "cpp",
+        from_stats=pls_from_stats,
+        score_dask=_pls_on_dask,
+        regression=pls_vip_regression,
+        search_params={"n_components": 2},
+    )
+)

@@ -24,18 +24,30 @@ import numpy as np
 from swnas.errors import InputError
 from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels, float64_range_shift, to_numpy
 from swnas.scoring._pls_algebra import ShiftedSums
-from swnas.scoring.api import ScoreResult, _criterion
+from swnas.scoring.api import _CRITERIA, Criterion, ScoreResult, _criterion
 
-__all__ = ["StreamingScorer", "supports_streaming"]
+__all__ = ["StreamingScorer", "supports_streaming", "streamable"]
 
 
 def supports_streaming(criterion: str, **params: Any) -> bool:
-    """Whether ``criterion`` (with ``params``) can be computed from streamed statistics."""
-    if criterion == "pls":
-        return True
-    if criterion == "inffs":
-        return params.get("corr", "spearman") == "pearson"
-    return False
+    """Whether ``criterion`` (with ``params``) can be computed from streamed statistics (``False``
+    for an unknown name: scoring it reports that)."""
+    crit = _CRITERIA.get(criterion) if isinstance(criterion, str) else None
+    return crit is not None and crit.streams(params)
+
+
+def streamable(prefix: str = "") -> str:
+    """The criteria that stream, for refusals: ``'pls' or 'inffs' with corr='pearson'``.
+
+    ``prefix`` goes before each name (``"criterion="``).
+    """
+    names = [f"{prefix}{c.name!r}" + (f" with {c.stream_hint}" if c.stream_hint else "") for c in _streaming()]
+    return " or ".join(names)
+
+
+def _streaming() -> list[Criterion]:
+    """The registered criteria with streamed statistics, in registration order."""
+    return [c for c in _CRITERIA.values() if c.from_stats is not None]
 
 
 def _torch_or_none():
@@ -155,8 +167,9 @@ class StreamingScorer:
 
     Parameters
     ----------
-    criterion : {"pls", "inffs"}
-        ``inffs`` needs ``corr="pearson"``.
+    criterion : str
+        One whose record streams (:meth:`~swnas.scoring.api.Criterion.streams`): ``pls``, or
+        ``inffs`` with ``corr="pearson"``.
     n_classes : int, optional
         Labels are the integers ``0 .. n_classes-1`` (the fast path: codes stay on their device).
     backend : str
@@ -188,10 +201,10 @@ class StreamingScorer:
         **params: Any,
     ):
         crit = _criterion(criterion)
-        if not supports_streaming(crit.name, **params):
+        if not crit.streams(params):
             raise InputError(
                 f"criterion: {criterion!r} with {params or 'default parameters'} needs the whole feature "
-                "matrix; stream only 'pls' or 'inffs' with corr='pearson'"
+                f"matrix; stream only {streamable()}"
             )
         self.criterion = crit.name  # the name only: Criterion objects hold lambdas, which do not pickle
         self.backend = backend
@@ -470,10 +483,8 @@ class StreamingScorer:
         params = crit.check(dict(self.params), n, p, int(present.sum()))
         if n < crit.min_samples(params):
             raise InputError(f"X: has {n} samples; this criterion needs at least {crit.min_samples(params)}")
-        if self.criterion == "pls":
-            feats = _pls_from_stats(st, present, **params)
-        else:
-            feats = _inffs_from_stats(st, params)
+        assert crit.from_stats is not None  # (checked in __init__)
+        feats = np.asarray(crit.from_stats(st, params), dtype=np.float64)
         return ScoreResult(
             features=feats, stage=float(feats.mean()), criterion=self.criterion, backend="streaming", params=params
         )
@@ -507,37 +518,3 @@ def _class_index(n_classes: Any, classes: Any) -> _ClassIndex:
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
         raise InputError(f"n_classes: must be an integer >= 2, got {n_classes!r}")
     return _ClassIndex(list(range(int(n_classes))), fixed=True)
-
-
-def _inffs_from_stats(st: dict, params: dict) -> np.ndarray:
-    """Pearson inf-FS from the centred scatter: the ddof=1 std and the correlation matrix."""
-    from swnas.scoring.inffs import inffs_from_stats
-
-    scatter, n = st["scatter"], st["n"]
-    var = np.maximum(np.diag(scatter), 0.0)
-    std = np.sqrt(var / (n - 1.0))
-    denom = np.sqrt(np.outer(var, var))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = scatter / denom
-    rest = {k: v for k, v in params.items() if k != "corr"}
-    return np.asarray(inffs_from_stats(std, corr, **rest), dtype=np.float64)
-
-
-def _pls_from_stats(st: dict, present: np.ndarray, n_components: int, scale: bool) -> np.ndarray:
-    from swnas.scoring.pls import constant_columns, kernel_pls_vip, standardised_cross
-
-    n = st["n"]
-    scatter = st["scatter"]
-    colsq = np.diag(scatter).copy()
-    zeros = np.zeros(scatter.shape[0])
-    # centred sums: the column sums are 0 and the class sums are already relative to the mean
-    _, sd, xy = standardised_cross(zeros, colsq, st["class_sums_centred"][present], st["counts"][present], n, scale)
-    constant = constant_columns(st["mean"] * n, colsq, n)
-    xy[constant] = 0.0
-
-    def project(r):
-        v = r / sd
-        mv = scatter @ v
-        return mv / sd, float(v @ mv)
-
-    return kernel_pls_vip(xy, n_components, project, constant)

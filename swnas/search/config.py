@@ -396,8 +396,11 @@ class SearchConfig:
             c.stages = MODULE_TYPES[c.module].search_stages
         if c.delta is None:
             c.delta = MODULE_TYPES[c.module].search_delta
-        if c.criterion == "pls":
-            c.score_params.setdefault("n_components", 2)
+        if c.criterion not in CONTROL_CRITERIA:  # the parameters a criterion's record asks to be recorded
+            from swnas.scoring.api import get_criterion
+
+            for key, value in get_criterion(c.criterion).search_params.items():
+                c.score_params.setdefault(key, value)
         if c.criterion in CONTROL_CRITERIA and c.score_params:
             raise InputError(f"--param: criterion {c.criterion!r} takes no parameters, got {c.score_params}")
         _check_numbers(c)
