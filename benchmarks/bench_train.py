@@ -6,7 +6,7 @@ recipe) on CIFAR-sized images (the real CIFAR-10 when ``$SWNAS_DATA_DIR/cifar10.
 batch 128, after one warm-up step each; the reported rate is batch / median step time (robust to
 other load on a shared machine):
 
-- ``swnas``: :func:`swnas.train.train` -- uint8 data resident on the device, vectorised on-device
+- ``swnas``: :func:`swnas.training.trainer.train` -- uint8 data resident on the device, vectorised on-device
   crop + flip, channels_last and bf16 autocast on GPU (float32 NCHW on CPU), no DataLoader;
 - ``baseline``: a ``torch.utils.data.Dataset`` over the same uint8 arrays with torchvision
   ``RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize`` per image, a
@@ -19,7 +19,7 @@ step (same augmentation work, same process and threads) and reports the ratio of
 Steps: ``SWNAS_BENCH_STEPS`` (default 3 on CPU, 60 on GPU). ``SWNAS_BENCH_COMPILE=1`` adds
 torch.compile to the swnas GPU run. Each test stores ``images_per_second`` in extra_info; the GPU
 swnas test also stores the estimated GPU-hours of the paper's full from-scratch search
-(:func:`swnas.recipes.estimate_training_hours`).
+(:func:`swnas.training.recipes.estimate_training_hours`).
 
 Run: ``.venv/bin/pytest benchmarks/bench_train.py --benchmark-only -s``.
 """
@@ -35,8 +35,8 @@ import torch
 import torch.nn as nn
 
 from swnas.data import Dataset, channel_stats, load_npz_arrays
-from swnas.recipes import estimate_training_hours
-from swnas.train import train
+from swnas.training.recipes import estimate_training_hours
+from swnas.training.trainer import train
 
 BATCH = 128
 

@@ -195,7 +195,7 @@ _THREADS_HELP = (
 
 
 def _add_study_parser(sub: Any) -> None:
-    from swnas.study import ARMS, StudyConfig
+    from swnas.experiments.study import ARMS, StudyConfig
 
     d = StudyConfig()
     st = sub.add_parser(
@@ -385,8 +385,8 @@ def _add_train_export_parsers(sub: Any, modules: Sequence[str]) -> None:
 
 def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
     """Options for long runs at paper scale (E; see docs/scale.md)."""
-    from swnas.logs import LEVELS
-    from swnas.tracking import TRACKERS
+    from swnas.records.logs import LEVELS
+    from swnas.records.tracking import TRACKERS
 
     if not search:  # search: --input-size, --workers and --sync-bn come from the option table
         p.add_argument(
@@ -506,14 +506,14 @@ def cmd_search(ns: argparse.Namespace) -> int:
     else:
         out = Path(getattr(ns, "out", "runs/search"))
         cfg = SearchConfig(**given)
-    from swnas import distributed as dist
-    from swnas.runsession import search_session  # logging, --track, OUT/config.yaml
+    from swnas.training import distributed as dist
+    from swnas.search.session import search_session  # logging, --track, OUT/config.yaml
     from swnas.search.validate import validate_options
 
     from swnas.search.opening import fresh_allowed, lock_out
 
     validate_options(cfg.resolved())  # a refused option leaves nothing in OUT (run_search checks again)
-    from swnas.tracking import check_tracker
+    from swnas.records.tracking import check_tracker
 
     check_tracker(getattr(ns, "track", None))  # a missing --track package is refused before OUT exists
     main = os.environ.get("RANK", "0") in ("", "0")  # the process group is joined later, in the toolkit
@@ -537,7 +537,7 @@ def cmd_search(ns: argparse.Namespace) -> int:
 
     if not dist.is_main():
         return 0
-    from swnas.report import describe_candidate
+    from swnas.reporting.report import describe_candidate
     from swnas.search import candidate_name
 
     final = res.networks[res.final]
@@ -566,23 +566,23 @@ def cmd_search(ns: argparse.Namespace) -> int:
             "reported only, never used to choose"
         )
     if not getattr(ns, "no_report", False):
-        from swnas.report import write_report
+        from swnas.reporting.report import write_report
 
         rep = write_report(out, ensemble=True, device=cfg.device, echo=_echo(quiet))
         if rep.ensemble is not None:
-            from swnas.report import ensemble_line
+            from swnas.reporting.report import ensemble_line
 
             print(ensemble_line(rep.ensemble, res.state))
         print(f"report: {rep.table_md} (also {', '.join(p.name for p in [rep.table_csv, *rep.charts])})")
         if getattr(ns, "html", False):
-            from swnas.html_report import write_html
+            from swnas.reporting.html import write_html
 
             print(f"HTML report: {write_html(out, ensemble=rep.ensemble)}")
     return 0
 
 
 def cmd_report(ns: argparse.Namespace) -> int:
-    from swnas.report import write_report
+    from swnas.reporting.report import write_report
 
     if len(ns.dir) > 1:
         return _cmd_compare(ns)
@@ -593,14 +593,14 @@ def cmd_report(ns: argparse.Namespace) -> int:
     print(rep.markdown)
     print(f"report written to {rep.directory}: {', '.join(p.name for p in [rep.table_md, rep.table_csv, *rep.charts])}")
     if ns.html:
-        from swnas.html_report import write_html
+        from swnas.reporting.html import write_html
 
         print(f"HTML report: {write_html(ns.dir, ensemble=rep.ensemble)}")
     return 0
 
 
 def _cmd_compare(ns: argparse.Namespace) -> int:
-    from swnas.compare import compare_searches
+    from swnas.reporting.compare import compare_searches
 
     if ns.html:
         raise InputError("--html: applies to the report of one DIR, not to a comparison")
@@ -615,7 +615,7 @@ def _cmd_compare(ns: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(ns: argparse.Namespace) -> int:
-    from swnas.ensemble import ensemble_search
+    from swnas.reporting.ensemble import ensemble_search
 
     r = ensemble_search(ns.dir, device=ns.device)
     if ns.json:
@@ -630,8 +630,8 @@ def cmd_ensemble(ns: argparse.Namespace) -> int:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
-    from swnas.baseline import train_architecture
-    from swnas.logs import setup_logging
+    from swnas.experiments.train_architecture import train_architecture
+    from swnas.records.logs import setup_logging
 
     setup_logging("warning" if ns.quiet and ns.log_level == "info" else ns.log_level)  # E
 
@@ -670,7 +670,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    from swnas.report import describe_candidate, export_candidate
+    from swnas.reporting.report import describe_candidate, export_candidate
     from swnas.search import load_state, pick_candidate
 
     paths = export_candidate(
@@ -692,7 +692,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
 def cmd_score(ns: argparse.Namespace) -> int:
     import numpy as np
 
-    from swnas.feature_files import load_features, load_labelled, load_labels
+    from swnas.scoring.files import load_features, load_labelled, load_labels
     from swnas.scoring import score
 
     if ns.labels is not None and ns.label is not None:
@@ -767,7 +767,7 @@ def cmd_backends(ns: argparse.Namespace) -> int:
 
 
 def cmd_paper(ns: argparse.Namespace) -> int:
-    from swnas.paper.more_tables import parse_target
+    from swnas.paper.tables_4_to_6 import parse_target
     from swnas.paper.runner import PaperSettings, run_table
 
     dataset = ns.dataset or ("imagefolder" if ns.table == "imagenet" else "cifar10")
@@ -792,10 +792,10 @@ def cmd_paper(ns: argparse.Namespace) -> int:
 
 
 def cmd_study(ns: argparse.Namespace) -> int:
-    from swnas.study import StudyConfig, run_study
+    from swnas.experiments.study import StudyConfig, run_study
 
     if ns.threads is not None:
-        from swnas.threads import apply_threads
+        from swnas.training.threads import apply_threads
 
         apply_threads(ns.threads, ns.dataset)
     cfg = StudyConfig(

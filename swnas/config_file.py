@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.state import atomic_write_text, to_jsonable
+from swnas.records.atomic import atomic_write_text, to_jsonable
 
 __all__ = ["load_config", "merge_options", "write_config", "CONFIG_NAME"]
 

@@ -1,4 +1,4 @@
-"""``swnas train`` (swnas.baseline.train_architecture) starts from the recipe's initialisation."""
+"""``swnas train`` (swnas.experiments.train_architecture.train_architecture) starts from the recipe's initialisation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-import swnas.train
+import swnas.training.trainer
 from swnas import models as M
-from swnas.baseline import train_architecture
+from swnas.experiments.train_architecture import train_architecture
 
 
 class _Seen(Exception):
@@ -25,7 +25,7 @@ def _initial_weights(monkeypatch, tmp_path, recipe: str) -> tuple[dict, object]:
         seen["spec"] = model.spec
         raise _Seen
 
-    monkeypatch.setattr(swnas.train, "train", spy)
+    monkeypatch.setattr(swnas.training.trainer, "train", spy)
     with pytest.raises(_Seen):
         train_architecture(
             stages=[1, 1, 1],

@@ -288,7 +288,7 @@ def test_resuming_a_search_that_stopped_early_trains_nothing(tmp_path):
 def test_final_epochs_continue_at_the_schedules_last_rate(epochs):
     """``paper``: lr / 100 for every final epoch, the rate of the schedule's last step (not the
     base rate, nor a new schedule that drops again at its own milestones)."""
-    from swnas.recipes import ScheduleFactor, get_recipe
+    from swnas.training.recipes import ScheduleFactor, get_recipe
     from swnas.search.toolkit import final_recipe
 
     rec = get_recipe("paper", epochs=epochs)
@@ -307,7 +307,7 @@ def test_final_epochs_continue_the_time_based_decay(epochs):
     """``original``: Keras' ``decay=1e-6`` divides the rate by ``1 + d * iteration``; the final
     epochs go on from the training's last iteration (the rate of step k of the final run is that
     of step T + k of one long run), not from iteration 0 (about 21% higher after 200 epochs)."""
-    from swnas.recipes import ScheduleFactor, get_recipe
+    from swnas.training.recipes import ScheduleFactor, get_recipe
     from swnas.search.toolkit import final_recipe
 
     rec = get_recipe("original", epochs=epochs)
@@ -388,7 +388,7 @@ def test_export_and_ensemble_load_the_weights_after_the_final_epochs(tmp_path, m
     read the final checkpoint, not the network as the search trained it."""
     torch = pytest.importorskip("torch")
     from swnas import models as M
-    from swnas.report import export_candidate
+    from swnas.reporting.report import export_candidate
     from swnas.search import Toolkit, final_record, load_recorded, run_search
 
     def build(stages, seed):
@@ -434,7 +434,7 @@ def test_export_and_ensemble_load_the_weights_after_the_final_epochs(tmp_path, m
     assert params and all(torch.equal(got[k], after[k]) for k in after)
     assert all(torch.equal(after[k], before[k] + 1.0) for k in params)
     assert torch.load(path, map_location="cpu", weights_only=True)["extra"]["final_epochs"] is True
-    import swnas.ensemble as ens_mod
+    import swnas.reporting.ensemble as ens_mod
 
     seen = []
     monkeypatch.setattr(ens_mod, "evaluate_ensemble_on", lambda models, *a, **k: seen.extend(models) or "done")

@@ -8,7 +8,7 @@ import pytest
 
 from swnas.cli import main
 from swnas.errors import InputError
-from swnas.report import export_candidate, write_report
+from swnas.reporting.report import export_candidate, write_report
 from swnas.search import SearchConfig, Toolkit, candidate_name, pick_candidate, run_search
 
 torch = pytest.importorskip("torch")

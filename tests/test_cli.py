@@ -135,7 +135,7 @@ def test_untrained_check_keeps_any_trained_work(tmp_path):
 
 
 def test_missing_tracker_package_leaves_nothing_in_out(tmp_path, capsys, monkeypatch):
-    import swnas.runsession as session
+    import swnas.search.session as session
     from swnas.errors import BackendUnavailableError
 
     def refuse(*_a, **_k):

@@ -1,4 +1,4 @@
-"""``swnas report DIR1 DIR2``: searches side by side (swnas.compare), checked against their search.json."""
+"""``swnas report DIR1 DIR2``: searches side by side (swnas.reporting.compare), checked against their search.json."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swnas.cli import main
-from swnas.compare import compare_searches, default_compare_dir
+from swnas.reporting.compare import compare_searches, default_compare_dir
 from swnas.errors import InputError
 from swnas.search import SearchConfig, run_search
 
@@ -143,8 +143,8 @@ def test_paper_flops_of_a_cell_network_count_separable_convolutions_as_full_ones
     # the paper's FLOPs column differs from the MACs exactly where the Keras counter does: cells
     import torch
 
-    from swnas.compare import _paper_costs, _Search
-    from swnas.metrics import count_macs
+    from swnas.reporting.compare import _paper_costs, _Search
+    from swnas.models.metrics import count_macs
     from swnas.models import ArchSpec, build, keras_flops, paper_depth
 
     spec = ArchSpec(module="nasnet", stages=[2, 1, 1], widths=[4, 8, 16])

@@ -9,7 +9,7 @@ import pytest
 
 from swnas.config_file import load_config, merge_options, write_config
 from swnas.errors import InputError
-from swnas.runinfo import environment, git_revision
+from swnas.search.environment import environment, git_revision
 
 ALLOWED = ("dataset", "batch_size", "epochs", "score_params", "stop_early", "data")
 
@@ -70,9 +70,9 @@ def test_search_session_logs_tracks_and_writes_config(tmp_path):
     import logging
 
     from swnas.cli import _with_config_file
-    from swnas.runsession import search_session
+    from swnas.search.session import search_session
     from swnas.search import SearchConfig, Toolkit, run_search
-    from swnas.tracking import active, epoch_callback
+    from swnas.records.tracking import active, epoch_callback
 
     run_file = tmp_path / "run.json"
     run_file.write_text(
@@ -145,7 +145,7 @@ def test_search_session_logs_tracks_and_writes_config(tmp_path):
 
 def test_tracker_choices():
     from swnas.errors import BackendUnavailableError
-    from swnas.tracking import make_tracker
+    from swnas.records.tracking import make_tracker
 
     with pytest.raises(InputError, match="track must be one of"):
         make_tracker("wandb", ".")

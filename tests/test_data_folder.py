@@ -241,7 +241,7 @@ def test_load_dataset_streams_large_folders(folder, monkeypatch):
 
 @pytest.mark.slow
 def test_train_and_evaluate_from_disk_resume_equal(folder, tmp_path):
-    from swnas.train import train
+    from swnas.training.trainer import train
 
     ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
     kw = dict(epochs=2, batch_size=6, lr=0.05, device="cpu", seed=1, progress=False)
@@ -283,7 +283,7 @@ def test_stage_scores_from_disk_match_in_memory(folder):
 
 
 def test_ensemble_of_a_streamed_folder_matches_decoded_arrays(folder):
-    from swnas.ensemble import evaluate_ensemble, evaluate_ensemble_on
+    from swnas.reporting.ensemble import evaluate_ensemble, evaluate_ensemble_on
 
     ds = open_imagefolder(folder, input_size=16, workers=0, stats_sample=4)
     models = [_tiny_model(ds) for _ in range(2)]
@@ -323,7 +323,7 @@ def test_search_and_ensemble_over_a_streamed_folder(folder, tmp_path, monkeypatc
     assert len(state["networks"]) == 3 and state["config"]["input_size"] == 16
     assert all(np.isfinite(s) for n in state["networks"][:2] for s in n["scores"])
     assert all(0.0 <= n["metrics"]["top1"] <= 1.0 and len(n["history"]) == 1 for n in state["networks"])
-    import swnas.ensemble as E
+    import swnas.reporting.ensemble as E
 
     sizes = []
     real = E.evaluate_ensemble_on

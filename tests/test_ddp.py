@@ -17,9 +17,9 @@ import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
 
-from swnas import distributed as D
+from swnas.training import distributed as D
 from swnas.data import Dataset, channel_stats
-from swnas.train import CHECKPOINT_NAME, load_checkpoint, train
+from swnas.training.trainer import CHECKPOINT_NAME, load_checkpoint, train
 
 EPOCHS, BATCH, LR, SEED = 2, 16, 0.05, 3
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import swnas.state as state_mod
+import swnas.records.atomic as state_mod
 from swnas.search import SearchConfig, Toolkit, comparable_state, load_state, run_search
 
 

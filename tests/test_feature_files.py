@@ -10,7 +10,7 @@ import pytest
 from conftest import planted
 from swnas.cli import main
 from swnas.errors import InputError
-from swnas.feature_files import load_features, load_labels
+from swnas.scoring.files import load_features, load_labels
 from swnas.scoring import score
 
 

@@ -140,7 +140,7 @@ def test_failed_train_and_search_leave_no_stray_lock(tmp_path, capsys):
 
 
 def test_train_keeps_a_directory_holding_work(tmp_path):
-    from swnas.baseline import _missing_ancestors, _remove_if_unused
+    from swnas.experiments.train_architecture import _missing_ancestors, _remove_if_unused
 
     out = tmp_path / "a" / "b"
     made = _missing_ancestors(out)

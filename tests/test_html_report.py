@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from swnas.fmt import score_pair
-from swnas.html_report import render_html, write_html
-from swnas.report import write_report
+from swnas.reporting.fmt import score_pair
+from swnas.reporting.html import render_html, write_html
+from swnas.reporting.report import write_report
 from swnas.search import SearchConfig, Toolkit, run_search
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

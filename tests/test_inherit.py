@@ -18,7 +18,7 @@ import torch
 from swnas import models as M
 from swnas.errors import InputError
 from swnas.models.grow import can_inherit, inherit
-from swnas.recipes import ScheduleFactor, finetune_recipe, get_recipe
+from swnas.training.recipes import ScheduleFactor, finetune_recipe, get_recipe
 from swnas.search import SearchConfig, Toolkit, comparable_state, load_state, run_search
 from swnas.search.state import cost_summary
 
@@ -302,7 +302,7 @@ import torch
 torch.set_num_threads(1)
 mode, out, marker = sys.argv[1], sys.argv[2], sys.argv[3]
 if mode == "stall":
-    import swnas.tracking as TR
+    import swnas.records.tracking as TR
     original = TR.epoch_callback
     def epoch_callback(name):
         cb = original(name)
@@ -394,7 +394,7 @@ def test_transfer_gives_A0_only_and_T_may_outgrow_the_donor(tmp_path):
 
 
 def test_report_states_the_cost_against_the_paper_protocol():
-    from swnas.report import cost_line
+    from swnas.reporting.report import cost_line
 
     state = {
         "config": {"inherit": True},

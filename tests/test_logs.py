@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from swnas.errors import InputError
-from swnas.logs import EpochLines, parse_level, setup_logging, use_bars
+from swnas.records.logs import EpochLines, parse_level, setup_logging, use_bars
 
 
 @pytest.fixture(autouse=True)

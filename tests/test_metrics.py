@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from swnas.errors import InputError
-from swnas.metrics import (
+from swnas.models.metrics import (
     CarbonTracker,
     carbon,
     count_macs,

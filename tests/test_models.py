@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from swnas.errors import InputError
-from swnas.metrics import count_macs, count_params
+from swnas.models.metrics import count_macs, count_params
 from swnas.models import ArchSpec, build, load, save_model, stage_output_modules
 from swnas.models.io import read_checkpoint
 

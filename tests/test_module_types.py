@@ -15,12 +15,12 @@ from torch import nn
 from swnas import models as M
 from swnas.cli import main
 from swnas.errors import InputError
-from swnas.metrics import count_macs, count_params
+from swnas.models.metrics import count_macs, count_params
 from swnas.models.grow import can_inherit, inherit
 from swnas.models.mbconv import EXPANSION, InvertedResidual
 from swnas.models.registry import MODULE_TYPES, module_type
 from swnas.search import SearchConfig
-from swnas.transfer import transfer_weights
+from swnas.training.transfer import transfer_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

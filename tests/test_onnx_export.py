@@ -11,7 +11,7 @@ import pytest
 
 from swnas.cli import main
 from swnas.errors import InputError
-from swnas.report import ONNX_PACKAGES, require_onnx
+from swnas.reporting.report import ONNX_PACKAGES, require_onnx
 from swnas.search import SearchConfig, Toolkit, run_search
 
 torch = pytest.importorskip("torch")

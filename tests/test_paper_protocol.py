@@ -111,7 +111,7 @@ def test_candidates_are_a1_to_an_with_final_epochs_and_validation_best(tmp_path)
     again = run_search(None, tmp_path / "s", toolkit=tk2, resume=True, echo=None)
     assert calls2 == {"train": 0, "final": 0, "score": 0} and again.best == 2
     rep = tmp_path / "s" / "report"
-    from swnas.report import write_report
+    from swnas.reporting.report import write_report
 
     md = write_report(tmp_path / "s", ensemble=False).markdown
     assert "Val top-1 (%)" in md and "Top-1 after final epochs (%)" in md and rep.is_dir()
@@ -214,9 +214,9 @@ def test_issue_digits_search(tmp_path, capsys):
     # the ensemble and export use each candidate after its final epochs (the paper's candidate)
     import torch
 
-    from swnas.ensemble import ensemble_search
+    from swnas.reporting.ensemble import ensemble_search
     from swnas.models import load as load_model_file
-    from swnas.report import export_candidate
+    from swnas.reporting.report import export_candidate
     from swnas.search import final_record, load_recorded
 
     for k, i in enumerate(state["candidates"]):

@@ -106,7 +106,7 @@ def test_table1_smoke_on_digits(tmp_path, capsys):
 
 def test_paper_scale_costs():
     from swnas.paper.runner import table_images, table_hours
-    from swnas.recipes import estimate_training_hours
+    from swnas.training.recipes import estimate_training_hours
 
     # a paper search: 11 networks x 200 epochs + 5 candidates x 100 final epochs on 45,000 images
     assert table_images("table2") == 3 * (11 * 200 + 5 * 100) * 45_000

@@ -117,7 +117,7 @@ def test_a_stored_training_of_other_settings_is_refused(tmp_path):
 
 def test_baselines_hold_out_the_searches_validation_split(tmp_path, monkeypatch):
     """One split for every network of a table: a baseline trains on the searches' images."""
-    import swnas.baseline as baseline_mod
+    import swnas.experiments.train_architecture as baseline_mod
     from swnas.paper.runs import ensure_baseline, training_row
 
     seen = {}

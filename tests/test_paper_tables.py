@@ -35,7 +35,7 @@ def test_published_depths_follow_the_papers_counting():
 
 
 def test_derived_costs_are_what_the_builders_give():
-    from swnas.metrics import count_params
+    from swnas.models.metrics import count_params
     from swnas.models.costs import keras_flops
 
     import torch

@@ -55,7 +55,7 @@ def smoke(tmp_path_factory) -> PaperSettings:
 @pytest.mark.slow  # about a minute on 2 loaded cores: a one-iteration cell search and two uniform cell networks
 def test_table4_smoke_cells_beside_the_published_rows(smoke):
     from swnas.models import ArchSpec, paper_depth
-    from swnas.paper.more_tables import SMOKE_CELL_WIDTH
+    from swnas.paper.tables_4_to_6 import SMOKE_CELL_WIDTH
 
     md, cs = run_table("table4", smoke)
     rows = _rows(cs)
@@ -85,7 +85,7 @@ def test_table4_smoke_cells_beside_the_published_rows(smoke):
     text = md.read_text()
     assert text.startswith("# Table IV") and "not NASNet169/205/241" in text and "4-8% below" in text
     assert state["config"]["iterations"] == 1  # smoke; the paper-scale cell search runs 5
-    from swnas.paper.more_tables import CELL_SEARCH
+    from swnas.paper.tables_4_to_6 import CELL_SEARCH
 
     assert CELL_SEARCH["iterations"] == 5
     _again_trains_nothing("table4", smoke)

@@ -14,7 +14,7 @@ import pytest
 import swnas.search as search_mod
 from swnas.errors import InputError
 from swnas.paper import imagenet as imagenet_mod
-from swnas.paper.more_tables import parse_target, targets_of
+from swnas.paper.tables_4_to_6 import parse_target, targets_of
 from swnas.paper.runner import PaperSettings, run_table
 
 
@@ -88,7 +88,7 @@ def test_targets_are_parsed_named_and_checked(tmp_path):
 def test_table6_takes_each_searchs_last_candidate(tmp_path):
     """'residual' and 'cells' are the search's final network (A_n), not its first or its best."""
     from swnas.models import ArchSpec
-    from swnas.paper.more_tables import _final_candidate
+    from swnas.paper.tables_4_to_6 import _final_candidate
 
     specs = tmp_path / "specs"
     specs.mkdir()
@@ -249,7 +249,7 @@ def test_imagenet_options_are_checked_before_anything_runs(tmp_path):
         "torchvision:resnet50",
         224,
     )
-    from swnas.tvdonor import DEPTHS
+    from swnas.training.torchvision_donor import DEPTHS
 
     assert s["m0"] + s["delta"] * s["iterations"] <= min(DEPTHS["resnet50"])
 
@@ -342,7 +342,7 @@ def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch
     target and network, and ResNet110 / NASNet241 are the real ones (searches and trainings faked)."""
     from test_paper_runner import _fake_toolkit_factory
 
-    from swnas.paper import more_tables
+    from swnas.paper import tables_4_to_6
 
     trained = []
 
@@ -351,7 +351,7 @@ def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch
         return {"spec": spec.to_dict(), "metrics": {"params": 1000, "top1": 0.25, "top5": 0.5, "epochs": 300}}
 
     monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory({"train": 0, "final": 0}))
-    monkeypatch.setattr(more_tables, "ensure_training", fake_training)
+    monkeypatch.setattr(tables_4_to_6, "ensure_training", fake_training)
     tiny, i32 = tmp_path / "tiny", tmp_path / "i32"
     tiny.mkdir()
     i32.mkdir()
@@ -365,11 +365,11 @@ def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch
     _, cs = run_table("table6", st)
     rows = _rows(cs)
     keys = [(r["source"], r["setting"], r["row"]) for r in rows]
-    assert more_tables.TABLE6_ROWS == ("ResNet110", "residual", "NASNet241", "cells")  # the paper's order
+    assert tables_4_to_6.TABLE6_ROWS == ("ResNet110", "residual", "NASNet241", "cells")  # the paper's order
     assert keys == [
         (s, t, n)
         for t in ("tinyimagenet", "imagenet32")
-        for n in more_tables.TABLE6_ROWS
+        for n in tables_4_to_6.TABLE6_ROWS
         for s in ("paper", "measured")
     ]
     assert all(r["top5"] == "50.0" and r["top1"] == "25.0" for r in rows if r["source"] == "measured")

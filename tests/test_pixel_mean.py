@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-import swnas.train
-from swnas.augment import crop_flip_normalize
+import swnas.training.trainer
+from swnas.data.augment import crop_flip_normalize
 from swnas.data import input_normalization, load_dataset, mean_image
 from swnas.errors import InputError
 from swnas.data.batches import InMemoryBatches, norm_tensors
@@ -57,7 +57,7 @@ def test_training_batches_match_the_reference(digits, normalize):
     mean, std = input_normalization(digits, normalize)
     g = torch.Generator().manual_seed(3)
     x = torch.from_numpy(digits.x_train[:20])
-    from swnas.augment import random_params
+    from swnas.data.augment import random_params
 
     oy, ox, fl = random_params(20, 2, True, generator=g, device=torch.device("cpu"))
     scale, shift = norm_tensors(mean, std, torch.device("cpu"))
@@ -91,15 +91,17 @@ def _net():
 def test_original_recipe_trains_on_zero_mean_pixels(digits, monkeypatch):
     seen = _record_batches(monkeypatch)
     evaluated = []
-    real_eval = swnas.train.evaluate_split
+    real_eval = swnas.training.trainer.evaluate_split
 
     def spy(model, data, which, **kw):
         evaluated.append((which, kw["mean"]))
         return real_eval(model, data, which, **kw)
 
-    monkeypatch.setattr(swnas.train, "evaluate_split", spy)
+    monkeypatch.setattr(swnas.training.trainer, "evaluate_split", spy)
     n = len(digits.y_train)  # batches of n cover each image 3 times per epoch (3 copies)
-    swnas.train.train(_net(), digits, recipe="original", epochs=1, batch_size=n, pad=0, device="cpu", progress=False)
+    swnas.training.trainer.train(
+        _net(), digits, recipe="original", epochs=1, batch_size=n, pad=0, device="cpu", progress=False
+    )
     xs = torch.cat(seen)
     assert xs.shape[0] == 3 * n
     # every pixel's mean over the training images is 0: the training mean image was subtracted
@@ -112,7 +114,7 @@ def test_original_recipe_trains_on_zero_mean_pixels(digits, monkeypatch):
 
 def test_paper_recipe_batches_are_channel_normalised_as_before(digits, monkeypatch):
     seen = _record_batches(monkeypatch)
-    swnas.train.train(
+    swnas.training.trainer.train(
         _net(), digits, recipe="paper", epochs=1, batch_size=len(digits.y_train), pad=0, device="cpu", progress=False
     )
     xs = torch.cat(seen).double()
@@ -161,7 +163,7 @@ def test_stage_features_subtract_the_mean_image(digits):
 
 def test_evaluate_rejects_a_mean_image_of_another_size(digits):
     with pytest.raises(InputError, match="per-pixel mean image"):
-        swnas.train.evaluate(_net(), digits.x_test, digits.y_test, mean=np.zeros((4, 4, 1)), std=(1.0,))
+        swnas.training.trainer.evaluate(_net(), digits.x_test, digits.y_test, mean=np.zeros((4, 4, 1)), std=(1.0,))
 
 
 def _folder(root):
@@ -189,24 +191,24 @@ def test_streamed_folder_mean_image_and_evaluation(tmp_path, monkeypatch):
     assert mean.shape == (8, 8, 3) and std == (1.0, 1.0, 1.0)
     net = build(ArchSpec(stages=[1, 1, 1], num_classes=2, input_size=8, in_channels=3))
     xt = np.stack([decode_eval(p, 8) for p in ds.test.paths])
-    want = swnas.train.evaluate(net, xt, ds.y_test, mean=img, std=std)
-    got = swnas.train.evaluate_split(net, ds, "test", mean=img, std=std, batch_size=3)
+    want = swnas.training.trainer.evaluate(net, xt, ds.y_test, mean=img, std=std)
+    got = swnas.training.trainer.evaluate_split(net, ds, "test", mean=img, std=std, batch_size=3)
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
     # the trainer evaluates a streamed folder with the recipe's normalisation too
     seen = []
-    real = swnas.train.evaluate_split
+    real = swnas.training.trainer.evaluate_split
 
     def spy(model, data, which, **kw):
         seen.append(kw["mean"])
         return real(model, data, which, **kw)
 
-    monkeypatch.setattr("swnas.train.evaluate_split", spy)
+    monkeypatch.setattr("swnas.training.trainer.evaluate_split", spy)
     from dataclasses import replace
 
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
 
     one_copy = replace(get_recipe("original"), copies_per_epoch=1)
-    swnas.train.train(net, ds, recipe=one_copy, epochs=1, batch_size=5, device="cpu", progress=False)
+    swnas.training.trainer.train(net, ds, recipe=one_copy, epochs=1, batch_size=5, device="cpu", progress=False)
     assert len(seen) == 1 and seen[0] is ds.pixel_mean()
     # the recipe's three augmented copies per epoch, streamed: each training image comes 3 times
     from swnas.data.decode import DiskBatches
@@ -221,6 +223,6 @@ def test_streamed_folder_mean_image_and_evaluation(tmp_path, monkeypatch):
             yield xb, yb
 
     monkeypatch.setattr(DiskBatches, "epoch", count)
-    swnas.train.train(net, ds, recipe="original", epochs=1, batch_size=5, device="cpu", progress=False)
+    swnas.training.trainer.train(net, ds, recipe="original", epochs=1, batch_size=5, device="cpu", progress=False)
     assert torch.cat(labels).numel() == 3 * len(ds.train)
     assert sorted(torch.cat(labels).tolist()) == sorted(3 * ds.y_train.tolist())

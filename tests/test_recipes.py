@@ -1,4 +1,4 @@
-"""swnas.recipes: the ``original`` recipe as data, decay scopes, Keras time-based decay, costs per epoch."""
+"""swnas.training.recipes: the ``original`` recipe as data, decay scopes, Keras time-based decay, costs per epoch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from swnas.errors import InputError
 from swnas.models import ArchSpec, build
-from swnas.recipes import (
+from swnas.training.recipes import (
     FINAL_EPOCHS,
     TRANSFER_EPOCHS,
     ScheduleFactor,
@@ -87,7 +87,7 @@ def test_bad_recipe_fields_name_themselves(field, value):
 def test_original_recipe_trains_three_copies_per_epoch():
     from swnas.data import load_dataset
     from swnas.models import initialize
-    from swnas.train import train
+    from swnas.training.trainer import train
 
     ds = load_dataset("digits", subset=100)
     net = initialize(build(ArchSpec(stages=[1, 1, 1], input_size=8, in_channels=1)), "he_normal")

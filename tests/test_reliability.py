@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 import swnas.search as search_mod
-import swnas.train as train_mod
+import swnas.training.trainer as train_mod
 from swnas.cli import main
 from swnas.search import Toolkit
-from swnas.state import RunLock, file_sha256
+from swnas.records.atomic import RunLock, file_sha256
 
 
 def run(argv, capsys):

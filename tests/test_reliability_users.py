@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import swnas.search as search_mod
-from swnas.state import RunLock
+from swnas.records.atomic import RunLock
 from test_reliability import SMALL, TINY_TRAIN, Calls, fake_factory, run
 
 
@@ -111,7 +111,7 @@ def test_disk_full_while_saving_a_checkpoint_is_a_message_and_resumes(tmp_path, 
 def test_disk_full_while_writing_the_state_is_a_message(tmp_path, capsys, monkeypatch):
     import errno
 
-    import swnas.state as state_mod
+    import swnas.records.atomic as state_mod
 
     monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
@@ -174,7 +174,7 @@ def test_dangerous_out_is_refused(where, tmp_path, capsys, monkeypatch, no_train
 @pytest.fixture
 def no_training_anywhere(monkeypatch):
     """Nothing may be trained or written (the real trainer and the search's toolkit both fail)."""
-    import swnas.train as train_mod
+    import swnas.training.trainer as train_mod
 
     def boom(*a, **k):
         raise AssertionError("trained although --out is refused")
@@ -217,7 +217,7 @@ def test_train_in_a_killed_search_keeps_its_training_dir(stopped_search, capsys,
 
 
 def test_finished_network_removes_only_its_own_files(tmp_path):
-    from swnas import resume
+    from swnas.training import resume
 
     w = resume.network_workdir(tmp_path, "03-T2")
     w.mkdir(parents=True)
@@ -336,7 +336,7 @@ def test_mlflow_tracks_under_out_without_telemetry(user_uri, tmp_path, capsys, m
 
 
 def test_mlflow_settings_respect_the_users_choices():
-    from swnas.tracking import mlflow_settings
+    from swnas.records.tracking import mlflow_settings
 
     st = mlflow_settings("/runs/x", {"DO_NOT_TRACK": "0"})
     assert st["env"] == {"MLFLOW_DISABLE_TELEMETRY": "true"}  # the user's DO_NOT_TRACK=0 stays
@@ -497,14 +497,14 @@ def test_restart_after_divergence_with_a_lower_lr(how, diverged_first_network, c
 
 
 def test_stale_checkpoint_message_is_the_trainers(tmp_path):
-    """resume._stale recognises swnas.train's refusal of a checkpoint made with other settings."""
+    """resume._stale recognises swnas.training.trainer's refusal of a checkpoint made with other settings."""
     import torch
 
     from swnas import models as M
-    from swnas import resume
+    from swnas.training import resume
     from swnas.data import load_dataset
     from swnas.errors import InputError
-    from swnas.train import train
+    from swnas.training.trainer import train
 
     ds = load_dataset("digits", subset=100, seed=0)
     model = M.build(M.ArchSpec(stages=[1, 1, 1], num_classes=10, input_size=8, in_channels=1, widths=[4, 4, 4]))
@@ -603,7 +603,7 @@ def test_malicious_checkpoint_is_refused_without_torchs_advice(tmp_path, capsys)
 
     from swnas.errors import InputError
     from swnas.models import load
-    from swnas.train import load_checkpoint
+    from swnas.training.trainer import load_checkpoint
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "swnas-model-v1", "x": Gadget()}, path)

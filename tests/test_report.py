@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swnas.ensemble import evaluate_ensemble, softmax, topk_accuracy
+from swnas.reporting.ensemble import evaluate_ensemble, softmax, topk_accuracy
 from swnas.errors import InputError
-from swnas.report import export_candidate, write_report
+from swnas.reporting.report import export_candidate, write_report
 from swnas.search import SearchConfig, Toolkit, run_search
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -240,7 +240,7 @@ def test_normalized_inputs_with_a_mean_image():
 
 def test_export_normalization_of_the_original_recipe_is_the_mean_image():
     from swnas.data import load_dataset
-    from swnas.report import export_normalization
+    from swnas.reporting.report import export_normalization
 
     cfg = {"dataset": "digits", "data": None, "subset": None, "seed": 0, "val_split": 0.2, "recipe": "original"}
     norm = export_normalization(cfg)
@@ -252,7 +252,7 @@ def test_export_normalization_of_the_original_recipe_is_the_mean_image():
 
 
 def test_export_onnx_needs_the_package(real_search, tmp_path):
-    from swnas.report import require_onnx
+    from swnas.reporting.report import require_onnx
 
     try:  # onnx and onnxscript (the onnx extra); tests/test_onnx_export.py hides them to test the message
         require_onnx()
@@ -267,7 +267,7 @@ def test_export_onnx_needs_the_package(real_search, tmp_path):
 def test_ensemble_of_real_checkpoints_in_report(real_search):
     from swnas import models as M
     from swnas.data import load_dataset
-    from swnas.train import predict_logits
+    from swnas.training.trainer import predict_logits
 
     rep = write_report(real_search, ensemble=True, device="cpu")
     ens = rep.ensemble

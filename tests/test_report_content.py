@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-import swnas.ensemble as ens_mod
-from swnas.ensemble import EnsembleResult
-from swnas.fmt import human_count, score_pair, sig4
-from swnas.html_report import curves_figure, render_html
-from swnas.report import accuracy_figure, collect_rows, depth_figure, ensemble_line, scores_figure, write_report
+import swnas.reporting.ensemble as ens_mod
+from swnas.reporting.ensemble import EnsembleResult
+from swnas.reporting.fmt import human_count, score_pair, sig4
+from swnas.reporting.html import curves_figure, render_html
+from swnas.reporting.report import (
+    accuracy_figure,
+    collect_rows,
+    depth_figure,
+    ensemble_line,
+    scores_figure,
+    write_report,
+)
 from swnas.search import SearchConfig, Toolkit, run_search
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from swnas.resume import describe_partial, finish_network, network_workdir, partial_progress, train_with_checkpoints
+from swnas.training.resume import (
+    describe_partial,
+    finish_network,
+    network_workdir,
+    partial_progress,
+    train_with_checkpoints,
+)
 from swnas.search import comparable_state, load_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +101,7 @@ def test_search_killed_mid_network_resumes_to_the_uninterrupted_state(tmp_path):
 def test_resume_helpers(tmp_path):
     import torch
 
-    from swnas.train import CHECKPOINT_NAME
+    from swnas.training.trainer import CHECKPOINT_NAME
 
     work = network_workdir(tmp_path, "01-T1")
     assert work == tmp_path / "training" / "01-T1"

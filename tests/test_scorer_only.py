@@ -158,7 +158,7 @@ def test_the_blocker_blocks(tmp_path):
 
 def test_scorers_and_selectors_import_without_torch(tmp_path):
     code = (
-        "import sys, swnas, swnas.scoring, swnas.selection, swnas.feature_files, swnas.cli\n"
+        "import sys, swnas, swnas.scoring, swnas.selection, swnas.scoring.files, swnas.cli\n"
         f"bad = sorted(m for m in {SEARCH_EXTRA!r} if sys.modules.get(m) is not None)\n"
         "assert not bad, bad\n"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from swnas.errors import InputError
-from swnas.study import StudyConfig, _verdict, run_study, summarize
+from swnas.experiments.study import StudyConfig, _verdict, run_study, summarize
 
 
 def _tiny(**kw) -> StudyConfig:

@@ -8,7 +8,7 @@ import pytest
 
 from swnas.cli import main
 from swnas.search import SearchConfig, resume_config
-from swnas.threads import apply_threads, default_threads
+from swnas.training.threads import apply_threads, default_threads
 
 torch = pytest.importorskip("torch")
 

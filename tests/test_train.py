@@ -1,4 +1,4 @@
-"""swnas.train / augment / recipes: augmentation against a per-image reference, schedules,
+"""swnas.training.trainer / augment / recipes: augmentation against a per-image reference, schedules,
 reproducibility, exact resume from checkpoints, evaluation and bad input (all on the CPU)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from swnas.augment import crop_flip, normalize, random_params
+from swnas.data.augment import crop_flip, normalize, random_params
 from swnas.data import Dataset, channel_stats, load_dataset
 from swnas.errors import InputError
-from swnas.recipes import PAPER_SEARCH_RUNS, ScheduleFactor, crop_padding, estimate_training_hours, get_recipe
-from swnas.train import CHECKPOINT_NAME, evaluate, load_checkpoint, predict_logits, train
+from swnas.training.recipes import PAPER_SEARCH_RUNS, ScheduleFactor, crop_padding, estimate_training_hours, get_recipe
+from swnas.training.trainer import CHECKPOINT_NAME, evaluate, load_checkpoint, predict_logits, train
 
 
 def tiny_data(n: int = 64, size: int = 8, channels: int = 1, classes: int = 4, seed: int = 0) -> Dataset:

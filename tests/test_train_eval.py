@@ -19,7 +19,7 @@ from torch import nn
 from swnas.data import Dataset, channel_stats, eval_batch_size
 from swnas.data.source import EVAL_BATCH_MAX
 from swnas.errors import InputError
-from swnas.train import evaluate, evaluate_split, predict_logits, train
+from swnas.training.trainer import evaluate, evaluate_split, predict_logits, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,7 +132,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     from swnas import models as M
     from swnas.data import Dataset, channel_stats
-    from swnas.train import train
+    from swnas.training.trainer import train
 
     rng = np.random.default_rng(0)
     xtr = rng.integers(0, 255, (25, 224, 224, 3), dtype=np.uint8)
@@ -232,7 +232,7 @@ def test_validation_does_not_change_training():
 
 
 def test_validation_per_epoch_in_train_json_and_the_epoch_lines(tmp_path, caplog):
-    from swnas.baseline import train_architecture
+    from swnas.experiments.train_architecture import train_architecture
 
     with caplog.at_level("INFO", logger="swnas.train"):
         res = train_architecture(

@@ -7,7 +7,7 @@ import torch
 
 from swnas.errors import InputError
 from swnas.models import ArchSpec, build, save_model
-from swnas.transfer import load_donor, pick_indices, transfer_weights
+from swnas.training.transfer import load_donor, pick_indices, transfer_weights
 
 
 def _donor(spec, seed=0):

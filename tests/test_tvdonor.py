@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from swnas.errors import InputError
-from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor, weights_file
+from swnas.training.torchvision_donor import is_torchvision_donor, load_torchvision_donor, weights_file
 
 
 def test_cached_weights_load_into_the_swnas_network(tmp_path, monkeypatch):

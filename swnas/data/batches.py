@@ -10,7 +10,7 @@ single-process run would.
 A batch source turns a plan into batches; a data source makes one with
 :meth:`~swnas.data.source.DataSource.train_batches`. :class:`InMemoryBatches` keeps the training
 set on the device as uint8 and crops, flips and normalises each batch with one vectorised gather
-(:mod:`swnas.augment`); :class:`swnas.data.folder.FolderBatchSource` decodes an image folder in
+(:mod:`swnas.data.augment`); :class:`swnas.data.folder.FolderBatchSource` decodes an image folder in
 worker processes. Any source needs the same three members: ``plan``, ``epoch(e)`` and ``close()``.
 """
 
@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from swnas.augment import crop_flip_normalize, random_params
+from swnas.data.augment import crop_flip_normalize, random_params
 from swnas.errors import InputError
 
 __all__ = ["EpochPlan", "BatchSource", "InMemoryBatches", "mix_seed", "norm_tensors"]
@@ -138,7 +138,7 @@ class InMemoryBatches:
     """The training set resident on ``device`` as uint8; batches cropped, flipped and normalised there.
 
     ``mean``/``std`` as for :func:`norm_tensors`; a per-pixel mean image is subtracted before the
-    crop, as the released code does (:func:`swnas.augment.crop_flip_normalize`).
+    crop, as the released code does (:func:`swnas.data.augment.crop_flip_normalize`).
     """
 
     def __init__(

@@ -21,7 +21,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
-from swnas.augment import normalize
+from swnas.data.augment import normalize
 from swnas.data.batches import EpochPlan, norm_tensors
 from swnas.data.decode import DiskBatches, FolderSplit, PathTable, check_int, decode_eval
 from swnas.data.files import IMAGE_EXTENSIONS, scan_annotated_val

@@ -142,7 +142,7 @@ def check_rank(rank: int, world_size: int) -> tuple[int, int]:
 def input_normalization(data: DataSource, normalize: str = "channel") -> tuple[Any, tuple[float, ...]]:
     """``(mean, std)`` that the trainer, the evaluators and the stage scorer normalise inputs with.
 
-    ``normalize`` is a recipe's :attr:`~swnas.recipes.Recipe.normalize`: ``"channel"`` gives the
+    ``normalize`` is a recipe's :attr:`~swnas.training.recipes.Recipe.normalize`: ``"channel"`` gives the
     per-channel ``(data.mean, data.std)``; ``"pixel_mean"`` gives the training split's mean image
     ``(H, W, C)`` (:meth:`DataSource.pixel_mean`) and a std of 1 per channel, i.e.
     ``x / 255 - mean_image`` (the released code's normalisation, ``docs/protocol.md``).

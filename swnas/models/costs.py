@@ -13,7 +13,7 @@ The paper's code counts costs on its Keras models:
   convolution, plus ``in * out`` per dense layer. In the Keras version of the paper's code a
   separable convolution is a subclass of the convolution layer, so it is counted as a *full*
   ``k x k`` convolution of the same channels: for residual networks the figure equals the true
-  multiply-accumulates (:func:`swnas.metrics.count_macs`), for NASNet it is several times larger.
+  multiply-accumulates (:func:`swnas.models.metrics.count_macs`), for NASNet it is several times larger.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def keras_flops(model: nn.Module, input_size: int | None = None, in_channels: in
 
     A separable convolution (depthwise k x k then pointwise 1 x 1) counts as
     ``H_out * W_out * C_in * C_out * k * k`` at the depthwise layer's output resolution, as the
-    Keras counter of the paper's code does; use :func:`swnas.metrics.count_macs` for the true
+    Keras counter of the paper's code does; use :func:`swnas.models.metrics.count_macs` for the true
     multiply-accumulates.
     """
     spec = getattr(model, "spec", None)

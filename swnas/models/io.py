@@ -30,7 +30,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra: dict[str, Any] 
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "spec": spec.to_json(), "state_dict": state, "extra": dict(extra or {})}
-    from swnas.state import temp_path, write_failure
+    from swnas.records.atomic import temp_path, write_failure
 
     tmp = temp_path(path)
     try:
@@ -55,7 +55,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or holding pickled objects
-        from swnas.state import load_failure
+        from swnas.records.atomic import load_failure
 
         raise InputError(f"path: cannot read checkpoint {str(p)!r} ({load_failure(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -136,7 +136,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
 
     The spec is checked against the weights first (:func:`check_fits`). A file written by
     ``swnas export`` also gives the model a ``normalization`` attribute: how its inputs were
-    normalised in training (:func:`swnas.report.export_normalization`), else None.
+    normalised in training (:func:`swnas.reporting.report.export_normalization`), else None.
     """
     from swnas.models import build
 
@@ -155,7 +155,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
 class NormalizedInputs(nn.Module):
     """``net((x - mean) / std)`` for images ``x`` in [0, 1], NCHW: a network that normalises its own input.
 
-    ``norm`` is an exported network's ``normalization`` (:func:`swnas.report.export_normalization`):
+    ``norm`` is an exported network's ``normalization`` (:func:`swnas.reporting.report.export_normalization`):
     ``mean`` per channel ``(C,)`` or a mean image ``(H, W, C)``, ``std`` per channel.
     """
 

@@ -63,7 +63,7 @@ class ModuleType:
         Whether ``ArchSpec.cell`` (the NASNet cell variant) applies.
     transfer_hint : str
         Appended to the error when a donor's stem, head or transition weights do not fit a
-        candidate (``swnas.transfer``).
+        candidate (``swnas.training.transfer``).
     baseline : tuple or None
         ``(prefix, depth_rule, applies)`` names a uniform network as the paper's tables do:
         ``prefix + str(depth)`` where ``depth_rule`` is ``"depth"`` (``ArchSpec.depth``) or

@@ -1,6 +1,8 @@
-"""The Stage-Wise NAS paper's experiments: its published numbers (:mod:`swnas.paper.published`),
-the tables that set measured rows beside them (:mod:`swnas.paper.tables`) and, once wired to the
-search, one command per table (``swnas paper TABLE``). See ``docs/protocol.md``.
+"""The Stage-Wise NAS paper's experiments: its published numbers, its tables, ``swnas paper TABLE``.
+
+Published numbers: :mod:`swnas.paper.published`; tables that set measured rows beside them:
+:mod:`swnas.paper.tables`; the runs behind each table: :mod:`swnas.paper.runner`. See
+``docs/protocol.md``.
 """
 
 from __future__ import annotations

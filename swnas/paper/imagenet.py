@@ -3,7 +3,7 @@
 ICPR 2020, Section IV searches ImageNet with bottleneck residual modules (S = 4), delta = 2 and
 weight transfer, and reports the final architecture's top-5 (90.23%). Here the donor is
 torchvision's ImageNet-pretrained ResNet-50 (``--transfer torchvision:resnet50``, read from the
-torch cache, never downloaded; :mod:`swnas.tvdonor`). Every torchvision ResNet (50, 101, 152) has 3
+torch cache, never downloaded; :mod:`swnas.training.torchvision_donor`). Every torchvision ResNet (50, 101, 152) has 3
 blocks in its first and last stage, and a candidate cannot be deeper than its donor, so
 ``m0 + delta <= 3``: with delta = 2 the search starts at m0 = 1 and runs one iteration (T_1 has 3
 blocks per stage; a second T would need 5 wherever stage 1 or 4 grew). ResNet-50 is the donor:
@@ -176,7 +176,7 @@ def imagenet(st: PaperSettings) -> tuple[list[dict], list[str]]:
         last["row"] = "final"
     rows += match_best(cands)
     n = state["config"]
-    from swnas.recipes import TRANSFER_EPOCHS
+    from swnas.training.recipes import TRANSFER_EPOCHS
 
     donor_text = "a small bottleneck network trained here on the smoke folder" if st.smoke else transfer
     note = (

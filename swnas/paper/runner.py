@@ -1,7 +1,7 @@
 """``swnas paper TABLE``: every search and training a paper table needs, resumable, and the table.
 
 This module holds Tables I-III, the registry of every table (:data:`TABLE_RUNNERS`, with Tables
-IV-VI and the ensemble from :mod:`swnas.paper.more_tables` and the ImageNet search from
+IV-VI and the ensemble from :mod:`swnas.paper.tables_4_to_6` and the ImageNet search from
 :mod:`swnas.paper.imagenet`), :func:`run_table` (which writes
 ``DIR/TABLE.md`` / ``DIR/TABLE.csv``) and the paper-scale costs (:data:`PAPER_TABLE_RUNS`). The
 runs under ``--out DIR`` and the rows are :mod:`swnas.paper.runs`': running the command again
@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from swnas.errors import InputError
 from swnas.paper import imagenet as imagenet_table
-from swnas.paper import more_tables
+from swnas.paper import tables_4_to_6
 from swnas.paper.runs import (
     PaperSettings,
     candidate_rows,
@@ -75,7 +75,7 @@ def table1(st: PaperSettings) -> tuple[list[dict], list[str]]:
 
 def table2(st: PaperSettings) -> tuple[list[dict], list[str]]:
     """Three criteria x n iterations from scratch (and each search's stage-depth chart, Fig. 4)."""
-    from swnas.report import write_report
+    from swnas.reporting.report import write_report
 
     rows = []
     for crit in TABLE2_CRITERIA:
@@ -188,10 +188,10 @@ TABLE_RUNNERS: dict[str, Callable[[PaperSettings], list[dict] | tuple]] = {
     "table1": table1,
     "table2": table2,
     "table3": table3,
-    "table4": more_tables.table4,
-    "table5": more_tables.table5,
-    "table6": more_tables.table6,
-    "ensemble": more_tables.ensemble,
+    "table4": tables_4_to_6.table4,
+    "table5": tables_4_to_6.table5,
+    "table6": tables_4_to_6.table6,
+    "ensemble": tables_4_to_6.ensemble,
     "imagenet": imagenet_table.imagenet,
 }
 
@@ -217,7 +217,7 @@ def check_settings(name: str, st: PaperSettings) -> None:
     if st.data is not None and not Path(st.data).exists():
         raise InputError(f"data: {st.data} does not exist")
     if name == "table6":
-        for t in more_tables.targets_of(st)[0]:
+        for t in tables_4_to_6.targets_of(st)[0]:
             if t.data is not None and not Path(t.data).exists():
                 raise InputError(f"target_data: {t.data} does not exist (target {t.label})")
 
@@ -304,8 +304,8 @@ def table_images(name: str) -> int:
 
 
 def table_hours(name: str, images_per_second: float) -> float:
-    """Training hours of a table at a measured throughput (:func:`swnas.recipes.estimate_training_hours`)."""
-    from swnas.recipes import estimate_training_hours
+    """Training hours of a table at a measured throughput (:func:`swnas.training.recipes.estimate_training_hours`)."""
+    from swnas.training.recipes import estimate_training_hours
 
     table_images(name)
     return sum(

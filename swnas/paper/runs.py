@@ -112,7 +112,7 @@ class PaperSettings:
         """A baseline trains as long as a candidate in all (search epochs + final epochs)."""
         if self.smoke:
             return 2
-        from swnas.recipes import get_recipe
+        from swnas.training.recipes import get_recipe
 
         e = get_recipe(self.recipe).epochs
         return e + max(1, e // 2)
@@ -140,9 +140,9 @@ class PaperSettings:
             f"table, baselines included, trains on the same images: the same {o['val_split']:g} of the "
             "training set is held out for validation (the paper does not say it held any out). 'Best on "
             "validation' marks the candidate with the highest validation accuracy, an swnas addition: the "
-            "paper selects none. Latency and carbon depend on the machine that measured them (carbon: swnas.metrics."
-            "carbon, power x hours x PUE x grid intensity, with the world-average 0.475 kg CO2e/kWh unless "
-            "configured; a candidate's carbon includes its final epochs)."
+            "paper selects none. Latency and carbon depend on the machine that measured them (carbon: "
+            "swnas.models.metrics.carbon, power x hours x PUE x grid intensity, with the world-average "
+            "0.475 kg CO2e/kWh unless configured; a candidate's carbon includes its final epochs)."
         )
 
 
@@ -181,7 +181,7 @@ def _refuse(st: PaperSettings, what: str, diff: list[str]) -> None:
 def open_dir(st: PaperSettings) -> None:
     """Create ``st.out`` and record its settings in ``DIR/paper.json``, or check that the recorded
     settings are the ones asked for (:class:`InputError` naming each difference otherwise)."""
-    from swnas.state import atomic_write_json, read_json
+    from swnas.records.atomic import atomic_write_json, read_json
 
     path = st.out / PAPER_FILE
     mine = st.identity()
@@ -277,10 +277,10 @@ def ensure_training(
     an ``imagefolder`` is read at (``None``: its first image's).
 
     A finished training is read back; a killed one continues from its epoch checkpoint
-    (:func:`swnas.baseline.train_architecture`).
+    (:func:`swnas.experiments.train_architecture.train_architecture`).
     """
-    from swnas.baseline import train_architecture
-    from swnas.state import read_json
+    from swnas.experiments.train_architecture import train_architecture
+    from swnas.records.atomic import read_json
 
     epochs, batch_size = st.baseline_epochs(), st.search_options().get("batch_size")
     if (out / "train.json").is_file():

@@ -19,7 +19,7 @@ from typing import Any
 
 from swnas.errors import InputError
 from swnas.paper.published import SOURCES, TABLES, PublishedRow, published_rows
-from swnas.state import atomic_write_text
+from swnas.records.atomic import atomic_write_text
 
 __all__ = ["COLUMNS", "TableRow", "PaperTable", "side_by_side", "render_markdown", "render_csv", "write_table"]
 

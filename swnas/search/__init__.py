@@ -13,8 +13,8 @@ The loop (Jordao et al., ICPR 2020)::
 
 Training, scoring, measuring and checkpointing are injected through a :class:`Toolkit`, so the
 decision rule, the resume logic and the outputs can be exercised with controlled fakes;
-:func:`default_toolkit` wires the real modules (``swnas.data``, ``swnas.models``, ``swnas.train``,
-``swnas.features``, ``swnas.metrics``, ``swnas.transfer``).
+:func:`default_toolkit` wires the real modules (``swnas.data``, ``swnas.models``, ``swnas.training.trainer``,
+``swnas.features``, ``swnas.models.metrics``, ``swnas.training.transfer``).
 
 State on disk (``OUT/search.json``, rewritten atomically after every trained network and every
 scoring step):

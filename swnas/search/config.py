@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.state import to_jsonable
+from swnas.records.atomic import to_jsonable
 
 __all__ = [
     "SearchConfig",
@@ -358,7 +358,7 @@ class SearchConfig:
         minimum=1,
         help="fine-tuning epochs of each inherited network (default: an eighth of the training epochs)",
     )
-    # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.threads);
+    # CPU intra-op threads (None: 1 for inputs of at most 32 px on the CPU, else torch's; swnas.training.threads);
     # they change the CPU reduction order only, recorded in ``environment``, as a different machine would
     threads: int | None = option(
         None,
@@ -406,7 +406,7 @@ class SearchConfig:
         _check_numbers(c)
         _check_protocol(c)
         _check_inherit(c)
-        from swnas.tvdonor import is_torchvision_donor  # torchvision:resnet50 names a cached donor
+        from swnas.training.torchvision_donor import is_torchvision_donor  # torchvision:resnet50 names a cached donor
 
         if c.transfer is not None and not is_torchvision_donor(c.transfer) and not Path(c.transfer).is_file():
             raise InputError(f"transfer: donor checkpoint not found: {c.transfer}")
@@ -507,7 +507,7 @@ def _check_inherit(c: SearchConfig) -> None:
             base = c.finetune_epochs if c.finetune_epochs is not None else (c.epochs or 50)
         else:
             try:
-                from swnas.recipes import get_recipe
+                from swnas.training.recipes import get_recipe
 
                 base = c.epochs if c.epochs is not None else get_recipe(c.recipe).epochs
             except InputError:
@@ -520,7 +520,7 @@ def _check_protocol(c: SearchConfig) -> None:
     ``final_epochs`` when ``None`` (half the training epochs, at least 1)."""
     from swnas.models.registry import MODULE_TYPES
     from swnas.models.spec import CELL_VARIANTS
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
 
     if c.final_epochs is None:
         try:

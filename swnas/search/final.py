@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from swnas.search.state import candidate_name
-from swnas.state import atomic_save, file_sha256, inside, to_jsonable
+from swnas.records.atomic import atomic_save, file_sha256, inside, to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
     from swnas.search.loop import Search
@@ -69,7 +69,7 @@ def ensure_final(search: Search, net: dict, label: str = "[final]") -> dict:
     search.state.update_summary()
     search.write()
     search.tk.barrier()
-    from swnas.resume import finish_network
+    from swnas.training.resume import finish_network
 
     finish_network(run_dir, search.main)  # its epoch checkpoint is no longer needed (final/ goes once empty)
     top1 = rec["top1"]

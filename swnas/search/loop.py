@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swnas import resume, runinfo, tracking
+from swnas.records import tracking
+from swnas.search import environment
+from swnas.training import resume
 from swnas.errors import InputError
 from swnas.search.config import CONTROL_CRITERIA, SearchConfig
 from swnas.search.progress import Progress, fmt_seconds
 from swnas.search.state import SearchState, metrics_record, resume_config
 from swnas.search.toolkit import Toolkit
-from swnas.state import atomic_save, atomic_write_json, file_sha256, inside
+from swnas.records.atomic import atomic_save, atomic_write_json, file_sha256, inside
 
 __all__ = ["Search", "SearchResult", "decide", "control_decision", "run_search", "checkpoint_path"]
 
@@ -109,10 +111,10 @@ class Search:
     # -- Algorithm 1
     def run(self) -> None:
         cfg = self.cfg
-        from swnas.threads import apply_threads
+        from swnas.training.threads import apply_threads
 
         _, how = apply_threads(cfg.threads, cfg.dataset, cfg.input_size, cfg.device)  # before any network is built
-        env = runinfo.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
+        env = environment.search_environment(cfg.device, cfg.backend, cfg.criterion)  # E
         self.state.doc["environment"] = dict(env, threads_setting=how)
         if cfg.inherit and (self.tk.grow is None or self.tk.finetune is None):
             raise InputError("--inherit: this toolkit cannot grow networks (it has no grow/finetune)")
@@ -231,7 +233,7 @@ class Search:
         else:
             model = self.tk.build(list(stages), seed)
             trainer = self.tk.train
-        # per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.resume)
+        # per-epoch checkpoints in OUT/training/<name>/ let --resume continue inside a network (swnas.training.resume)
         work = resume.network_workdir(self.out, f"{index:02d}-{role}{iteration}")
         note = resume.describe_partial(work, kind)
         if note:

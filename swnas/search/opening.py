@@ -19,7 +19,14 @@ from swnas.search.progress import Progress
 from swnas.search.state import SearchState
 from swnas.search.toolkit import Toolkit
 from swnas.search.validate import validate_options
-from swnas.state import RunLock, clean_temp_files, prepare_out_dir, read_json, refuse_dangerous_dir, refuse_links
+from swnas.records.atomic import (
+    RunLock,
+    clean_temp_files,
+    prepare_out_dir,
+    read_json,
+    refuse_dangerous_dir,
+    refuse_links,
+)
 
 __all__ = ["open_run", "lock_out", "fresh_allowed", "OUT_ENTRIES"]
 

@@ -61,7 +61,7 @@ class Progress:
             with os.fdopen(fd, "a", encoding="utf-8") as fh:
                 fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
         except OSError as exc:  # a full disk: a clear error naming the log (earlier lines are kept)
-            from swnas.state import write_failure
+            from swnas.records.atomic import write_failure
 
             err = write_failure(exc, self.log)
             if err is None:

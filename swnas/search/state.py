@@ -12,7 +12,7 @@ from typing import Any
 
 from swnas.errors import InputError
 from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, SEARCH_OPTIONS, STATE_FILE, TIMING_KEYS, SearchConfig
-from swnas.state import atomic_write_json, read_json, to_jsonable
+from swnas.records.atomic import atomic_write_json, read_json, to_jsonable
 
 __all__ = [
     "SearchState",

@@ -2,7 +2,7 @@
 
 The search only calls these functions, so its decision rule, resume logic and outputs can be
 tested with controlled fakes; :func:`default_toolkit` wires ``swnas.data``, ``swnas.models``,
-``swnas.train``, ``swnas.features``, ``swnas.metrics`` and ``swnas.transfer``.
+``swnas.training.trainer``, ``swnas.features``, ``swnas.models.metrics`` and ``swnas.training.transfer``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from swnas.search.config import SearchConfig
 
 __all__ = ["Toolkit", "default_toolkit", "measure_network", "stage_scores_for", "CARBON_NOTE"]
 
-CARBON_NOTE = "swnas.metrics.carbon (ML CO2 Impact formula: power x hours x PUE x grid intensity)"
+CARBON_NOTE = "swnas.models.metrics.carbon (ML CO2 Impact formula: power x hours x PUE x grid intensity)"
 
 
 @dataclass
@@ -74,7 +74,7 @@ def measure_network(model: Any, ds: Any, seconds: float, device: str) -> dict:
 
     ``device`` is where it trained (for the carbon estimate of ``seconds`` of training).
     """
-    from swnas.metrics import carbon, measure
+    from swnas.models.metrics import carbon, measure
 
     m = measure(model, input_size=ds.input_size, in_channels=ds.in_channels, latency=True, threads=1, batch=1)
     c = carbon(seconds, device)
@@ -130,8 +130,8 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
             cell=cfg.cell,
         )
         return (spec.with_width(cfg.width) if cfg.width is not None else spec), None
-    from swnas.transfer import load_donor
-    from swnas.tvdonor import is_torchvision_donor, load_torchvision_donor
+    from swnas.training.transfer import load_donor
+    from swnas.training.torchvision_donor import is_torchvision_donor, load_torchvision_donor
 
     donor = load_torchvision_donor(cfg.transfer) if is_torchvision_donor(cfg.transfer) else load_donor(cfg.transfer)
     template = donor.spec
@@ -163,13 +163,13 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
     """
     import torch
 
-    from swnas import distributed as dist
+    from swnas.training import distributed as dist
     from swnas import models as M
     from swnas.data import load_dataset
-    from swnas.recipes import finetune_recipe, get_recipe, training_images
+    from swnas.training.recipes import finetune_recipe, get_recipe, training_images
     from swnas.search.validate import check_problem_sizes
-    from swnas.tracking import epoch_callback
-    from swnas.train import train
+    from swnas.records.tracking import epoch_callback
+    from swnas.training.trainer import train
 
     dist.init_from_env()
     ds = load_dataset(
@@ -194,7 +194,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         torch.manual_seed(seed)
         spec = template.with_stages(list(stages))
         if donor is not None:
-            from swnas.transfer import transfer_weights
+            from swnas.training.transfer import transfer_weights
 
             return transfer_weights(donor, spec)
         return M.initialize(M.build(spec), rec.init)
@@ -264,8 +264,8 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
 
 def training_epochs(cfg: SearchConfig, transfer: bool) -> int | None:
     """Epochs per network: ``--epochs`` (``None``: the recipe's); with a donor ``--finetune-epochs``,
-    else ``--epochs`` when given, else the paper's 50 (:data:`swnas.recipes.TRANSFER_EPOCHS`)."""
-    from swnas.recipes import TRANSFER_EPOCHS
+    else ``--epochs`` when given, else the paper's 50 (:data:`swnas.training.recipes.TRANSFER_EPOCHS`)."""
+    from swnas.training.recipes import TRANSFER_EPOCHS
 
     if not transfer:
         return cfg.epochs
@@ -307,10 +307,10 @@ def stage_scores_for(model: Any, ds: Any, cfg: SearchConfig) -> list:
     that streams reads every K-th image per rank and the statistics are summed over ranks, so
     every rank gets the single-process result.
     """
-    from swnas import distributed as dist
+    from swnas.training import distributed as dist
     from swnas.data import input_normalization
     from swnas.features import stage_scores_of
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
 
     mean, std = input_normalization(ds, get_recipe(cfg.recipe).normalize)  # as the networks were trained
     return stage_scores_of(

@@ -2,7 +2,7 @@
 
 The checks go through the public entry points of the modules that use the options
 (:func:`swnas.features.parse_reduce`, the criterion registry of :mod:`swnas.scoring`,
-:func:`swnas.scoring.backends.resolve_backend`, :func:`swnas.recipes.get_recipe`,
+:func:`swnas.scoring.backends.resolve_backend`, :func:`swnas.training.recipes.get_recipe`,
 :func:`swnas.data.check_source`), so a value is accepted here exactly when it would work later.
 """
 
@@ -63,7 +63,7 @@ def validate_options(cfg: SearchConfig) -> None:
     :class:`~swnas.errors.BackendUnavailableError` naming the option."""
     from swnas.data import check_source
     from swnas.features import parse_reduce
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
     from swnas.scoring.backends import resolve_backend
 
     from swnas.search.config import CONTROL_CRITERIA

@@ -1,8 +1,8 @@
 """What a ``swnas search`` session sets up around the search: logging, tracking, ``OUT/config.yaml``.
 
 - the ``swnas`` logger at ``--log-level`` (``warning`` with ``--quiet``), with ``OUT/search.log``
-  as a file handler on rank 0 (:mod:`swnas.logs`);
-- the ``--track`` sink, active for the trainer's epochs and the search's scores (:mod:`swnas.tracking`);
+  as a file handler on rank 0 (:mod:`swnas.records.logs`);
+- the ``--track`` sink, active for the trainer's epochs and the search's scores (:mod:`swnas.records.tracking`);
 - ``OUT/config.yaml``: every option resolved, written before the first network trains, so that
   ``swnas search --config OUT/config.yaml --out NEW`` repeats the run (:mod:`swnas.config_file`).
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 from collections.abc import Iterator
 
 from swnas.config_file import CONFIG_NAME, write_config
-from swnas.logs import setup_logging
+from swnas.records.logs import setup_logging
 from swnas.search.config import LOG_FILE, SearchConfig
-from swnas.tracking import Tracker, activate, make_tracker
+from swnas.records.tracking import Tracker, activate, make_tracker
 
 __all__ = ["search_session", "session_options"]
 
@@ -31,10 +31,10 @@ def session_options(ns: argparse.Namespace) -> dict:
 def search_session(cfg: SearchConfig, out: Path, ns: argparse.Namespace, quiet: bool) -> Iterator[Tracker]:
     """Set up logging, tracking and the config write-back for a search in ``out``; yields the tracker.
 
-    Call it only while holding ``out``'s :class:`~swnas.state.RunLock`: it writes ``config.yaml``,
+    Call it only while holding ``out``'s :class:`~swnas.records.atomic.RunLock`: it writes ``config.yaml``,
     ``search.log`` and the ``--track`` files there.
     """
-    from swnas import distributed as D
+    from swnas.training import distributed as D
 
     main = D.rank() == 0
     level = getattr(ns, "log_level", None) or ("warning" if quiet else "info")

@@ -3,7 +3,7 @@
 The ``bottleneck`` networks of :mod:`swnas.models` have torchvision's parameter names, so an
 ImageNet-pretrained ResNet-50/101/152 loads into the swnas network of the same depth
 (``stages`` [3, 4, 6, 3], [3, 4, 23, 3], [3, 8, 36, 3]; 224 px, 1,000 classes) unchanged and serves
-as the donor of every candidate (:func:`swnas.transfer.transfer_weights`).
+as the donor of every candidate (:func:`swnas.training.transfer.transfer_weights`).
 
 Nothing is downloaded: the weights must already be in the torch hub cache
 (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``), e.g. after
@@ -83,7 +83,7 @@ def load_torchvision_donor(transfer: str):
         state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
     except Exception as exc:  # truncated download, a file of another model
-        from swnas.state import load_failure
+        from swnas.records.atomic import load_failure
 
         raise InputError(f"transfer: {path} does not hold {transfer}'s weights ({load_failure(exc)})") from None
     return model.eval()

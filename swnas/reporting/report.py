@@ -11,7 +11,7 @@
 - ``stage_scores.png``: per stage, the scores of A and T over the iterations (when scored).
 
 Candidates are named ``A1``..``An`` (:func:`swnas.search.candidate_name`); people read numbers
-formatted by :mod:`swnas.fmt`, ``table.csv`` keeps them whole.
+formatted by :mod:`swnas.reporting.fmt`, ``table.csv`` keeps them whole.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.fmt import human_count, pct, score_pair, sig4
-from swnas.state import atomic_save, atomic_write_text, read_json, refuse_links
+from swnas.reporting.fmt import human_count, pct, score_pair, sig4
+from swnas.records.atomic import atomic_save, atomic_write_text, read_json, refuse_links
 
 __all__ = [
     "Report",
@@ -347,7 +347,7 @@ def _markdown(rows: list[dict], state: dict, ensemble_note: str) -> str:
     lines += [
         "",
         "Ensemble MACs/params/latency are sums over its members; memory is in bytes of parameters "
-        "and buffers. Carbon: " + (state.get("carbon_method") or "see swnas.metrics.carbon") + ".",
+        "and buffers. Carbon: " + (state.get("carbon_method") or "see swnas.models.metrics.carbon") + ".",
     ]
     return "\n".join(lines) + "\n"
 
@@ -534,7 +534,7 @@ def write_report(
     (result cached in ``OUT/ensemble.json`` for the same members); when it cannot be evaluated the
     table says why instead.
     """
-    from swnas.ensemble import ENSEMBLE_FILE, ensemble_search
+    from swnas.reporting.ensemble import ENSEMBLE_FILE, ensemble_search
     from swnas.search import load_state
 
     out = Path(out_dir)
@@ -748,7 +748,7 @@ def export_normalization(cfg: dict) -> dict | None:
     import torch
 
     from swnas.data import input_normalization, reopen_dataset
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
 
     try:
         ds = reopen_dataset(cfg)
@@ -817,7 +817,7 @@ def _export_paths(
         if p is not None:
             _refuse_overwrite(p, force)
     if to.parent.is_dir():  # temporary files of an earlier export to the same name, killed midway
-        from swnas.state import is_temp_file
+        from swnas.records.atomic import is_temp_file
 
         mine = tuple(f".{p.name}." for p in (to, ts_path, onnx_path) if p is not None)
         for f in to.parent.iterdir():

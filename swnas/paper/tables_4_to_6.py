@@ -1,4 +1,4 @@
-"""``swnas paper table4 | table6 | ensemble``: the cell search, transfer to another dataset, the ensemble.
+"""``swnas paper table4 | table5 | table6 | ensemble``: the cell search, its costs, transfer, the ensemble.
 
 Each runner returns its measured rows and the notes that say what was run; everything it trains
 lives under ``--out DIR`` and is read back on the next call (see :mod:`swnas.paper.runs` and
@@ -318,10 +318,10 @@ def _members(out: Path, state: dict, family: str) -> list[dict]:
 def _evaluate(st: PaperSettings, members: list[dict], cfg: dict) -> dict:
     """The ensemble's result, read back from ``DIR/ensembles/`` when its members have not changed."""
     from swnas.data import input_normalization, reopen_dataset
-    from swnas.ensemble import evaluate_ensemble_on
-    from swnas.recipes import get_recipe
+    from swnas.reporting.ensemble import evaluate_ensemble_on
+    from swnas.training.recipes import get_recipe
     from swnas.search import final_record, load_recorded
-    from swnas.state import atomic_write_json, read_json
+    from swnas.records.atomic import atomic_write_json, read_json
 
     key = [[m["family"], m["net"]["index"], final_record(m["net"]).get("checkpoint_sha256")] for m in members]
     path = st.out / "ensembles" / "residual+cells.json"

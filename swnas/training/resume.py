@@ -2,7 +2,7 @@
 
 While network ``NN-<role><k>`` trains, the trainer writes ``OUT/training/NN-<role><k>/last.pt``
 atomically at every epoch end (model, optimizer, scheduler, RNG states, history; see
-:func:`swnas.train.train`). A search killed mid-network and resumed with ``--resume`` rebuilds the
+:func:`swnas.training.trainer.train`). A search killed mid-network and resumed with ``--resume`` rebuilds the
 same network and continues after its last finished epoch; since every epoch's batches and
 in-model randomness derive from ``(seed, epoch)``, the resumed network equals an uninterrupted
 one on the CPU. Once the network is recorded in ``search.json`` (and its final checkpoint is under
@@ -41,7 +41,7 @@ def network_workdir(out: str | Path, name: str) -> Path:
     Refused (:class:`~swnas.errors.InputError`) when a symbolic link is on the way: swnas does not
     write or remove through links out of OUT.
     """
-    from swnas.state import inside
+    from swnas.records.atomic import inside
 
     return inside(out, f"{TRAINING_DIR}/{name}", "training directory")
 
@@ -58,7 +58,7 @@ def partial_progress(workdir: str | Path) -> tuple[int, int | None] | None:
 
     A corrupt checkpoint is an :class:`InputError` that says which file to remove.
     """
-    from swnas.train import CHECKPOINT_NAME, load_checkpoint
+    from swnas.training.trainer import CHECKPOINT_NAME, load_checkpoint
 
     path = Path(workdir) / CHECKPOINT_NAME
     if not path.is_file():
@@ -91,7 +91,7 @@ def _accepts_checkpoint_dir(fn: Callable[..., Any]) -> bool:
 
 def _stale(exc: InputError) -> bool:
     """Whether the trainer refused its epoch checkpoint because it was made with other settings
-    (:func:`swnas.train.train`'s message; ``tests/test_reliability_users.py`` ties the two)."""
+    (:func:`swnas.training.trainer.train`'s message; ``tests/test_reliability_users.py`` ties the two)."""
     return "belongs to a different run" in str(exc)
 
 
@@ -110,7 +110,7 @@ def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, wo
     except InputError as exc:
         if not _stale(exc):
             raise
-    from swnas.train import CHECKPOINT_NAME
+    from swnas.training.trainer import CHECKPOINT_NAME
 
     path = Path(workdir) / CHECKPOINT_NAME
     log.warning(
@@ -128,8 +128,8 @@ def finish_network(workdir: str | Path, main: bool = True) -> None:
     anything else found there, and never through a symbolic link."""
     if not main:
         return
-    from swnas.state import is_temp_file
-    from swnas.train import CHECKPOINT_NAME
+    from swnas.records.atomic import is_temp_file
+    from swnas.training.trainer import CHECKPOINT_NAME
 
     w = Path(workdir)
     if w.is_symlink() or not w.is_dir():

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.state import atomic_write_json, atomic_write_text, read_json
+from swnas.records.atomic import atomic_write_json, atomic_write_text, read_json
 
 __all__ = ["StudyConfig", "ARMS", "run_study", "summarize", "STUDY_FILE"]
 
@@ -173,7 +173,7 @@ def _run_search(cfg: StudyConfig, arm: str, seed: int, d: Path, say: Callable[[s
 
 
 def _run_baselines(cfg: StudyConfig, seed: int, d: Path, say: Callable[[str], None]) -> None:
-    from swnas.baseline import RESULT_FILE, train_architecture
+    from swnas.experiments.train_architecture import RESULT_FILE, train_architecture
     from swnas.search.config import SearchConfig
 
     stages_n = SearchConfig(module=cfg.module).resolved().stages

@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 
 from swnas.errors import BackendUnavailableError, InputError
-from swnas.state import to_jsonable
+from swnas.records.atomic import to_jsonable
 
 __all__ = [
     "TRACKERS",

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.fmt import human_count, score_pair
-from swnas.state import atomic_write_text
+from swnas.reporting.fmt import human_count, score_pair
+from swnas.records.atomic import atomic_write_text
 
 __all__ = ["write_html", "render_html", "HTML_NAME"]
 
@@ -60,7 +60,7 @@ def _pct(v: Any) -> str:
 
 
 def _results(rows: list[dict]) -> str:
-    from swnas.report import display_name
+    from swnas.reporting.report import display_name
 
     head = [
         "Network",
@@ -221,10 +221,10 @@ def render_html(state: dict, rows: list[dict], images: dict[str, bytes] | None =
 def write_html(out_dir: str | Path, dest: str | Path | None = None, *, ensemble: dict | None = None) -> Path:
     """Write ``DIR/report/report.html`` (or ``dest``) for the search in ``out_dir``; returns the path.
 
-    The charts of ``DIR/report/*.png`` (written by :func:`swnas.report.write_report`) are
+    The charts of ``DIR/report/*.png`` (written by :func:`swnas.reporting.report.write_report`) are
     embedded when present; ``ensemble`` adds the ensemble's row as in the Markdown table.
     """
-    from swnas.report import collect_rows
+    from swnas.reporting.report import collect_rows
     from swnas.search import load_state
 
     out = Path(out_dir)

@@ -72,7 +72,7 @@ def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def _default_logits_fn(mean, std, batch_size: int | None, device: str) -> Callable[[Any, np.ndarray], np.ndarray]:
-    from swnas.train import predict_logits
+    from swnas.training.trainer import predict_logits
 
     def fn(model, images):
         out = predict_logits(model, images, mean=mean, std=std, batch_size=batch_size, device=device)
@@ -128,9 +128,9 @@ def evaluate_ensemble(
     Parameters
     ----------
     models : sequence of torch.nn.Module (or anything ``logits_fn`` accepts)
-    images, labels : test set (uint8 NHWC images as :func:`swnas.train.predict_logits` takes them)
+    images, labels : test set (uint8 NHWC images as :func:`swnas.training.trainer.predict_logits` takes them)
     logits_fn : callable, optional
-        ``(model, images) -> (N, C) logits``; default ``swnas.train.predict_logits``.
+        ``(model, images) -> (N, C) logits``; default ``swnas.training.trainer.predict_logits``.
     members : sequence of int, optional
         Labels for the members in the result (default 0..len-1).
     batch_size : int, optional
@@ -156,7 +156,7 @@ def evaluate_ensemble_on(
 
     ``mean``/``std`` default to the source's channel statistics.
     """
-    from swnas.train import predict_split
+    from swnas.training.trainer import predict_split
 
     def logits_of(model):
         return predict_split(model, data, split, mean=mean, std=std, batch_size=batch_size, device=device).numpy()
@@ -180,7 +180,7 @@ def ensemble_search(
     streamed) and normalisation (or uses ``dataset``, a data source) and writes ``OUT/ensemble.json``.
     """
     from swnas.search import checkpoint_path, final_record, load_recorded, load_state
-    from swnas.state import atomic_write_json, refuse_links
+    from swnas.records.atomic import atomic_write_json, refuse_links
 
     out = Path(out_dir)
     state = load_state(out)
@@ -195,7 +195,7 @@ def ensemble_search(
             raise InputError(f"members: {i!r} is not a network index of {out} (0..{len(nets) - 1})")
         checkpoint_path(out, final_record(nets[i]))  # inside OUT, present, the recorded file (before loading data)
     from swnas.data import input_normalization, reopen_dataset
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import get_recipe
 
     cfg = state["config"]
     if dataset is None:  # the training split the networks saw, so the statistics are theirs

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from swnas import resume
+from swnas.training import resume
 from swnas.errors import InputError
-from swnas.state import (
+from swnas.records.atomic import (
     RunLock,
     atomic_save,
     atomic_write_json,
@@ -134,22 +134,22 @@ def train_architecture(
     search trained from scratch do. ``val_split`` holds out the same stratified validation split a
     search with that ``--val-split`` and ``seed`` holds out (``metrics.val_top1``), so a baseline
     trains on exactly the search networks' images. ``threads`` sets torch's CPU intra-op threads
-    (``None``: :func:`swnas.threads.apply_threads`'s default, 1 for inputs of at most 32 px on the
+    (``None``: :func:`swnas.training.threads.apply_threads`'s default, 1 for inputs of at most 32 px on the
     CPU); ``train.json`` records the count under ``environment``.
     """
     import torch
 
-    from swnas import distributed as dist
+    from swnas.training import distributed as dist
     from swnas import models as M
     from swnas.data import check_source, load_dataset
-    from swnas.recipes import training_images
-    from swnas.recipes import get_recipe
+    from swnas.training.recipes import training_images
+    from swnas.training.recipes import get_recipe
     from swnas.search.state import metrics_record
     from swnas.search.toolkit import measure_network
     from swnas.search.validate import check_device
-    from swnas.train import train
+    from swnas.training.trainer import train
 
-    from swnas.threads import apply_threads
+    from swnas.training.threads import apply_threads
 
     spec = _resolve_spec(spec, module, stages)
     M.check_size(spec, "--spec" if stages is None else "--stages")  # before anything is built or loaded
@@ -174,7 +174,7 @@ def train_architecture(
         )
         torch.manual_seed(seed)
         model = M.initialize(M.build(spec), rec.init)  # the recipe's initialisation, as a search's networks get
-        # epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.resume)
+        # epoch checkpoints in OUT/training/; the same command continues a killed run (swnas.training.resume)
         work = out / resume.TRAINING_DIR
         note = resume.describe_partial(work, name or spec.name) if dist.is_main() else None
         if note:

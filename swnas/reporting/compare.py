@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
-from swnas.report import rows_csv
-from swnas.state import atomic_save, atomic_write_json, atomic_write_text, read_json, refuse_links
+from swnas.reporting.report import rows_csv
+from swnas.records.atomic import atomic_save, atomic_write_json, atomic_write_text, read_json, refuse_links
 
 __all__ = ["Comparison", "compare_searches", "default_compare_dir", "COMPARE_COLUMNS", "COMPARE_FORMAT"]
 
@@ -113,7 +113,7 @@ def _paper_costs(s: _Search, net: dict) -> tuple[int | None, int | None]:
     """The paper's depth and FLOPs of a network from its recorded spec file (None when it cannot be
     read). The FLOPs come from one forward pass of a freshly built (untrained) network."""
     from swnas.models import ArchSpec, build, keras_flops, paper_depth
-    from swnas.state import inside
+    from swnas.records.atomic import inside
 
     from swnas.models import check_size
 
@@ -301,7 +301,7 @@ def compare_searches(dirs: Sequence[str | Path], out: str | Path | None = None) 
     searches = _load(dirs)
     out = Path(out) if out is not None else default_compare_dir(dirs)
     _check_out(out, searches)
-    from swnas.state import prepare_out_dir
+    from swnas.records.atomic import prepare_out_dir
 
     prepare_out_dir(out, "--out-compare")
     rows = [r for s in searches for r in _rows(s)]

@@ -3,7 +3,7 @@
 One code path serves CPU and GPU. The batches come from the data source's batch source
 (:meth:`swnas.data.DataSource.train_batches`): for data in memory the training images live on the
 device as uint8 (CIFAR-10: 150 MB) and each step gathers a batch by index, crops/flips it with one
-vectorised gather (:mod:`swnas.augment`) and normalises it to float -- no DataLoader, no worker
+vectorised gather (:mod:`swnas.data.augment`) and normalises it to float -- no DataLoader, no worker
 processes; an image folder is decoded by worker processes; ``batches=`` plugs in another source.
 Evaluation reads un-augmented batches of a split (:func:`evaluate_split`) or of arrays
 (:func:`evaluate`) through one forward pass. :func:`train` reads as: set up (:func:`_setup`,
@@ -45,15 +45,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from swnas import distributed as D
-from swnas.augment import normalize
+from swnas.training import distributed as D
+from swnas.data.augment import normalize
 from swnas.data.batches import BatchSource, EpochPlan, mix_seed
 from swnas.data.batches import norm_tensors as _norm_tensors
 from swnas.data.source import DataSource, eval_batch_size as _eval_batch_size, input_normalization
 from swnas.errors import InputError
-from swnas.logs import EpochLines, use_bars
-from swnas.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
-from swnas.state import atomic_save
+from swnas.records.logs import EpochLines, use_bars
+from swnas.training.recipes import Recipe, crop_padding, get_recipe, make_optimizer, make_scheduler
+from swnas.records.atomic import atomic_save
 
 __all__ = [
     "TrainResult",
@@ -181,7 +181,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle refused by weights_only, ...
-        from swnas.state import load_failure  # never quote torch's advice to set weights_only=False
+        from swnas.records.atomic import load_failure  # never quote torch's advice to set weights_only=False
 
         raise InputError(
             f"checkpoint {str(path)!r} is corrupt or not a swnas training checkpoint: {load_failure(exc)}"
@@ -669,7 +669,7 @@ def train(
     data : DataSource
         From :func:`swnas.data.load_dataset` (in memory or an image folder streamed from disk).
     recipe : {"paper", "original", "fast"} or Recipe
-        See :mod:`swnas.recipes`. ``epochs``, ``batch_size`` (global) and ``lr`` override it;
+        See :mod:`swnas.training.recipes`. ``epochs``, ``batch_size`` (global) and ``lr`` override it;
         the ``paper`` milestones stay at 50% and 75% of the epochs. Its ``normalize`` decides how
         training, validation and test images are normalised
         (:func:`swnas.data.input_normalization`): per channel, or minus the training mean image.
@@ -695,7 +695,7 @@ def train(
     flip : bool or "auto"
         Horizontal flips; ``auto`` = on, except for ``digits`` (mirrored digits are other glyphs).
     pad : int, optional
-        Random-crop padding; default :func:`swnas.recipes.crop_padding` (4 px at 32 px, 1 px at 8 px).
+        Random-crop padding; default :func:`swnas.training.recipes.crop_padding` (4 px at 32 px, 1 px at 8 px).
     sync_bn : bool
         Under DDP, convert BatchNorm layers to SyncBatchNorm.
     eval_batch_size : int, optional

@@ -81,7 +81,7 @@ def environment(device: Any = None, backend: str | None = None) -> dict:
     import torch
 
     from swnas import __version__
-    from swnas import distributed as D
+    from swnas.training import distributed as D
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
@@ -105,7 +105,7 @@ def environment(device: Any = None, backend: str | None = None) -> dict:
 
 def search_environment(device: str = "auto", backend: str = "auto", criterion: str = "pls") -> dict:
     """:func:`environment` with the search's ``device`` and scorer ``backend`` resolved as it runs them."""
-    from swnas import distributed as D
+    from swnas.training import distributed as D
 
     try:
         dev = D.device_for_rank(device)

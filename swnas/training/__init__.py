@@ -1,0 +1,1 @@
+"""Training a network: the trainer, recipes, weight transfer, resumable checkpoints, DDP and threads."""
