@@ -165,3 +165,42 @@ def test_no_data_kind_branch_outside_the_data_package(module):
     text = _modules()[module].read_text(encoding="utf-8")
     for word in ('"streaming"', "FolderDataset", "x_train", "x_test"):
         assert word not in text, f"{module} mentions {word}"
+
+
+#: The parts of swnas from the bottom up (docs/CONTRACTS.md): a part imports only parts of a lower
+#: layer. A new package or top-level module gets its layer here.
+LAYERS = (
+    ("swnas", "swnas.errors"),
+    ("swnas.records", "swnas.scoring"),
+    ("swnas.config_file", "swnas.selection", "swnas.models"),
+    ("swnas.features", "swnas.data"),
+    ("swnas.training",),
+    ("swnas.search",),
+    ("swnas.reporting", "swnas.experiments"),
+    ("swnas.paper",),
+    ("swnas.cli",),
+    ("swnas.__main__",),
+)
+
+
+def _upward_imports(graph: dict[str, set[str]], layers) -> list[str]:
+    """``"a -> b"`` for every import of a part ``b`` from a layer no lower than ``a``'s."""
+    rank = {part: i for i, layer in enumerate(layers) for part in layer}
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets if rank[b] >= rank[a])
+
+
+def test_the_layer_check_finds_an_upward_and_a_sideways_import():
+    layers = (("low",), ("mid", "side"), ("high",))
+    graph = {"low": set(), "mid": {"low", "side"}, "side": set(), "high": {"mid"}}
+    assert _upward_imports(graph, layers) == ["mid -> side"]
+    assert _upward_imports({**graph, "low": {"high"}}, layers) == ["low -> high", "mid -> side"]
+
+
+def test_every_part_imports_only_lower_layers():
+    graph: dict[str, set[str]] = {}
+    for a, targets in _graph().items():
+        graph.setdefault(_concern(a), set()).update(_concern(b) for b in targets if _concern(b) != _concern(a))
+    placed = {part for layer in LAYERS for part in layer}
+    assert set(graph) - {"swnas._core", "swnas._cuda"} <= placed, f"parts without a layer: {set(graph) - placed}"
+    upward = _upward_imports(graph, LAYERS)
+    assert not upward, "imports from a layer above: " + "; ".join(upward)
