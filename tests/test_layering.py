@@ -127,6 +127,7 @@ KNOWN_INNER_CYCLES = (
     {
         "swnas.scoring.api",
         "swnas.scoring.backends",
+        "swnas.scoring.chunked",
         "swnas.scoring.dask",
         "swnas.scoring.inffs",
         "swnas.scoring.pls",
