@@ -132,14 +132,17 @@ def standardised_cross(
     else:
         sd = np.ones_like(mu)
     ymean, ystd = onehot_stats(counts, n)
-    # X_s'Y_s[:, c] = D^-1 (X'y_c - colsum * ymean_c) / ystd_c   (Y_s is centred, so mu drops out)
-    # in place, the same operations in the same order (C = 1,000 makes these p x C arrays 16 MB)
-    xy = np.outer(colsum, ymean)
-    np.subtract(class_sums.T, xy, out=xy)
-    xy[constant] = 0.0
+    # X_s'Y_s[:, c] = D^-1 (X'y_c - colsum * ymean_c) / ystd_c   (Y_s is centred, so mu drops out),
+    # in place, in the class sums' own (C, p) layout, returned as its transpose (an F-ordered p x C
+    # view): at C = 1,000 these are 16 MB arrays, and a transposed read of them costs more than the
+    # arithmetic. Every element sees the same operations in the same order as in p x C layout.
+    t = np.multiply.outer(ymean, colsum)
+    np.subtract(class_sums, t, out=t)
+    t[:, constant] = 0.0
     if scale:
-        np.divide(xy, ystd[None, :], out=xy)
-        np.divide(xy, sd[:, None], out=xy)
+        np.divide(t, ystd[:, None], out=t)
+        np.divide(t, sd[None, :], out=t)
+    xy = t.T
     return mu, sd, xy
 
 
@@ -202,13 +205,17 @@ def dominant_direction(s: np.ndarray, gram: GramProduct | None = None) -> np.nda
     import scipy.linalg
     import scipy.sparse.linalg as spla
 
-    m = min(p, c)
-    small_right = c <= p  # iterate on s's (C x C) when C <= p, else on ss' (p x p)
+    # s stored as the transpose of a C-contiguous M (standardised_cross's layout): iterate on
+    # ss' = M'M, whose product is one fused read of M; otherwise on the smaller of s's and ss'
+    transposed = gram is not None and not s.flags.c_contiguous and s.T.flags.c_contiguous
+    small_right = c <= p and not transposed  # s's (C x C) when C <= p, else ss' (p x p)
+    m = c if small_right else p
 
     def matvec(x: np.ndarray) -> np.ndarray:
         x = np.ravel(x)
         if gram is not None:
-            return gram(s, np.ascontiguousarray(x, dtype=np.float64), small_right)
+            x = np.ascontiguousarray(x, dtype=np.float64)
+            return gram(s.T, x, True) if transposed else gram(s, x, small_right)
         return s.T @ (s @ x) if small_right else s @ (s.T @ x)
 
     op = spla.LinearOperator((m, m), matvec=matvec, dtype=np.float64)
@@ -252,7 +259,7 @@ def kernel_pls_vip(
         The Gram products of :func:`dominant_direction` (compiled on the ``cpp`` backend).
     """
     p, c = xy.shape
-    s = xy.copy()
+    s = xy.copy(order="K")  # keeps standardised_cross's layout
     W = np.zeros((p, n_components))
     R = np.zeros((p, n_components))
     P = np.zeros((p, n_components))
@@ -280,9 +287,15 @@ def kernel_pls_vip(
         if constant is not None:
             pa[constant] = 0.0
         q = q_of(xy, r, tt)
-        d = np.outer(pa, q)
-        d *= tt
-        s -= d
+        if s.flags.c_contiguous:
+            d = np.outer(pa, q)
+            d *= tt
+            s -= d
+        else:  # the transposed layout: the same products, written in s's memory order
+            dt = np.outer(q, pa)
+            dt *= tt
+            st = s.T
+            st -= dt
         W[:, a], R[:, a], P[:, a] = w, r, pa
         ss[a] = tt * float(q @ q)
     return vip_from_components(W, ss)
