@@ -189,3 +189,21 @@ def test_from_npy_reads_the_file_lazily_in_row_chunks(tmp_path):
         from_npy(tmp_path / "missing.npy")
     with pytest.raises(InputError, match="chunk_rows"):
         from_npy(path, chunk_rows=0)
+
+
+def test_from_npy_keeps_one_map_per_file_version(tmp_path):
+    import swnas.scoring.dask as sd
+
+    path = tmp_path / "f.npy"
+    np.save(path, np.arange(24, dtype=np.float32).reshape(6, 4))
+    a = sd._npy_rows(str(path), 0, 3, (1, 1))
+    b = sd._npy_rows(str(path), 3, 6, (1, 1))
+    assert np.shares_memory(a.base, b.base) or a.base is b.base  # the second pass reuses the map
+    np.save(path, np.ones((6, 4), np.float32))
+    c = sd._npy_rows(str(path), 0, 3, (1, 2))  # a new version: a new map, the old one dropped
+    assert c[0, 0] == 1.0 and [k for k in sd._NPY_MAPS if k[0] == str(path)] == [(str(path), 1, 2)]
+    for i in range(10):
+        other = tmp_path / f"g{i}.npy"
+        np.save(other, np.zeros((2, 2), np.float32))
+        sd._npy_rows(str(other), 0, 1, (i,))
+    assert len(sd._NPY_MAPS) <= 8

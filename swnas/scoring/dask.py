@@ -152,9 +152,22 @@ def _tree(dask, parts: list, combine, split_every: int):
     return parts[0]
 
 
-def _npy_rows(path: str, start: int, stop: int) -> np.ndarray:
+#: memory maps of .npy files by (path, size, mtime), kept per process so that the pages a pass maps
+#: stay mapped for the next pass (a fresh map per chunk and pass faults every page in again)
+_NPY_MAPS: dict[tuple, np.ndarray] = {}
+
+
+def _npy_rows(path: str, start: int, stop: int, stamp: tuple = ()) -> np.ndarray:
     """Runs on a worker: rows ``start:stop`` of a ``.npy`` file, memory-mapped (read as the pass goes)."""
-    return np.load(path, mmap_mode="r")[start:stop]
+    key = (path, *stamp)
+    mm = _NPY_MAPS.get(key)
+    if mm is None:
+        for old in [k for k in _NPY_MAPS if k[0] == path]:  # the file changed: drop its old map
+            del _NPY_MAPS[old]
+        while len(_NPY_MAPS) >= 8:  # a few files at a time; the oldest map goes first
+            del _NPY_MAPS[next(iter(_NPY_MAPS))]
+        mm = _NPY_MAPS[key] = np.load(path, mmap_mode="r")
+    return mm[start:stop]
 
 
 def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
@@ -183,7 +196,7 @@ def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
     read = dask.delayed(_npy_rows, pure=True)
     blocks = [
         da.from_delayed(
-            read(path, a, min(n, a + chunk_rows), dask_key_name=f"{name}-{a}"),
+            read(path, a, min(n, a + chunk_rows), (st.st_size, st.st_mtime_ns), dask_key_name=f"{name}-{a}"),
             shape=(min(n, a + chunk_rows) - a, p),
             dtype=head.dtype,
         )
