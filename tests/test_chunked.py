@@ -8,7 +8,7 @@ import pytest
 from swnas.errors import InputError
 from swnas.scoring import score
 from swnas.scoring.chunked import score_pls_chunks
-from tests.helpers import planted
+from helpers import planted
 
 
 def _blocks(X: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
