@@ -135,6 +135,15 @@ def test_no_import_cycle_between_modules():
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
+def test_no_module_imports_its_own_package():
+    """A package's ``__init__`` re-exports its modules; they import what they need from a sibling."""
+    graph = _graph()
+    upward = sorted(
+        f"{a} -> {a.rsplit('.', 1)[0]}" for a in graph if a.count(".") >= 2 and a.rsplit(".", 1)[0] in graph[a]
+    )
+    assert not upward, "modules that import their own package: " + "; ".join(upward)
+
+
 @pytest.mark.parametrize(
     "module",
     [
