@@ -329,11 +329,11 @@ def test_track_jsonl_is_appended_to_on_resume(tmp_path, capsys, monkeypatch):
     from test_reliability import SMALL, Calls, fake_factory, run
 
     out = tmp_path / "s"
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls(), fail_score=1))
     assert run(["search", *SMALL, "--out", out, "--track", "jsonl"], capsys)[0] == 2
     first = (out / "track.jsonl").read_text()
     assert first.count('"event": "config"') == 1
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     assert run(["search", "--resume", out, "--no-report", "--quiet", "--track", "jsonl"], capsys)[0] == 0
     after = (out / "track.jsonl").read_text()
     assert after.startswith(first) and after.count('"event": "config"') == 2  # the earlier events kept

@@ -233,7 +233,7 @@ def _fake_toolkit(cfg, progress=True):
 
 
 def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _fake_toolkit)
     out = tmp_path / "s"
     code, o, err = run(
         [
@@ -282,7 +282,7 @@ def test_search_cli_prints_result_and_resume_checks_flags(tmp_path, capsys, monk
 
 # ------------------------------------------------------------------------------- real modules, tiny
 def test_train_baseline_appears_in_report(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _fake_toolkit)
     out = tmp_path / "s"
     assert (
         run(

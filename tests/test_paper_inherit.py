@@ -89,7 +89,7 @@ def _factory(calls: dict):
 @pytest.fixture
 def calls(monkeypatch):
     c = {"train": 0, "finetune": 0, "grow": 0}
-    monkeypatch.setattr(search_mod, "default_toolkit", _factory(c))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _factory(c))
     return c
 
 

@@ -65,7 +65,7 @@ def _fake_toolkit_factory(calls):
 @pytest.mark.slow  # about a minute on 2 loaded cores: three reports with charts
 def test_table2_runs_three_searches_and_reuses_them(tmp_path, monkeypatch):
     calls = {"train": 0, "final": 0}
-    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory(calls))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _fake_toolkit_factory(calls))
     st = PaperSettings(dataset="digits", out=tmp_path / "p", smoke=True, device="cpu", echo=None)
     md, cs = run_table("table2", st)
     assert calls == {"train": 9, "final": 3}  # 3 criteria x (A0, T1, A1) and one final training each
@@ -160,7 +160,7 @@ def test_table1_columns_200_epochs_memory_carbon_and_smoke_labels(tmp_path, monk
         }
         return tk
 
-    monkeypatch.setattr(search_mod, "default_toolkit", factory)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", factory)
     st = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None)
     md, cs = run_table("table1", st)
     rows = list(csv.DictReader(io.StringIO(cs.read_text())))

@@ -19,7 +19,7 @@ from test_paper_runner import _fake_toolkit_factory
 @pytest.fixture
 def fake(monkeypatch):
     calls = {"train": 0, "final": 0}
-    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory(calls))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _fake_toolkit_factory(calls))
     return calls
 
 

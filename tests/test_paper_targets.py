@@ -208,7 +208,7 @@ def test_table3_time_column_and_hours_per_iteration(tmp_path, monkeypatch):
             "metrics": {"params": 1000, "top1": 0.9, "train_seconds": 1800.0, "epochs": 300},
         }
 
-    monkeypatch.setattr(search_mod, "default_toolkit", factory)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", factory)
     monkeypatch.setattr(runner, "ensure_baseline", baseline)
     st = PaperSettings(dataset="digits", out=tmp_path / "p", device="cpu", echo=None)
     md, cs = run_table("table3", st)
@@ -350,7 +350,7 @@ def test_table6_paper_scale_pairs_each_row_with_the_papers(tmp_path, monkeypatch
         trained.append((str(out.relative_to(st.out)), dataset, data, list(spec.stages), spec.module, input_size))
         return {"spec": spec.to_dict(), "metrics": {"params": 1000, "top1": 0.25, "top5": 0.5, "epochs": 300}}
 
-    monkeypatch.setattr(search_mod, "default_toolkit", _fake_toolkit_factory({"train": 0, "final": 0}))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", _fake_toolkit_factory({"train": 0, "final": 0}))
     monkeypatch.setattr(tables_4_to_6, "ensure_training", fake_training)
     tiny, i32 = tmp_path / "tiny", tmp_path / "i32"
     tiny.mkdir()

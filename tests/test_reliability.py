@@ -123,7 +123,7 @@ def test_backend_checked_for_streaming_criterion_before_training(tmp_path, capsy
 
 def test_resume_may_change_what_nothing_computed_depends_on(tmp_path, capsys, monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(calls, fail_score=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(calls, fail_score=1))
     out = tmp_path / "s"
     code, _, err = run(["search", *SMALL, "--out", out], capsys)
     assert code == 2 and "injected failure while scoring" in err and calls.train == 2
@@ -145,7 +145,7 @@ def test_resume_may_change_what_nothing_computed_depends_on(tmp_path, capsys, mo
 
 def test_failed_first_network_does_not_block_the_same_out(tmp_path, capsys, monkeypatch):
     calls = Calls()
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(calls, fail_train=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(calls, fail_train=1))
     out = tmp_path / "s"
     code, _, err = run(["search", *SMALL, "--out", out], capsys)
     assert code == 2 and "injected failure" in err
@@ -199,7 +199,7 @@ def two_real_searches(tmp_path, capsys, monkeypatch):
     pytest.importorskip("torch")
     outs = []
     for w in (4, 6):
-        monkeypatch.setattr(search_mod, "default_toolkit", real_toolkit_factory(w))
+        monkeypatch.setattr(search_mod.toolkit, "default_toolkit", real_toolkit_factory(w))
         out = tmp_path / f"w{w}"
         code, _, err = run(["search", *SMALL, "--out", out], capsys)
         assert code == 0, err
@@ -258,7 +258,7 @@ def test_crafted_checkpoint_asking_for_a_million_channels(two_real_searches, tmp
 
 # ------------------------------------------------------------------ 3. no links followed out of --out
 def test_symlinked_log_is_refused_and_untouched(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     victim = tmp_path / "precious.txt"
     victim.write_text("keep me\n")
     out = tmp_path / "s"
@@ -270,7 +270,7 @@ def test_symlinked_log_is_refused_and_untouched(tmp_path, capsys, monkeypatch):
 
 
 def test_symlinked_report_dir_is_refused(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
     elsewhere = tmp_path / "elsewhere"
@@ -283,7 +283,7 @@ def test_symlinked_report_dir_is_refused(tmp_path, capsys, monkeypatch):
 
 # ------------------------------------------------------------------ 4. one run per --out
 def test_second_run_refused_while_the_first_holds_the_lock(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls(), fail_score=1))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 2  # stopped at its first scoring step
     before = (out / "search.json").read_text()
@@ -357,7 +357,7 @@ def test_export_to_a_directory(two_real_searches, tmp_path, capsys):
     ],
 )
 def test_hand_edited_state_is_a_message(edit, needle, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
     state = json.loads((out / "search.json").read_text())
@@ -374,7 +374,7 @@ def test_hand_edited_state_is_a_message(edit, needle, tmp_path, capsys, monkeypa
 
 # ------------------------------------------------------------------ 10. hygiene
 def test_temp_files_of_killed_writes_are_cleaned_and_modes_agree(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls(), fail_score=1))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 2
     left = [

@@ -28,7 +28,7 @@ def snapshot(d: Path) -> dict:
 @pytest.fixture
 def stopped_search(tmp_path, capsys, monkeypatch):
     """A search stopped at its first scoring step (two networks trained), resumable."""
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls(), fail_score=1))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls(), fail_score=1))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 2
     return out
@@ -53,7 +53,7 @@ def test_refused_runs_never_write_or_delete_in_the_locked_directory(stopped_sear
 
 def test_refused_search_never_removes_a_directory_made_meanwhile(tmp_path, capsys, monkeypatch):
     """The race: B looks (no --out yet), A creates it and takes the lock, B's lock is refused."""
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
     out.mkdir()
     (out / "search.json").write_text(json.dumps({"networks": []}))  # A has just started
@@ -96,7 +96,7 @@ def test_disk_full_while_saving_a_checkpoint_is_a_message_and_resumes(tmp_path, 
         tk.save = save_or_fail
         return tk
 
-    monkeypatch.setattr(search_mod, "default_toolkit", with_full_disk)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", with_full_disk)
     out = tmp_path / "s"
     code, _, err = run(["search", *SMALL, "--out", out], capsys)
     assert code == 2 and f"cannot write {out / 'checkpoints' / '01-T1.pt'}" in err, err
@@ -113,7 +113,7 @@ def test_disk_full_while_writing_the_state_is_a_message(tmp_path, capsys, monkey
 
     import swnas.records.atomic as state_mod
 
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     out = tmp_path / "s"
     real_fsync, seen = os.fsync, []
 
@@ -138,7 +138,7 @@ def test_disk_full_during_export_keeps_the_earlier_file(tmp_path, capsys, monkey
 
     from test_reliability import real_toolkit_factory
 
-    monkeypatch.setattr(search_mod, "default_toolkit", real_toolkit_factory(4))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", real_toolkit_factory(4))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
     to = tmp_path / "m.pt"
@@ -180,7 +180,7 @@ def no_training_anywhere(monkeypatch):
         raise AssertionError("trained although --out is refused")
 
     monkeypatch.setattr(train_mod, "train", boom)
-    monkeypatch.setattr(search_mod, "default_toolkit", boom)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", boom)
 
 
 @pytest.mark.parametrize("entry", ["track.jsonl", "tensorboard", "training", "final"])
@@ -244,7 +244,7 @@ def test_report_file_in_out_is_found_before_training(tmp_path, capsys, no_traini
 def exported(tmp_path, capsys, monkeypatch):
     from test_reliability import real_toolkit_factory
 
-    monkeypatch.setattr(search_mod, "default_toolkit", real_toolkit_factory(4))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", real_toolkit_factory(4))
     out = tmp_path / "s"
     assert run(["search", *SMALL, "--out", out], capsys)[0] == 0
     return out
@@ -318,7 +318,7 @@ def test_mlflow_tracks_under_out_without_telemetry(user_uri, tmp_path, capsys, m
         monkeypatch.delenv(k, raising=False)
     if user_uri:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", user_uri)
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
@@ -419,7 +419,7 @@ def test_oversized_train_is_refused(tmp_path, capsys, no_training_anywhere):
 
 
 def test_crafted_spec_in_a_comparison_is_refused(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     dirs = [tmp_path / "a", tmp_path / "b"]
     for d in dirs:
         assert run(["search", *SMALL, "--out", d], capsys)[0] == 0
@@ -470,13 +470,13 @@ def diverged_first_network(tmp_path, capsys, monkeypatch):
         tk.measure = measure
         return tk
 
-    monkeypatch.setattr(search_mod, "default_toolkit", diverging)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", diverging)
     out = tmp_path / "s"
     code, _, err = run(["search", *REAL, "--lr", "0.5", "--out", out], capsys)
     assert code == 1 and "training diverged" in err and "--lr 0.05" in err, err
     assert (out / "training" / "00-A0" / "last.pt").is_file()
     assert json.loads((out / "search.json").read_text())["networks"] == []
-    monkeypatch.setattr(search_mod, "default_toolkit", default_toolkit)
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", default_toolkit)
     return out
 
 
@@ -551,7 +551,7 @@ CRAFTED = [
 
 @pytest.mark.parametrize("edit, needle", CRAFTED)
 def test_crafted_state_fields_are_messages(edit, needle, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(search_mod, "default_toolkit", fake_factory(Calls()))
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", fake_factory(Calls()))
     good, out = tmp_path / "good", tmp_path / "s"
     for d in (good, out):
         assert run(["search", *SMALL, "--out", d], capsys)[0] == 0

@@ -217,7 +217,7 @@ def test_search_prints_the_ensemble_accuracy(tmp_path, capsys, monkeypatch):
     import swnas.search as search_mod
     from swnas.cli import main
 
-    monkeypatch.setattr(search_mod, "default_toolkit", lambda *a, **k: _toolkit())
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", lambda *a, **k: _toolkit())
     monkeypatch.setattr(ens_mod, "ensemble_search", lambda out, **k: EnsembleResult(**ENS))
     code = main(
         [

@@ -42,7 +42,7 @@ def test_search_records_threads_and_resume_may_change_them(tmp_path, capsys, mon
     import swnas.search as search_mod
     from test_report_content import _toolkit
 
-    monkeypatch.setattr(search_mod, "default_toolkit", lambda *a, **k: _toolkit())
+    monkeypatch.setattr(search_mod.toolkit, "default_toolkit", lambda *a, **k: _toolkit())
     out = tmp_path / "s"
     torch.set_num_threads(2)
     assert (

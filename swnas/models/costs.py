@@ -29,7 +29,7 @@ __all__ = ["paper_depth", "keras_flops", "baseline_name"]
 
 
 def _meta_build(spec: ArchSpec) -> nn.Module:
-    from swnas.models import build
+    from swnas.models.builder import build
 
     with torch.device("meta"):
         return build(spec)

@@ -69,7 +69,7 @@ def inherit(parent: nn.Module, stages: Sequence[int], *, seed: int | None = None
         the parent's first ``min(m_i, M_i)`` modules (weights and buffers copied) followed by
         ``m_i - M_i`` identity-initialised modules when it is deeper.
     """
-    from swnas.models import build
+    from swnas.models.builder import build
 
     spec: ArchSpec = getattr(parent, "spec", None)
     if not isinstance(spec, ArchSpec):

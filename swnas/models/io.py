@@ -81,7 +81,7 @@ def check_size(spec: ArchSpec, what: str = "spec", max_params: int = MAX_PARAMS)
     too large to build: more than :data:`MAX_MODULES` modules, a width above :data:`MAX_WIDTH`, or
     more than ``max_params`` parameters. The network is built on PyTorch's ``meta`` device (shapes
     only, no memory), as :func:`check_fits` does for checkpoints."""
-    from swnas.models import build
+    from swnas.models.builder import build
 
     n = sum(spec.stages)
     if n > MAX_MODULES:
@@ -113,7 +113,7 @@ def check_fits(payload: dict[str, Any], path: str | os.PathLike) -> None:
     shape is compared with the stored tensors, so a crafted file whose spec asks for a million
     channels is an :class:`InputError` instead of an exhausted memory.
     """
-    from swnas.models import build
+    from swnas.models.builder import build
 
     spec, state = payload["spec"], payload["state_dict"]
     if sum(spec.stages) > len(state):  # every module owns at least one tensor
@@ -138,7 +138,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     ``swnas export`` also gives the model a ``normalization`` attribute: how its inputs were
     normalised in training (:func:`swnas.reporting.report.export_normalization`), else None.
     """
-    from swnas.models import build
+    from swnas.models.builder import build
 
     payload = read_checkpoint(path)
     check_fits(payload, path)

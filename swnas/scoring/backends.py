@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from swnas.errors import BackendUnavailableError, InputError
+from swnas.scoring.registry import _criterion
 
 __all__ = [
     "BackendRecord",
@@ -264,8 +265,6 @@ def check_backend(backend: str, criterion: str, device: str = "cpu") -> str:
     Raises :class:`~swnas.errors.InputError` for an unknown name or criterion and
     :class:`~swnas.errors.BackendUnavailableError` (saying why) when it cannot run here.
     """
-    from swnas.scoring.api import _criterion
-
     crit = _criterion(criterion)
     if device not in ("cpu", "cuda"):
         raise InputError(f"device: expected 'cpu' or 'cuda', got {device!r}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from swnas.errors import BackendUnavailableError, InputError
 from swnas.scoring._pls_algebra import PlsAlgebra
-from swnas.scoring.api import ScoreResult, _criterion
+from swnas.scoring.registry import ScoreResult, _criterion
 
 __all__ = ["score_pls_chunks", "chunk_moments", "combine_moments", "chunk_project", "sum_projections"]
 

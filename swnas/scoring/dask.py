@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from swnas.errors import InputError
-from swnas.scoring.api import ScoreResult, _criterion
+from swnas.scoring.registry import ScoreResult, _criterion
 from swnas.scoring.chunked import chunk_moments, chunk_project, combine_moments, sum_projections, vip_from_moments
 from swnas.scoring.streaming import StreamingScorer, streamable
 

@@ -24,7 +24,7 @@ import numpy as np
 from swnas.errors import InputError
 from swnas.scoring._arrays import as_float_matrix, check_finite_stats, class_labels, float64_range_shift, to_numpy
 from swnas.scoring._pls_algebra import ShiftedSums
-from swnas.scoring.api import _CRITERIA, Criterion, ScoreResult, _criterion
+from swnas.scoring.registry import _CRITERIA, Criterion, ScoreResult, _criterion
 
 __all__ = ["StreamingScorer", "supports_streaming", "streamable"]
 

@@ -72,8 +72,8 @@ from swnas.search.state import (
     resume_config,
 )
 from swnas.search.toolkit import Toolkit, default_toolkit, measure_network
-from swnas.search.loop import SearchResult, checkpoint_path, decide, run_search
-from swnas.search.checkpoints import final_record, load_model, load_recorded
+from swnas.search.loop import SearchResult, decide, run_search
+from swnas.search.checkpoints import checkpoint_path, final_record, load_model, load_recorded
 from swnas.search.validate import validate_options
 
 __all__ = [

@@ -5,7 +5,7 @@ the spec is built on PyTorch's ``meta`` device (shapes only, no memory) and ever
 is compared with the stored weights, so a crafted file whose spec asks for 10^6 channels is
 refused with an error instead of exhausting memory. A network recorded in ``search.json`` is
 also compared with its record (stages, parameter count; the SHA-256 of the file is checked by
-:func:`swnas.search.loop.checkpoint_path`).
+:func:`checkpoint_path`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from swnas.errors import InputError
+from swnas.records.atomic import file_sha256, inside
 
-__all__ = ["load_model", "load_recorded", "final_record"]
+__all__ = ["checkpoint_path", "load_model", "load_recorded", "final_record"]
+
+
+def checkpoint_path(out: Path, net: dict) -> Path:
+    """The checkpoint file of a recorded network, checked: inside ``out``, present, and (when the
+    state records its SHA-256) the very file that was written. Errors name the file."""
+    what = f"network {net.get('index')} ({net.get('role')}{net.get('iteration')})"
+    rel = net.get("checkpoint")
+    path = inside(out, rel, f"{what} checkpoint")
+    if not path.is_file():
+        raise InputError(f"{what}: is recorded as trained but its checkpoint {rel} is missing (in {out})")
+    want = net.get("checkpoint_sha256")
+    if want is not None and file_sha256(path) != want:
+        raise InputError(
+            f"{what}: checkpoint {path} is not the file this search wrote (its SHA-256 differs from the "
+            "one recorded in search.json); it may come from another run"
+        )
+    return path
 
 
 def load_model(path: str | Path) -> Any:
@@ -48,8 +66,6 @@ def final_record(net: dict) -> dict:
 
 def load_recorded(out: str | Path, net: dict) -> Any:
     """The model of a network recorded in ``OUT/search.json``, refused unless it is that network."""
-    from swnas.search.loop import checkpoint_path
-
     path = checkpoint_path(Path(out), net)
     model = load_model(path)
     stages = list(model.spec.stages)

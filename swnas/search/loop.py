@@ -18,13 +18,14 @@ from swnas.records import tracking
 from swnas.search import environment
 from swnas.training import resume
 from swnas.errors import InputError
+from swnas.search.checkpoints import checkpoint_path
 from swnas.search.config import CONTROL_CRITERIA, SearchConfig
 from swnas.search.progress import Progress, fmt_seconds
 from swnas.search.state import SearchState, metrics_record, resume_config
 from swnas.search.toolkit import Toolkit
 from swnas.records.atomic import atomic_save, atomic_write_json, file_sha256, inside
 
-__all__ = ["Search", "SearchResult", "decide", "control_decision", "run_search", "checkpoint_path"]
+__all__ = ["Search", "SearchResult", "decide", "control_decision", "run_search"]
 
 
 @dataclass
@@ -79,23 +80,6 @@ def _describe(role: str, iteration: int, inherit: bool) -> str:
     if role == "F":
         return f"F{iteration} (A{iteration - 1} fine-tuned as long as T{iteration})"
     return f"A{iteration}{' (cut from T' + str(iteration) + ')' if inherit else ''}"
-
-
-def checkpoint_path(out: Path, net: dict) -> Path:
-    """The checkpoint file of a recorded network, checked: inside ``out``, present, and (when the
-    state records its SHA-256) the very file that was written. Errors name the file."""
-    what = f"network {net.get('index')} ({net.get('role')}{net.get('iteration')})"
-    rel = net.get("checkpoint")
-    path = inside(out, rel, f"{what} checkpoint")
-    if not path.is_file():
-        raise InputError(f"{what}: is recorded as trained but its checkpoint {rel} is missing (in {out})")
-    want = net.get("checkpoint_sha256")
-    if want is not None and file_sha256(path) != want:
-        raise InputError(
-            f"{what}: checkpoint {path} is not the file this search wrote (its SHA-256 differs from the "
-            "one recorded in search.json); it may come from another run"
-        )
-    return path
 
 
 class Search:

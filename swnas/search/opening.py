@@ -14,6 +14,8 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 
 from swnas.errors import InputError
+from swnas.search import toolkit as toolkits
+from swnas.search.checkpoints import checkpoint_path
 from swnas.search.config import LOG_FILE, STATE_FILE, SearchConfig
 from swnas.search.progress import Progress
 from swnas.search.state import SearchState
@@ -80,8 +82,6 @@ def _open_state(cfg: SearchConfig, out: Path, tk: Toolkit, resume: bool, progres
     main = bool(tk.is_main())
     if resume:
         state = SearchState.load(out)
-        from swnas.search.loop import checkpoint_path
-
         for net in state.networks:
             checkpoint_path(out, net)  # inside OUT, present, the recorded file
         stored = state.doc["config"]
@@ -172,9 +172,8 @@ def open_run(
         if not resume:
             fresh_allowed(out)
         if toolkit is None:
-            import swnas.search as pkg  # looked up there so that tests can substitute it
-
-            toolkit = pkg.default_toolkit(cfg, progress=echo is not None)
+            # looked up on its module at call time, so that tests can substitute it there
+            toolkit = toolkits.default_toolkit(cfg, progress=echo is not None)
         progress = Progress(out / LOG_FILE, echo or (lambda s: None), cfg.iterations, enabled=bool(toolkit.is_main()))
         state = _open_state(cfg, out, toolkit, resume, progress)
         yield toolkit, state, progress
