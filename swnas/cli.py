@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError, SwnasError
 
@@ -407,7 +407,7 @@ def _scale_flags(p: argparse.ArgumentParser, search: bool) -> None:
         type=str.lower,
         choices=LEVELS,
         help="threshold of the swnas logger (default info)",
-        **({} if search else {"default": "info"}),
+        **cast("dict[str, Any]", {} if search else {"default": "info"}),
     )
     if search:
         p.add_argument("--config", metavar="RUN.yaml", help="options from a YAML or JSON file; flags override it")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 from swnas.records.atomic import atomic_write_json, atomic_write_text, read_json
@@ -122,7 +122,7 @@ class StudyConfig:
         )
 
     def search_config(self, arm: str, seed: int):
-        criterion, inherit = ARMS[arm]
+        criterion, inherit = cast("tuple[str, bool]", ARMS[arm])  # a search arm (not "baselines")
         return self._search_config(self, criterion, inherit, seed)
 
     def to_dict(self) -> dict:
@@ -176,7 +176,8 @@ def _run_baselines(cfg: StudyConfig, seed: int, d: Path, say: Callable[[str], No
     from swnas.experiments.train_architecture import RESULT_FILE, train_architecture
     from swnas.search.config import SearchConfig
 
-    stages_n = SearchConfig(module=cfg.module).resolved().stages
+    assert cfg.final_epochs is not None  # run_study passes a checked() config
+    stages_n = cast(int, SearchConfig(module=cfg.module).resolved().stages)  # resolved() fills it
     for m in cfg.baseline_depths:
         sub = d / f"uniform-{m}"
         if (sub / RESULT_FILE).is_file():
@@ -227,7 +228,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, echo: Callable[[str], None] 
 
 # ------------------------------------------------------------------------------------------ summary
 def _final(net: dict, key: str) -> float | None:
-    fin = net.get("final") if isinstance(net.get("final"), dict) else {}
+    fin = cast(dict, net.get("final")) if isinstance(net.get("final"), dict) else {}
     v = fin.get(key)
     return float(v) if isinstance(v, (int, float)) else None
 
@@ -426,7 +427,7 @@ def _answers(res: dict[str, list[dict]]) -> list[str]:
             out.append(f"- PLS vs {ctrl}: no seed finished in both arms yet.")
             continue
         d = [a - b for a, b in pairs]
-        m, s = _ms(d)
+        m, s = cast("tuple[float, float | None]", _ms(d))  # d is not empty
         spread = _ms([a for a, _ in pairs])[1]
         verdict = _verdict(m, s, spread, len(d))
         out.append(
@@ -436,7 +437,7 @@ def _answers(res: dict[str, list[dict]]) -> list[str]:
     pairs = paired("pls-inherit", "pls-scratch")
     if pairs:
         d = [a - b for a, b in pairs]
-        m, s = _ms(d)
+        m, s = cast("tuple[float, float | None]", _ms(d))  # d is not empty
         ri = {r["seed"]: r for r in res["pls-inherit"]}
         rs = {r["seed"]: r for r in res["pls-scratch"]}
         same = sum(1 for k in ri if k in rs and ri[k]["path"] == rs[k]["path"])
@@ -488,7 +489,8 @@ def _plots(out: Path, cfg: dict, res: dict[str, list[dict]]) -> None:
             else:
                 pts = [(r["images"] / 1e6, 100 * r["top1"]) for r in rows if r["top1"] is not None and r["images"]]
             if pts:
-                ax.scatter(*zip(*pts), c=COLORS[arm], alpha=0.8, label=arm)
+                x_pts, y_pts = zip(*pts)
+                ax.scatter(x_pts, y_pts, c=COLORS[arm], alpha=0.8, label=arm)
         ax.set_xlabel("MACs per image (M)" if kind == "macs" else "images trained by the whole search (M)")
         ax.set_ylabel("test top-1 after the final epochs (%)")
         ax.set_title("every candidate of every seed" if kind == "macs" else "best candidate (validation) per seed")

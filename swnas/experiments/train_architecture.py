@@ -42,6 +42,7 @@ def _resolve_spec(spec: Any, module: str, stages: Sequence[int] | None) -> Any:
     elif isinstance(spec, dict):
         spec = M.ArchSpec.from_dict(spec)
     elif spec is None:
+        assert stages is not None  # refused above when both are None
         spec = M.ArchSpec(module=module, stages=list(stages))
     if not isinstance(spec, M.ArchSpec):
         raise InputError(f"spec: expected an ArchSpec, a dict or a JSON path, got {type(spec).__name__}")

@@ -93,8 +93,8 @@ def keras_flops(model: nn.Module, input_size: int | None = None, in_channels: in
             model(torch.zeros(1, in_channels, input_size, input_size, device=device))
     finally:
         model.train(was_training)
-        for h in hooks:
-            h.remove()
+        for hook in hooks:
+            hook.remove()
     total = 0
     for m in model.modules():
         if isinstance(m, nn.Linear):

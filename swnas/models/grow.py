@@ -14,7 +14,8 @@ morphism (Wei et al., ICML 2016) applied to residual blocks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -71,7 +72,7 @@ def inherit(parent: nn.Module, stages: Sequence[int], *, seed: int | None = None
     """
     from swnas.models.builder import build
 
-    spec: ArchSpec = getattr(parent, "spec", None)
+    spec = getattr(parent, "spec", None)
     if not isinstance(spec, ArchSpec):
         raise InputError("inherit: the parent was not built by swnas.models.build (it has no .spec)")
     why = can_inherit(spec.module)
@@ -87,7 +88,7 @@ def inherit(parent: nn.Module, stages: Sequence[int], *, seed: int | None = None
         torch.manual_seed(int(seed))
     child = build(spec.with_stages(stages))
     kept = set()
-    for i, (dst, src) in enumerate(zip(child.stages, parent.stages)):
+    for i, (dst, src) in enumerate(zip(_stages(child), _stages(parent))):
         for j, block in enumerate(dst):
             if j < len(src):
                 kept.add(f"{i}.{j}")
@@ -111,12 +112,17 @@ def inherit(parent: nn.Module, stages: Sequence[int], *, seed: int | None = None
     return child
 
 
+def _stages(model: nn.Module) -> Iterable[nn.Sequential]:
+    """A built network's ``stages``: an ``nn.ModuleList`` of one ``nn.Sequential`` per stage."""
+    return cast("Iterable[nn.Sequential]", model.stages)
+
+
 def _stage_key_map(child: nn.Module, parent: nn.Module) -> dict[str, str | None]:
     """State-dict keys of the child's stage modules -> the parent's key (``None``: an added module)."""
     out: dict[str, str | None] = {}
     c_names = {id(m): n for n, m in child.named_modules()}
     p_names = {id(m): n for n, m in parent.named_modules()}
-    for dst, src in zip(child.stages, parent.stages):
+    for dst, src in zip(_stages(child), _stages(parent)):
         for j, block in enumerate(dst):
             c_prefix = c_names[id(block)]
             p_prefix = p_names[id(src[j])] if j < len(src) else None

@@ -148,7 +148,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> n
     except RuntimeError as e:
         raise InputError(f"path: checkpoint {str(path)!r} does not match its spec ({e})") from None
     extra = payload.get("extra")
-    model.normalization = extra.get("normalization") if isinstance(extra, dict) else None
+    # nn.Module.__setattr__ keeps any value; torch types it as taking only a Tensor or a Module
+    model.normalization = extra.get("normalization") if isinstance(extra, dict) else None  # type: ignore[assignment]
     return model.to(map_location).eval()
 
 
@@ -158,6 +159,9 @@ class NormalizedInputs(nn.Module):
     ``norm`` is an exported network's ``normalization`` (:func:`swnas.reporting.report.export_normalization`):
     ``mean`` per channel ``(C,)`` or a mean image ``(H, W, C)``, ``std`` per channel.
     """
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, norm: dict[str, Any]) -> None:
         super().__init__()

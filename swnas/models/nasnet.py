@@ -14,6 +14,8 @@ pooling head (``docs/protocol.md``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -165,7 +167,7 @@ class Cell(nn.Module):
         self.preprocess1 = ReLUConvBN(c_p, c, 1)
         genotype = NASNET_REDUCE if reduction else NASNET_NORMAL
         if variant == "keras":
-            self.concat = KERAS_REDUCE_CONCAT if reduction else KERAS_NORMAL_CONCAT
+            self.concat: tuple[int, ...] = KERAS_REDUCE_CONCAT if reduction else KERAS_NORMAL_CONCAT
         else:
             self.concat = NASNET_REDUCE_CONCAT if reduction else NASNET_NORMAL_CONCAT
         self.inputs = tuple(idx for _, idx in genotype)
@@ -229,6 +231,6 @@ class NASNetCifar(nn.Module):
         for i, stage in enumerate(self.stages):
             if i > 0:
                 s0, s1 = s1, self.reductions[i - 1](s0, s1)
-            for cell in stage:
+            for cell in cast(nn.Sequential, stage):
                 s0, s1 = s1, cell(s0, s1)
         return self.classifier(torch.flatten(self.global_pooling(self.head_relu(s1)), 1))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 
@@ -215,9 +215,11 @@ def check_search(st: PaperSettings, out: Path, stored: dict, asked: dict) -> Non
 
 
 def _training_identity(doc: dict) -> dict:
-    opts = doc.get("options") if isinstance(doc.get("options"), dict) else {}
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
-    ident = {k: opts.get(k) for k in ("data", "subset", "recipe", "epochs", "batch_size", "lr", "seed", "val_split")}
+    opts = cast(dict, doc.get("options")) if isinstance(doc.get("options"), dict) else {}
+    spec = cast(dict, doc.get("spec")) if isinstance(doc.get("spec"), dict) else {}
+    ident: dict[str, Any] = {
+        k: opts.get(k) for k in ("data", "subset", "recipe", "epochs", "batch_size", "lr", "seed", "val_split")
+    }
     ident.update({k: spec.get(k) for k in _SPEC_KEYS})
     for k in ("stages", "widths"):
         ident[k] = list(ident[k]) if isinstance(ident[k], (list, tuple)) else ident[k]

@@ -101,6 +101,7 @@ def table4(st: PaperSettings) -> tuple[list[dict], list[str]]:
     opts = cell_search_options(st)
     width = int(opts["width"])
     rows = []
+    groups: list[tuple[str, int, str | None]]
     if st.smoke:
         groups = [
             (

@@ -11,7 +11,7 @@ also compared with its record (stages, parameter count; the SHA-256 of the file 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 from swnas.records.atomic import file_sha256, inside
@@ -58,7 +58,7 @@ def final_record(net: dict) -> dict:
     The paper's candidates are the networks further trained for the final epochs; the ensemble,
     ``export`` and the paper tables load these weights (docs/protocol.md).
     """
-    fin = net.get("final") if isinstance(net.get("final"), dict) else {}
+    fin = cast(dict, net.get("final")) if isinstance(net.get("final"), dict) else {}
     if fin.get("checkpoint"):
         return dict(net, checkpoint=fin["checkpoint"], checkpoint_sha256=fin.get("checkpoint_sha256"))
     return net

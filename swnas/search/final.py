@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from swnas.search.state import candidate_name
 from swnas.records.atomic import atomic_save, file_sha256, inside, to_jsonable
@@ -51,10 +52,11 @@ def ensure_final(search: Search, net: dict, label: str = "[final]") -> dict:
     t0 = time.perf_counter()
     model = copy.deepcopy(search.model(net))
     run_dir = inside(search.out, f"final/{name}", "final training directory")
-    tr = dict(tk.final_train(model, int(net["seed"]), int(cfg.final_epochs), str(run_dir)))
+    final_train = cast("Callable[[Any, int, int, str], dict]", tk.final_train)  # run_final_epochs checked it
+    tr = dict(final_train(model, int(net["seed"]), int(cast(int, cfg.final_epochs)), str(run_dir)))
     ckpt = f"checkpoints/{name}-final.pt"
     rec = {
-        "epochs": int(cfg.final_epochs),
+        "epochs": int(cast(int, cfg.final_epochs)),
         "top1": tr.get("top1"),
         "top5": tr.get("top5"),
         "val_top1": tr.get("val_top1"),

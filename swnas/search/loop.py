@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.records import tracking
 from swnas.search import environment
@@ -102,7 +102,7 @@ class Search:
         self.state.doc["environment"] = dict(env, threads_setting=how)
         if cfg.inherit and (self.tk.grow is None or self.tk.finetune is None):
             raise InputError("--inherit: this toolkit cannot grow networks (it has no grow/finetune)")
-        A = self.ensure_trained("A", 0, [cfg.m0] * cfg.stages)
+        A = self.ensure_trained("A", 0, [cfg.m0] * cast(int, cfg.stages))  # cfg is resolved (run_search)
         for k in range(1, cfg.iterations + 1):
             rec = self.state.step(k)
             if rec is not None and rec["stopped_early"]:
@@ -212,8 +212,10 @@ class Search:
         )
         t0 = time.perf_counter()
         if inherit:
-            model = self.tk.grow(self.model(parent), list(stages), seed)
-            trainer = self.tk.finetune
+            assert parent is not None  # inherit is only true with a parent
+            grow_fn = cast("Callable[[Any, list, int], Any]", self.tk.grow)  # run() refused --inherit without them
+            model = grow_fn(self.model(parent), list(stages), seed)
+            trainer = cast("Callable[..., dict]", self.tk.finetune)
         else:
             model = self.tk.build(list(stages), seed)
             trainer = self.tk.train
@@ -240,6 +242,7 @@ class Search:
         if tr.get("history") is not None:
             net["history"] = tr["history"]
         if inherit:
+            assert parent is not None  # inherit is only true with a parent
             net["inherited_from"] = {
                 "index": parent["index"],
                 "role": parent["role"],

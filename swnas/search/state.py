@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 from swnas.search.config import FORMAT, LOG_FILE, METRIC_UNITS, SEARCH_OPTIONS, STATE_FILE, TIMING_KEYS, SearchConfig
@@ -254,12 +254,14 @@ def cost_summary(doc: dict) -> dict | None:
 
     if a0 is None or any(images(n.get("metrics")) is None for n in nets):
         return None
-    finals = [images(n["final"]) for n in nets if isinstance(n.get("final"), dict)]
-    if any(f is None for f in finals):
+    reported = [images(n["final"]) for n in nets if isinstance(n.get("final"), dict)]
+    if any(f is None for f in reported):
         return None
+    finals = cast("list[int]", reported)
     per_net = images(a0["metrics"])
+    assert per_net is not None  # every network's metrics report images (checked above)
     n_cand = sum(1 for n in nets if n.get("role") == "A" and n.get("iteration", 0) >= 1)
-    growth = sum(images(n["metrics"]) for n in nets if n is not a0)
+    growth = sum(cast(int, images(n["metrics"])) for n in nets if n is not a0)
     growth_paper = 2 * n_cand * per_net
     total = per_net + growth + sum(finals)
     paper = per_net * (1 + 2 * n_cand) + sum(finals)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
@@ -123,7 +123,7 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
     if not cfg.transfer:
         spec = M.ArchSpec(
             module=cfg.module,
-            stages=[cfg.m0] * cfg.stages,
+            stages=[cfg.m0] * cast(int, cfg.stages),  # cfg is resolved
             num_classes=ds.num_classes,
             input_size=ds.input_size,
             in_channels=ds.in_channels,
@@ -134,7 +134,7 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
     from swnas.training.torchvision_donor import is_torchvision_donor, load_torchvision_donor
 
     donor = load_torchvision_donor(cfg.transfer) if is_torchvision_donor(cfg.transfer) else load_donor(cfg.transfer)
-    template = donor.spec
+    template = cast(M.ArchSpec, donor.spec)  # a network built by swnas.models.build
     if getattr(template, "num_classes", ds.num_classes) != ds.num_classes:
         raise InputError(
             f"transfer: the donor predicts {template.num_classes} classes but {cfg.dataset} has {ds.num_classes}"
@@ -144,7 +144,7 @@ def _template(cfg: SearchConfig, ds: Any) -> tuple[Any, Any]:
             f"transfer: the donor is a {template.module} network with {len(template.stages)} stages; "
             f"give --module {template.module} --stages {len(template.stages)}"
         )
-    need = cfg.m0 if cfg.inherit else cfg.m0 + cfg.delta  # inherit mode: the donor gives A0's weights only
+    need = cfg.m0 if cfg.inherit else cfg.m0 + cast(int, cfg.delta)  # inherit mode: the donor gives A0's weights only
     if need > min(template.stages):
         raise InputError(
             f"transfer: the donor's stages {list(template.stages)} are too shallow for "
@@ -181,7 +181,7 @@ def default_toolkit(cfg: SearchConfig, *, progress: bool = True) -> Toolkit:
         input_size=cfg.input_size,
         workers=cfg.workers,
     )
-    warn_small_training_split(cfg, len(ds.y_train), ds.num_classes)
+    warn_small_training_split(cfg, len(cast(Any, ds).y_train), ds.num_classes)  # every loaded source has y_train
     template, donor = _template(cfg, ds)
     check_problem_sizes(cfg, template, ds)
     epochs = training_epochs(cfg, donor is not None)

@@ -8,7 +8,7 @@ The checks go through the public entry points of the modules that use the option
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from swnas.errors import InputError
 from swnas.search.config import SearchConfig
@@ -91,16 +91,16 @@ def check_network_size(cfg: SearchConfig) -> None:
 
     if cfg.transfer:
         return
-    most = int(cfg.m0) + int(cfg.delta) * int(cfg.iterations)
+    most = int(cfg.m0) + int(cast(int, cfg.delta)) * int(cfg.iterations)
     opts = f"--stages {cfg.stages} --m0 {cfg.m0} --delta {cfg.delta} --iterations {cfg.iterations}"
     if cfg.width is not None:
         opts += f" --width {cfg.width}"
-    if int(cfg.stages) * most > MAX_MODULES:  # before even listing the stages
+    if int(cast(int, cfg.stages)) * most > MAX_MODULES:  # before even listing the stages
         raise InputError(
             f"{opts}: the last T would have {cfg.stages} stages of {most} modules, too large to build "
             f"(at most {MAX_MODULES} modules)"
         )
-    spec = M.ArchSpec(module=cfg.module, stages=[most] * int(cfg.stages), cell=cfg.cell)
+    spec = M.ArchSpec(module=cfg.module, stages=[most] * int(cast(int, cfg.stages)), cell=cfg.cell)
     M.check_size(spec.with_width(cfg.width) if cfg.width is not None else spec, opts)
 
 

@@ -18,7 +18,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from swnas.errors import InputError
 
@@ -33,6 +33,7 @@ __all__ = [
 
 TRAINING_DIR = "training"
 log = logging.getLogger("swnas.resume")
+_R = TypeVar("_R")  # what the trainer returns
 
 
 def network_workdir(out: str | Path, name: str) -> Path:
@@ -95,7 +96,7 @@ def _stale(exc: InputError) -> bool:
     return "belongs to a different run" in str(exc)
 
 
-def train_with_checkpoints(train: Callable[..., dict], model: Any, seed: int, workdir: Path) -> dict:
+def train_with_checkpoints(train: Callable[..., _R], model: Any, seed: int, workdir: Path) -> _R:
     """``train(model, seed, checkpoint_dir=workdir)`` when the toolkit's trainer takes it, else ``train(model, seed)``.
 
     An epoch checkpoint made with other training settings (an option changed while this network

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -168,7 +168,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
         if isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
+            model = cast(nn.Module, model._orig_mod)  # the module torch.compile wrapped
         else:
             return model
 
@@ -518,7 +518,7 @@ def _save_checkpoint(run: _Run, epoch: int) -> None:
     if run.ckpt_path is None:
         return
     if D.is_main():
-        rng = {"torch": torch.get_rng_state()}
+        rng: dict[str, torch.Tensor | list[torch.Tensor]] = {"torch": torch.get_rng_state()}
         if run.dev.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         payload = {
@@ -591,7 +591,7 @@ def _setup(
     if ws > 1:
         run.net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     if compile:
-        run.net = torch.compile(run.net)
+        run.net = cast(nn.Module, torch.compile(run.net))  # an OptimizedModule (typed as a function)
     return run
 
 
