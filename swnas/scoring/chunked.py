@@ -63,8 +63,13 @@ def chunk_moments(xb: Any, codes: np.ndarray, n_classes: int, compiled: bool = T
         x -= mean
         m2 = np.einsum("ij,ij->j", x, x)
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
+    # rows grouped by class once, each class's run summed by one reduceat (np.add.at goes element
+    # by element; a one-hot product would be a C x b matrix)
+    order = np.argsort(codes, kind="stable")
+    present = np.flatnonzero(counts)
+    starts = np.concatenate(([0], np.cumsum(counts[present])[:-1])).astype(np.intp)
     cs = np.zeros((n_classes, p))
-    np.add.at(cs, codes, x)
+    cs[present] = np.add.reduceat(x[order], starts, axis=0)
     # class sums of the centred rows (no cancellation), shifted back by the chunk mean
     return b, mean, m2, cs + counts[:, None] * mean[None, :], counts
 
